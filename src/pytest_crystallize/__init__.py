@@ -1,0 +1,61 @@
+"""pytest-crystallize: experiments as pytest tests, with real statistics.
+
+The public API. Everything lives in private modules; this namespace is the
+contract. It never imports pytest, and importing it loads neither scipy,
+pandas nor pyarrow.
+"""
+
+from __future__ import annotations
+
+from pytest_crystallize.core.context import FrozenContext, standalone_context
+from pytest_crystallize.core.datasources import DataSource, data_source, get_datasource
+from pytest_crystallize.core.experiment import Experiment
+from pytest_crystallize.core.hypotheses import Hypothesis, Verdict, hypothesis
+from pytest_crystallize.core.pipeline import PipelineStep, pipeline_step
+from pytest_crystallize.core.results import ExperimentResult, Provenance, ReplicateError
+from pytest_crystallize.core.runner import ExperimentRunner, run_experiment
+from pytest_crystallize.core.seeds import DEFAULT_SEED
+from pytest_crystallize.core.treatments import Treatment
+from pytest_crystallize.errors import (
+    ConfigurationError,
+    ContextMutationError,
+    CrystallizeError,
+    DataSourceError,
+    HypothesisError,
+    MetricError,
+    ResultsError,
+    StatisticsError,
+    TreatmentError,
+)
+from pytest_crystallize.hookspecs import hookimpl
+
+__all__ = [
+    "DEFAULT_SEED",
+    "ConfigurationError",
+    "ContextMutationError",
+    "CrystallizeError",
+    "DataSource",
+    "DataSourceError",
+    "Experiment",
+    "ExperimentResult",
+    "ExperimentRunner",
+    "FrozenContext",
+    "Hypothesis",
+    "HypothesisError",
+    "MetricError",
+    "PipelineStep",
+    "Provenance",
+    "ReplicateError",
+    "ResultsError",
+    "StatisticsError",
+    "Treatment",
+    "TreatmentError",
+    "Verdict",
+    "data_source",
+    "get_datasource",
+    "hookimpl",
+    "hypothesis",
+    "pipeline_step",
+    "run_experiment",
+    "standalone_context",
+]

@@ -1,0 +1,1 @@
+"""The experiment engine. It never imports pytest; heavy libraries load lazily."""

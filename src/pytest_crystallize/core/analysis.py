@@ -1,0 +1,154 @@
+"""From recorded values to verdicts: one per hypothesis and treatment.
+
+Values are aligned by replicate: when every replicate has exactly one value
+of the metric in both conditions (the usual case with common seeds), the
+comparison may be paired. Replicates that failed in either condition are
+dropped from both sides so the alignment survives. P-values of all the
+hypothesis x treatment pairs of one experiment are corrected together.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pytest_crystallize.core.hypotheses import Hypothesis, Verdict
+from pytest_crystallize.core.treatments import BASELINE
+from pytest_crystallize.errors import StatisticsError
+
+if TYPE_CHECKING:
+    from pytest_crystallize.core.experiment import Experiment
+    from pytest_crystallize.core.results import ExperimentResult
+    from pytest_crystallize.core.stats import Comparison
+
+__all__ = ["aligned_values", "evaluate"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    hypothesis: Hypothesis
+    treatment: str
+    comparison: Comparison | None
+    problem: str
+    predicate_ok: bool | None
+    predicate_note: str
+
+
+def aligned_values(
+    result: ExperimentResult, metric: str, treatment: str
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Return baseline values, treatment values and whether they pair by replicate.
+
+    Replicates with an error in either condition are left out of both.
+    Paired arrays are sorted by replicate, so element ``i`` of each comes from
+    the same replicate (the same seed).
+    """
+    base_rep, base_val = result.select(metric, BASELINE)
+    treat_rep, treat_val = result.select(metric, treatment)
+    failed = {e.replicate for e in result.errors if e.condition in (BASELINE, treatment)}
+    if failed:
+        keep_b = ~np.isin(base_rep, list(failed))
+        keep_t = ~np.isin(treat_rep, list(failed))
+        base_rep, base_val = base_rep[keep_b], base_val[keep_b]
+        treat_rep, treat_val = treat_rep[keep_t], treat_val[keep_t]
+    one_each = (
+        len(base_rep) == len(np.unique(base_rep))
+        and len(treat_rep) == len(np.unique(treat_rep))
+    )
+    if one_each and len(base_rep) > 0 and np.array_equal(np.sort(base_rep), np.sort(treat_rep)):
+        return base_val[np.argsort(base_rep, kind="stable")], treat_val[np.argsort(treat_rep, kind="stable")], True
+    return base_val, treat_val, False
+
+
+def _missing(result: ExperimentResult, metric: str, conditions: list[str]) -> str:
+    recorded = ", ".join(repr(m) for m in result.metrics) or "none"
+    where = " and ".join(repr(c) for c in conditions)
+    return f"metric missing: no replicate of {where} recorded {metric!r} (recorded metrics: {recorded})"
+
+
+def _bad_value_message(exc: StatisticsError, metric: str, treatment: str, result: ExperimentResult) -> str:
+    condition = BASELINE if exc.side == "baseline" else treatment
+    if exc.positions:
+        replicates, _ = result.select(metric, condition)
+        where = [int(replicates[p]) for p in exc.positions if p < len(replicates)]
+        return f"metric {metric!r} in condition {condition!r}, replicate(s) {where}: {exc}"
+    return f"metric {metric!r}: {exc}"
+
+
+def _compare(experiment: Experiment, result: ExperimentResult, h: Hypothesis, treatment: str) -> _Pending:
+    from pytest_crystallize.core.stats import compare
+
+    baseline, treated, paired = aligned_values(result, h.metric, treatment)
+    empty = [c for c, v in ((BASELINE, baseline), (treatment, treated)) if len(v) == 0]
+    if empty:
+        return _Pending(h, treatment, None, _missing(result, h.metric, empty), None, "")
+    try:
+        comparison = compare(
+            baseline, treated, test=h.test, direction=h.direction,
+            alpha=h.alpha or experiment.alpha, paired=paired, margin=h.margin,
+            relative_margin=h.relative_margin, better=h.better, seed=experiment.seed, mde=h.mde,
+        )
+    except StatisticsError as exc:
+        return _Pending(h, treatment, None, _bad_value_message(exc, h.metric, treatment, result), None, "")
+    predicate_ok, note = None, ""
+    if h.predicate is not None:
+        try:
+            predicate_ok = bool(h.predicate(baseline, treated))
+        except Exception as exc:  # the user's predicate: report, do not crash the run
+            predicate_ok, note = False, f"predicate raised {type(exc).__name__}: {exc}"
+    return _Pending(h, treatment, comparison, "", predicate_ok, note)
+
+
+def evaluate(experiment: Experiment, result: ExperimentResult) -> tuple[Verdict, ...]:
+    """Check every hypothesis of ``experiment`` for every treatment in ``result``."""
+    if not experiment.hypotheses or not experiment.treatments:
+        return ()
+    from pytest_crystallize.core.stats import adjust_pvalues
+
+    pending = [
+        _compare(experiment, result, h, t.name)
+        for h in experiment.hypotheses for t in experiment.treatments
+    ]
+    tested = [p for p in pending if p.comparison is not None]
+    adjusted = adjust_pvalues([p.comparison.p_value for p in tested], experiment.correction)  # type: ignore[union-attr]
+    p_adjusted = {id(p): float(a) for p, a in zip(tested, adjusted, strict=True)}
+    return tuple(_verdict(experiment, p, p_adjusted.get(id(p), math.nan)) for p in pending)
+
+
+def _verdict(experiment: Experiment, p: _Pending, p_adj: float) -> Verdict:
+    h, c = p.hypothesis, p.comparison
+    alpha = h.alpha or experiment.alpha
+    common: dict[str, Any] = {
+        "hypothesis": h.label, "metric": h.metric, "treatment": p.treatment,
+        "direction": h.direction, "alpha": alpha,
+    }
+    if c is None:
+        return Verdict(
+            **common, test=h.test_name, n_baseline=0, n_treatment=0, mean_baseline=math.nan,
+            mean_treatment=math.nan, difference=math.nan, p_value=math.nan, p_adjusted=math.nan,
+            holds=False, reason=p.problem,
+        )
+    holds, reason = _judge(h, c, p_adj, alpha, experiment.correction, p)
+    return Verdict(
+        **common, test=c.test, n_baseline=c.n_baseline, n_treatment=c.n_treatment,
+        mean_baseline=c.mean_baseline, mean_treatment=c.mean_treatment, difference=c.difference,
+        p_value=c.p_value, p_adjusted=p_adj, holds=holds, reason=reason, details=c.to_dict(),
+    )
+
+
+def _judge(h: Hypothesis, c: Comparison, p_adj: float, alpha: float, correction: str, p: _Pending) -> tuple[bool, str]:
+    shown = f"p={c.p_value:.3g}" if correction == "none" else f"p={c.p_value:.3g}, {correction}-adjusted {p_adj:.3g}"
+    if p.predicate_ok is False:
+        return False, p.predicate_note or f"predicate {h.label!r} returned false ({shown})"
+    if not c.direction_ok:
+        return False, (
+            f"wrong direction: treatment mean {c.mean_treatment:.4g} vs baseline "
+            f"{c.mean_baseline:.4g}, but the hypothesis is {h.direction!r} ({shown})"
+        )
+    if not p_adj < alpha:
+        note = f"; {c.degenerate}" if c.degenerate else ""
+        return False, f"not significant: {shown} >= alpha {alpha:g}{note}"
+    return True, f"significant: {shown} < alpha {alpha:g}"

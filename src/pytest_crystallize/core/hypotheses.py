@@ -1,0 +1,191 @@
+"""Hypotheses (what an experiment claims) and verdicts (what the data said).
+
+``@hypothesis(metric="accuracy", direction="maximize")`` stacked on an
+experiment function attaches a claim to it; decorating a predicate
+``def better(baseline, treatment) -> bool`` instead returns a hypothesis that
+also requires the predicate to hold, for use in ``hypotheses=[...]``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
+from typing import Any, Final
+
+from pytest_crystallize.errors import HypothesisError
+
+__all__ = ["HYPOTHESES_ATTRIBUTE", "Hypothesis", "Verdict", "attached_hypotheses", "hypothesis"]
+
+#: Attribute of an experiment function holding the hypotheses stacked on it.
+HYPOTHESES_ATTRIBUTE: Final = "__crystallize_hypotheses__"
+
+_PREDICATE_PARAMETERS: Final = ("baseline", "treatment")
+_BETTER: Final = ("higher", "lower")
+
+
+def _is_predicate(function: Callable[..., Any]) -> bool:
+    try:
+        names = tuple(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        return False
+    return names == _PREDICATE_PARAMETERS
+
+
+@dataclass(frozen=True, slots=True)
+class Hypothesis:
+    """A claim about one metric, checked for every treatment against the baseline.
+
+    ``direction`` is ``"maximize"``, ``"minimize"``, ``"two-sided"``,
+    ``"no_worse"`` (non-inferiority within ``margin``) or ``"equivalent"``
+    (within ``±margin``); ``better`` says which way is good for those two.
+    ``alpha=None`` takes the experiment's alpha. ``predicate(baseline,
+    treatment)`` gets the two numpy arrays of values and must also return true.
+    """
+
+    metric: str
+    direction: str = "two-sided"
+    test: str | Callable[..., Any] = "auto"
+    alpha: float | None = None
+    predicate: Callable[[Any, Any], Any] | None = None
+    name: str | None = None
+    margin: float | None = None
+    relative_margin: bool = False
+    better: str = "higher"
+    mde: float | None = None
+
+    @property
+    def label(self) -> str:
+        """A short name for reports: the given name, the predicate's, or metric+direction."""
+        if self.name:
+            return self.name
+        if self.predicate is not None:
+            return getattr(self.predicate, "__name__", self.metric)
+        return f"{self.metric} {self.direction}"
+
+    @property
+    def test_name(self) -> str:
+        """The test's name (a callable's ``__name__``)."""
+        test = self.test
+        return test if isinstance(test, str) else getattr(test, "__name__", "custom")
+
+    def check(self, where: str) -> None:
+        """Raise HypothesisError if this hypothesis is malformed; ``where`` names the experiment."""
+        from pytest_crystallize.core.stats import DIRECTIONS, TESTS
+
+        prefix = f"{where}: hypothesis {self.label!r}"
+        problem = None
+        if not isinstance(self.metric, str) or not self.metric:
+            problem = f"metric must be a non-empty string, got {self.metric!r}"
+        elif self.direction not in DIRECTIONS:
+            problem = f"unknown direction {self.direction!r}; use one of {', '.join(DIRECTIONS)}"
+        elif isinstance(self.test, str) and self.test not in TESTS:
+            problem = f"unknown test {self.test!r}; use one of {', '.join(TESTS)} or a callable"
+        elif not isinstance(self.test, str) and not callable(self.test):
+            problem = f"test must be a name or a callable, got {self.test!r}"
+        elif self.alpha is not None and not _is_probability(self.alpha):
+            problem = f"alpha must be a number strictly between 0 and 1, got {self.alpha!r}"
+        elif self.direction in ("no_worse", "equivalent") and self.margin is None:
+            problem = f"direction {self.direction!r} needs margin=, the largest difference that does not matter"
+        elif self.better not in _BETTER:
+            problem = f"better must be 'higher' or 'lower', got {self.better!r}"
+        elif self.predicate is not None and not callable(self.predicate):
+            problem = f"predicate must be callable, got {self.predicate!r}"
+        if problem:
+            msg = f"{prefix}: {problem}"
+            raise HypothesisError(msg)
+
+    def __call__(self, function: Callable[..., Any]) -> Any:
+        """Decorate a predicate (returns a new Hypothesis) or an experiment function.
+
+        A function whose parameters are exactly ``(baseline, treatment)`` is a
+        predicate; anything else is an experiment, which gets this hypothesis
+        attached and is returned unchanged.
+        """
+        if _is_predicate(function):
+            return replace(self, predicate=function, name=self.name or function.__name__)
+        stacked: list[Hypothesis] = list(getattr(function, HYPOTHESES_ATTRIBUTE, ()))
+        # Decorators apply bottom-up; insert at the front to keep source order.
+        stacked.insert(0, self)
+        try:
+            setattr(function, HYPOTHESES_ATTRIBUTE, tuple(stacked))
+        except AttributeError:
+            msg = f"@hypothesis cannot decorate {function!r}: it does not accept attributes"
+            raise HypothesisError(msg) from None
+        return function
+
+
+def _is_probability(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1
+
+
+def hypothesis(
+    metric: str,
+    direction: str = "two-sided",
+    test: str | Callable[..., Any] = "auto",
+    alpha: float | None = None,
+    *,
+    name: str | None = None,
+    margin: float | None = None,
+    relative_margin: bool = False,
+    better: str = "higher",
+    mde: float | None = None,
+) -> Hypothesis:
+    """Declare a hypothesis; use it as a decorator or in ``hypotheses=[...]``."""
+    return Hypothesis(
+        metric=metric, direction=direction, test=test, alpha=alpha, name=name,
+        margin=margin, relative_margin=relative_margin, better=better, mde=mde,
+    )
+
+
+def attached_hypotheses(function: Callable[..., Any]) -> tuple[Hypothesis, ...]:
+    """Return the hypotheses stacked on ``function`` with ``@hypothesis``."""
+    return tuple(getattr(function, HYPOTHESES_ATTRIBUTE, ()))
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome of one hypothesis for one treatment against the baseline.
+
+    ``holds`` is true when the (corrected) p-value is below ``alpha``, the
+    observed difference points the claimed way and any predicate holds;
+    ``reason`` says why in one line. ``details`` carries the full statistics
+    (plain JSON values).
+    """
+
+    hypothesis: str
+    metric: str
+    treatment: str
+    direction: str
+    test: str
+    n_baseline: int
+    n_treatment: int
+    mean_baseline: float
+    mean_treatment: float
+    difference: float
+    p_value: float
+    p_adjusted: float
+    alpha: float
+    holds: bool
+    reason: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "details", MappingProxyType(dict(self.details)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a plain, JSON-able dict (NaN becomes None)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["details"] = dict(self.details)
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
+        """Rebuild a verdict from :meth:`to_dict` output."""
+        values = dict(data)
+        for key in ("mean_baseline", "mean_treatment", "difference", "p_value", "p_adjusted"):
+            if values.get(key) is None:
+                values[key] = math.nan
+        return cls(**values)

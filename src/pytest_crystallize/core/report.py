@@ -1,0 +1,148 @@
+"""Results as plain text: summary payloads, summary tables, failure reports.
+
+A *payload* is the plain-JSON digest of one result that the pytest layer
+ships from a worker to the terminal (it must survive pytest-xdist). Nothing
+here writes to a terminal; functions return lines.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pytest_crystallize.core.results import ExperimentResult
+from pytest_crystallize.core.treatments import BASELINE
+
+__all__ = ["failure_report", "summarize", "summary_lines", "totals_line"]
+
+_HEADERS = ("condition", "metric", "n", "mean", "std", "95% CI", "diff", "p", "verdict")
+
+
+def _num(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def summarize(result: ExperimentResult) -> dict[str, Any]:
+    """Digest ``result`` into a plain-JSON payload for the summary table."""
+    from pytest_crystallize.core.stats import describe
+
+    rows = []
+    for metric in result.metrics:
+        _, base = result.select(metric, BASELINE)
+        base_mean = float(base.mean()) if len(base) else math.nan
+        for condition in result.conditions:
+            _, values = result.select(metric, condition)
+            if not len(values):
+                continue
+            s = describe(values)
+            verdicts = [v for v in result.verdicts if v.metric == metric and v.treatment == condition]
+            rows.append({
+                "condition": condition, "metric": metric, "n": s.n, "mean": _num(s.mean),
+                "std": _num(s.std), "ci_low": _num(s.ci_low), "ci_high": _num(s.ci_high),
+                "difference": None if condition == BASELINE else _num(s.mean - base_mean),
+                "p": [_num(v.p_adjusted) for v in verdicts],
+                "verdict": [v.holds for v in verdicts],
+            })
+    first = result.errors[0].to_dict() if result.errors else None
+    return {
+        "experiment": result.experiment,
+        "passed": result.passed,
+        "replicates": result.provenance.replicates,
+        "seed": result.provenance.master_seed,
+        "error_count": len(result.errors),
+        "first_error": first,
+        "rows": rows,
+        "verdicts": [v.to_dict() for v in result.verdicts],
+    }
+
+
+def _fmt(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.4g}" if signed else f"{value:.4g}"
+
+
+def _cells(row: Mapping[str, Any]) -> tuple[str, ...]:
+    ci = "-" if row["ci_low"] is None else f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
+    p = " ".join(_fmt(v) for v in row["p"]) if row["p"] else ""
+    verdict = " ".join("PASS" if ok else "FAIL" for ok in row["verdict"])
+    diff = "" if row["difference"] is None else _fmt(row["difference"], signed=True)
+    return (row["condition"], row["metric"], str(row["n"]), _fmt(row["mean"]), _fmt(row["std"]),
+            ci, diff, p, verdict)
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
+def summary_lines(payload: Mapping[str, Any], *, title: str | None = None) -> list[str]:
+    """The table of one experiment: a header line, then a row per condition and metric."""
+    status = "passed" if payload["passed"] else "FAILED"
+    head = f"{title or payload['experiment']} ({payload['replicates']} replicates, seed {payload['seed']}): {status}"
+    lines = [head]
+    if payload["rows"]:
+        lines += _table([_HEADERS, *(_cells(r) for r in payload["rows"])])
+    else:
+        lines.append("  no metrics recorded")
+    if payload["error_count"]:
+        lines.append(f"  {payload['error_count']} replicate error(s); first: {_error_headline(payload['first_error'])}")
+    return lines
+
+
+def _error_headline(error: Mapping[str, Any]) -> str:
+    where = f"condition {error['condition']!r}, replicate {error['replicate']}"
+    if error.get("step"):
+        where += f", step {error['step']!r}"
+    return f"{where}: {error['error_type']}: {error['message']}"
+
+
+def totals_line(payloads: Iterable[Mapping[str, Any]]) -> str:
+    """The closing line: hypotheses passed and failed across experiments."""
+    payloads = list(payloads)
+    holds = [v["holds"] for p in payloads for v in p["verdicts"]]
+    passed = sum(holds)
+    failed_runs = sum(1 for p in payloads if p["error_count"])
+    line = (f"{passed} hypotheses passed, {len(holds) - passed} failed "
+            f"in {len(payloads)} experiment{'s' if len(payloads) != 1 else ''}")
+    if failed_runs:
+        line += f"; {failed_runs} with replicate errors"
+    return line
+
+
+def _verdict_block(v: Mapping[str, Any]) -> list[str]:
+    d = v.get("details") or {}
+    lines = [f"hypothesis {v['hypothesis']!r} for treatment {v['treatment']!r}: {v['reason']}"]
+    if not d:
+        return lines
+    ci = ""
+    if d.get("ci_low") is not None:
+        ci = f" [95% CI {_fmt(d['ci_low'], True)}, {_fmt(d['ci_high'], True)}]"
+    lines.append(f"    test: {v['test']} ({d.get('test_reason', '')}); n {v['n_baseline']} vs {v['n_treatment']}")
+    lines.append(
+        f"    baseline mean {_fmt(v['mean_baseline'])}, treatment mean {_fmt(v['mean_treatment'])}, "
+        f"difference {_fmt(v['difference'], True)}{ci}"
+    )
+    if d.get("effect_size") is not None:
+        lines.append(f"    effect size: {d['effect_size_name']} {_fmt(d['effect_size'], True)}")
+    return lines
+
+
+def failure_report(result: ExperimentResult) -> str:
+    """A readable explanation of why ``result`` did not pass (no internal traceback)."""
+    name = result.experiment
+    parts: list[str] = []
+    if result.errors:
+        n_tasks = result.provenance.replicates * len(result.conditions)
+        first = result.errors[0]
+        parts.append(
+            f"experiment {name!r}: {len(result.errors)} of {n_tasks} replicates raised an error; the first, "
+            f"{first.headline}\n\n{first.traceback.rstrip()}"
+        )
+    rejected = [v for v in result.verdicts if not v.holds]
+    if rejected:
+        head = f"experiment {name!r}: {len(rejected)} of {len(result.verdicts)} hypotheses did not hold"
+        blocks = [head] + ["  " + "\n  ".join(_verdict_block(v.to_dict())) for v in rejected]
+        parts.append("\n".join(blocks))
+    return "\n\n".join(parts)

@@ -1,0 +1,354 @@
+"""The result of one experiment run: columnar values, errors, verdicts, provenance.
+
+Values are held column-wise (numpy arrays plus code tables), never as one
+Python dict per value, and convert to a pandas DataFrame, JSON and Parquet.
+Loading JSON or Parquet back gives an equal result, value for value.
+pandas and pyarrow are imported only by the methods that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from pytest_crystallize.core.hypotheses import Verdict
+from pytest_crystallize.core.seeds import replicate_seed
+from pytest_crystallize.errors import ResultsError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["FORMAT", "ExperimentResult", "Provenance", "ReplicateError"]
+
+#: Identifies our JSON documents and Parquet metadata; bump the version on change.
+FORMAT: Final = "pytest-crystallize/result"
+FORMAT_VERSION: Final = 1
+_PARQUET_KEY: Final = b"pytest_crystallize"
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    """Fields of a slotted dataclass as a dict of plain values."""
+    out = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, Mapping):
+            value = dict(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicateError:
+    """An exception raised while running one replicate of one condition."""
+
+    condition: str
+    replicate: int
+    error_type: str
+    message: str
+    traceback: str
+    step: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a plain, JSON-able dict."""
+        return _plain(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReplicateError:
+        """Rebuild from :meth:`to_dict` output."""
+        return cls(**data)
+
+    @property
+    def headline(self) -> str:
+        """One line: where it happened and what it was."""
+        where = f"condition {self.condition!r}, replicate {self.replicate}"
+        if self.step:
+            where += f", step {self.step!r}"
+        return f"{where}: {self.error_type}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where a result came from: seeds, sizes, versions, times."""
+
+    experiment: str
+    master_seed: int
+    replicates: int
+    conditions: tuple[str, ...]
+    treatments: Mapping[str, Mapping[str, str]]
+    alpha: float
+    correction: str
+    started_at: str
+    duration_s: float
+    versions: Mapping[str, str] = field(default_factory=dict)
+    seed_scheme: str = "numpy.random.SeedSequence(master_seed, spawn_key=(replicate,)), first uint32"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "conditions", tuple(self.conditions))
+        object.__setattr__(
+            self, "treatments",
+            MappingProxyType({k: MappingProxyType(dict(v)) for k, v in self.treatments.items()}),
+        )
+        object.__setattr__(self, "versions", MappingProxyType(dict(self.versions)))
+
+    def replicate_seeds(self) -> tuple[int, ...]:
+        """The seed every condition's replicate ``r`` ran with, for each ``r``."""
+        return tuple(replicate_seed(self.master_seed, r) for r in range(self.replicates))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a plain, JSON-able dict."""
+        out = _plain(self)
+        out["treatments"] = {k: dict(v) for k, v in self.treatments.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Provenance:
+        """Rebuild from :meth:`to_dict` output."""
+        return cls(**data)
+
+
+def _frozen(array: Any, dtype: Any) -> np.ndarray:
+    out = np.array(array, dtype=dtype)
+    out.setflags(write=False)
+    return out
+
+
+def _encode_value(value: float) -> float | str | None:
+    # Strict JSON has no NaN or infinity; keep them recoverable.
+    if math.isfinite(value):
+        return value
+    return None if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ExperimentResult:
+    """Everything one run of one experiment produced.
+
+    One record per recorded value: ``condition_codes`` index ``conditions``,
+    ``metric_codes`` index ``metrics``, ``tags`` holds JSON object strings or
+    ``None``. Arrays are read-only.
+    """
+
+    experiment: str
+    conditions: tuple[str, ...]
+    metrics: tuple[str, ...]
+    condition_codes: np.ndarray
+    replicates: np.ndarray
+    metric_codes: np.ndarray
+    values: np.ndarray
+    tags: tuple[str | None, ...]
+    errors: tuple[ReplicateError, ...]
+    verdicts: tuple[Verdict, ...]
+    provenance: Provenance
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "condition_codes", _frozen(self.condition_codes, np.int32))
+        object.__setattr__(self, "replicates", _frozen(self.replicates, np.int64))
+        object.__setattr__(self, "metric_codes", _frozen(self.metric_codes, np.int32))
+        object.__setattr__(self, "values", _frozen(self.values, np.float64))
+        for name in ("conditions", "metrics", "tags", "errors", "verdicts"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        sizes = {len(self.condition_codes), len(self.replicates), len(self.metric_codes),
+                 len(self.values), len(self.tags)}
+        if len(sizes) != 1:
+            msg = f"result columns of {self.experiment!r} have different lengths {sorted(sizes)}"
+            raise ResultsError(msg)
+
+    # -- questions ----------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ExperimentResult):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking arrays: unhashable like a list
+
+    @property
+    def passed(self) -> bool:
+        """True when no replicate failed and every hypothesis holds."""
+        return not self.errors and all(v.holds for v in self.verdicts)
+
+    def select(self, metric: str, condition: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(replicates, values)`` of ``metric`` in ``condition``, in record order."""
+        mask = np.zeros(len(self.values), dtype=bool)
+        if metric in self.metrics and condition in self.conditions:
+            mask = (self.metric_codes == self.metrics.index(metric)) & (
+                self.condition_codes == self.conditions.index(condition)
+            )
+        return self.replicates[mask], self.values[mask]
+
+    # -- conversions ----------------------------------------------------------
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per recorded value: experiment, condition, replicate, metric, value, tags."""
+        import pandas as pd
+
+        return pd.DataFrame({
+            "experiment": self.experiment,
+            "condition": pd.Categorical.from_codes(self.condition_codes, categories=list(self.conditions)),
+            "replicate": self.replicates,
+            "metric": pd.Categorical.from_codes(self.metric_codes, categories=list(self.metrics)),
+            "value": self.values,
+            "tags": [None if t is None else json.loads(t) for t in self.tags],
+        })
+
+    def _header(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "experiment": self.experiment,
+            "conditions": list(self.conditions),
+            "metrics": list(self.metrics),
+            "errors": [e.to_dict() for e in self.errors],
+            "verdicts": [v.to_dict() for v in self.verdicts],
+            "provenance": self.provenance.to_dict(),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a plain, JSON-able dict; records are stored column-wise."""
+        out = self._header()
+        out["records"] = {
+            "condition": self.condition_codes.tolist(),
+            "replicate": self.replicates.tolist(),
+            "metric": self.metric_codes.tolist(),
+            "value": [_encode_value(v) for v in self.values.tolist()],
+            "tags": list(self.tags),
+        }
+        return out
+
+    def to_json(self, path: str | Path | None = None, *, indent: int | None = None) -> str:
+        """Return the result as strict JSON text, and write it to ``path`` if given."""
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def to_parquet(self, path: str | Path) -> None:
+        """Write the records to Parquet; everything else goes in the file's metadata."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table({
+            "condition": pa.DictionaryArray.from_arrays(
+                pa.array(self.condition_codes, pa.int32()), pa.array(self.conditions, pa.string())),
+            "replicate": pa.array(self.replicates, pa.int64()),
+            "metric": pa.DictionaryArray.from_arrays(
+                pa.array(self.metric_codes, pa.int32()), pa.array(self.metrics, pa.string())),
+            "value": pa.array(self.values, pa.float64()),
+            "tags": pa.array(self.tags, pa.string()),
+        })
+        header = json.dumps(self._header(), allow_nan=False).encode()
+        table = table.replace_schema_metadata({_PARQUET_KEY: header})
+        pq.write_table(table, Path(path))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "result") -> ExperimentResult:
+        """Rebuild a result from :meth:`to_dict` output; ``source`` names it in errors."""
+        header = _check_header(data, source)
+        records = data.get("records")
+        if not isinstance(records, Mapping):
+            msg = f"{source}: no 'records' table; is this a pytest-crystallize result?"
+            raise ResultsError(msg)
+        try:
+            values = [_decode_value(v) for v in records["value"]]
+            return cls(
+                condition_codes=records["condition"], replicates=records["replicate"],
+                metric_codes=records["metric"], values=values, tags=records["tags"], **header,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            msg = f"{source}: malformed records ({type(exc).__name__}: {exc})"
+            raise ResultsError(msg) from None
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> ExperimentResult:
+        """Load a result written by :meth:`to_json`."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            msg = f"{path}: no such result file"
+            raise ResultsError(msg) from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            msg = f"{path}: not a readable JSON result ({exc})"
+            raise ResultsError(msg) from None
+        if not isinstance(data, Mapping):
+            msg = f"{path}: expected a JSON object, got {type(data).__name__}"
+            raise ResultsError(msg)
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_parquet(cls, path: str | Path) -> ExperimentResult:
+        """Load a result written by :meth:`to_parquet`."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = Path(path)
+        try:
+            table = pq.read_table(path)
+        except FileNotFoundError:
+            msg = f"{path}: no such result file"
+            raise ResultsError(msg) from None
+        except (OSError, pa.ArrowException) as exc:
+            msg = f"{path}: not a readable Parquet result ({exc})"
+            raise ResultsError(msg) from None
+        raw = (table.schema.metadata or {}).get(_PARQUET_KEY)
+        if raw is None:
+            msg = f"{path}: Parquet file without pytest-crystallize metadata"
+            raise ResultsError(msg)
+        try:
+            header = json.loads(raw)
+            columns = {
+                "condition": table.column("condition").combine_chunks().indices.to_numpy(),
+                "replicate": table.column("replicate").to_numpy(),
+                "metric": table.column("metric").combine_chunks().indices.to_numpy(),
+                "value": table.column("value").to_numpy(),
+                "tags": table.column("tags").to_pylist(),
+            }
+        except (KeyError, ValueError, AttributeError, pa.ArrowException) as exc:
+            msg = f"{path}: malformed Parquet result ({exc})"
+            raise ResultsError(msg) from None
+        kwargs = _check_header(header, str(path))
+        return cls(
+            condition_codes=columns["condition"], replicates=columns["replicate"],
+            metric_codes=columns["metric"], values=columns["value"], tags=columns["tags"], **kwargs,
+        )
+
+
+def _decode_value(value: float | str | None) -> float:
+    if value is None:
+        return math.nan
+    return float(value)
+
+
+def _check_header(data: Mapping[str, Any], source: str) -> dict[str, Any]:
+    if data.get("format") != FORMAT:
+        msg = f"{source}: not a pytest-crystallize result (format {data.get('format')!r})"
+        raise ResultsError(msg)
+    if data.get("version") != FORMAT_VERSION:
+        msg = (
+            f"{source}: result format version {data.get('version')!r} is not supported "
+            f"by this version of pytest-crystallize (expects {FORMAT_VERSION})"
+        )
+        raise ResultsError(msg)
+    try:
+        return {
+            "experiment": data["experiment"],
+            "conditions": tuple(data["conditions"]),
+            "metrics": tuple(data["metrics"]),
+            "errors": tuple(ReplicateError.from_dict(e) for e in data["errors"]),
+            "verdicts": tuple(Verdict.from_dict(v) for v in data["verdicts"]),
+            "provenance": Provenance.from_dict(data["provenance"]),
+        }
+    except (KeyError, TypeError) as exc:
+        msg = f"{source}: malformed result header ({type(exc).__name__}: {exc})"
+        raise ResultsError(msg) from None
+

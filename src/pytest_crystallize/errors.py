@@ -1,0 +1,98 @@
+"""Exceptions raised by pytest-crystallize.
+
+Every error the package raises on purpose derives from one root, and most also
+derive from the builtin a caller would naturally catch::
+
+    CrystallizeError
+    ├── ContextMutationError        (+ KeyError)    writing an existing context key
+    ├── ConfigurationError          (+ ValueError)  a bad experiment definition
+    │   ├── DataSourceError         (+ LookupError) unknown or unusable datasource
+    │   ├── HypothesisError                         a bad hypothesis definition
+    │   └── TreatmentError                          a bad or duplicate treatment
+    ├── MetricError                 (+ ValueError)  a non-numeric or missing metric
+    ├── StatisticsError             (+ ValueError)  data a statistical test cannot use
+    └── ResultsError                (+ ValueError)  a results file that cannot be read
+
+Messages say what failed, where (names quoted with ``!r``), why, and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "ContextMutationError",
+    "CrystallizeError",
+    "DataSourceError",
+    "HypothesisError",
+    "MetricError",
+    "ResultsError",
+    "StatisticsError",
+    "TreatmentError",
+]
+
+
+class CrystallizeError(Exception):
+    """Root of every error pytest-crystallize raises on purpose."""
+
+
+class ContextMutationError(CrystallizeError, KeyError):
+    """An existing key of a :class:`FrozenContext` was assigned to.
+
+    The offending key is kept on :attr:`key`.
+    """
+
+    def __init__(self, key: str, message: str | None = None) -> None:
+        self.key = key
+        super().__init__(
+            message
+            or f"context key {key!r} already exists and the context is frozen: "
+            f"use ctx.add({key!r}, value) for a new key, or "
+            f"ctx.override({key}=value) to replace it on purpose"
+        )
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would repr() the message and wrap it in quotes.
+        return str(self.args[0])
+
+
+class ConfigurationError(CrystallizeError, ValueError):
+    """An experiment, treatment, hypothesis or option is defined wrongly."""
+
+
+class DataSourceError(ConfigurationError, LookupError):
+    """A datasource is unknown or cannot be used."""
+
+
+class HypothesisError(ConfigurationError):
+    """A hypothesis is defined wrongly (direction, test, alpha, metric)."""
+
+
+class TreatmentError(ConfigurationError):
+    """A treatment is defined wrongly or its name clashes."""
+
+
+class MetricError(CrystallizeError, ValueError):
+    """A metric value is not a number, or a metric a hypothesis needs is missing."""
+
+
+class StatisticsError(CrystallizeError, ValueError):
+    """The data cannot be analysed by the requested statistical test.
+
+    ``side`` (``"baseline"`` or ``"treatment"``) and ``positions`` (indices of
+    the offending values) are set when the problem is in specific values.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        side: str | None = None,
+        positions: tuple[int, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.side = side
+        self.positions = positions
+
+
+class ResultsError(CrystallizeError, ValueError):
+    """A saved result cannot be read: missing, corrupt, or of an unknown format."""

@@ -1,0 +1,154 @@
+"""Hook specifications of the experiment lifecycle (pluggy, project name ``crystallize``).
+
+A plugin is any object (or module) with methods named like these hooks and
+marked with :data:`hookimpl`. Plugins come from ``plugins=[...]`` on an
+experiment. In order, for one run::
+
+    crystallize_experiment_init        once, before anything runs
+    crystallize_run_before             once
+    crystallize_replicates_run         once: an execution backend may take over the loop
+        crystallize_replicate_before   per replicate and condition
+            crystallize_step_before    per pipeline step call
+            crystallize_step_after
+        crystallize_replicate_after
+    crystallize_run_after              once, with the result
+
+Hooks that run per replicate or step are only called when some plugin
+implements them, so unused hooks cost nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+import pluggy
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pytest_crystallize.core.context import FrozenContext
+    from pytest_crystallize.core.experiment import Experiment
+    from pytest_crystallize.core.pipeline import PipelineStep
+    from pytest_crystallize.core.results import ExperimentResult
+    from pytest_crystallize.core.runner import ReplicateBatch, ReplicateTask
+
+__all__ = ["PROJECT", "hookimpl", "hookspec"]
+
+PROJECT: Final = "crystallize"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def crystallize_experiment_init(experiment: Experiment) -> None:
+    """Called once when a run of ``experiment`` is set up, before any replicate.
+
+    The return value is ignored. Example::
+
+        @hookimpl
+        def crystallize_experiment_init(experiment):
+            print("about to run", experiment.name, experiment.replicates)
+    """
+
+
+@hookspec
+def crystallize_run_before(experiment: Experiment) -> None:
+    """Called once just before the replicate loop starts. Return value ignored.
+
+    Example::
+
+        @hookimpl
+        def crystallize_run_before(experiment):
+            self.started = time.perf_counter()
+    """
+
+
+@hookspec
+def crystallize_replicate_before(experiment: Experiment, ctx: FrozenContext) -> None:
+    """Called before each replicate of each condition runs, with its fresh context.
+
+    ``ctx.replicate``, ``ctx.condition`` and ``ctx.seed`` identify it. Return
+    value ignored. Runs in the process that runs the replicate. Example::
+
+        @hookimpl
+        def crystallize_replicate_before(experiment, ctx):
+            random.seed(ctx.seed)
+    """
+
+
+@hookspec
+def crystallize_step_before(
+    experiment: Experiment, step: PipelineStep, data: Any, ctx: FrozenContext
+) -> None:
+    """Called before each ``@pipeline_step`` call with the data it receives.
+
+    Return value ignored. Example::
+
+        @hookimpl
+        def crystallize_step_before(experiment, step, data, ctx):
+            log.debug("step %s starts", step.name)
+    """
+
+
+@hookspec
+def crystallize_step_after(
+    experiment: Experiment, step: PipelineStep, data: Any, ctx: FrozenContext
+) -> None:
+    """Called after each ``@pipeline_step`` call returned; ``data`` is what it returned.
+
+    Not called when the step raised (see ``crystallize_replicate_after``).
+    Return value ignored. Example::
+
+        @hookimpl
+        def crystallize_step_after(experiment, step, data, ctx):
+            for name, blob in ctx.artifacts.items():
+                save(step.name, name, blob)
+    """
+
+
+@hookspec
+def crystallize_replicate_after(
+    experiment: Experiment, ctx: FrozenContext, error: BaseException | None
+) -> None:
+    """Called after each replicate of each condition, with the exception it raised or None.
+
+    Return value ignored. Example::
+
+        @hookimpl
+        def crystallize_replicate_after(experiment, ctx, error):
+            if error is not None:
+                log.warning("replicate %d failed", ctx.replicate)
+    """
+
+
+@hookspec(firstresult=True)
+def crystallize_replicates_run(
+    experiment: Experiment, tasks: Sequence[ReplicateTask], run_batch: Any
+) -> list[ReplicateBatch] | None:
+    """Run every replicate task and return their batches: the execution backend.
+
+    ``tasks`` lists ``(condition_code, replicate)`` pairs; ``run_batch(tasks)``
+    runs some of them in this process and returns a :class:`ReplicateBatch`
+    (picklable: it can be called in a worker process). Return the list of
+    batches covering every task, or ``None`` to leave the loop to the next
+    plugin and finally to the built-in serial loop. The first non-None result
+    wins. Example::
+
+        @hookimpl
+        def crystallize_replicates_run(experiment, tasks, run_batch):
+            half = len(tasks) // 2
+            with ThreadPoolExecutor(2) as pool:
+                return list(pool.map(run_batch, [tasks[:half], tasks[half:]]))
+    """
+
+
+@hookspec
+def crystallize_run_after(experiment: Experiment, result: ExperimentResult) -> None:
+    """Called once after the run, with the finished result (verdicts included).
+
+    Return value ignored. Example::
+
+        @hookimpl
+        def crystallize_run_after(experiment, result):
+            result.to_json(f"{experiment.name}.json")
+    """

@@ -1,0 +1,170 @@
+"""Experiment items: ``experiment_*`` functions collected and run as experiments.
+
+pytest first builds ordinary ``pytest.Function`` items (so parametrize, marks
+and fixtures work); :func:`to_experiment_item` turns each into an
+:class:`ExperimentItem`. The item resolves pytest fixtures once, then the
+engine runs every replicate, handing the function its ``ctx`` and datasources.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+import pytest
+
+from pytest_crystallize.core.datasources import DataSource, registered_datasources
+from pytest_crystallize.core.experiment import CONTEXT_PARAMETER, Experiment
+from pytest_crystallize.core.report import failure_report, summarize
+from pytest_crystallize.core.runner import ExperimentRunner
+from pytest_crystallize.errors import CrystallizeError
+
+if TYPE_CHECKING:
+    from pytest_crystallize.core.results import ExperimentResult
+    from pytest_crystallize.pytest_plugin.session import CrystallizeSession
+
+__all__ = ["MARKER", "ExperimentFailed", "ExperimentItem", "to_experiment_item"]
+
+MARKER: Final = "experiment"
+PAYLOAD_ATTRIBUTE: Final = "crystallize_payload"
+_MARKER_OPTIONS: Final = frozenset({
+    "replicates", "seed", "treatments", "hypotheses", "plugins", "alpha", "correction", "params",
+})
+SKIP_REASON: Final = "experiment: run experiments with 'pytest --crystallize'"
+
+
+class ExperimentFailed(Exception):  # noqa: N818  # reads as what happened: "experiment failed"
+    """Raised by an experiment item whose hypotheses or replicates failed; carries the report."""
+
+
+class ExperimentItem(pytest.Function):
+    """A collected experiment. Lifecycle: collected -> setup (fixtures) -> runtest (the engine)."""
+
+    crystallize_session: CrystallizeSession
+    datasource_params: dict[str, DataSource]
+    config_error: str | None
+    result: ExperimentResult | None
+
+    def _marker_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        # Outermost marks first (module, class), so the closest one wins.
+        for mark in reversed(list(self.iter_markers(MARKER))):
+            if mark.args:
+                msg = (
+                    f"experiment {self.name!r}: @pytest.mark.experiment takes keyword "
+                    f"arguments only (replicates=, seed=, ...), got {mark.args!r}"
+                )
+                raise CrystallizeError(msg)
+            unknown = sorted(set(mark.kwargs) - _MARKER_OPTIONS)
+            if unknown:
+                msg = (
+                    f"experiment {self.name!r}: unknown @pytest.mark.experiment option "
+                    f"{unknown[0]!r}; known options: {', '.join(sorted(_MARKER_OPTIONS))}"
+                )
+                raise CrystallizeError(msg)
+            options.update(mark.kwargs)
+        return options
+
+    def define(self, arguments: Mapping[str, Any]) -> Experiment:
+        """Build the experiment from markers, settings and resolved fixture values."""
+        settings = self.crystallize_session.settings
+        options = {**settings.defaults, **self._marker_options(), **settings.overrides}
+        return Experiment.define(
+            self.obj, name=self.name, datasources=self.datasource_params,
+            arguments=arguments, **options,
+        )
+
+    def check_definition(self) -> None:
+        """Validate the definition at collection; store the message of what is wrong."""
+        arguments = {name: None for name in self._fixture_names()}
+        try:
+            self.define(arguments)
+        except CrystallizeError as exc:
+            self.config_error = str(exc)
+
+    def _fixture_names(self) -> list[str]:
+        skip = {CONTEXT_PARAMETER, *self.datasource_params}
+        return [n for n in self._fixtureinfo.argnames if n not in skip]
+
+    def setup(self) -> None:
+        """Resolve pytest fixtures once; ``ctx`` and datasources are left to the engine."""
+        if self.config_error:
+            pytest.fail(self.config_error, pytrace=False)
+        request = self._request
+        skip = {CONTEXT_PARAMETER, *self.datasource_params}
+        for name in self.fixturenames:
+            if name not in skip and name not in self.funcargs:
+                self.funcargs[name] = request.getfixturevalue(name)
+
+    def runtest(self) -> None:
+        """Run the experiment; raise ExperimentFailed with a readable report if it failed."""
+        arguments = {name: self.funcargs[name] for name in self._fixture_names()}
+        try:
+            experiment = self.define(arguments)
+        except CrystallizeError as exc:
+            raise ExperimentFailed(str(exc)) from None
+        manager = self.crystallize_session.plugin_manager_for(self, experiment)
+        result = ExperimentRunner(experiment, plugin_manager=manager).run()
+        self.result = result
+        self.user_properties.append((PAYLOAD_ATTRIBUTE, json.dumps(summarize(result), allow_nan=False)))
+        if not result.passed:
+            raise ExperimentFailed(failure_report(result))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        """Show an experiment failure as its report, without our traceback."""
+        if isinstance(excinfo.value, ExperimentFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+
+def find_datasources(
+    function: Callable[..., Any], module_globals: Mapping[str, Any],
+    conftest_lookup: Callable[[str], DataSource | None],
+) -> dict[str, DataSource]:
+    """Map the function's parameters that name datasources to those datasources.
+
+    Looked up in the test module, then conftest.py files in scope (closest
+    first), then the ``register=True`` registry.
+    """
+    import inspect
+
+    found = {}
+    registry = registered_datasources()
+    for name in inspect.signature(function).parameters:
+        if name == CONTEXT_PARAMETER:
+            continue
+        candidate = module_globals.get(name)
+        source = candidate if isinstance(candidate, DataSource) else conftest_lookup(name)
+        if source is None:
+            source = registry.get(name)
+        if source is not None:
+            found[name] = source
+    return found
+
+
+def to_experiment_item(function_item: pytest.Function, session: CrystallizeSession) -> ExperimentItem:
+    """Rebuild ``function_item`` as an ExperimentItem, keeping its parametrization and marks."""
+    item: ExperimentItem = ExperimentItem.from_parent(
+        function_item.parent,
+        name=function_item.name,
+        callspec=getattr(function_item, "callspec", None),
+        callobj=function_item.obj,
+        fixtureinfo=function_item._fixtureinfo,
+        keywords=function_item.keywords,
+        originalname=function_item.originalname,
+    )
+    item.own_markers = function_item.own_markers
+    item.crystallize_session = session
+    item.result = None
+    item.config_error = None
+    module = getattr(function_item.module, "__dict__", {})
+    item.datasource_params = find_datasources(
+        function_item.obj, module, lambda name: session.conftest_datasource(item.path, name)
+    )
+    if item.get_closest_marker(MARKER) is None:
+        item.add_marker(MARKER)
+    item.check_definition()
+    if not session.settings.enabled and not item.config_error:
+        item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
+    return item
