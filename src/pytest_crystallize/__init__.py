@@ -30,10 +30,10 @@ from pytest_crystallize.errors import (
 from pytest_crystallize.hookspecs import hookimpl
 
 __all__ = [
-    "DEFAULT_SEED",
     "ConfigurationError",
     "ContextMutationError",
     "CrystallizeError",
+    "DEFAULT_SEED",
     "DataSource",
     "DataSourceError",
     "Experiment",

@@ -111,11 +111,11 @@ class ExperimentItem(pytest.Function):
         if not result.passed:
             raise ExperimentFailed(failure_report(result))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
         """Show an experiment failure as its report, without our traceback."""
         if isinstance(excinfo.value, ExperimentFailed):
             return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
+        return super().repr_failure(excinfo)
 
 
 def find_datasources(

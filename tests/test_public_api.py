@@ -1,0 +1,31 @@
+"""The public namespace: sorted, complete, and every name importable."""
+
+from __future__ import annotations
+
+import pytest_crystallize
+
+
+def test_all_is_sorted_and_unique() -> None:
+    names = pytest_crystallize.__all__
+    assert list(names) == sorted(names)
+    assert len(set(names)) == len(names)
+
+
+def test_every_public_name_exists_and_nothing_public_is_unlisted() -> None:
+    missing = [n for n in pytest_crystallize.__all__ if not hasattr(pytest_crystallize, n)]
+    assert missing == []
+    unlisted = {
+        n for n, v in vars(pytest_crystallize).items()
+        if not n.startswith("_") and not isinstance(v, type(pytest_crystallize)) and n != "annotations"
+    } - set(pytest_crystallize.__all__)
+    assert unlisted == set()
+
+
+def test_errors_share_one_root_and_the_builtins_callers_expect() -> None:
+    from pytest_crystallize import errors
+
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), errors.CrystallizeError)
+    assert issubclass(errors.ContextMutationError, KeyError)
+    assert issubclass(errors.ConfigurationError, ValueError)
+    assert issubclass(errors.DataSourceError, LookupError)
