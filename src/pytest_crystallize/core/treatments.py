@@ -34,12 +34,6 @@ class Treatment:
         if not isinstance(self.name, str) or not self.name.strip():
             msg = f"a treatment needs a non-empty string name, got {self.name!r}"
             raise TreatmentError(msg)
-        if self.name == BASELINE:
-            msg = (
-                f"{BASELINE!r} is reserved for the condition without a treatment; "
-                f"give the treatment another name"
-            )
-            raise TreatmentError(msg)
         if not isinstance(self.params, Mapping):
             msg = f"treatment {self.name!r}: params must be a mapping, got {type(self.params).__name__}"
             raise TreatmentError(msg)
@@ -92,12 +86,22 @@ class Treatment:
 
 
 def check_treatments(treatments: Iterable[object]) -> tuple[Treatment, ...]:
-    """Return ``treatments`` as a tuple, checking types and that names are unique."""
+    """Return ``treatments`` as a tuple, checking types and that names are unique.
+
+    The reserved name is checked here rather than in ``Treatment`` so that the
+    error can name the experiment instead of failing the module's import.
+    """
     seen: set[str] = set()
     out = []
     for treatment in treatments:
         if not isinstance(treatment, Treatment):
             msg = f"treatments must be Treatment objects, got {treatment!r}"
+            raise TreatmentError(msg)
+        if treatment.name == BASELINE:
+            msg = (
+                f"treatment name {BASELINE!r} is reserved for the condition without a "
+                f"treatment; give the treatment another name"
+            )
             raise TreatmentError(msg)
         if treatment.name in seen:
             msg = f"treatment name {treatment.name!r} is used twice; treatment names must be unique"

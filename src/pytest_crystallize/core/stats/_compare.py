@@ -1,0 +1,282 @@
+"""``compare()``: one treatment against its baseline, any test, any direction."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from pytest_crystallize.errors import StatisticsError
+
+from . import _binary
+from ._comparison import Comparison
+from ._effects import effect_size
+from ._inputs import BETTER, DIRECTIONS, Samples, prepare
+from ._power import power_and_replicates
+from ._registry import TestSpec, UserTest, resolve, unpaired
+
+__all__ = ["compare"]
+
+_IDENTICAL = "no variation: both conditions gave the same constant value"
+
+
+@dataclass(frozen=True, slots=True)
+class _Null:
+    """One one-sided (or two-sided) null to test: difference = ``delta``."""
+
+    delta: float
+    alternative: str
+
+
+def compare(
+    baseline: object,
+    treatment: object,
+    *,
+    test: str | UserTest = "auto",
+    direction: str = "two-sided",
+    alpha: float = 0.05,
+    paired: bool = False,
+    margin: float | None = None,
+    relative_margin: bool = False,
+    better: str = "higher",
+    seed: int = 0,
+    nan_policy: str = "raise",
+    mde: float | None = None,
+    confidence: float = 0.95,
+) -> Comparison:
+    """Compare treatment with baseline; see the package docstring for the rules.
+
+    Args:
+        baseline: one value per replicate (float64 array).
+        treatment: one value per replicate; aligned with ``baseline`` if paired.
+        test: a name from ``TESTS``, ``"auto"``, or a callable
+            ``fn(baseline, treatment, alternative)`` returning a p-value, a
+            mapping with ``"pvalue"``, or an object with ``.pvalue``.
+        direction: one of ``DIRECTIONS``.
+        alpha: significance level (recorded; also used for power).
+        paired: element i of both arrays comes from the same replicate.
+        margin: non-inferiority / equivalence margin (required for
+            ``no_worse`` and ``equivalent``); with ``maximize``/``minimize``
+            a superiority margin.
+        relative_margin: ``margin`` is a fraction of ``|mean baseline|``.
+        better: ``"higher"`` or ``"lower"``: the good direction for ``no_worse``.
+        seed: seed of resampling tests (permutation, bootstrap).
+        nan_policy: ``"raise"`` or ``"omit"`` (pairwise when paired).
+        mde: minimum detectable effect for ``power``/``replicates_needed``.
+        confidence: level of the interval of the difference.
+
+    Raises:
+        StatisticsError: bad options, unusable data, too few values.
+
+    """
+    _check_options(direction, alpha, better, confidence)
+    samples = prepare(baseline, treatment, paired=paired, nan_policy=nan_policy)
+    spec, reason = resolve(test, samples, direction)
+    uses_pairing = samples.paired and spec.pairing != "never"
+    used = samples if uses_pairing else unpaired(samples)
+    _check_sizes(spec, used)
+    abs_margin = _absolute_margin(direction, margin, relative_margin, used)
+    nulls = _nulls(direction, better, abs_margin)
+    if nulls[0].delta != 0.0 and not spec.margins:
+        msg = (
+            f"test {spec.name!r} can only test 'no difference', not a margin of "
+            f"{abs_margin!r}: use test='auto' (or a continuous test such as "
+            "'welch_t') for no_worse/equivalent hypotheses"
+        )
+        raise StatisticsError(msg)
+    statistic, p_value, degenerate = _run(spec, used, nulls, seed)
+    difference = used.mean_treatment - used.mean_baseline
+    ci_low, ci_high = spec.interval(used, confidence)
+    effect, effect_name = effect_size(used, binary=spec.binary)
+    odds = float("nan")
+    if _binary.is_binary(used.baseline) and _binary.is_binary(used.treatment):
+        odds = _binary.odds_ratio(_binary.counts(used), paired=used.paired)
+    power, needed = power_and_replicates(spec.family, used, nulls, alpha, mde)
+    return Comparison(
+        test=spec.name,
+        test_reason=reason,
+        direction=direction,
+        alternative="equivalence" if len(nulls) == 2 else nulls[0].alternative,
+        paired=used.paired,
+        n_baseline=used.n_baseline,
+        n_treatment=used.n_treatment,
+        mean_baseline=used.mean_baseline,
+        mean_treatment=used.mean_treatment,
+        difference=difference,
+        relative_difference=_relative(difference, used.mean_baseline),
+        ci_low=float(ci_low),
+        ci_high=float(ci_high),
+        confidence=confidence,
+        effect_size=float(effect),
+        effect_size_name=effect_name,
+        odds_ratio=odds,
+        statistic=float(statistic),
+        p_value=float(p_value),
+        alpha=alpha,
+        margin=abs_margin if abs_margin is not None else float("nan"),
+        better=better,
+        direction_ok=all(_points_right(difference, null) for null in nulls),
+        degenerate=degenerate,
+        mde=float("nan") if mde is None else float(mde),
+        power=power,
+        replicates_needed=needed,
+    )
+
+
+def _check_options(direction: str, alpha: float, better: str, confidence: float) -> None:
+    if direction not in DIRECTIONS:
+        msg = f"unknown direction {direction!r}: use one of {DIRECTIONS}"
+        raise StatisticsError(msg)
+    if better not in BETTER:
+        msg = f"unknown better={better!r}: use one of {BETTER}"
+        raise StatisticsError(msg)
+    for name, value in (("alpha", alpha), ("confidence", confidence)):
+        if not 0.0 < value < 1.0:
+            msg = f"{name} must lie strictly between 0 and 1, got {value!r}"
+            raise StatisticsError(msg)
+
+
+def _check_sizes(spec: TestSpec, samples: Samples) -> None:
+    unit = "pairs" if samples.paired else "values per condition"
+    smallest = min(samples.n_baseline, samples.n_treatment)
+    if smallest < spec.min_n:
+        msg = (
+            f"{spec.name} needs at least {spec.min_n} {unit}, got "
+            f"{samples.n_baseline} baseline and {samples.n_treatment} treatment values: "
+            "run more replicates"
+        )
+        raise StatisticsError(msg)
+
+
+def _absolute_margin(direction: str, margin: float | None, relative: bool, samples: Samples) -> float | None:
+    if margin is None:
+        if direction in ("no_worse", "equivalent"):
+            msg = (
+                f"direction {direction!r} needs a margin: pass margin=... (the largest "
+                "difference that still counts as 'no worse' / 'equivalent')"
+            )
+            raise StatisticsError(msg)
+        return None
+    if direction == "two-sided":
+        msg = "a margin has no meaning for a two-sided test: use 'equivalent' or drop the margin"
+        raise StatisticsError(msg)
+    if not (math.isfinite(margin) and margin >= 0.0) or (direction == "equivalent" and margin == 0):
+        msg = f"margin must be a finite number >= 0 (> 0 for 'equivalent'), got {margin!r}"
+        raise StatisticsError(msg)
+    if not relative:
+        return float(margin)
+    if samples.mean_baseline == 0.0:
+        msg = (
+            "relative_margin=True needs a non-zero baseline mean (the margin is a "
+            "fraction of it): pass an absolute margin instead"
+        )
+        raise StatisticsError(msg)
+    return float(margin) * abs(samples.mean_baseline)
+
+
+def _nulls(direction: str, better: str, margin: float | None) -> tuple[_Null, ...]:
+    m = 0.0 if margin is None else margin
+    if direction == "maximize":
+        return (_Null(m, "greater"),)
+    if direction == "minimize":
+        return (_Null(-m, "less"),)
+    if direction == "two-sided":
+        return (_Null(0.0, "two-sided"),)
+    if direction == "no_worse":
+        return (_Null(-m, "greater"),) if better == "higher" else (_Null(m, "less"),)
+    return (_Null(-m, "greater"), _Null(m, "less"))
+
+
+def _points_right(difference: float, null: _Null) -> bool:
+    if null.alternative == "greater":
+        return difference > null.delta
+    if null.alternative == "less":
+        return difference < null.delta
+    return difference != null.delta
+
+
+def _relative(difference: float, base: float) -> float:
+    return difference / abs(base) if base != 0.0 else float("nan")
+
+
+def _run(spec: TestSpec, samples: Samples, nulls: tuple[_Null, ...], seed: int) -> tuple[float, float, str]:
+    """(statistic, p-value, degenerate reason); for two nulls the larger p wins."""
+    results = []
+    for null in nulls:
+        shifted = samples.shifted(null.delta)
+        exact = None if spec.binary else _no_variation_p(shifted, null.alternative)
+        if exact is None:
+            statistic, p = spec.run(shifted, null.alternative, seed)
+        else:
+            statistic, p = float("nan"), exact
+        results.append((p, statistic))
+    p, statistic = max(results, key=lambda r: r[0])
+    return statistic, p, _degenerate_reason(samples)
+
+
+def _constant(values: np.ndarray, var: float, mean: float) -> bool:
+    # A constant array's computed variance is rounding noise; only then scan.
+    if not var <= (64.0 * np.finfo(np.float64).eps * max(abs(mean), 1e-300)) ** 2 and values.size > 1:
+        return False
+    return bool(values.size) and bool(values.min() == values.max())
+
+
+def _no_variation_p(samples: Samples, alternative: str) -> float | None:
+    """Exact permutation p-value when the data have no spread at all, else None.
+
+    A constant paired difference e is the most extreme of the 2^n sign flips
+    (one-sided p = 2^-n when e points the tested way); two constant samples are
+    the most extreme of the C(n_b + n_t, n_b) label shuffles. No shift at all
+    gives p = 1. Two-sided p-values double the one-sided one.
+    """
+    if samples.differences is not None:
+        if not _constant(samples.differences, samples.var_diff, samples.mean_diff):
+            return None
+        shift = float(samples.differences[0])
+        log_p = -samples.n_baseline * math.log(2.0)
+    else:
+        if not (
+            _constant(samples.baseline, samples.var_baseline, samples.mean_baseline)
+            and _constant(samples.treatment, samples.var_treatment, samples.mean_treatment)
+        ):
+            return None
+        shift = float(samples.treatment[0] - samples.baseline[0])
+        nb, nt = samples.n_baseline, samples.n_treatment
+        log_p = math.lgamma(nb + 1) + math.lgamma(nt + 1) - math.lgamma(nb + nt + 1)
+    if shift == 0.0:
+        return 1.0
+    if alternative == "two-sided":
+        return min(1.0, 2.0 * math.exp(log_p))
+    right_way = shift > 0.0 if alternative == "greater" else shift < 0.0
+    return math.exp(log_p) if right_way else 1.0
+
+
+def _degenerate_reason(samples: Samples) -> str:
+    base, treat = samples.baseline, samples.treatment
+    if samples.differences is not None and _constant(
+        samples.differences, samples.var_diff, samples.mean_diff
+    ):
+        shift = float(samples.differences[0])
+        if shift == 0.0:
+            return (
+                _IDENTICAL
+                if _constant(base, samples.var_baseline, samples.mean_baseline)
+                else ("no variation in the paired differences: every treatment value equals its baseline")
+            )
+        return (
+            f"no variation in the paired differences: every treatment value is its baseline "
+            f"{'+' if shift > 0 else '-'} {abs(shift):g}; the p-value is the exact sign-flip "
+            f"one (at best 2^-{samples.n_baseline} one-sided)"
+        )
+    if _constant(base, samples.var_baseline, samples.mean_baseline) and _constant(
+        treat, samples.var_treatment, samples.mean_treatment
+    ):
+        if base[0] == treat[0]:
+            return _IDENTICAL
+        return (
+            f"no variation: baseline is always {base[0]:g} and treatment always {treat[0]:g}; "
+            "the p-value is the exact label-shuffle one "
+            f"(at best 1/C({base.size + treat.size}, {base.size}) one-sided)"
+        )
+    return ""

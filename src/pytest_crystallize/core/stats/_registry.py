@@ -1,0 +1,179 @@
+"""The catalogue of built-in tests, users' own tests, and the ``auto`` choice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from pytest_crystallize.errors import StatisticsError
+
+from . import _binary, _continuous, _rank
+from ._inputs import Samples
+
+__all__ = ["TESTS", "TestSpec", "UserTest", "choose", "resolve", "unpaired"]
+
+Outcome = tuple[float, float]
+"""A test's (statistic, p-value)."""
+
+Runner = Callable[[Samples, str, int], Outcome]
+Interval = Callable[[Samples, float], tuple[float, float]]
+UserTest = Callable[[np.ndarray, np.ndarray, str], object]
+
+
+@dataclass(frozen=True, slots=True)
+class TestSpec:
+    """How to run one test and what it needs.
+
+    ``pairing`` is ``"never"`` (ignores pairing), ``"always"`` (needs paired
+    replicates) or ``"optional"`` (pairs when the samples are paired).
+    ``margins`` says whether it can test a shifted null (no_worse,
+    equivalent); ``family`` (``"t"``, ``"normal"`` or ``"binary"``) picks the
+    power calculation.
+    """
+
+    name: str
+    run: Runner
+    interval: Interval
+    pairing: str
+    binary: bool
+    min_n: int
+    margins: bool
+    family: str
+
+
+def unpaired(samples: Samples) -> Samples:
+    """Return the same samples with their pairing forgotten."""
+    if not samples.paired:
+        return samples
+    nan = float("nan")
+    return replace(samples, differences=None, mean_diff=nan, var_diff=nan)
+
+
+def _t_interval(samples: Samples, confidence: float) -> tuple[float, float]:
+    if samples.paired:
+        return _continuous.paired_interval(samples, confidence)
+    return _continuous.welch_interval(samples, confidence)
+
+
+def _risk_interval(samples: Samples, confidence: float) -> tuple[float, float]:
+    c = _binary.counts(samples)
+    if samples.paired:
+        return _binary.paired_newcombe_interval(c, confidence)
+    return _binary.newcombe_interval(c, confidence)
+
+
+def _unseeded(fn: Callable[[Samples, str], Outcome]) -> Runner:
+    def run(samples: Samples, alternative: str, seed: int) -> Outcome:
+        del seed  # deterministic test
+        return fn(samples, alternative)
+
+    return run
+
+
+def _builtins() -> dict[str, TestSpec]:
+    t, risk = _t_interval, _risk_interval
+    specs = [
+        TestSpec("welch_t", _unseeded(_continuous.welch_t), t, "never", False, 2, True, "t"),
+        TestSpec(
+            "student_t",
+            _unseeded(_continuous.student_t),
+            _continuous.student_interval,
+            "never",
+            False,
+            2,
+            True,
+            "t",
+        ),
+        TestSpec("paired_t", _unseeded(_continuous.paired_t), t, "always", False, 2, True, "t"),
+        TestSpec("mann_whitney", _unseeded(_rank.mann_whitney), t, "never", False, 1, True, "normal"),
+        TestSpec("wilcoxon", _unseeded(_rank.wilcoxon), t, "always", False, 1, True, "normal"),
+        TestSpec("fisher_exact", _unseeded(_binary.fisher_exact), risk, "never", True, 1, False, "binary"),
+        TestSpec("mcnemar", _unseeded(_binary.mcnemar), risk, "always", True, 1, False, "binary"),
+    ]
+    return {spec.name: spec for spec in specs}
+
+
+_BUILTINS = _builtins()
+TESTS: tuple[str, ...] = (*sorted(_BUILTINS), "auto")
+
+_MARGIN_DIRECTIONS = ("no_worse", "equivalent")
+
+
+def choose(samples: Samples, direction: str) -> tuple[TestSpec, str]:
+    """Return the test ``auto`` picks for these samples, and a one-line reason."""
+    binary = _binary.is_binary(samples.baseline) and _binary.is_binary(samples.treatment)
+    if binary and direction not in _MARGIN_DIRECTIONS:
+        if samples.paired:
+            reason = "0/1 outcomes from paired replicates: exact McNemar test on the discordant pairs"
+            return _BUILTINS["mcnemar"], reason
+        return _BUILTINS["fisher_exact"], "0/1 outcomes from independent samples: Fisher's exact test"
+    if samples.paired:
+        reason = "paired replicates (common random numbers): paired t-test on the differences"
+        return _BUILTINS["paired_t"], reason
+    return _BUILTINS["welch_t"], "independent samples: Welch's t-test (no equal-variance assumption)"
+
+
+def resolve(test: str | UserTest, samples: Samples, direction: str) -> tuple[TestSpec, str]:
+    """Return the spec for ``test`` (a name, ``"auto"`` or a callable) and why it runs.
+
+    Raises:
+        StatisticsError: an unknown name, or a test that needs paired
+            replicates given unpaired samples.
+
+    """
+    if callable(test):
+        return _user_spec(test), "user-supplied test"
+    if test == "auto":
+        return choose(samples, direction)
+    spec = _BUILTINS.get(test)
+    if spec is None:
+        msg = f"unknown test {test!r}: use one of {TESTS}, or pass a callable"
+        raise StatisticsError(msg)
+    if spec.pairing == "always" and not samples.paired:
+        msg = (
+            f"test {test!r} needs paired replicates but the samples are unpaired: "
+            "pass paired=True (same replicate seeds in both conditions) or choose an "
+            "unpaired test such as 'welch_t', 'mann_whitney' or 'fisher_exact'"
+        )
+        raise StatisticsError(msg)
+    return spec, f"requested test {test!r}"
+
+
+def _user_spec(fn: UserTest) -> TestSpec:
+    name = str(getattr(fn, "__name__", type(fn).__name__))
+
+    def run(samples: Samples, alternative: str, seed: int) -> Outcome:
+        del seed  # a user's test seeds itself
+        return _read_user_result(name, fn(samples.baseline, samples.treatment, alternative))
+
+    return TestSpec(name, run, _t_interval, "optional", False, 1, True, "normal")
+
+
+def _as_float(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]  # anything float() accepts
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _read_user_result(name: str, result: object) -> Outcome:
+    statistic: object = None
+    if isinstance(result, Mapping):
+        p_value = next((result[k] for k in ("pvalue", "p_value", "p") if k in result), None)
+        statistic = result.get("statistic")
+    elif isinstance(result, (int, float, np.floating, np.integer)):
+        p_value = result
+    else:
+        p_value = getattr(result, "pvalue", getattr(result, "p_value", None))
+        statistic = getattr(result, "statistic", None)
+    p = _as_float(p_value)
+    if not 0.0 <= p <= 1.0:
+        msg = (
+            f"user test {name!r} returned {result!r}: expected a p-value in [0, 1], "
+            "a mapping with 'pvalue', or an object with a .pvalue attribute "
+            "(like scipy's results)"
+        )
+        raise StatisticsError(msg)
+    return _as_float(statistic), p
