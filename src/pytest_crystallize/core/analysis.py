@@ -143,6 +143,8 @@ def _judge(h: Hypothesis, c: Comparison, p_adj: float, alpha: float, correction:
     shown = f"p={c.p_value:.3g}" if correction == "none" else f"p={c.p_value:.3g}, {correction}-adjusted {p_adj:.3g}"
     if p.predicate_ok is False:
         return False, p.predicate_note or f"predicate {h.label!r} returned false ({shown})"
+    if c.difference == 0 and h.direction in ("maximize", "minimize", "two-sided"):
+        return False, f"no difference: both conditions have mean {c.mean_baseline:.4g} ({shown})"
     if not c.direction_ok:
         return False, (
             f"wrong direction: treatment mean {c.mean_treatment:.4g} vs baseline "

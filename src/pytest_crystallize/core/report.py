@@ -14,7 +14,7 @@ from typing import Any
 from pytest_crystallize.core.results import ExperimentResult
 from pytest_crystallize.core.treatments import BASELINE
 
-__all__ = ["failure_report", "summarize", "summary_lines", "totals_line"]
+__all__ = ["failure_report", "summarize", "summary_lines", "totals_line", "verdict_lines"]
 
 _HEADERS = ("condition", "metric", "n", "mean", "std", "95% CI", "diff", "p", "verdict")
 
@@ -77,8 +77,8 @@ def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
     return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
-def summary_lines(payload: Mapping[str, Any], *, title: str | None = None) -> list[str]:
-    """The table of one experiment: a header line, then a row per condition and metric."""
+def summary_lines(payload: Mapping[str, Any], *, title: str | None = None, verbose: bool = False) -> list[str]:
+    """The table of one experiment, then one line per verdict (more with ``verbose``)."""
     status = "passed" if payload["passed"] else "FAILED"
     head = f"{title or payload['experiment']} ({payload['replicates']} replicates, seed {payload['seed']}): {status}"
     lines = [head]
@@ -86,8 +86,48 @@ def summary_lines(payload: Mapping[str, Any], *, title: str | None = None) -> li
         lines += _table([_HEADERS, *(_cells(r) for r in payload["rows"])])
     else:
         lines.append("  no metrics recorded")
+    for verdict in payload["verdicts"]:
+        lines += verdict_lines(verdict, verbose=verbose)
     if payload["error_count"]:
         lines.append(f"  {payload['error_count']} replicate error(s); first: {_error_headline(payload['first_error'])}")
+    return lines
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f" ({value:+.1%})"
+
+
+def verdict_lines(v: Mapping[str, Any], *, verbose: bool = False) -> list[str]:
+    """One line per verdict: outcome, difference with CI, effect size, p raw and adjusted, test."""
+    d = v.get("details") or {}
+    mark = "PASS" if v["holds"] else "FAIL"
+    head = f"  {mark} {v['hypothesis']!r} {v['treatment']} vs baseline"
+    if not d:
+        return [f"{head}: {v['reason']}"]
+    ci = "" if d.get("ci_low") is None else f" [95% CI {_fmt(d['ci_low'], True)}, {_fmt(d['ci_high'], True)}]"
+    effect = "" if d.get("effect_size") is None else f", {d['effect_size_name']} {_fmt(d['effect_size'], True)}"
+    p = f"p {_fmt(v['p_value'])}"
+    if v.get("p_adjusted") is not None and v["p_adjusted"] != v["p_value"]:
+        p += f" (adjusted {_fmt(v['p_adjusted'])})"
+    line = (f"{head}: diff {_fmt(v['difference'], True)}{_pct(d.get('relative_difference'))}{ci}"
+            f"{effect}, {p}, {v['test']}: {v['reason'].split(':')[0]}")
+    lines = [line]
+    if verbose:
+        lines.append(f"       test choice: {d.get('test_reason', '')}")
+        lines.append(
+            f"       n {v['n_baseline']} vs {v['n_treatment']}, means {_fmt(v['mean_baseline'])} vs "
+            f"{_fmt(v['mean_treatment'])}, statistic {_fmt(d.get('statistic'))}, alternative "
+            f"{d.get('alternative')}, alpha {v['alpha']:g}"
+        )
+        if d.get("odds_ratio") is not None:
+            lines.append(f"       odds ratio {_fmt(d['odds_ratio'])}")
+        if d.get("power") is not None:
+            needed = d.get("replicates_needed")
+            lines.append(f"       power {d['power']:.0%} at mde {_fmt(d.get('mde'))}; "
+                         f"replicates for 80% power: {needed if needed is not None else 'unreachable'}")
+        if d.get("degenerate"):
+            lines.append(f"       note: {d['degenerate']}")
+        lines.append(f"       reason: {v['reason']}")
     return lines
 
 

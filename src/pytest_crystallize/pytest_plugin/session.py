@@ -117,8 +117,9 @@ class CrystallizeSession:
         if not self.payloads:
             return
         terminalreporter.write_sep("=", "crystallize")
+        verbose = self.config.get_verbosity() > 0
         for nodeid in sorted(self.payloads):
-            for line in summary_lines(self.payloads[nodeid], title=nodeid):
+            for line in summary_lines(self.payloads[nodeid], title=nodeid, verbose=verbose):
                 terminalreporter.write_line(line)
             terminalreporter.write_line("")
         markup = {"green": True} if all(p["passed"] for p in self.payloads.values()) else {"red": True}
