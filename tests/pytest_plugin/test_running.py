@@ -113,7 +113,7 @@ def test_a_clear_effect_passes(pytester: pytest.Pytester) -> None:
     """)
     result = pytester.runpytest("--crystallize")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["1 hypotheses passed, 0 failed in 1 experiment"])
+    result.stdout.fnmatch_lines(["1 hypothesis passed, 0 failed in 1 experiment"])
 
 
 def test_replicate_errors_fail_the_item_with_the_users_traceback_and_the_count(

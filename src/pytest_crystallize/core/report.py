@@ -144,7 +144,8 @@ def totals_line(payloads: Iterable[Mapping[str, Any]]) -> str:
     holds = [v["holds"] for p in payloads for v in p["verdicts"]]
     passed = sum(holds)
     failed_runs = sum(1 for p in payloads if p["error_count"])
-    line = (f"{passed} hypotheses passed, {len(holds) - passed} failed "
+    noun = "hypothesis" if passed == 1 else "hypotheses"
+    line = (f"{passed} {noun} passed, {len(holds) - passed} failed "
             f"in {len(payloads)} experiment{'s' if len(payloads) != 1 else ''}")
     if failed_runs:
         line += f"; {failed_runs} with replicate errors"
