@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from pytest_crystallize.core.results import ExperimentResult
     from pytest_crystallize.core.stats import Comparison
 
-__all__ = ["aligned_values", "evaluate"]
+__all__ = ["Aligned", "aligned_values", "evaluate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,15 +37,23 @@ class _Pending:
     predicate_note: str
 
 
-def aligned_values(
-    result: ExperimentResult, metric: str, treatment: str
-) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Return baseline values, treatment values and whether they pair by replicate.
+@dataclass(frozen=True, slots=True)
+class Aligned:
+    """The values of one metric in the baseline and one treatment, and their replicates.
 
-    Replicates with an error in either condition are left out of both.
-    Paired arrays are sorted by replicate, so element ``i`` of each comes from
-    the same replicate (the same seed).
+    When ``paired``, both sides are sorted by replicate, so element ``i`` of
+    each came from the same replicate (the same seed).
     """
+
+    baseline: np.ndarray
+    treatment: np.ndarray
+    baseline_replicates: np.ndarray
+    treatment_replicates: np.ndarray
+    paired: bool
+
+
+def aligned_values(result: ExperimentResult, metric: str, treatment: str) -> Aligned:
+    """Return the aligned values of ``metric``; failed replicates are left out of both sides."""
     base_rep, base_val = result.select(metric, BASELINE)
     treat_rep, treat_val = result.select(metric, treatment)
     failed = {e.replicate for e in result.errors if e.condition in (BASELINE, treatment)}
@@ -59,8 +67,9 @@ def aligned_values(
         and len(treat_rep) == len(np.unique(treat_rep))
     )
     if one_each and len(base_rep) > 0 and np.array_equal(np.sort(base_rep), np.sort(treat_rep)):
-        return base_val[np.argsort(base_rep, kind="stable")], treat_val[np.argsort(treat_rep, kind="stable")], True
-    return base_val, treat_val, False
+        b, t = np.argsort(base_rep, kind="stable"), np.argsort(treat_rep, kind="stable")
+        return Aligned(base_val[b], treat_val[t], base_rep[b], treat_rep[t], paired=True)
+    return Aligned(base_val, treat_val, base_rep, treat_rep, paired=False)
 
 
 def _missing(result: ExperimentResult, metric: str, conditions: list[str]) -> str:
@@ -69,10 +78,10 @@ def _missing(result: ExperimentResult, metric: str, conditions: list[str]) -> st
     return f"metric missing: no replicate of {where} recorded {metric!r} (recorded metrics: {recorded})"
 
 
-def _bad_value_message(exc: StatisticsError, metric: str, treatment: str, result: ExperimentResult) -> str:
+def _bad_value_message(exc: StatisticsError, metric: str, treatment: str, aligned: Aligned) -> str:
     condition = BASELINE if exc.side == "baseline" else treatment
     if exc.positions:
-        replicates, _ = result.select(metric, condition)
+        replicates = aligned.baseline_replicates if exc.side == "baseline" else aligned.treatment_replicates
         where = [int(replicates[p]) for p in exc.positions if p < len(replicates)]
         return f"metric {metric!r} in condition {condition!r}, replicate(s) {where}: {exc}"
     return f"metric {metric!r}: {exc}"
@@ -81,7 +90,8 @@ def _bad_value_message(exc: StatisticsError, metric: str, treatment: str, result
 def _compare(experiment: Experiment, result: ExperimentResult, h: Hypothesis, treatment: str) -> _Pending:
     from pytest_crystallize.core.stats import compare
 
-    baseline, treated, paired = aligned_values(result, h.metric, treatment)
+    aligned = aligned_values(result, h.metric, treatment)
+    baseline, treated, paired = aligned.baseline, aligned.treatment, aligned.paired
     empty = [c for c, v in ((BASELINE, baseline), (treatment, treated)) if len(v) == 0]
     if empty:
         return _Pending(h, treatment, None, _missing(result, h.metric, empty), None, "")
@@ -92,7 +102,7 @@ def _compare(experiment: Experiment, result: ExperimentResult, h: Hypothesis, tr
             relative_margin=h.relative_margin, better=h.better, seed=experiment.seed, mde=h.mde,
         )
     except StatisticsError as exc:
-        return _Pending(h, treatment, None, _bad_value_message(exc, h.metric, treatment, result), None, "")
+        return _Pending(h, treatment, None, _bad_value_message(exc, h.metric, treatment, aligned), None, "")
     predicate_ok, note = None, ""
     if h.predicate is not None:
         try:

@@ -389,6 +389,10 @@ def standalone_context(
 
     ``ctx.metrics.as_dict()`` afterwards shows what the step recorded.
     """
+    clash = sorted(set(values or ()) & BUILTIN_KEYS)
+    if clash:
+        msg = f"{clash[0]!r} is a read-only context key; pass it as standalone_context({clash[0]}=...)"
+        raise ContextMutationError(clash[0], msg)
     return FrozenContext(
         dict(values or {}),
         replicate=replicate,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
+from pytest_crystallize.core.context import BUILTIN_KEYS
 from pytest_crystallize.core.datasources import DataSource, registered_datasources
 from pytest_crystallize.core.hypotheses import Hypothesis, attached_hypotheses
 from pytest_crystallize.core.seeds import DEFAULT_SEED
@@ -99,7 +100,16 @@ class Experiment:
         except TreatmentError as exc:
             msg = f"{where}: {exc}"
             raise TreatmentError(msg) from None
+        _check_params(where, "params", params or {})
+        for treatment in checked_treatments:
+            _check_params(where, f"treatment {treatment.name!r}", treatment.params)
         all_hypotheses = attached_hypotheses(function) + tuple(hypotheses)
+        if all_hypotheses and not checked_treatments:
+            msg = (
+                f"{where}: has hypotheses but no treatments to compare with the baseline; "
+                f"add treatments=[Treatment(...)] or remove the hypotheses"
+            )
+            raise ConfigurationError(msg)
         for h in all_hypotheses:
             if not isinstance(h, Hypothesis):
                 msg = f"{where}: hypotheses must be made with hypothesis(...), got {h!r}"
@@ -147,6 +157,16 @@ class Experiment:
             values = MappingProxyType({**self.params, **treatment.params})
             out.append(Condition(treatment.name, code, values, tuple(sources.items())))
         return tuple(out)
+
+
+def _check_params(where: str, owner: str, params: Mapping[str, Any]) -> None:
+    clash = sorted(set(params) & BUILTIN_KEYS)
+    if clash:
+        msg = (
+            f"{where}: {owner} sets {clash[0]!r}, a read-only context key the runner "
+            f"fills (ctx.{clash[0]}); rename the parameter"
+        )
+        raise ConfigurationError(msg)
 
 
 def _check_int(where: str, what: str, value: object, *, minimum: int) -> None:

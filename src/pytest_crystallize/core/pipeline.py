@@ -59,7 +59,7 @@ class PipelineStep:
             ctx, data = data, None  # a step without data called as step(ctx)
         if ctx is None:
             ctx = CURRENT_CONTEXT.get()
-            if ctx is None and (self.takes_ctx or self._required):
+            if ctx is None and (self.takes_ctx or self._required.difference(kwargs)):
                 msg = (
                     f"step {self.name!r} was called without a context outside an "
                     f"experiment: pass one, e.g. {self.name}(data, standalone_context())"
