@@ -1,8 +1,7 @@
 """Hook specifications of the experiment lifecycle (pluggy, project name ``crystallize``).
 
 A plugin is any object (or module) with methods named like these hooks and
-marked with :data:`hookimpl`. Plugins come from ``plugins=[...]`` on an
-experiment. In order, for one run::
+marked with :data:`hookimpl`. In order, for one run::
 
     crystallize_experiment_init        once, before anything runs
     crystallize_run_before             once
@@ -11,10 +10,25 @@ experiment. In order, for one run::
             crystallize_step_before    per pipeline step call
             crystallize_step_after
         crystallize_replicate_after
+        crystallize_replicates_progress  now and then, as replicates finish
     crystallize_run_after              once, with the result
 
-Hooks that run per replicate or step are only called when some plugin
-implements them, so unused hooks cost nothing.
+Where plugins come from, later ones called first (so they win ``firstresult``
+hooks such as the execution backend):
+
+1. installed packages, through the entry-point group ``crystallize.plugins``
+   (pytest runs only; the entry point names a module, an object or a class
+   called with no arguments);
+2. ``conftest.py`` files, through the pytest hook ``pytest_crystallize_plugins``
+   (see :mod:`pytest_crystallize.pytest_plugin.hooks`), scoped to the
+   conftest's directory, inner conftests after outer ones;
+3. ``plugins=[...]`` on ``@pytest.mark.experiment`` or ``run_experiment``.
+
+The per-replicate and per-step hooks run where the replicate runs: in a
+worker process under ``ParallelExecution(kind="process")``, with the plugin
+objects pickled (or forked) from the main process. The other hooks always run
+in the main process. Hooks that run per replicate or step are only called
+when some plugin implements them, so unused hooks cost nothing.
 """
 
 from __future__ import annotations
@@ -128,11 +142,14 @@ def crystallize_replicates_run(
     """Run every replicate task and return their batches: the execution backend.
 
     ``tasks`` lists ``(condition_code, replicate)`` pairs; ``run_batch(tasks)``
-    runs some of them in this process and returns a :class:`ReplicateBatch`
-    (picklable: it can be called in a worker process). Return the list of
-    batches covering every task, or ``None`` to leave the loop to the next
-    plugin and finally to the built-in serial loop. The first non-None result
-    wins. Example::
+    runs some of them in the calling thread and returns a :class:`ReplicateBatch`
+    (``run_batch`` is picklable: it can be called in a worker process). Return
+    a list of batches covering every task exactly once, in any order: the
+    runner merges them into the serial order, so the result does not depend on
+    the backend. Return ``None`` to leave the loop to the next plugin and
+    finally to the built-in serial loop. The first non-None result wins; the
+    built-in backends are ``SerialExecution``, ``ParallelExecution`` and
+    ``AsyncExecution``. Example::
 
         @hookimpl
         def crystallize_replicates_run(experiment, tasks, run_batch):
@@ -151,4 +168,22 @@ def crystallize_run_after(experiment: Experiment, result: ExperimentResult) -> N
         @hookimpl
         def crystallize_run_after(experiment, result):
             result.to_json(f"{experiment.name}.json")
+    """
+
+
+@hookspec
+def crystallize_replicates_progress(
+    experiment: Experiment, done: int, total: int, elapsed: float
+) -> None:
+    """Called in the main process as replicate tasks finish: ``done`` of ``total`` after ``elapsed`` s.
+
+    Throttled by the runner (at most about ten calls a second) and called a
+    last time with ``done == total`` when the loop ends. Execution backends
+    report finished tasks with ``run_batch.advance(n)``; tasks run through
+    ``run_batch(tasks)`` in this process report themselves. Return value
+    ignored. Example::
+
+        @hookimpl
+        def crystallize_replicates_progress(experiment, done, total, elapsed):
+            print(f"{experiment.name}: {done}/{total} after {elapsed:.0f} s")
     """

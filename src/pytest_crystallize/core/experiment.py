@@ -104,17 +104,17 @@ class Experiment:
         for treatment in checked_treatments:
             _check_params(where, f"treatment {treatment.name!r}", treatment.params)
         all_hypotheses = attached_hypotheses(function) + tuple(hypotheses)
+        for h in all_hypotheses:
+            if not isinstance(h, Hypothesis):
+                msg = f"{where}: hypotheses must be made with hypothesis(...), got {h!r}"
+                raise ConfigurationError(msg)
+            h.check(where)
         if all_hypotheses and not checked_treatments:
             msg = (
                 f"{where}: has hypotheses but no treatments to compare with the baseline; "
                 f"add treatments=[Treatment(...)] or remove the hypotheses"
             )
             raise ConfigurationError(msg)
-        for h in all_hypotheses:
-            if not isinstance(h, Hypothesis):
-                msg = f"{where}: hypotheses must be made with hypothesis(...), got {h!r}"
-                raise ConfigurationError(msg)
-            h.check(where)
         takes_ctx, sources, fixed = _resolve_parameters(
             where, function, dict(datasources or {}), dict(arguments or {}), lookup
         )

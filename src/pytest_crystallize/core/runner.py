@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import threading
 import time
 import traceback
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -31,6 +32,7 @@ from pytest_crystallize.core.pipeline import STEP_ATTRIBUTE
 from pytest_crystallize.core.results import ExperimentResult, Provenance, ReplicateError
 from pytest_crystallize.core.seeds import ReplicateSeeds
 from pytest_crystallize.core.versions import package_versions
+from pytest_crystallize.errors import CrystallizeError
 
 __all__ = [
     "BatchRunner",
@@ -48,16 +50,30 @@ T = TypeVar("T")
 
 _PACKAGE_DIR: Final = str(Path(__file__).resolve().parent.parent)
 
+#: Hooks that run where a replicate runs (maybe a worker process): the plugins
+#: implementing them travel with the :class:`BatchRunner`.
+WORKER_HOOKS: Final = (
+    "crystallize_replicate_before",
+    "crystallize_replicate_after",
+    "crystallize_step_before",
+    "crystallize_step_after",
+)
+
+#: Seconds between two progress hook calls at most.
+PROGRESS_INTERVAL: Final = 0.1
+
 
 @dataclass(slots=True)
 class ReplicateBatch:
     """What running some replicate tasks produced: columnar values and errors.
 
     Plain data, so a batch run in a worker process pickles back cheaply.
+    ``task_count`` is how many tasks it covers (errors included).
     """
 
     sink: MetricSink = field(default_factory=MetricSink)
     errors: list[ReplicateError] = field(default_factory=list)
+    task_count: int = 0
 
 
 def make_plugin_manager(plugins: Sequence[object]) -> pluggy.PluginManager:
@@ -92,6 +108,55 @@ def _implemented(caller: Any) -> bool:
     return bool(caller.get_hookimpls())
 
 
+def worker_plugins(manager: pluggy.PluginManager | None) -> tuple[object, ...]:
+    """The plugins of ``manager`` implementing a per-replicate or per-step hook, in registration order."""
+    if manager is None:
+        return ()
+    wanted = {
+        id(impl.plugin) for name in WORKER_HOOKS for impl in getattr(manager.hook, name).get_hookimpls()
+    }
+    return tuple(p for _, p in manager.list_name_plugin() if p is not None and id(p) in wanted)
+
+
+class _Progress:
+    """Counts finished tasks and calls the progress hook, throttled, from the owning thread only.
+
+    Lives for one run. Backend threads may count; only the thread that made
+    it (the runner's) calls the hook, so plugins never see concurrent calls.
+    """
+
+    __slots__ = ("_caller", "_experiment", "_last", "_lock", "_owner", "_start", "done", "total")
+
+    def __init__(self, experiment: Experiment, caller: Any, total: int) -> None:
+        self._experiment = experiment
+        self._caller = caller
+        self._lock = threading.Lock()
+        self._owner = threading.get_ident()
+        self._start = self._last = time.perf_counter()
+        self.done = 0
+        self.total = total
+
+    def __call__(self, count: int) -> None:
+        with self._lock:
+            self.done += count
+        if threading.get_ident() != self._owner:
+            return
+        now = time.perf_counter()
+        if now - self._last >= PROGRESS_INTERVAL:
+            self._last = now
+            self._emit(now)
+
+    def finish(self) -> None:
+        self.done = self.total
+        self._emit(time.perf_counter())
+
+    def _emit(self, now: float) -> None:
+        self._caller(
+            experiment=self._experiment, done=min(self.done, self.total), total=self.total,
+            elapsed=now - self._start,
+        )
+
+
 def _user_frames_only(exc: BaseException) -> str:
     """Format ``exc`` with our own frames removed, so the user's code shows."""
     formatted = traceback.TracebackException.from_exception(exc)
@@ -122,25 +187,38 @@ def run_coroutine_sync(awaitable: Awaitable[T]) -> T:
 class BatchRunner:
     """Runs replicate tasks of one experiment in the calling process or thread.
 
-    Picklable when the experiment's function, datasources and plugins are, so
-    execution backends can ship it to worker processes. Stateless between calls
-    except for the seed cache.
+    Picklable when the experiment's function, datasources and the plugins
+    implementing per-replicate or per-step hooks are, so execution backends
+    can ship it to worker processes; there the plugins are registered again
+    in their original order (the other plugins stay in the main process).
+    Stateless between calls except for the seed cache. ``progress``, when
+    set, is told how many tasks finished (``advance``); it is never pickled.
     """
 
-    def __init__(self, experiment: Experiment, hook: Any | None) -> None:
+    def __init__(
+        self, experiment: Experiment, hook: Any | None, *, plugins: Sequence[object] | None = None
+    ) -> None:
         self.experiment = experiment
         self.conditions = experiment.conditions()
         self.seeds = ReplicateSeeds(experiment.seed)
         self.hook = hook
+        #: Plugins to register in a worker process; by default the experiment's own.
+        self.plugins = tuple(experiment.plugins if plugins is None else plugins)
+        self.progress: Callable[[int], None] | None = None
         self._init_hooks()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"experiment": self.experiment, "hook": None}
+        return {"experiment": self.experiment, "plugins": self.plugins}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        experiment = state["experiment"]
-        hook = make_plugin_manager(experiment.plugins).hook if experiment.plugins else None
-        self.__init__(experiment, hook)  # type: ignore[misc]  # rebuild derived state
+        plugins = state["plugins"]
+        hook = make_plugin_manager(plugins).hook if plugins else None
+        self.__init__(state["experiment"], hook, plugins=plugins)  # type: ignore[misc]  # rebuild derived state
+
+    def advance(self, count: int) -> None:
+        """Report ``count`` finished tasks to the progress display, if there is one."""
+        if self.progress is not None:
+            self.progress(count)
 
     def _init_hooks(self) -> None:
         hook = self.hook
@@ -157,17 +235,25 @@ class BatchRunner:
 
     def __call__(self, tasks: Sequence[ReplicateTask]) -> ReplicateBatch:
         """Run ``tasks`` in order and return their batch."""
-        batch = ReplicateBatch()
+        batch = ReplicateBatch(task_count=len(tasks))
+        progress = self.progress
         if self.experiment.is_async:
             run_coroutine_sync(self._run_async(tasks, batch))
+        elif progress is None:
+            for code, replicate in tasks:
+                self.run_one(self.conditions[code], replicate, batch)
         else:
             for code, replicate in tasks:
                 self.run_one(self.conditions[code], replicate, batch)
+                progress(1)
         return batch
 
     async def _run_async(self, tasks: Sequence[ReplicateTask], batch: ReplicateBatch) -> None:
+        progress = self.progress
         for code, replicate in tasks:
             await self.run_one_async(self.conditions[code], replicate, batch)
+            if progress is not None:
+                progress(1)
 
     def _context(self, condition: Condition, replicate: int, sink: MetricSink) -> FrozenContext:
         return FrozenContext(
@@ -226,11 +312,25 @@ class BatchRunner:
 
     @staticmethod
     def _error(condition: Condition, replicate: int, exc: BaseException) -> ReplicateError:
+        # Plain strings only: the error crosses process boundaries even when
+        # the exception class cannot be pickled.
         return ReplicateError(
             condition=condition.name, replicate=replicate, error_type=type(exc).__name__,
-            message=str(exc), traceback=_user_frames_only(exc),
-            step=getattr(exc, STEP_ATTRIBUTE, None),
+            message=_safe_str(exc), traceback=_user_frames_only(exc),
+            step=_safe_step(exc),
         )
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001  # a broken __str__ must not lose the replicate's error
+        return f"<{type(exc).__name__} whose str() failed>"
+
+
+def _safe_step(exc: BaseException) -> str | None:
+    step = getattr(exc, STEP_ATTRIBUTE, None)
+    return step if isinstance(step, str) else None
 
 
 class ExperimentRunner:
@@ -266,13 +366,20 @@ class ExperimentRunner:
         if hook is not None:
             hook.crystallize_experiment_init(experiment=experiment)
             hook.crystallize_run_before(experiment=experiment)
-        run_batch = BatchRunner(experiment, hook)
+        run_batch = BatchRunner(experiment, hook, plugins=worker_plugins(self.plugin_manager))
         tasks = self.tasks()
         batches = None
+        progress = None
         if hook is not None:
+            if _implemented(hook.crystallize_replicates_progress):
+                progress = run_batch.progress = _Progress(experiment, hook.crystallize_replicates_progress, len(tasks))
             batches = hook.crystallize_replicates_run(experiment=experiment, tasks=tasks, run_batch=run_batch)
         if batches is None:
             batches = [run_batch(tasks)]
+        else:
+            _check_batches(experiment, batches, len(tasks))
+        if progress is not None:
+            progress.finish()
         result = self._result(batches, started_at, time.perf_counter() - clock)
         if hook is not None:
             hook.crystallize_run_after(experiment=experiment, result=result)
@@ -305,17 +412,50 @@ class ExperimentRunner:
         )
 
 
+def _check_batches(experiment: Experiment, batches: object, expected: int) -> None:
+    """Raise CrystallizeError unless an execution backend returned batches of every task."""
+    if not isinstance(batches, (list, tuple)) or not all(isinstance(b, ReplicateBatch) for b in batches):
+        msg = (
+            f"experiment {experiment.name!r}: the execution backend's crystallize_replicates_run "
+            f"returned {type(batches).__name__}; it must return a list of ReplicateBatch "
+            f"(what run_batch(tasks) returns) or None"
+        )
+        raise CrystallizeError(msg)
+    covered = sum(b.task_count for b in batches)
+    if covered != expected:
+        msg = (
+            f"experiment {experiment.name!r}: the execution backend returned batches covering "
+            f"{covered} replicate tasks, but the run has {expected}: every task must be run once"
+        )
+        raise CrystallizeError(msg)
+
+
 def _merge(batches: Sequence[ReplicateBatch]) -> MetricSink:
-    """Concatenate batch sinks, re-coding metric names to one shared table."""
+    """Merge batch sinks into the serial record order, re-coding metric names to one table.
+
+    Serial order is task order, ``(replicate, condition)``, and record order
+    within a task; a stable sort restores it whatever the batches' order, so
+    every backend gives the same result, metric codes included.
+    """
     if len(batches) == 1:
         return batches[0].sink
-    merged = MetricSink()
+    conditions: list[int] = []
+    replicates: list[int] = []
+    names: list[str] = []
+    values: list[float] = []
+    tags: list[str | None] = []
     for batch in batches:
         sink = batch.sink
-        names = sink.metric_names
-        for i in range(len(sink)):
-            merged.append(sink.condition[i], sink.replicate[i], names[sink.metric[i]],
-                          sink.value[i], sink.tags[i])
+        table = sink.metric_names
+        conditions += sink.condition
+        replicates += sink.replicate
+        names += [table[code] for code in sink.metric]
+        values += sink.value
+        tags += sink.tags
+    order = sorted(range(len(values)), key=lambda i: (replicates[i], conditions[i]))
+    merged = MetricSink()
+    for i in order:
+        merged.append(conditions[i], replicates[i], names[i], values[i], tags[i])
     return merged
 
 

@@ -1,18 +1,40 @@
 """Statistics for experiments: compare a treatment with its baseline.
 
 ``compare(baseline, treatment, ...)`` runs one test and returns a
-:class:`Comparison`; ``describe(values)`` summarises one sample.
+:class:`Comparison`; ``describe(values)`` summarises one sample;
+``adjust_pvalues`` corrects a family of p-values; ``power`` and
+``replicates_needed`` plan t-test experiments; :class:`SequentialPlan` lets
+an experiment stop early at planned looks.
 
 Choosing a test (``test="auto"``):
 
-1. every value on both sides is 0 or 1 -> paired: exact McNemar test;
-   unpaired: Fisher's exact test;
-2. otherwise, paired replicates -> paired t-test;
+1. every value on both sides is 0 or 1 ("binary"):
+   paired -> exact McNemar test, unpaired -> Fisher's exact test; against a
+   margin (no_worse, equivalent, or a superiority margin) the score tests of
+   the risk difference: Tango's (paired) or Farrington-Manning's (unpaired);
+2. otherwise paired replicates -> paired t-test;
 3. otherwise -> Welch's t-test.
 
-Directions: ``maximize`` (treatment larger), ``minimize`` (smaller),
-``two-sided``. The alternative is always treatment versus baseline in scipy's
-convention (``"greater"`` means treatment > baseline).
+Built-in tests: ``welch_t``, ``student_t``, ``paired_t``, ``mann_whitney``,
+``wilcoxon``, ``permutation``, ``bootstrap`` (continuous values; margins by a
+location shift of the treatment values) and ``fisher_exact``, ``boschloo``,
+``chi_square``, ``mcnemar`` (0/1 values; no margins), ``farrington_manning``,
+``tango`` (0/1 values, margins). ``paired_t``, ``wilcoxon``, ``mcnemar`` and
+``tango`` need ``paired=True``; ``permutation`` and ``bootstrap`` pair when
+they can; the others ignore pairing. A user's own test is a callable
+``fn(baseline, treatment, alternative) -> p | {"pvalue": p} | obj.pvalue``.
+
+Directions (treatment versus baseline, scipy's ``alternative`` convention):
+``maximize`` -> "greater", ``minimize`` -> "less", ``two-sided``;
+``no_worse`` (non-inferiority: the difference is not worse than ``-margin``,
+or ``+margin`` with ``better="lower"``); ``equivalent`` (two one-sided tests
+at ``+-margin``; the p-value is the larger one). ``margin`` with maximize /
+minimize asks for superiority by at least that margin.
+
+Intervals: t family -> its own t-interval (paired, Welch or pooled); rank
+and permutation tests and users' tests -> the paired or Welch t-interval of
+the mean difference; bootstrap -> percentile interval; 0/1 tests -> Newcombe's
+risk-difference intervals (hybrid score unpaired, square-and-add paired).
 
 Degenerate data never give nan: two identical constant samples give p = 1;
 samples without any spread (constant samples, or a constant paired
@@ -26,15 +48,21 @@ from ._comparison import Comparison
 from ._corrections import CORRECTIONS, adjust_pvalues
 from ._describe import Summary, describe
 from ._inputs import DIRECTIONS
+from ._power import power, replicates_needed
 from ._registry import TESTS
+from ._sequential import SPENDING, SequentialPlan
 
 __all__ = [
     "CORRECTIONS",
     "DIRECTIONS",
+    "SPENDING",
     "TESTS",
     "Comparison",
+    "SequentialPlan",
     "Summary",
     "adjust_pvalues",
     "compare",
     "describe",
+    "power",
+    "replicates_needed",
 ]

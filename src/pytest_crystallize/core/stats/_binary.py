@@ -70,7 +70,7 @@ def check_binary(samples: Samples, test: str) -> None:
         bad = np.flatnonzero((values != 0.0) & (values != 1.0))
         if bad.size:
             msg = (
-                f"{test} needs 0/1 outcomes, but {side} holds {values[bad[0]]!r} at "
+                f"{test} needs 0/1 outcomes, but {side} holds {float(values[bad[0]])!r} at "
                 f"position {int(bad[0])}: record successes as 0 or 1, or choose a "
                 "test for continuous values (welch_t, mann_whitney, ...)"
             )

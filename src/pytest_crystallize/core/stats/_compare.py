@@ -72,7 +72,7 @@ def compare(
     """
     _check_options(direction, alpha, better, confidence)
     samples = prepare(baseline, treatment, paired=paired, nan_policy=nan_policy)
-    spec, reason = resolve(test, samples, direction)
+    spec, reason = resolve(test, samples, direction, margin=bool(margin))
     uses_pairing = samples.paired and spec.pairing != "never"
     used = samples if uses_pairing else unpaired(samples)
     _check_sizes(spec, used)
@@ -87,12 +87,12 @@ def compare(
         raise StatisticsError(msg)
     statistic, p_value, degenerate = _run(spec, used, nulls, seed)
     difference = used.mean_treatment - used.mean_baseline
-    ci_low, ci_high = spec.interval(used, confidence)
+    ci_low, ci_high = spec.interval(used, confidence, seed)
     effect, effect_name = effect_size(used, binary=spec.binary)
     odds = float("nan")
     if _binary.is_binary(used.baseline) and _binary.is_binary(used.treatment):
         odds = _binary.odds_ratio(_binary.counts(used), paired=used.paired)
-    power, needed = power_and_replicates(spec.family, used, nulls, alpha, mde)
+    power, needed = power_and_replicates(spec.family, used, nulls, alpha, _true_difference(direction, mde))
     return Comparison(
         test=spec.name,
         test_reason=reason,
@@ -196,6 +196,19 @@ def _points_right(difference: float, null: _Null) -> bool:
     return difference != null.delta
 
 
+def _true_difference(direction: str, mde: float | None) -> float | None:
+    if mde is None:
+        return None
+    if not math.isfinite(mde):
+        msg = f"mde must be a finite number, got {mde!r}"
+        raise StatisticsError(msg)
+    if direction == "minimize":
+        return -abs(mde)
+    if direction in ("maximize", "two-sided"):
+        return abs(mde)
+    return float(mde)
+
+
 def _relative(difference: float, base: float) -> float:
     return difference / abs(base) if base != 0.0 else float("nan")
 
@@ -204,10 +217,9 @@ def _run(spec: TestSpec, samples: Samples, nulls: tuple[_Null, ...], seed: int) 
     """(statistic, p-value, degenerate reason); for two nulls the larger p wins."""
     results = []
     for null in nulls:
-        shifted = samples.shifted(null.delta)
-        exact = None if spec.binary else _no_variation_p(shifted, null.alternative)
+        exact = None if spec.binary else _no_variation_p(samples.shifted(null.delta), null.alternative)
         if exact is None:
-            statistic, p = spec.run(shifted, null.alternative, seed)
+            statistic, p = spec.run(samples, null.delta, null.alternative, seed)
         else:
             statistic, p = float("nan"), exact
         results.append((p, statistic))

@@ -9,7 +9,7 @@ import numpy as np
 
 from pytest_crystallize.errors import StatisticsError
 
-from . import _binary, _continuous, _rank
+from . import _binary, _continuous, _margins, _rank, _resampling
 from ._inputs import Samples
 
 __all__ = ["TESTS", "TestSpec", "UserTest", "choose", "resolve", "unpaired"]
@@ -17,8 +17,10 @@ __all__ = ["TESTS", "TestSpec", "UserTest", "choose", "resolve", "unpaired"]
 Outcome = tuple[float, float]
 """A test's (statistic, p-value)."""
 
-Runner = Callable[[Samples, str, int], Outcome]
-Interval = Callable[[Samples, float], tuple[float, float]]
+Runner = Callable[[Samples, float, str, int], Outcome]
+"""``run(samples, null_difference, alternative, seed)``."""
+Interval = Callable[[Samples, float, int], tuple[float, float]]
+"""``interval(samples, confidence, seed)``."""
 UserTest = Callable[[np.ndarray, np.ndarray, str], object]
 
 
@@ -28,9 +30,9 @@ class TestSpec:
 
     ``pairing`` is ``"never"`` (ignores pairing), ``"always"`` (needs paired
     replicates) or ``"optional"`` (pairs when the samples are paired).
-    ``margins`` says whether it can test a shifted null (no_worse,
-    equivalent); ``family`` (``"t"``, ``"normal"`` or ``"binary"``) picks the
-    power calculation.
+    ``margins`` says whether it can test a non-zero null difference
+    (no_worse, equivalent, superiority margins); ``family`` (``"t"``,
+    ``"normal"`` or ``"binary"``) picks the power calculation.
     """
 
     name: str
@@ -51,46 +53,94 @@ def unpaired(samples: Samples) -> Samples:
     return replace(samples, differences=None, mean_diff=nan, var_diff=nan)
 
 
-def _t_interval(samples: Samples, confidence: float) -> tuple[float, float]:
+def _t_interval(samples: Samples, confidence: float, seed: int) -> tuple[float, float]:
+    del seed  # deterministic
     if samples.paired:
         return _continuous.paired_interval(samples, confidence)
     return _continuous.welch_interval(samples, confidence)
 
 
-def _risk_interval(samples: Samples, confidence: float) -> tuple[float, float]:
+def _student_interval(samples: Samples, confidence: float, seed: int) -> tuple[float, float]:
+    del seed  # deterministic
+    return _continuous.student_interval(samples, confidence)
+
+
+def _risk_interval(samples: Samples, confidence: float, seed: int) -> tuple[float, float]:
+    del seed  # deterministic
     c = _binary.counts(samples)
     if samples.paired:
         return _binary.paired_newcombe_interval(c, confidence)
     return _binary.newcombe_interval(c, confidence)
 
 
-def _unseeded(fn: Callable[[Samples, str], Outcome]) -> Runner:
-    def run(samples: Samples, alternative: str, seed: int) -> Outcome:
+def _shifting(fn: Callable[[Samples, str], Outcome]) -> Runner:
+    """Carry the null difference into a test of 'no difference' by a location shift."""
+
+    def run(samples: Samples, delta: float, alternative: str, seed: int) -> Outcome:
         del seed  # deterministic test
+        return fn(samples.shifted(delta), alternative)
+
+    return run
+
+
+def _shifting_seeded(fn: Callable[[Samples, str, int], Outcome]) -> Runner:
+    def run(samples: Samples, delta: float, alternative: str, seed: int) -> Outcome:
+        return fn(samples.shifted(delta), alternative, seed)
+
+    return run
+
+
+def _no_margin(fn: Callable[[Samples, str], Outcome]) -> Runner:
+    def run(samples: Samples, delta: float, alternative: str, seed: int) -> Outcome:
+        del delta, seed  # compare() refuses margins for these tests
         return fn(samples, alternative)
 
     return run
 
 
+def _score(fn: Callable[[Samples, float, str], Outcome]) -> Runner:
+    def run(samples: Samples, delta: float, alternative: str, seed: int) -> Outcome:
+        del seed  # deterministic test
+        return fn(samples, delta, alternative)
+
+    return run
+
+
+def _bootstrap_interval(samples: Samples, confidence: float, seed: int) -> tuple[float, float]:
+    return _resampling.bootstrap_interval(samples, confidence, seed)
+
+
 def _builtins() -> dict[str, TestSpec]:
     t, risk = _t_interval, _risk_interval
     specs = [
-        TestSpec("welch_t", _unseeded(_continuous.welch_t), t, "never", False, 2, True, "t"),
+        TestSpec("welch_t", _shifting(_continuous.welch_t), t, "never", False, 2, True, "t"),
         TestSpec(
-            "student_t",
-            _unseeded(_continuous.student_t),
-            _continuous.student_interval,
-            "never",
+            "student_t", _shifting(_continuous.student_t), _student_interval, "never", False, 2, True, "t"
+        ),
+        TestSpec("paired_t", _shifting(_continuous.paired_t), t, "always", False, 2, True, "t"),
+        TestSpec("mann_whitney", _shifting(_rank.mann_whitney), t, "never", False, 1, True, "normal"),
+        TestSpec("wilcoxon", _shifting(_rank.wilcoxon), t, "always", False, 1, True, "normal"),
+        TestSpec(
+            "permutation", _shifting_seeded(_resampling.permutation), t, "optional", False, 1, True, "normal"
+        ),
+        TestSpec(
+            "bootstrap",
+            _shifting_seeded(_resampling.bootstrap),
+            _bootstrap_interval,
+            "optional",
             False,
             2,
             True,
-            "t",
+            "normal",
         ),
-        TestSpec("paired_t", _unseeded(_continuous.paired_t), t, "always", False, 2, True, "t"),
-        TestSpec("mann_whitney", _unseeded(_rank.mann_whitney), t, "never", False, 1, True, "normal"),
-        TestSpec("wilcoxon", _unseeded(_rank.wilcoxon), t, "always", False, 1, True, "normal"),
-        TestSpec("fisher_exact", _unseeded(_binary.fisher_exact), risk, "never", True, 1, False, "binary"),
-        TestSpec("mcnemar", _unseeded(_binary.mcnemar), risk, "always", True, 1, False, "binary"),
+        TestSpec("fisher_exact", _no_margin(_binary.fisher_exact), risk, "never", True, 1, False, "binary"),
+        TestSpec("boschloo", _no_margin(_binary.boschloo), risk, "never", True, 1, False, "binary"),
+        TestSpec("chi_square", _no_margin(_binary.chi_square), risk, "never", True, 1, False, "binary"),
+        TestSpec("mcnemar", _no_margin(_binary.mcnemar), risk, "always", True, 1, False, "binary"),
+        TestSpec(
+            "farrington_manning", _score(_margins.farrington_manning), risk, "never", True, 1, True, "binary"
+        ),
+        TestSpec("tango", _score(_margins.tango), risk, "always", True, 1, True, "binary"),
     ]
     return {spec.name: spec for spec in specs}
 
@@ -101,10 +151,16 @@ TESTS: tuple[str, ...] = (*sorted(_BUILTINS), "auto")
 _MARGIN_DIRECTIONS = ("no_worse", "equivalent")
 
 
-def choose(samples: Samples, direction: str) -> tuple[TestSpec, str]:
+def choose(samples: Samples, direction: str, *, margin: bool = False) -> tuple[TestSpec, str]:
     """Return the test ``auto`` picks for these samples, and a one-line reason."""
     binary = _binary.is_binary(samples.baseline) and _binary.is_binary(samples.treatment)
-    if binary and direction not in _MARGIN_DIRECTIONS:
+    if binary and (margin or direction in _MARGIN_DIRECTIONS):
+        if samples.paired:
+            reason = "0/1 outcomes from paired replicates against a margin: Tango's score test"
+            return _BUILTINS["tango"], reason
+        reason = "0/1 outcomes from independent samples against a margin: Farrington-Manning score test"
+        return _BUILTINS["farrington_manning"], reason
+    if binary:
         if samples.paired:
             reason = "0/1 outcomes from paired replicates: exact McNemar test on the discordant pairs"
             return _BUILTINS["mcnemar"], reason
@@ -115,7 +171,9 @@ def choose(samples: Samples, direction: str) -> tuple[TestSpec, str]:
     return _BUILTINS["welch_t"], "independent samples: Welch's t-test (no equal-variance assumption)"
 
 
-def resolve(test: str | UserTest, samples: Samples, direction: str) -> tuple[TestSpec, str]:
+def resolve(
+    test: str | UserTest, samples: Samples, direction: str, *, margin: bool = False
+) -> tuple[TestSpec, str]:
     """Return the spec for ``test`` (a name, ``"auto"`` or a callable) and why it runs.
 
     Raises:
@@ -126,7 +184,7 @@ def resolve(test: str | UserTest, samples: Samples, direction: str) -> tuple[Tes
     if callable(test):
         return _user_spec(test), "user-supplied test"
     if test == "auto":
-        return choose(samples, direction)
+        return choose(samples, direction, margin=margin)
     spec = _BUILTINS.get(test)
     if spec is None:
         msg = f"unknown test {test!r}: use one of {TESTS}, or pass a callable"
@@ -144,9 +202,10 @@ def resolve(test: str | UserTest, samples: Samples, direction: str) -> tuple[Tes
 def _user_spec(fn: UserTest) -> TestSpec:
     name = str(getattr(fn, "__name__", type(fn).__name__))
 
-    def run(samples: Samples, alternative: str, seed: int) -> Outcome:
+    def run(samples: Samples, delta: float, alternative: str, seed: int) -> Outcome:
         del seed  # a user's test seeds itself
-        return _read_user_result(name, fn(samples.baseline, samples.treatment, alternative))
+        shifted = samples.shifted(delta)
+        return _read_user_result(name, fn(shifted.baseline, shifted.treatment, alternative))
 
     return TestSpec(name, run, _t_interval, "optional", False, 1, True, "normal")
 

@@ -13,7 +13,8 @@ Both test the mean difference (treatment - baseline) and are seeded by
   condition separately otherwise); the interval is the percentile interval
   and the p-value inverts it: the one-sided p-value is the share (with the
   +1 correction) of bootstrap differences on the wrong side of the null, so
-  ``p < 1 - confidence`` (two-sided) exactly when the interval excludes it.
+  ``p < 1 - confidence`` (two-sided) when, up to interpolation, the interval
+  excludes the null.
   Percentile intervals are a little narrow for small samples: prefer the
   permutation test below ~20 replicates.
 """
