@@ -1,0 +1,88 @@
+"""Permutation and bootstrap tests: exact enumeration written out, seeding."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from pytest_crystallize.core.stats import compare
+
+REL = 1e-6
+BASE = np.array([4.1, 5.3, 3.8, 6.0, 5.1, 4.7, 5.9, 4.4])
+TREAT = np.array([5.0, 5.9, 4.1, 6.8, 5.0, 5.6, 6.9, 4.6])
+
+
+def test_sign_flip_exact_enumeration() -> None:
+    d = TREAT - BASE
+    observed = d.mean()
+    flips = np.array(list(itertools.product((1.0, -1.0), repeat=d.size)))
+    null = (flips * d).mean(axis=1)
+    expected = np.mean(null >= observed - 1e-12)  # all 256 sign patterns, equally likely
+    got = compare(BASE, TREAT, test="permutation", paired=True, direction="maximize")
+    assert got.paired
+    assert got.p_value == pytest.approx(expected, rel=REL)
+    assert got.statistic == pytest.approx(observed, rel=REL)
+
+
+def test_label_shuffle_exact_enumeration() -> None:
+    base, treat = BASE[:5], TREAT[:6]
+    pooled = np.r_[treat, base]
+    observed = treat.mean() - base.mean()
+    null = []
+    for chosen in itertools.combinations(range(pooled.size), treat.size):
+        mask = np.zeros(pooled.size, bool)
+        mask[list(chosen)] = True
+        null.append(pooled[mask].mean() - pooled[~mask].mean())
+    null_arr = np.array(null)  # all C(11, 6) = 462 relabellings
+    greater = np.mean(null_arr >= observed - 1e-12)
+    less = np.mean(null_arr <= observed + 1e-12)
+    got = compare(base, treat, test="permutation")
+    assert not got.paired
+    assert got.p_value == pytest.approx(min(1.0, 2 * min(greater, less)), rel=REL)
+
+
+def test_monte_carlo_permutation_is_seeded_and_close_to_t() -> None:
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=40)
+    treat = rng.normal(0.4, size=40)
+    first = compare(base, treat, test="permutation", seed=1)
+    again = compare(base, treat, test="permutation", seed=1)
+    other = compare(base, treat, test="permutation", seed=2)
+    assert first.p_value == again.p_value
+    assert first.p_value != other.p_value
+    assert first.p_value == pytest.approx(stats.ttest_ind(treat, base).pvalue, abs=0.02)
+    assert first.p_value >= 1 / 10000  # (hits + 1) / (resamples + 1) is never 0
+
+
+def test_bootstrap_agrees_with_normal_theory_for_large_samples() -> None:
+    rng = np.random.default_rng(8)
+    base = rng.normal(10, 2, size=400)
+    treat = rng.normal(10.3, 2, size=400)
+    got = compare(base, treat, test="bootstrap")
+    welch = stats.ttest_ind(treat, base, equal_var=False)
+    interval = welch.confidence_interval(0.95)
+    assert got.ci_low == pytest.approx(interval.low, abs=0.03)
+    assert got.ci_high == pytest.approx(interval.high, abs=0.03)
+    assert got.p_value == pytest.approx(welch.pvalue, abs=0.01)
+    assert compare(base, treat, test="bootstrap").to_dict() == got.to_dict()
+
+
+def test_bootstrap_interval_and_p_value_agree() -> None:
+    rng = np.random.default_rng(9)
+    for shift in (0.0, 0.3, 0.6, 1.0):
+        base = rng.normal(size=30)
+        treat = base + rng.normal(shift, 1.0, size=30)
+        got = compare(base, treat, test="bootstrap", paired=True)
+        excludes_zero = got.ci_low > 0 or got.ci_high < 0
+        if abs(got.p_value - 0.05) > 0.005:  # away from the boundary the two must agree
+            assert excludes_zero == (got.p_value < 0.05)
+
+
+def test_bootstrap_needs_two_values() -> None:
+    from pytest_crystallize.errors import StatisticsError
+
+    with pytest.raises(StatisticsError, match="bootstrap needs at least 2"):
+        compare(np.array([1.0]), np.array([2.0, 3.0]), test="bootstrap")
