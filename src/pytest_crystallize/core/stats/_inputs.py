@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from typing import Final
+
 import numpy as np
 
 from pytest_crystallize.errors import StatisticsError
@@ -111,6 +113,28 @@ def _mean_var(values: np.ndarray) -> tuple[float, float]:
     return mean, var
 
 
+#: Spread below this fraction of the data's magnitude is floating-point noise.
+_ROUNDING: Final = 1e-12
+
+
+def _snap_rounding_noise(
+    differences: np.ndarray, mean: float, var: float, scale: float
+) -> tuple[np.ndarray, float]:
+    """Treat paired differences as constant when their spread is rounding noise.
+
+    ``(x + 0.5) - x`` is not exactly 0.5 for every float ``x``: a treatment that
+    shifts every replicate by a constant would otherwise give a t statistic of
+    ~1e16 and an effect size to match. Spread below ``_ROUNDING`` times the
+    data's magnitude is snapped to a constant, so the no-variation rules apply.
+    """
+    tolerance = _ROUNDING * max(scale, abs(mean))
+    if differences.size < 2 or not var <= tolerance**2:
+        return differences, var
+    if float(differences.max() - differences.min()) > 2 * tolerance:
+        return differences, var
+    return np.full_like(differences, mean), 0.0
+
+
 def _bad_positions(values: np.ndarray) -> np.ndarray:
     return np.flatnonzero(~np.isfinite(values))
 
@@ -167,6 +191,7 @@ def prepare(baseline: object, treatment: object, *, paired: bool, nan_policy: st
     if paired:
         differences = treat - base
         mean_d, var_d = _mean_var(differences)
+        differences, var_d = _snap_rounding_noise(differences, mean_d, var_d, max(abs(mean_b), abs(mean_t)))
     return Samples(
         baseline=base,
         treatment=treat,
