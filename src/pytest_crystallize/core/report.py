@@ -11,6 +11,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from pytest_crystallize.core.results import ExperimentResult
 from pytest_crystallize.core.treatments import BASELINE
 
@@ -30,15 +32,18 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
     rows = []
     for metric in result.metrics:
         _, base = result.select(metric, BASELINE)
+        base = base[np.isfinite(base)]
         base_mean = float(base.mean()) if len(base) else math.nan
         for condition in result.conditions:
             _, values = result.select(metric, condition)
-            if not len(values):
+            finite = values[np.isfinite(values)]
+            if not len(finite):
                 continue
-            s = describe(values)
+            s = describe(finite)
             verdicts = [v for v in result.verdicts if v.metric == metric and v.treatment == condition]
             rows.append({
-                "condition": condition, "metric": metric, "n": s.n, "mean": _num(s.mean),
+                "condition": condition, "metric": metric, "n": s.n, "dropped": len(values) - s.n,
+                "mean": _num(s.mean),
                 "std": _num(s.std), "ci_low": _num(s.ci_low), "ci_high": _num(s.ci_high),
                 "difference": None if condition == BASELINE else _num(s.mean - base_mean),
                 "p": [_num(v.p_adjusted) for v in verdicts],

@@ -39,9 +39,11 @@ __all__ = [
     "ExperimentRunner",
     "ReplicateBatch",
     "ReplicateTask",
+    "WORKER_HOOKS",
     "make_plugin_manager",
     "run_coroutine_sync",
     "run_experiment",
+    "worker_plugins",
 ]
 
 #: ``(condition_code, replicate)``: one replicate of one condition.

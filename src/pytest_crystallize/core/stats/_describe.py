@@ -1,4 +1,4 @@
-"""One-sample summaries: size, mean, spread and a t-interval of the mean."""
+"""One-sample summaries: size, mean, spread and an interval of the mean (t, or Wilson for 0/1)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 
 from pytest_crystallize.errors import StatisticsError
 
+from ._binary import wilson_interval
 from ._inputs import as_values
 
 __all__ = ["Summary", "describe", "t_quantile"]
@@ -25,8 +26,9 @@ def t_quantile(level: float, df: float) -> float:
 class Summary:
     """Size, mean, standard deviation and confidence interval of one sample.
 
-    ``std`` uses ``ddof=1`` and is nan for a single value; the interval is the
-    ``confidence`` t-interval of the mean (nan for a single value, zero width
+    ``std`` uses ``ddof=1`` and is nan for a single value. For 0/1 values the
+    interval is the Wilson score interval of the proportion (``method="wilson"``);
+    otherwise the ``confidence`` t-interval of the mean (nan for a single value, zero width
     for a constant sample).
     """
 
@@ -36,6 +38,7 @@ class Summary:
     ci_low: float
     ci_high: float
     confidence: float = 0.95
+    method: str = "t"
 
     def to_dict(self) -> dict[str, float | int | None]:
         """Plain JSON-able fields; nan and inf become ``None``."""
@@ -46,6 +49,7 @@ class Summary:
             "ci_low": _json_float(self.ci_low),
             "ci_high": _json_float(self.ci_high),
             "confidence": self.confidence,
+            "method": self.method,
         }
 
 
@@ -85,10 +89,14 @@ def describe(values: object, *, confidence: float = 0.95) -> Summary:
             f"position(s) {list(positions[:10])}: drop or fix them before describing"
         )
         raise StatisticsError(msg, side="values", positions=positions)
-    if n < 2:
-        nan = float("nan")
-        return Summary(n, mean, nan, nan, nan, confidence)
+    nan = float("nan")
     centred = array - mean
-    std = math.sqrt(float(np.dot(centred, centred)) / (n - 1))
+    std = math.sqrt(float(np.dot(centred, centred)) / (n - 1)) if n > 1 else nan
+    if bool(np.all((array == 0.0) | (array == 1.0))):
+        # A proportion: the t-interval can leave [0, 1] and fails at 0 or n successes.
+        low, high = wilson_interval(int(array.sum()), n, confidence)
+        return Summary(n, mean, std, low, high, confidence, method="wilson")
+    if n < 2:
+        return Summary(n, mean, nan, nan, nan, confidence)
     half = t_quantile(confidence, n - 1) * std / math.sqrt(n)
     return Summary(n, mean, std, mean - half, mean + half, confidence)

@@ -1,4 +1,4 @@
-"""A constant shift computed in floating point is still a constant shift."""
+"""Edge cases: rounding noise in constant shifts, and intervals of proportions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from pytest_crystallize.core.stats import compare
+from pytest_crystallize.core.stats import compare, describe
 
 
 @pytest.mark.parametrize("magnitude", [1.0, 1e3, 1e6])
@@ -36,3 +36,15 @@ def test_real_spread_is_not_mistaken_for_rounding_noise() -> None:
     expected = stats.ttest_rel(treatment, baseline, alternative="greater").pvalue
     assert c.p_value == pytest.approx(expected, rel=1e-6)
     assert c.degenerate == ""
+
+
+@pytest.mark.parametrize(("successes", "n"), [(0, 10), (3, 5), (10, 10), (37, 120)])
+def test_describe_gives_0_1_values_the_wilson_interval(successes: int, n: int) -> None:
+    from statsmodels.stats.proportion import proportion_confint
+
+    values = np.array([1.0] * successes + [0.0] * (n - successes))
+    summary = describe(values)
+    low, high = proportion_confint(successes, n, alpha=0.05, method="wilson")
+    assert summary.method == "wilson"
+    assert (summary.ci_low, summary.ci_high) == (pytest.approx(low, rel=1e-9, abs=1e-12),
+                                                 pytest.approx(high, rel=1e-9, abs=1e-12))
