@@ -25,7 +25,9 @@ def test_errors_share_one_root_and_the_builtins_callers_expect() -> None:
     from pytest_crystallize import errors
 
     for name in errors.__all__:
-        assert issubclass(getattr(errors, name), errors.CrystallizeError)
+        cls = getattr(errors, name)
+        root = errors.CrystallizeWarning if issubclass(cls, Warning) else errors.CrystallizeError
+        assert issubclass(cls, root)
     assert issubclass(errors.ContextMutationError, KeyError)
     assert issubclass(errors.ConfigurationError, ValueError)
     assert issubclass(errors.DataSourceError, LookupError)

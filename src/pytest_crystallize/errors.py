@@ -13,6 +13,9 @@ derive from the builtin a caller would naturally catch::
     ├── StatisticsError             (+ ValueError)  data a statistical test cannot use
     └── ResultsError                (+ ValueError)  a results file that cannot be read
 
+    CrystallizeWarning              (UserWarning)
+    └── LowPowerWarning                             too few replicates for the effect that matters
+
 Messages say what failed, where (names quoted with ``!r``), why, and how to fix it.
 """
 
@@ -22,8 +25,10 @@ __all__ = [
     "ConfigurationError",
     "ContextMutationError",
     "CrystallizeError",
+    "CrystallizeWarning",
     "DataSourceError",
     "HypothesisError",
+    "LowPowerWarning",
     "MetricError",
     "ResultsError",
     "StatisticsError",
@@ -96,3 +101,14 @@ class StatisticsError(CrystallizeError, ValueError):
 
 class ResultsError(CrystallizeError, ValueError):
     """A saved result cannot be read: missing, corrupt, or of an unknown format."""
+
+
+class CrystallizeWarning(UserWarning):
+    """Root of the warnings pytest-crystallize emits."""
+
+
+class LowPowerWarning(CrystallizeWarning):
+    """A hypothesis with ``mde=`` has less than 80% power at that effect.
+
+    The message says the power reached and how many replicates would give 80%.
+    """

@@ -10,6 +10,7 @@ hypothesis x treatment pairs of one experiment are corrected together.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from pytest_crystallize.core.hypotheses import Hypothesis, Verdict
 from pytest_crystallize.core.treatments import BASELINE
-from pytest_crystallize.errors import StatisticsError
+from pytest_crystallize.errors import LowPowerWarning, StatisticsError
 
 if TYPE_CHECKING:
     from pytest_crystallize.core.experiment import Experiment
@@ -100,6 +101,7 @@ def _compare(experiment: Experiment, result: ExperimentResult, h: Hypothesis, tr
             baseline, treated, test=h.test, direction=h.direction,
             alpha=h.alpha or experiment.alpha, paired=paired, margin=h.margin,
             relative_margin=h.relative_margin, better=h.better, seed=experiment.seed, mde=h.mde,
+            nan_policy=h.nan_policy,
         )
     except StatisticsError as exc:
         return _Pending(h, treatment, None, _bad_value_message(exc, h.metric, treatment, aligned), None, "")
@@ -125,7 +127,29 @@ def evaluate(experiment: Experiment, result: ExperimentResult) -> tuple[Verdict,
     tested = [p for p in pending if p.comparison is not None]
     adjusted = adjust_pvalues([p.comparison.p_value for p in tested], experiment.correction)  # type: ignore[union-attr]
     p_adjusted = {id(p): float(a) for p, a in zip(tested, adjusted, strict=True)}
+    _warn_low_power(experiment, tested)
     return tuple(_verdict(experiment, p, p_adjusted.get(id(p), math.nan)) for p in pending)
+
+
+#: Power below which an experiment with ``mde=`` counts as underpowered.
+TARGET_POWER = 0.8
+
+
+def _warn_low_power(experiment: Experiment, tested: list[_Pending]) -> None:
+    for p in tested:
+        c = p.comparison
+        if c is None or math.isnan(c.power) or c.power >= TARGET_POWER:
+            continue
+        needed = (
+            f"about {c.replicates_needed} replicates per condition would give {TARGET_POWER:.0%}"
+            if c.replicates_needed is not None else f"no replicate count reaches {TARGET_POWER:.0%}"
+        )
+        msg = (
+            f"experiment {experiment.name!r}: hypothesis {p.hypothesis.label!r} for treatment "
+            f"{p.treatment!r} has {c.power:.0%} power to detect an effect of {c.mde:g} with "
+            f"{min(c.n_baseline, c.n_treatment)} replicates; {needed}"
+        )
+        warnings.warn(LowPowerWarning(msg), stacklevel=2)
 
 
 def _verdict(experiment: Experiment, p: _Pending, p_adj: float) -> Verdict:
@@ -162,5 +186,9 @@ def _judge(h: Hypothesis, c: Comparison, p_adj: float, alpha: float, correction:
         )
     if not p_adj < alpha:
         note = f"; {c.degenerate}" if c.degenerate else ""
+        if not math.isnan(c.power) and c.power < TARGET_POWER:
+            note += f"; underpowered: {c.power:.0%} power at mde {c.mde:g}"
+            if c.replicates_needed is not None:
+                note += f", about {c.replicates_needed} replicates needed"
         return False, f"not significant: {shown} >= alpha {alpha:g}{note}"
     return True, f"significant: {shown} < alpha {alpha:g}"

@@ -24,6 +24,7 @@ HYPOTHESES_ATTRIBUTE: Final = "__crystallize_hypotheses__"
 
 _PREDICATE_PARAMETERS: Final = ("baseline", "treatment")
 _BETTER: Final = ("higher", "lower")
+_NAN_POLICIES: Final = ("raise", "omit")
 
 
 def _is_predicate(function: Callable[..., Any]) -> bool:
@@ -55,6 +56,7 @@ class Hypothesis:
     relative_margin: bool = False
     better: str = "higher"
     mde: float | None = None
+    nan_policy: str = "raise"
 
     @property
     def label(self) -> str:
@@ -91,6 +93,10 @@ class Hypothesis:
             problem = f"direction {self.direction!r} needs margin=, the largest difference that does not matter"
         elif self.better not in _BETTER:
             problem = f"better must be 'higher' or 'lower', got {self.better!r}"
+        elif self.nan_policy not in _NAN_POLICIES:
+            problem = f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}"
+        elif self.mde is not None and not (isinstance(self.mde, (int, float)) and self.mde > 0):
+            problem = f"mde must be a positive number (the smallest effect worth detecting), got {self.mde!r}"
         elif self.predicate is not None and not callable(self.predicate):
             problem = f"predicate must be callable, got {self.predicate!r}"
         if problem:
@@ -132,11 +138,20 @@ def hypothesis(
     relative_margin: bool = False,
     better: str = "higher",
     mde: float | None = None,
+    nan_policy: str = "raise",
 ) -> Hypothesis:
-    """Declare a hypothesis; use it as a decorator or in ``hypotheses=[...]``."""
+    """Declare a hypothesis; use it as a decorator or in ``hypotheses=[...]``.
+
+    ``mde`` (the smallest effect worth detecting, in the metric's units) makes
+    the verdict report the power reached and the replicates needed for 80%;
+    below 80% a :class:`~pytest_crystallize.errors.LowPowerWarning` is issued.
+    ``nan_policy="omit"`` drops non-finite values (pairwise when paired)
+    instead of failing the verdict.
+    """
     return Hypothesis(
         metric=metric, direction=direction, test=test, alpha=alpha, name=name,
         margin=margin, relative_margin=relative_margin, better=better, mde=mde,
+        nan_policy=nan_policy,
     )
 
 
