@@ -1,0 +1,157 @@
+"""What the terminal shows of the statistics: verdict lines, -v details, corrections, warnings."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from scipy import stats
+
+TWO_HYPOTHESES = """
+    import numpy as np
+    import pytest
+    from pytest_crystallize import Treatment, hypothesis
+
+    @pytest.mark.experiment(replicates=15, seed=3, treatments=[Treatment("t", {{"shift": 0.6}})]{extra})
+    @hypothesis(metric="a", direction="maximize", test="welch_t")
+    @hypothesis(metric="b", direction="maximize", test="welch_t")
+    def experiment_two(ctx):
+        rng = np.random.default_rng([ctx.seed, len(ctx.condition)])
+        ctx.metrics.add("a", rng.normal() + ctx.get("shift", 0.0))
+        ctx.metrics.add("b", rng.normal() + ctx.get("shift", 0.0) / 2)
+"""
+
+
+def _p_values(text: str) -> dict[str, tuple[float, float | None]]:
+    """Raw and adjusted p per hypothesis from the verdict lines."""
+    out = {}
+    for match in re.finditer(r"'(\w) maximize' t vs baseline: .*?, p ([\d.e-]+)(?: \(adjusted ([\d.e-]+)\))?", text):
+        out[match.group(1)] = (float(match.group(2)), float(match.group(3)) if match.group(3) else None)
+    return out
+
+
+def test_verdict_lines_show_difference_interval_effect_size_and_adjusted_p(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(TWO_HYPOTHESES.format(extra=""))
+    result = pytester.runpytest("--crystallize")
+    text = result.stdout.str()
+    assert re.search(r"'a maximize' t vs baseline: diff \+[\d.]+ \([+\d.]+%\) \[95% CI [-+][\d.e-]+, \+[\d.e-]+\], "
+                     r"hedges_g \+[\d.]+, p [\d.e-]+", text), text
+    p = _p_values(text)
+    raw = [p["a"][0], p["b"][0]]
+    # Holm over two p-values, written out: the smaller is doubled, the larger kept (monotone).
+    low, high = sorted(raw)
+    holm = {low: min(1, 2 * low), high: min(1, max(2 * low, high))}
+    for raw_p, adjusted in p.values():
+        shown = adjusted if adjusted is not None else raw_p
+        assert shown == pytest.approx(holm[raw_p], rel=1e-3)
+
+
+def test_the_correction_can_be_switched_off(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(TWO_HYPOTHESES.format(extra=""))
+    result = pytester.runpytest("--crystallize", "--crystallize-correction", "none")
+    assert all(adjusted is None for _, adjusted in _p_values(result.stdout.str()).values())
+
+
+def test_bonferroni_from_the_marker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(TWO_HYPOTHESES.format(extra=', correction="bonferroni"'))
+    result = pytester.runpytest("--crystallize")
+    for raw_p, adjusted in _p_values(result.stdout.str()).values():
+        assert (adjusted if adjusted is not None else raw_p) == pytest.approx(min(1, 2 * raw_p), rel=1e-3)
+
+
+def test_verbose_shows_why_the_test_was_chosen(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import pytest
+        from pytest_crystallize import Treatment, hypothesis
+
+        @pytest.mark.experiment(replicates=10, treatments=[Treatment("t", {"p": 0.9})])
+        @hypothesis(metric="win", direction="maximize")
+        def experiment_auto(ctx):
+            ctx.metrics.add("win", int(ctx.rng.random() < ctx.get("p", 0.3)))
+    """)
+    result = pytester.runpytest("--crystallize", "-v")
+    result.stdout.fnmatch_lines([
+        "*'win maximize' t vs baseline: *risk_difference*mcnemar*",
+        "*test choice: *0/1*",
+    ])
+
+
+def test_a_users_own_test_reports_like_a_builtin(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import pytest
+        from scipy import stats
+        from pytest_crystallize import Treatment, hypothesis
+
+        def brunner_munzel(baseline, treatment, alternative):
+            return stats.brunnermunzel(treatment, baseline, alternative=alternative).pvalue
+
+        @pytest.mark.experiment(replicates=20, treatments=[Treatment("t", {"shift": 2.0})])
+        @hypothesis(metric="x", direction="maximize", test=brunner_munzel)
+        def experiment_custom(ctx):
+            ctx.metrics.add("x", ctx.rng.normal() + ctx.get("shift", 0.0) * ctx.rng.random())
+    """)
+    result = pytester.runpytest("--crystallize")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*PASS 'x maximize' t vs baseline: *, brunner_munzel: significant"])
+
+
+def test_an_underpowered_experiment_warns_in_the_warnings_summary(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import numpy as np
+        import pytest
+        from pytest_crystallize import Treatment, hypothesis
+
+        @pytest.mark.experiment(replicates=5, treatments=[Treatment("t", {"shift": 0.1})])
+        @hypothesis(metric="x", direction="maximize", test="welch_t", mde=0.5)
+        def experiment_small(ctx):
+            rng = np.random.default_rng([ctx.seed, len(ctx.condition)])
+            ctx.metrics.add("x", rng.normal() + ctx.get("shift", 0.0))
+    """)
+    result = pytester.runpytest("--crystallize")
+    result.stdout.fnmatch_lines([
+        "*LowPowerWarning: experiment 'experiment_small': hypothesis 'x maximize' for treatment 't' has *% "
+        "power to detect an effect of 0.5 with 5 replicates; about * replicates per condition would give 80%",
+    ])
+
+
+def test_too_few_replicates_for_the_test_say_the_minimum(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import pytest
+        from pytest_crystallize import Treatment, hypothesis
+
+        @pytest.mark.experiment(replicates=1, treatments=[Treatment("t")])
+        @hypothesis(metric="x", direction="maximize", test="paired_t")
+        def experiment_one(ctx):
+            ctx.metrics.add("x", ctx.rng.normal())
+    """)
+    result = pytester.runpytest("--crystallize")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*at least 2*"])
+
+
+def test_the_summary_counts_match_scipy(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import json
+        import pytest
+        from pytest_crystallize import Treatment, hypothesis
+
+        @pytest.mark.experiment(replicates=12, seed=9, treatments=[Treatment("t", {"shift": 1.0})])
+        @hypothesis(metric="x", direction="maximize", test="paired_t")
+        def experiment_paired(ctx):
+            ctx.metrics.add("x", ctx.rng.normal() + ctx.get("shift", 0.0) * ctx.rng.random())
+    """)
+    result = pytester.runpytest("--crystallize")
+    text = result.stdout.str()
+    shown = float(re.search(r"'x maximize' t vs baseline: .*?, p ([\d.e-]+)", text).group(1))
+    # Recompute the same replicates independently of the plugin.
+    import numpy as np
+
+    base, treat = [], []
+    for r in range(12):
+        seed = int(np.random.SeedSequence(9, spawn_key=(r,)).generate_state(1, np.uint32)[0])
+        b = np.random.default_rng(seed)
+        base.append(b.normal())
+        t = np.random.default_rng(seed)
+        treat.append(t.normal() + 1.0 * t.random())
+    expected = stats.ttest_rel(treat, base, alternative="greater").pvalue
+    assert shown == pytest.approx(expected, rel=1e-3)
