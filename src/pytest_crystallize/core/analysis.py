@@ -152,7 +152,21 @@ def _warn_low_power(experiment: Experiment, tested: list[_Pending]) -> None:
         warnings.warn(LowPowerWarning(msg), stacklevel=2)
 
 
-def _verdict(experiment: Experiment, p: _Pending, p_adj: float) -> Verdict:
+def _verdict(
+    experiment: Experiment,
+    p: _Pending,
+    p_adj: float,
+    *,
+    significant: bool | None = None,
+    shown: str | None = None,
+    threshold: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Verdict:
+    """Build the verdict of ``p``; by default significance is ``p_adj < alpha``.
+
+    A sequential design passes its own ``significant`` decision, the p-value
+    text ``shown`` and the ``threshold`` it was compared with.
+    """
     h, c = p.hypothesis, p.comparison
     alpha = h.alpha or experiment.alpha
     common: dict[str, Any] = {
@@ -165,16 +179,25 @@ def _verdict(experiment: Experiment, p: _Pending, p_adj: float) -> Verdict:
             mean_treatment=math.nan, difference=math.nan, p_value=math.nan, p_adjusted=math.nan,
             holds=False, reason=p.problem,
         )
-    holds, reason = _judge(h, c, p_adj, alpha, experiment.correction, p)
+    if shown is None:
+        shown = (f"p={c.p_value:.3g}" if experiment.correction == "none"
+                 else f"p={c.p_value:.3g}, {experiment.correction}-adjusted {p_adj:.3g}")
+    holds, reason = _judge(
+        h, c, p,
+        significant=p_adj < alpha if significant is None else significant,
+        shown=shown, threshold=threshold or f"alpha {alpha:g}",
+    )
     return Verdict(
         **common, test=c.test, n_baseline=c.n_baseline, n_treatment=c.n_treatment,
         mean_baseline=c.mean_baseline, mean_treatment=c.mean_treatment, difference=c.difference,
-        p_value=c.p_value, p_adjusted=p_adj, holds=holds, reason=reason, details=c.to_dict(),
+        p_value=c.p_value, p_adjusted=p_adj, holds=holds, reason=reason,
+        details={**c.to_dict(), **(extra or {})},
     )
 
 
-def _judge(h: Hypothesis, c: Comparison, p_adj: float, alpha: float, correction: str, p: _Pending) -> tuple[bool, str]:
-    shown = f"p={c.p_value:.3g}" if correction == "none" else f"p={c.p_value:.3g}, {correction}-adjusted {p_adj:.3g}"
+def _judge(
+    h: Hypothesis, c: Comparison, p: _Pending, *, significant: bool, shown: str, threshold: str
+) -> tuple[bool, str]:
     if p.predicate_ok is False:
         return False, p.predicate_note or f"predicate {h.label!r} returned false ({shown})"
     if c.difference == 0 and h.direction in ("maximize", "minimize", "two-sided"):
@@ -184,11 +207,11 @@ def _judge(h: Hypothesis, c: Comparison, p_adj: float, alpha: float, correction:
             f"wrong direction: treatment mean {c.mean_treatment:.4g} vs baseline "
             f"{c.mean_baseline:.4g}, but the hypothesis is {h.direction!r} ({shown})"
         )
-    if not p_adj < alpha:
+    if not significant:
         note = f"; {c.degenerate}" if c.degenerate else ""
         if not math.isnan(c.power) and c.power < TARGET_POWER:
             note += f"; underpowered: {c.power:.0%} power at mde {c.mde:g}"
             if c.replicates_needed is not None:
                 note += f", about {c.replicates_needed} replicates needed"
-        return False, f"not significant: {shown} >= alpha {alpha:g}{note}"
-    return True, f"significant: {shown} < alpha {alpha:g}"
+        return False, f"not significant: {shown} >= {threshold}{note}"
+    return True, f"significant: {shown} < {threshold}"

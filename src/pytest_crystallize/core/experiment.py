@@ -18,6 +18,7 @@ from pytest_crystallize.core.context import BUILTIN_KEYS
 from pytest_crystallize.core.datasources import DataSource, registered_datasources
 from pytest_crystallize.core.hypotheses import Hypothesis, attached_hypotheses
 from pytest_crystallize.core.seeds import DEFAULT_SEED
+from pytest_crystallize.core.sequential import SPENDING, SequentialDesign
 from pytest_crystallize.core.treatments import BASELINE, Treatment, check_treatments
 from pytest_crystallize.errors import ConfigurationError, DataSourceError, TreatmentError
 
@@ -27,6 +28,8 @@ DEFAULT_REPLICATES: Final = 30
 DEFAULT_ALPHA: Final = 0.05
 CORRECTIONS: Final = ("holm", "bh", "bonferroni", "none")
 CONTEXT_PARAMETER: Final = "ctx"
+#: ``replicates=AUTO`` asks for a sequential design.
+AUTO: Final = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,7 @@ class Experiment:
     datasources: Mapping[str, DataSource]
     arguments: Mapping[str, Any]
     takes_ctx: bool
+    sequential: SequentialDesign | None = None
 
     @classmethod
     def define(
@@ -63,7 +67,7 @@ class Experiment:
         function: Callable[..., Any],
         *,
         name: str | None = None,
-        replicates: int = DEFAULT_REPLICATES,
+        replicates: int | str = DEFAULT_REPLICATES,
         seed: int = DEFAULT_SEED,
         treatments: Iterable[Treatment] = (),
         hypotheses: Iterable[Hypothesis] = (),
@@ -74,6 +78,9 @@ class Experiment:
         datasources: Mapping[str, DataSource | Callable[..., Any]] | None = None,
         arguments: Mapping[str, Any] | None = None,
         lookup: Callable[[str], DataSource | None] | None = None,
+        max_replicates: int | None = None,
+        looks: int = 5,
+        spending: str = "obrien_fleming",
     ) -> Experiment:
         """Validate and build an experiment from ``function`` and options.
 
@@ -81,11 +88,35 @@ class Experiment:
         replicate context (``ctx``), ``datasources`` by name, ``arguments`` (fixed
         values such as pytest fixtures), ``lookup(name)``, a ``@data_source`` of
         that name in the function's module, then the datasource registry.
+
+        ``replicates="auto"`` runs a sequential design: up to ``max_replicates``
+        in ``looks`` groups, stopping once every hypothesis is decided (see
+        :mod:`pytest_crystallize.core.sequential`). With an integer
+        ``replicates`` (for instance from ``--crystallize-replicates``) the
+        sequential options are ignored.
         """
         label = name or getattr(function, "__name__", repr(function))
         where = f"experiment {label!r}"
         if not callable(function):
             msg = f"{where}: expected a function, got {function!r}"
+            raise ConfigurationError(msg)
+        sequential = None
+        if replicates == AUTO:
+            if max_replicates is None:
+                msg = f"{where}: replicates='auto' needs max_replicates=, the most replicates to run"
+                raise ConfigurationError(msg)
+            _check_int(where, "max_replicates", max_replicates, minimum=2)
+            _check_int(where, "looks", looks, minimum=1)
+            if looks > max_replicates:
+                msg = f"{where}: looks={looks} exceeds max_replicates={max_replicates}"
+                raise ConfigurationError(msg)
+            if spending not in SPENDING:
+                msg = f"{where}: unknown spending {spending!r}; use one of {', '.join(SPENDING)}"
+                raise ConfigurationError(msg)
+            sequential = SequentialDesign(looks=looks, spending=spending)
+            replicates = max_replicates
+        elif isinstance(replicates, str):
+            msg = f"{where}: replicates must be an integer >= 1 or 'auto', got {replicates!r}"
             raise ConfigurationError(msg)
         _check_int(where, "replicates", replicates, minimum=1)
         _check_int(where, "seed", seed, minimum=0)
@@ -109,6 +140,9 @@ class Experiment:
                 msg = f"{where}: hypotheses must be made with hypothesis(...), got {h!r}"
                 raise ConfigurationError(msg)
             h.check(where)
+        if sequential is not None and not all_hypotheses:
+            msg = f"{where}: replicates='auto' stops when every hypothesis is decided, but there are none"
+            raise ConfigurationError(msg)
         if all_hypotheses and not checked_treatments:
             msg = (
                 f"{where}: has hypotheses but no treatments to compare with the baseline; "
@@ -124,7 +158,7 @@ class Experiment:
             alpha=float(alpha), correction=correction,
             params=MappingProxyType(dict(params or {})),
             datasources=MappingProxyType(sources), arguments=MappingProxyType(fixed),
-            takes_ctx=takes_ctx,
+            takes_ctx=takes_ctx, sequential=sequential,
         )
         experiment.conditions()  # validates treatment datasource swaps now, not mid-run
         return experiment

@@ -30,6 +30,7 @@ MARKER: Final = "experiment"
 PAYLOAD_ATTRIBUTE: Final = "crystallize_payload"
 _MARKER_OPTIONS: Final = frozenset({
     "replicates", "seed", "treatments", "hypotheses", "plugins", "alpha", "correction", "params",
+    "max_replicates", "looks", "spending",
 })
 SKIP_REASON: Final = "experiment: run experiments with 'pytest --crystallize'"
 
