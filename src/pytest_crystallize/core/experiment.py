@@ -95,7 +95,7 @@ class Experiment:
         ``replicates`` (for instance from ``--crystallize-replicates``) the
         sequential options are ignored.
         """
-        label = name or getattr(function, "__name__", repr(function))
+        label: str = name or getattr(function, "__name__", None) or repr(function)
         where = f"experiment {label!r}"
         if not callable(function):
             msg = f"{where}: expected a function, got {function!r}"

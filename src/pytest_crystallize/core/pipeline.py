@@ -48,7 +48,7 @@ class PipelineStep:
         fillable = [p for p in rest if p.name != "ctx" and p.kind in _FILLABLE_KINDS]
         self._fillable = tuple(p.name for p in fillable)
         self._required = frozenset(p.name for p in fillable if p.default is p.empty)
-        functools.update_wrapper(self, function)  # type: ignore[arg-type]  # copies __doc__ etc.
+        functools.update_wrapper(self, function)  # copies __doc__, __name__, __wrapped__
 
     def __repr__(self) -> str:
         return f"<pipeline_step {self.name!r}>"

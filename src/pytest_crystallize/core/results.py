@@ -194,9 +194,9 @@ class ExperimentResult:
 
         return pd.DataFrame({
             "experiment": self.experiment,
-            "condition": pd.Categorical.from_codes(self.condition_codes, categories=list(self.conditions)),
+            "condition": pd.Categorical.from_codes(self.condition_codes, categories=pd.Index(self.conditions)),
             "replicate": self.replicates,
-            "metric": pd.Categorical.from_codes(self.metric_codes, categories=list(self.metrics)),
+            "metric": pd.Categorical.from_codes(self.metric_codes, categories=pd.Index(self.metrics)),
             "value": self.values,
             "tags": [None if t is None else json.loads(t) for t in self.tags],
         })
@@ -259,10 +259,11 @@ class ExperimentResult:
             msg = f"{source}: no 'records' table; is this a pytest-crystallize result?"
             raise ResultsError(msg)
         try:
-            values = [_decode_value(v) for v in records["value"]]
             return cls(
-                condition_codes=records["condition"], replicates=records["replicate"],
-                metric_codes=records["metric"], values=values, tags=records["tags"], **header,
+                condition_codes=np.asarray(records["condition"]), replicates=np.asarray(records["replicate"]),
+                metric_codes=np.asarray(records["metric"]),
+                values=np.array([_decode_value(v) for v in records["value"]], dtype=np.float64),
+                tags=tuple(records["tags"]), **header,
             )
         except (KeyError, TypeError, ValueError) as exc:
             msg = f"{source}: malformed records ({type(exc).__name__}: {exc})"

@@ -40,7 +40,7 @@ class Summary:
     confidence: float = 0.95
     method: str = "t"
 
-    def to_dict(self) -> dict[str, float | int | None]:
+    def to_dict(self) -> dict[str, str | float | int | None]:
         """Plain JSON-able fields; nan and inf become ``None``."""
         return {
             "n": self.n,
