@@ -15,7 +15,7 @@ COUNTING = """
 
 
 def _replicates_and_seed(result: pytest.RunResult) -> tuple[int, int]:
-    line = next(l for l in result.outlines if "experiment_counted (" in l)
+    line = next(text for text in result.outlines if "experiment_counted (" in text)
     words = line.split("(")[1].split()
     return int(words[0]), int(words[3].rstrip("):"))
 

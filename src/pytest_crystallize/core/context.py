@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import numbers
 from collections.abc import Iterator, Mapping
-from pathlib import PurePosixPath, PureWindowsPath
 from contextvars import ContextVar
+from pathlib import PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.seeds import DEFAULT_SEED, ReplicateSeeds
@@ -265,7 +265,7 @@ class FrozenContext:
 
     @property
     def seed(self) -> int:
-        """This replicate's seed, the same in every condition."""
+        """The seed of this replicate, the same in every condition."""
         return self._seeds[self._replicate]
 
     @property

@@ -33,6 +33,7 @@ class DataSource:
     is_async: bool = field(repr=False)
 
     def __call__(self, ctx: Any) -> Any:
+        """Return the data for the replicate whose context is ``ctx``."""
         if self.takes_ctx:
             return self.function(ctx)
         return self.function()

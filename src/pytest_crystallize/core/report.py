@@ -50,7 +50,14 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
                 "verdict": [v.holds for v in verdicts],
             })
     first = result.errors[0].to_dict() if result.errors else None
+    prov = result.provenance
+    sequential = None
+    if prov.max_replicates is not None:
+        sequential = {"replicates": prov.replicates, "max_replicates": prov.max_replicates,
+                      "looks": prov.looks, "looks_taken": prov.looks_taken,
+                      "conditions": len(result.conditions)}
     return {
+        "sequential": sequential,
         "experiment": result.experiment,
         "passed": result.passed,
         "replicates": result.provenance.replicates,
@@ -93,6 +100,14 @@ def summary_lines(payload: Mapping[str, Any], *, title: str | None = None, verbo
         lines.append("  no metrics recorded")
     for verdict in payload["verdicts"]:
         lines += verdict_lines(verdict, verbose=verbose)
+    seq = payload.get("sequential")
+    if seq:
+        saved = (seq["max_replicates"] - seq["replicates"]) * seq["conditions"]
+        lines.append(
+            f"  sequential: stopped at look {seq['looks_taken']} of {seq['looks']} after "
+            f"{seq['replicates']} of {seq['max_replicates']} replicates per condition; "
+            f"saved {saved} replicate runs"
+        )
     if payload["error_count"]:
         lines.append(f"  {payload['error_count']} replicate error(s); first: {_error_headline(payload['first_error'])}")
     return lines

@@ -90,6 +90,10 @@ class Provenance:
     duration_s: float
     versions: Mapping[str, str] = field(default_factory=dict)
     seed_scheme: str = "numpy.random.SeedSequence(master_seed, spawn_key=(replicate,)), first uint32"
+    #: Sequential designs only: the most replicates allowed, planned looks, looks taken.
+    max_replicates: int | None = None
+    looks: int | None = None
+    looks_taken: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "conditions", tuple(self.conditions))

@@ -16,6 +16,7 @@ keeps the familywise false-positive rate at alpha across all looks.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -31,6 +32,16 @@ __all__ = ["SPENDING", "SequentialDesign", "SequentialMonitor"]
 
 SPENDING: Final = ("obrien_fleming", "pocock")
 _TWO_SIDED: Final = frozenset({"two-sided"})
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(max_replicates: int, looks: int, alpha: float, spending: str, two_sided: bool) -> SequentialPlan:
+    """Plans are immutable and cost tens of milliseconds to compute: share them."""
+    from pytest_crystallize.core.stats import SequentialPlan
+
+    return SequentialPlan(
+        max_replicates=max_replicates, looks=looks, alpha=alpha, spending=spending, two_sided=two_sided
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +69,6 @@ class SequentialMonitor:
     """
 
     def __init__(self, experiment: Experiment, design: SequentialDesign) -> None:
-        from pytest_crystallize.core.stats import SequentialPlan
-
         self.experiment = experiment
         self.design = design
         pairs = [(h, t.name) for h in experiment.hypotheses for t in experiment.treatments]
@@ -69,10 +78,7 @@ class SequentialMonitor:
         for h, treatment in pairs:
             key = ((h.alpha or experiment.alpha) / share, h.direction in _TWO_SIDED)
             if key not in self._plans:
-                self._plans[key] = SequentialPlan(
-                    max_replicates=experiment.replicates, looks=design.looks, alpha=key[0],
-                    spending=design.spending, two_sided=key[1],
-                )
+                self._plans[key] = _plan(experiment.replicates, design.looks, key[0], design.spending, key[1])
             self._pairs.append((h, treatment, self._plans[key]))
         self._state: list[_Pair | None] = [None] * len(self._pairs)
         self.looks_taken = 0

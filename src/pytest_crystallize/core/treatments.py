@@ -18,12 +18,12 @@ BASELINE: Final = "baseline"
 
 @dataclass(frozen=True, slots=True)
 class Treatment:
-    """A condition: ``params`` add to or override the context's values, and
-    ``datasource`` swaps the experiment's datasource.
+    """A condition: ``params`` change the context, ``datasource`` swaps the input.
 
-    ``datasource`` is a :class:`DataSource` (it replaces the experiment's only
-    datasource parameter, or the one with its name) or a mapping from parameter
-    name to datasource.
+    ``params`` add to or override the baseline's context values. ``datasource``
+    is a :class:`DataSource` (it replaces the experiment's only datasource
+    parameter, or the one with its name) or a mapping from parameter name to
+    datasource.
     """
 
     name: str

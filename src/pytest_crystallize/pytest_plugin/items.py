@@ -35,7 +35,7 @@ _MARKER_OPTIONS: Final = frozenset({
 SKIP_REASON: Final = "experiment: run experiments with 'pytest --crystallize'"
 
 
-class ExperimentFailed(Exception):  # noqa: N818  # reads as what happened: "experiment failed"
+class ExperimentFailed(Exception):  # reads as what happened: "experiment failed"
     """Raised by an experiment item whose hypotheses or replicates failed; carries the report."""
 
 

@@ -8,7 +8,6 @@ single pass of numpy reductions over a million values, not one per test.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-
 from typing import Final
 
 import numpy as np
