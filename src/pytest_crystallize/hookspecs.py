@@ -73,7 +73,7 @@ def crystallize_run_before(experiment: Experiment) -> None:
 
         @hookimpl
         def crystallize_run_before(experiment):
-            self.started = time.perf_counter()
+            STARTED[experiment.name] = time.perf_counter()
     """
 
 

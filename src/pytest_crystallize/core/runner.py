@@ -18,10 +18,11 @@ import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+import numpy as np
 import pluggy
 
 from pytest_crystallize import hookspecs
@@ -326,7 +327,7 @@ class BatchRunner:
 def _safe_str(exc: BaseException) -> str:
     try:
         return str(exc)
-    except Exception:  # noqa: BLE001  # a broken __str__ must not lose the replicate's error
+    except Exception:  # a broken __str__ must not lose the replicate's error
         return f"<{type(exc).__name__} whose str() failed>"
 
 
@@ -363,7 +364,7 @@ class ExperimentRunner:
         """Run every replicate of every condition, check hypotheses, return the result."""
         experiment = self.experiment
         hook = self.plugin_manager.hook if self.plugin_manager is not None else None
-        started_at = datetime.now(timezone.utc).isoformat()
+        started_at = datetime.now(UTC).isoformat()
         clock = time.perf_counter()
         if hook is not None:
             hook.crystallize_experiment_init(experiment=experiment)
@@ -401,8 +402,11 @@ class ExperimentRunner:
         )
         partial = ExperimentResult(
             experiment=experiment.name, conditions=experiment.condition_names, metrics=metric_names,
-            condition_codes=merged.condition, replicates=merged.replicate, metric_codes=merged.metric,
-            values=merged.value, tags=merged.tags, errors=tuple(errors), verdicts=(),
+            condition_codes=np.asarray(merged.condition, dtype=np.int32),
+            replicates=np.asarray(merged.replicate, dtype=np.int64),
+            metric_codes=np.asarray(merged.metric, dtype=np.int32),
+            values=np.asarray(merged.value, dtype=np.float64), tags=tuple(merged.tags),
+            errors=tuple(errors), verdicts=(),
             provenance=provenance,
         )
         verdicts = evaluate(experiment, partial)

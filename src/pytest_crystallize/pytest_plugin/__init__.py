@@ -14,14 +14,37 @@ from pytest_crystallize.pytest_plugin.items import MARKER
 from pytest_crystallize.pytest_plugin.options import add_options, read_settings
 from pytest_crystallize.pytest_plugin.session import SESSION_KEY, CrystallizeSession
 
-__all__ = ["ctx", "pytest_addoption", "pytest_configure", "pytest_unconfigure"]
+__all__ = ["ctx", "pytest_addhooks", "pytest_addoption", "pytest_configure", "pytest_unconfigure"]
 
 _SESSION_PLUGIN_NAME = "crystallize-session"
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Add our pytest-level hooks (``pytest_crystallize_plugins``)."""
+    from pytest_crystallize.pytest_plugin import hooks
+
+    pluginmanager.add_hookspecs(hooks)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Register our options and ini settings."""
     add_options(parser)
+    group = parser.getgroup("crystallize")
+    group.addoption(
+        "--crystallize-progress", choices=("auto", "on", "off"), default=None,
+        help="show replicates done, elapsed time and ETA while an experiment runs: auto (on a "
+             "terminal, without -s or live logs), on (also when not a terminal), off; never "
+             "with -q. ini: crystallize_progress",
+    )
+    group.addoption(
+        "--crystallize-artifacts-dir", metavar="DIR", default=None,
+        help="default root of ArtifactPlugin, relative to the rootdir. ini: crystallize_artifacts_dir",
+    )
+    parser.addini("crystallize_progress", default="auto",
+                  help="progress display while experiments run: auto, on or off (default auto)")
+    parser.addini("crystallize_artifacts_dir", default="crystallize_artifacts",
+                  help="default root of ArtifactPlugin, relative to the rootdir "
+                       "(default crystallize_artifacts)")
 
 
 @pytest.hookimpl(trylast=True)

@@ -1,16 +1,20 @@
-"""The session object: collection of experiments, payloads, the terminal summary.
+"""The session object: collection of experiments, their plugins, progress, the terminal summary.
 
 One :class:`CrystallizeSession` is made in ``pytest_configure``, registered as
 a plugin and kept in ``config.stash``; it lives until ``pytest_unconfigure``.
-It collects the summary payloads of every experiment report (also those that
-come from pytest-xdist workers, as JSON strings) and prints the summary.
+It builds each experiment's plugin manager (entry-point plugins, conftest
+plugins, the progress display), collects the summary payloads of every
+experiment report (also those that come from pytest-xdist workers, as JSON
+strings) and prints the summary.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Generator
+import time
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
@@ -19,6 +23,10 @@ import pytest
 
 from pytest_crystallize.core.datasources import DataSource
 from pytest_crystallize.core.report import summary_lines, totals_line
+from pytest_crystallize.core.runner import make_plugin_manager
+from pytest_crystallize.errors import ConfigurationError
+from pytest_crystallize.hookspecs import hookimpl
+from pytest_crystallize.plugins import ArtifactPlugin, entry_point_plugins
 from pytest_crystallize.pytest_plugin.items import (
     MARKER,
     PAYLOAD_ATTRIBUTE,
@@ -31,11 +39,13 @@ if TYPE_CHECKING:
     import pluggy
 
     from pytest_crystallize.core.experiment import Experiment
+    from pytest_crystallize.core.results import ExperimentResult
 
-__all__ = ["SESSION_KEY", "CrystallizeSession"]
+__all__ = ["PROGRESS_MODES", "SESSION_KEY", "CrystallizeSession", "ProgressDisplay"]
 
 SESSION_KEY: Final = pytest.StashKey["CrystallizeSession"]()
 EXPERIMENT_PREFIX: Final = "experiment_"
+PROGRESS_MODES: Final = ("auto", "on", "off")
 
 
 class CrystallizeSession:
@@ -46,6 +56,10 @@ class CrystallizeSession:
         self.settings = settings
         self.payloads: dict[str, dict[str, Any]] = {}
         self._conftest_sources: dict[Path, dict[str, DataSource]] = {}
+        self._entry_point_plugins: list[object] | None = None
+        self._display: ProgressDisplay | None = None
+        self.progress_mode = _progress_mode(config)
+        self.artifacts_root = _artifacts_root(config)
 
     # -- datasources in conftest.py files -------------------------------------
     @pytest.hookimpl
@@ -90,13 +104,77 @@ class CrystallizeSession:
 
     # -- plugins ----------------------------------------------------------------
     def plugin_manager_for(self, item: ExperimentItem, experiment: Experiment) -> pluggy.PluginManager | None:
-        """The engine's plugin manager for ``item``'s run (None: the engine makes one)."""
-        return None
+        """The engine's plugin manager for ``item``'s run.
+
+        Registered in this order (later ones are called first, so they win
+        ``firstresult`` hooks): entry-point plugins, conftest plugins from
+        ``pytest_crystallize_plugins`` (outer directories first), then the
+        runner adds the experiment's own ``plugins=[...]``. Relative
+        ``ArtifactPlugin`` roots are anchored at the rootdir.
+        """
+        try:
+            plugins = [*self.entry_point_plugins(), *self._conftest_plugins(item, experiment)]
+        except ConfigurationError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        manager = make_plugin_manager(plugins)
+        for plugin in [*plugins, *experiment.plugins]:
+            if isinstance(plugin, ArtifactPlugin) and plugin.base_dir is None:
+                plugin.anchor(self.config.rootpath, self.artifacts_root)
+        self._display = self._make_display()
+        if self._display is not None:
+            manager.register(self._display)
+        return manager
+
+    def entry_point_plugins(self) -> list[object]:
+        """Plugins of the ``crystallize.plugins`` entry points, loaded once per session."""
+        if self._entry_point_plugins is None:
+            self._entry_point_plugins = entry_point_plugins()
+        return self._entry_point_plugins
+
+    def _conftest_plugins(self, item: ExperimentItem, experiment: Experiment) -> list[object]:
+        results = item.ihook.pytest_crystallize_plugins(item=item, experiment=experiment)
+        plugins: list[object] = []
+        # pluggy returns the innermost conftest's list first; register it last so it wins.
+        for returned in reversed(results):
+            if isinstance(returned, (str, bytes)) or not isinstance(returned, Sequence):
+                msg = (
+                    f"experiment {experiment.name!r}: a pytest_crystallize_plugins hook returned "
+                    f"{returned!r}; return a list of plugins (or None)"
+                )
+                raise ConfigurationError(msg)
+            plugins += [p for p in returned if not any(p is q for q in plugins)]
+        return plugins
+
+    # -- progress -----------------------------------------------------------------
+    def _make_display(self) -> ProgressDisplay | None:
+        config = self.config
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if self.progress_mode == "off" or reporter is None or config.get_verbosity() < 0:
+            return None
+        writer = config.get_terminal_writer()
+        if self.progress_mode == "auto":
+            isatty = getattr(reporter, "isatty", False)
+            isatty = isatty() if callable(isatty) else isatty
+            # Live output (-s, live logs) would land between our text and its erasure.
+            live = config.getoption("capture", None) == "no" or bool(
+                config.getoption("log_cli_level", None) or config.getini("log_cli")
+            )
+            if not isatty or not writer.hasmarkup or live or hasattr(config, "workerinput"):
+                return None
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        return ProgressDisplay(writer, capture, delay=0.0 if self.progress_mode == "on" else None)
+
+    def _clear_display(self) -> None:
+        if self._display is not None:
+            self._display.clear()
+            self._display = None
 
     # -- reporting ----------------------------------------------------------------
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
         """Copy the experiment's payload onto its call report (a JSON string: xdist-safe)."""
+        if call.when == "call":
+            self._clear_display()  # also when the run raised, before pytest writes the outcome
         report = yield
         if call.when == "call" and isinstance(item, ExperimentItem):
             for key, value in item.user_properties:
@@ -124,6 +202,90 @@ class CrystallizeSession:
             terminalreporter.write_line("")
         markup = {"green": True} if all(p["passed"] for p in self.payloads.values()) else {"red": True}
         terminalreporter.write_line(totals_line(self.payloads.values()), bold=True, **markup)
+
+
+class ProgressDisplay:
+    """Draws ``[done/total replicates, elapsed, ETA]`` after the running item's line.
+
+    A plugin of one experiment run. It draws after ``delay`` seconds, at most
+    every ``interval`` seconds, with pytest's capture suspended; the text is
+    written past the writer's bookkeeping and erased in place (ANSI cursor
+    moves) before pytest writes the item's outcome, so pytest's own output
+    is unchanged.
+    """
+
+    DELAY: Final = 0.5
+    INTERVAL: Final = 0.2
+
+    def __init__(self, writer: Any, capture: Any, *, delay: float | None = None) -> None:
+        self._writer = writer
+        self._capture = capture
+        self._delay = self.DELAY if delay is None else delay
+        self._shown = 0
+        self._last = 0.0
+
+    @staticmethod
+    def text(done: int, total: int, elapsed: float) -> str:
+        """The progress text for ``done`` of ``total`` tasks after ``elapsed`` seconds."""
+        eta = f"{elapsed / done * (total - done):.1f}s" if done else "?"
+        return f" [{done}/{total} replicates, {elapsed:.1f}s elapsed, ETA {eta}]"
+
+    @hookimpl
+    def crystallize_replicates_progress(
+        self, experiment: Experiment, done: int, total: int, elapsed: float
+    ) -> None:
+        """Redraw, throttled; erase when the loop is done."""
+        if done >= total:
+            self.clear()
+            return
+        now = time.perf_counter()
+        if elapsed < self._delay or (self._shown and now - self._last < self.INTERVAL):
+            return
+        self._last = now
+        text = self.text(done, total, elapsed)
+        room = self._writer.fullwidth - self._writer.width_of_current_line - 1
+        if len(text) > room:
+            text = f" [{done}/{total}]"
+        self._draw(text if len(text) <= room else "")
+
+    @hookimpl
+    def crystallize_run_after(self, experiment: Experiment, result: ExperimentResult) -> None:
+        """Erase the text when the run ends."""
+        self.clear()
+
+    def clear(self) -> None:
+        """Erase what is drawn, leaving the cursor where pytest left it."""
+        if self._shown:
+            self._draw("")
+
+    def _draw(self, text: str) -> None:
+        erase = f"\x1b[{self._shown}D\x1b[K" if self._shown else ""
+        if not erase and not text:
+            return
+        suspended = (
+            self._capture.global_and_fixture_disabled() if self._capture is not None
+            else contextlib.nullcontext()
+        )
+        with suspended:
+            self._writer.write_raw(erase + text, flush=True)
+        self._shown = len(text)
+
+
+def _progress_mode(config: pytest.Config) -> str:
+    value = config.getoption("crystallize_progress", None)
+    source = "--crystallize-progress"
+    if value is None:
+        value, source = str(config.getini("crystallize_progress")).strip(), "ini option crystallize_progress"
+    if value not in PROGRESS_MODES:
+        msg = f"{source} must be one of {', '.join(PROGRESS_MODES)}, got {value!r}"
+        raise pytest.UsageError(msg)
+    return str(value)
+
+
+def _artifacts_root(config: pytest.Config) -> Path:
+    value = config.getoption("crystallize_artifacts_dir", None) or config.getini("crystallize_artifacts_dir")
+    path = Path(str(value).strip() or "crystallize_artifacts")
+    return path if path.is_absolute() else config.rootpath / path
 
 
 def _has_marker(obj: object) -> bool:

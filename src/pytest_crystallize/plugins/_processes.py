@@ -1,0 +1,244 @@
+"""A small process pool that knows which tasks a dead worker held.
+
+``concurrent.futures.ProcessPoolExecutor`` fails every pending future with
+``BrokenProcessPool`` when one worker dies, so nobody can tell which replicate
+killed it. Here each worker has its own pipe and receives one chunk of tasks
+at a time, so the parent always knows what a worker held when it died: the
+chunk is run again one task per chunk, and a task that kills a worker on its
+own becomes that replicate's :class:`~pytest_crystallize.core.results.ReplicateError`.
+The rest of the run finishes.
+
+Lifecycle: :func:`run_chunks` starts the workers, feeds them, collects the
+batches and always stops the workers before returning or raising.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import traceback
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import TYPE_CHECKING, Any, Final
+
+from pytest_crystallize.core.results import ReplicateError
+from pytest_crystallize.core.runner import ReplicateBatch
+from pytest_crystallize.errors import ConfigurationError, CrystallizeError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from multiprocessing.context import BaseContext
+    from multiprocessing.process import BaseProcess
+
+    from pytest_crystallize.core.runner import BatchRunner, ReplicateTask
+
+__all__ = ["WORKER_DIED", "run_chunks"]
+
+#: ``error_type`` of a replicate whose worker process died while running it.
+WORKER_DIED: Final = "WorkerProcessDied"
+
+#: A chunk: its first task's position in the task list, and its tasks.
+Chunk = tuple[int, list["ReplicateTask"]]
+
+_STOP_TIMEOUT: Final = 5.0
+
+
+def _worker_main(connection: Connection, run_batch: BatchRunner) -> None:
+    """Run chunks received on ``connection`` until told to stop (``None``)."""
+    # Ctrl-C reaches the whole process group: the parent stops the workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    run_batch.progress = None  # a forked copy must not draw the parent's display
+    connection.send(("ready", None, None))
+    while True:
+        try:
+            message = connection.recv()
+        except EOFError:  # the parent is gone
+            return
+        if message is None:
+            return
+        start, tasks = message
+        try:
+            batch = run_batch(tasks)
+        except BaseException as exc:  # a plugin hook failed: report it, keep serving
+            text = "".join(traceback.format_exception(exc))
+            connection.send(("raised", start, f"{type(exc).__name__}: {exc}\n{text}"))
+            continue
+        connection.send(("done", start, batch))
+
+
+@dataclass(slots=True)
+class _Worker:
+    process: BaseProcess
+    connection: Connection
+    ready: bool = False
+    chunk: Chunk | None = None
+
+
+class _Pool:
+    """The parent's side: workers, the queue of chunks, finished batches (one run)."""
+
+    def __init__(self, run_batch: BatchRunner, context: BaseContext, size: int, chunks: list[Chunk]) -> None:
+        self.run_batch = run_batch
+        self.context = context
+        self.size = size
+        self.queue: deque[Chunk] = deque(chunks)
+        self.batches: dict[int, ReplicateBatch] = {}
+        self.workers: list[_Worker] = []
+
+    # -- workers ------------------------------------------------------------
+    def start_worker(self) -> None:
+        parent, child = self.context.Pipe()
+        process = self.context.Process(  # type: ignore[attr-defined]  # every context has Process
+            # Not a daemon, so replicates may start processes of their own.
+            target=_worker_main, args=(child, self.run_batch), daemon=False,
+            name="crystallize-worker",
+        )
+        try:
+            process.start()
+        except Exception as exc:
+            parent.close()
+            child.close()
+            name = self.run_batch.experiment.name
+            msg = (
+                f"experiment {name!r}: cannot start a worker process ({type(exc).__name__}: {exc}). "
+                f"With the {self.context.get_start_method()!r} start method the experiment function, "
+                f"its datasources and plugins are pickled: define them at module level, or use "
+                f"ParallelExecution(kind='thread')"
+            )
+            raise ConfigurationError(msg) from exc
+        child.close()
+        self.workers.append(_Worker(process, parent))
+
+    def stop(self, *, force: bool = False) -> None:
+        """Stop every worker: after its current chunk, or at once with ``force`` (an error, Ctrl-C)."""
+        for worker in self.workers:
+            if force:
+                worker.process.terminate()
+                continue
+            with contextlib.suppress(OSError, ValueError):  # already dead or closed
+                worker.connection.send(None)
+        for worker in self.workers:
+            worker.process.join(_STOP_TIMEOUT)
+            if worker.process.is_alive():
+                worker.process.terminate()
+                worker.process.join()
+            worker.connection.close()
+        self.workers.clear()
+
+    # -- the loop -------------------------------------------------------------
+    def run(self) -> list[ReplicateBatch]:
+        for _ in range(min(self.size, len(self.queue))):
+            self.start_worker()
+        while self.workers:
+            waitables: list[Any] = []
+            for worker in self.workers:
+                waitables += [worker.connection, worker.process.sentinel]
+            ready = set(wait(waitables))
+            for worker in list(self.workers):
+                if worker.connection in ready or worker.process.sentinel in ready:
+                    self._service(worker)
+        return [self.batches[start] for start in sorted(self.batches)]
+
+    def _service(self, worker: _Worker) -> None:
+        # A message sent just before dying is handled first; the death on the next round.
+        try:
+            if not worker.connection.poll():
+                self._died(worker)
+                return
+            message = worker.connection.recv()
+        except (EOFError, OSError):
+            self._died(worker)
+            return
+        kind, start, payload = message
+        if kind == "ready":
+            worker.ready = True
+        elif kind == "done":
+            tasks = worker.chunk[1] if worker.chunk is not None else []
+            self.batches[start] = payload
+            worker.chunk = None
+            self.run_batch.advance(len(tasks))
+        else:
+            name = self.run_batch.experiment.name
+            msg = f"experiment {name!r}: a plugin hook raised in a worker process: {payload}"
+            raise CrystallizeError(msg)
+        self._feed(worker)
+
+    def _feed(self, worker: _Worker) -> None:
+        if worker.chunk is not None or not worker.ready:
+            return
+        if self.queue:
+            worker.chunk = self.queue.popleft()
+            # If it died, its sentinel says so next round and the chunk runs again.
+            with contextlib.suppress(OSError):
+                worker.connection.send(worker.chunk)
+        else:
+            self.workers.remove(worker)
+            with contextlib.suppress(OSError):
+                worker.connection.send(None)
+            worker.process.join(_STOP_TIMEOUT)
+            if worker.process.is_alive():
+                worker.process.terminate()
+                worker.process.join()
+            worker.connection.close()
+
+    def _died(self, worker: _Worker) -> None:
+        worker.process.join(_STOP_TIMEOUT)
+        if worker.process.is_alive():  # the pipe broke but the process lingers
+            worker.process.terminate()
+            worker.process.join()
+        worker.connection.close()
+        self.workers.remove(worker)
+        code = worker.process.exitcode
+        if not worker.ready:
+            name = self.run_batch.experiment.name
+            msg = (
+                f"experiment {name!r}: a worker process exited (code {code}) before it could run "
+                f"anything; its output above says why. Often the experiment's module cannot be "
+                f"imported in a fresh process: use ParallelExecution(kind='thread') or the 'fork' "
+                f"start method"
+            )
+            raise CrystallizeError(msg)
+        chunk = worker.chunk
+        if chunk is not None:
+            start, tasks = chunk
+            if len(tasks) > 1:
+                # Which task killed it is unknown: run each again on its own.
+                self.queue.extendleft(reversed([(start + i, [t]) for i, t in enumerate(tasks)]))
+            else:
+                self.batches[start] = self._died_batch(tasks[0], code)
+                self.run_batch.advance(1)
+        if self.queue and len(self.workers) < self.size:
+            self.start_worker()
+
+    def _died_batch(self, task: ReplicateTask, code: int | None) -> ReplicateBatch:
+        condition = self.run_batch.conditions[task[0]]
+        how = f"exit code {code}"
+        if code is not None and code < 0:
+            try:
+                how = f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"killed by signal {-code}"
+        error = ReplicateError(
+            condition=condition.name, replicate=task[1], error_type=WORKER_DIED,
+            message=f"the worker process running this replicate died ({how}); the other replicates ran",
+            traceback="",
+        )
+        return ReplicateBatch(errors=[error], task_count=1)
+
+
+def run_chunks(
+    run_batch: BatchRunner, tasks: Sequence[ReplicateTask], *, workers: int, chunk_size: int,
+    context: BaseContext,
+) -> list[ReplicateBatch]:
+    """Run ``tasks`` in ``workers`` processes, ``chunk_size`` tasks per message; batches in task order."""
+    listed = list(tasks)
+    chunks = [(i, listed[i:i + chunk_size]) for i in range(0, len(listed), chunk_size)]
+    pool = _Pool(run_batch, context, workers, chunks)
+    try:
+        batches = pool.run()
+    except BaseException:
+        pool.stop(force=True)
+        raise
+    pool.stop()
+    return batches

@@ -1,0 +1,275 @@
+"""Execution backends: the same numbers as a serial run, and their error paths."""
+
+from __future__ import annotations
+
+import asyncio
+import faulthandler
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from pytest_crystallize import (
+    AsyncExecution,
+    ConfigurationError,
+    CrystallizeError,
+    FrozenContext,
+    ParallelExecution,
+    SerialExecution,
+    Treatment,
+    data_source,
+    hookimpl,
+    pipeline_step,
+    run_experiment,
+)
+from pytest_crystallize.plugins._processes import WORKER_DIED
+
+TREATMENTS = [Treatment("shifted", {"shift": 0.5})]
+
+
+@data_source
+def noisy_input(ctx: FrozenContext) -> float:
+    return float(ctx.rng.normal())
+
+
+@pipeline_step()
+def score(data: float, ctx: FrozenContext, shift: float = 0.0) -> float:
+    value = data + shift + ctx.rng.uniform()
+    ctx.metrics.add("score", value)
+    ctx.record("tagged", ctx.replicate, tags={"condition": ctx.condition})
+    return value
+
+
+def _sync_exp(noisy_input: float, ctx: FrozenContext) -> None:
+    score(noisy_input, ctx)
+    if ctx.replicate % 5 == 0:
+        ctx.metrics.add("sparse", ctx.seed % 7)
+
+
+@pipeline_step()
+async def async_score(data: float, ctx: FrozenContext, shift: float = 0.0) -> float:
+    await asyncio.sleep(0)
+    value = data + shift + ctx.rng.uniform()
+    ctx.metrics.add("score", value)
+    ctx.record("tagged", ctx.replicate, tags={"condition": ctx.condition})
+    return value
+
+
+@data_source
+async def async_input(ctx: FrozenContext) -> float:
+    await asyncio.sleep(0.001 * (ctx.replicate % 3))
+    return float(ctx.rng.normal())
+
+
+async def _async_exp(async_input: float, ctx: FrozenContext) -> None:
+    await async_score(async_input, ctx)
+    if ctx.replicate % 5 == 0:
+        ctx.metrics.add("sparse", ctx.seed % 7)
+
+
+def _columns(result: Any) -> dict[str, Any]:
+    data = result.to_dict()
+    data.pop("provenance")
+    return data
+
+
+BACKENDS = [
+    pytest.param(SerialExecution(), id="serial"),
+    pytest.param(ParallelExecution(max_workers=2), id="process"),
+    pytest.param(ParallelExecution(max_workers=3, kind="thread"), id="thread"),
+    pytest.param(AsyncExecution(max_workers=4), id="async"),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("function", [_sync_exp, _async_exp], ids=["sync", "async-def"])
+def test_every_backend_gives_the_serial_result_for_the_same_seed(backend: Any, function: Any) -> None:
+    serial = run_experiment(function, name="same", replicates=12, seed=5, treatments=TREATMENTS)
+    other = run_experiment(function, name="same", replicates=12, seed=5, treatments=TREATMENTS, plugins=[backend])
+    assert len(serial) == 12 * 2 * 2 + 3 * 2
+    assert _columns(other) == _columns(serial)
+
+
+def test_sync_and_async_functions_agree() -> None:
+    sync = run_experiment(_sync_exp, name="same", replicates=6, treatments=TREATMENTS)
+    asynchronous = run_experiment(_async_exp, name="same", replicates=6, treatments=TREATMENTS)
+    assert _columns(sync) == _columns(asynchronous)
+
+
+# -- errors -----------------------------------------------------------------------------
+
+
+class Unpicklable(Exception):
+    def __init__(self, handle: Any) -> None:
+        super().__init__("cannot travel")
+        self.handle = handle
+
+    def __reduce__(self) -> Any:
+        raise TypeError("this exception refuses to be pickled")
+
+
+def _crashy(ctx: FrozenContext) -> None:
+    ctx.metrics.add("x", ctx.replicate)
+    if ctx.replicate == 2 and ctx.condition == "shifted":
+        os._exit(7)
+    if ctx.replicate == 4 and ctx.condition == "baseline":
+        faulthandler.disable()  # pytest's faulthandler would print the worker's stack: noise here
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if ctx.replicate == 5:
+        raise Unpicklable(threading.Lock())
+    ctx.metrics.add("y", 1.0)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1])
+def test_process_workers_that_die_fail_their_replicates_and_the_run_finishes(chunk_size: Any) -> None:
+    backend = ParallelExecution(max_workers=2, chunk_size=chunk_size)
+    result = run_experiment(_crashy, replicates=8, treatments=TREATMENTS, plugins=[backend])
+    errors = {(e.condition, e.replicate): e for e in result.errors}
+    assert sorted(errors) == [("baseline", 4), ("baseline", 5), ("shifted", 2), ("shifted", 5)]
+    assert errors["shifted", 2].error_type == WORKER_DIED
+    assert "exit code 7" in errors["shifted", 2].message
+    assert errors["baseline", 4].error_type == WORKER_DIED
+    assert "SIGSEGV" in errors["baseline", 4].message
+    unpicklable = errors["baseline", 5]
+    assert (unpicklable.error_type, unpicklable.message) == ("Unpicklable", "cannot travel")
+    assert "_crashy" in unpicklable.traceback
+    # Every other replicate ran and recorded its values.
+    reps, _ = result.select("y", "baseline")
+    assert sorted(reps.tolist()) == [0, 1, 2, 3, 6, 7]
+    reps, _ = result.select("y", "shifted")
+    assert sorted(reps.tolist()) == [0, 1, 3, 4, 6, 7]
+
+
+def _key_error_exp(ctx: FrozenContext) -> None:
+    ctx.metrics.add("x", 1)
+    if ctx.replicate == 1:
+        raise KeyError("missing")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_exception_in_a_replicate_is_that_replicates_error_on_every_backend(backend: Any) -> None:
+    result = run_experiment(_key_error_exp, replicates=3, plugins=[backend])
+    assert [(e.condition, e.replicate, e.error_type) for e in result.errors] == [("baseline", 1, "KeyError")]
+    assert "_key_error_exp" in result.errors[0].traceback
+    assert len(result) == 3
+
+
+def test_under_fork_process_workers_run_even_local_functions() -> None:
+    def local(ctx: FrozenContext) -> None:
+        ctx.metrics.add("pid", os.getpid())
+
+    result = run_experiment(local, replicates=4, plugins=[ParallelExecution(2, start_method="fork")])
+    assert os.getpid() not in result.values.tolist()
+
+
+class FailsAfter:
+    @hookimpl
+    def crystallize_replicate_after(self, experiment: Any, ctx: FrozenContext, error: Any) -> None:
+        raise RuntimeError("plugin bug")
+
+
+def test_a_plugin_hook_failing_in_a_worker_process_fails_the_run_with_its_traceback() -> None:
+    with pytest.raises(CrystallizeError, match=r"(?s)a plugin hook raised in a worker process.*plugin bug"):
+        run_experiment(_key_error_exp, name="buggy", replicates=4, plugins=[ParallelExecution(2), FailsAfter()])
+
+
+def test_a_plugin_hook_failing_in_a_thread_propagates_as_in_a_serial_run() -> None:
+    with pytest.raises(RuntimeError, match="plugin bug"):
+        run_experiment(_key_error_exp, replicates=4, plugins=[ParallelExecution(2, kind="thread"), FailsAfter()])
+
+
+def test_spawned_workers_need_picklable_experiments_and_say_so() -> None:
+    def local(ctx: FrozenContext) -> None:
+        ctx.metrics.add("x", 1)
+
+    backend = ParallelExecution(max_workers=1, start_method="spawn")
+    with pytest.raises(ConfigurationError, match=r"cannot start a worker process.*kind='thread'"):
+        run_experiment(local, name="local", replicates=2, plugins=[backend])
+
+
+@pytest.mark.parametrize(
+    ("factory", "message"),
+    [
+        (lambda: ParallelExecution(max_workers=0), "max_workers must be an integer >= 1"),
+        (lambda: ParallelExecution(kind="cluster"), "kind must be 'process' or 'thread'"),
+        (lambda: ParallelExecution(chunk_size=0), "chunk_size must be an integer >= 1"),
+        (lambda: AsyncExecution(max_workers=-2), "max_workers must be an integer >= 1"),
+    ],
+)
+def test_backend_options_are_checked(factory: Any, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        factory()
+
+
+# -- concurrency ---------------------------------------------------------------------------
+
+
+def test_async_execution_keeps_at_most_max_workers_in_flight() -> None:
+    state = {"now": 0, "peak": 0}
+
+    async def fn(ctx: FrozenContext) -> None:
+        state["now"] += 1
+        state["peak"] = max(state["peak"], state["now"])
+        await asyncio.sleep(0.01)
+        state["now"] -= 1
+        ctx.metrics.add("x", 1)
+
+    started = time.perf_counter()
+    result = run_experiment(fn, replicates=40, plugins=[AsyncExecution(max_workers=10)])
+    took = time.perf_counter() - started
+    assert state["peak"] == 10
+    assert len(result) == 40
+    assert took < 0.3  # four waves of 10 ms, not forty
+
+
+def test_async_execution_runs_sync_functions_in_threads() -> None:
+    lock = threading.Lock()
+    state = {"now": 0, "peak": 0, "threads": set()}
+
+    def fn(ctx: FrozenContext) -> None:
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+            state["threads"].add(threading.get_ident())
+        time.sleep(0.01)
+        with lock:
+            state["now"] -= 1
+        ctx.metrics.add("x", ctx.replicate)
+
+    result = run_experiment(fn, replicates=12, plugins=[AsyncExecution(max_workers=3)])
+    assert state["peak"] == 3
+    assert len(state["threads"]) == 3
+    assert sorted(result.replicates.tolist()) == list(range(12))
+
+
+def test_async_experiments_run_even_inside_a_running_event_loop() -> None:
+    async def fn(ctx: FrozenContext) -> None:
+        await asyncio.sleep(0)
+        ctx.metrics.add("x", ctx.replicate)
+
+    async def main() -> Any:
+        return run_experiment(fn, replicates=3, plugins=[AsyncExecution(2)])
+
+    result = asyncio.run(main())
+    assert sorted(result.values.tolist()) == [0.0, 1.0, 2.0]
+
+
+def test_each_concurrent_replicate_sees_its_own_context_in_nested_steps() -> None:
+    @pipeline_step()
+    async def whoami() -> None:
+        from pytest_crystallize.core.context import CURRENT_CONTEXT
+
+        await asyncio.sleep(0.001)
+        ctx = CURRENT_CONTEXT.get()
+        assert ctx is not None
+        ctx.metrics.add("me", ctx.replicate)
+
+    async def fn(ctx: FrozenContext) -> None:
+        await whoami()
+
+    result = run_experiment(fn, replicates=10, plugins=[AsyncExecution(5)])
+    assert result.errors == ()
+    assert result.replicates.tolist() == result.values.astype(int).tolist()
