@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from pytest_crystallize.core.experiment import Experiment
     from pytest_crystallize.core.pipeline import PipelineStep
     from pytest_crystallize.core.results import ExperimentResult
-    from pytest_crystallize.core.runner import ReplicateBatch, ReplicateTask
+    from pytest_crystallize.core.batches import ReplicateBatch, ReplicateTask
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
 

@@ -18,7 +18,7 @@ import os
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Final, Literal, Protocol
 
-from pytest_crystallize.core.runner import ReplicateBatch, run_coroutine_sync
+from pytest_crystallize.core.batches import ReplicateBatch, run_coroutine_sync
 from pytest_crystallize.errors import ConfigurationError
 from pytest_crystallize.hookspecs import hookimpl
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from pytest_crystallize.core.experiment import Experiment
-    from pytest_crystallize.core.runner import BatchRunner, ReplicateTask
+    from pytest_crystallize.core.batches import BatchRunner, ReplicateTask
 
 __all__ = ["AsyncExecution", "ExecutionBackend", "ParallelExecution", "SerialExecution"]
 

@@ -23,7 +23,7 @@ import pytest
 
 from pytest_crystallize.core.datasources import DataSource
 from pytest_crystallize.core.report import summary_lines, totals_line
-from pytest_crystallize.core.runner import make_plugin_manager
+from pytest_crystallize.core.batches import make_plugin_manager
 from pytest_crystallize.errors import ConfigurationError
 from pytest_crystallize.hookspecs import hookimpl
 from pytest_crystallize.plugins import ArtifactPlugin, entry_point_plugins
