@@ -155,3 +155,25 @@ def test_the_summary_counts_match_scipy(pytester: pytest.Pytester) -> None:
         treat.append(t.normal() + 1.0 * t.random())
     expected = stats.ttest_rel(treat, base, alternative="greater").pvalue
     assert shown == pytest.approx(expected, rel=1e-3)
+
+
+def test_a_sequential_experiment_reports_its_looks_and_the_replicates_saved(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import numpy as np
+        import pytest
+        from pytest_crystallize import Treatment, hypothesis
+
+        @pytest.mark.experiment(replicates="auto", max_replicates=80, looks=4,
+                                treatments=[Treatment("t", {"shift": 3.0})])
+        @hypothesis(metric="x", direction="maximize", test="welch_t")
+        def experiment_sequential(ctx):
+            rng = np.random.default_rng([ctx.seed, len(ctx.condition)])
+            ctx.metrics.add("x", rng.normal() + ctx.get("shift", 0.0))
+    """)
+    result = pytester.runpytest("--crystallize")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "*experiment_sequential (20 replicates, seed *): passed",
+        "*PASS 'x maximize' t vs baseline: *significant",
+        "*sequential: stopped at look 1 of 4 after 20 of 80 replicates per condition; saved 120 replicate runs",
+    ])
