@@ -3,7 +3,22 @@
 # In-process pytester runs restore sys.modules afterwards; numpy's and scipy's
 # extension modules cannot be imported twice in one process, so load them
 # here, before any inner run, to keep them in the snapshot.
+import importlib.util
+
 import numpy.fft  # noqa: F401
+import pytest
 import scipy.stats  # noqa: F401
 
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytester whose inner runs configure pytest-asyncio (a dev dependency) so it does not warn.
+
+    Inner runs have no ini file of ours; pytester clears PYTEST_ADDOPTS when it
+    starts, so it is set here, after that.
+    """
+    if importlib.util.find_spec("pytest_asyncio") is not None:
+        monkeypatch.setenv("PYTEST_ADDOPTS", "-o asyncio_default_fixture_loop_scope=function")
+    return pytester

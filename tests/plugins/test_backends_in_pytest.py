@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 
 import pytest
 
@@ -62,7 +61,6 @@ def test_process_execution_in_pytest_survives_a_dying_worker_and_reports_it(pyte
     assert "BrokenProcessPool" not in result.stdout.str()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("pytest_asyncio") is None, reason="needs pytest-asyncio")
 def test_experiments_stay_experiments_under_pytest_asyncio_auto_mode(pytester: pytest.Pytester) -> None:
     pytester.makeini(
         "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
