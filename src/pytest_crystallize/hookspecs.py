@@ -40,11 +40,11 @@ import pluggy
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from pytest_crystallize.core.batches import ReplicateBatch, ReplicateTask
     from pytest_crystallize.core.context import FrozenContext
     from pytest_crystallize.core.experiment import Experiment
     from pytest_crystallize.core.pipeline import PipelineStep
     from pytest_crystallize.core.results import ExperimentResult
-    from pytest_crystallize.core.batches import ReplicateBatch, ReplicateTask
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
 

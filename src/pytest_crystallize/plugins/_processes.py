@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, Final
 
-from pytest_crystallize.core.results import ReplicateError
 from pytest_crystallize.core.batches import ReplicateBatch
+from pytest_crystallize.core.results import ReplicateError
 from pytest_crystallize.errors import ConfigurationError, CrystallizeError
 
 if TYPE_CHECKING:

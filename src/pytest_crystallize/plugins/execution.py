@@ -25,8 +25,8 @@ from pytest_crystallize.hookspecs import hookimpl
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from pytest_crystallize.core.experiment import Experiment
     from pytest_crystallize.core.batches import BatchRunner, ReplicateTask
+    from pytest_crystallize.core.experiment import Experiment
 
 __all__ = ["AsyncExecution", "ExecutionBackend", "ParallelExecution", "SerialExecution"]
 
