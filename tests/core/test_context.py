@@ -398,3 +398,20 @@ def test_two_standalone_contexts_with_the_same_arguments_draw_the_same_numbers()
     c = standalone_context(seed=3, replicate=2)
     assert a.seed == b.seed != c.seed
     np.testing.assert_array_equal(a.rng.random(4), b.rng.random(4))
+
+
+def test_each_replicate_reads_back_only_its_own_metrics_even_when_interleaved() -> None:
+    import asyncio
+
+    from pytest_crystallize import AsyncExecution, Treatment, run_experiment
+
+    seen: dict[tuple[str, int], tuple[float, ...]] = {}
+
+    async def interleaved(ctx):
+        ctx.metrics.add("m", ctx.replicate)
+        await asyncio.sleep(0.001 * (ctx.replicate % 3))  # let other replicates record in between
+        ctx.metrics.add("m", ctx.replicate + 0.5)
+        seen[(ctx.condition, ctx.replicate)] = ctx.metrics.get("m")
+
+    run_experiment(interleaved, replicates=6, treatments=[Treatment("t")], plugins=[AsyncExecution(max_workers=4)])
+    assert seen == {(c, r): (float(r), r + 0.5) for c in ("baseline", "t") for r in range(6)}

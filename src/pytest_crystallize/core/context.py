@@ -153,7 +153,8 @@ class Metrics:
         ctx = self._ctx
         sink = ctx._sink
         names = sink.metric_names
-        for i in range(len(sink)):
+        # Records of this replicate come after the sink's length at its start.
+        for i in range(ctx._sink_start, len(sink)):
             if sink.condition[i] == ctx._condition_code and sink.replicate[i] == ctx._replicate:
                 yield names[sink.metric[i]], sink.value[i]
 
@@ -224,6 +225,7 @@ class FrozenContext:
         "_rng",
         "_seeds",
         "_sink",
+        "_sink_start",
         "_values",
         "step_hooks",
     )
@@ -246,6 +248,7 @@ class FrozenContext:
         self._condition_code = condition_code
         self._seeds = seeds
         self._sink = sink
+        self._sink_start = len(sink)
         self._rng: np.random.Generator | None = None
         self._metrics: Metrics | None = None
         self._artifacts: Artifacts | None = None
