@@ -11,6 +11,8 @@ import pytest
 import pytest_crystallize
 
 HEAVY = ("scipy", "pandas", "pyarrow")
+#: Optional extras: imported only when a YAML file is read or a Pydantic model is bound.
+OPTIONAL = ("pydantic", "yaml")
 SRC = Path(pytest_crystallize.__file__).parent
 
 
@@ -26,7 +28,27 @@ def _loaded_after(statement: str) -> set[str]:
 
 def test_importing_the_package_loads_neither_pytest_nor_heavy_libraries() -> None:
     loaded = _loaded_after("import pytest_crystallize")
-    assert loaded.isdisjoint({"pytest", "_pytest", *HEAVY}), loaded & {"pytest", "_pytest", *HEAVY}
+    unwanted = {"pytest", "_pytest", *HEAVY, *OPTIONAL}
+    assert loaded.isdisjoint(unwanted), loaded & unwanted
+
+
+def test_running_an_experiment_with_dataclass_binding_and_json_configs_loads_no_optional_extra() -> None:
+    loaded = _loaded_after(
+        "import json, pathlib, tempfile\n"
+        "from dataclasses import dataclass\n"
+        "from typing import Annotated\n"
+        "from pytest_crystallize import Bind, load_config, run_experiment\n"
+        "path = pathlib.Path(tempfile.mkdtemp()) / 't.json'\n"
+        "path.write_text(json.dumps({'params': {'c': {'x': 1}}, 'grid': {'c.x': [2, 3]}}))\n"
+        "config = load_config(path)\n"
+        "@dataclass\n"
+        "class C:\n"
+        "    x: int\n"
+        "def fn(ctx, c: Annotated[C, Bind('c')]):\n"
+        "    return c.x\n"
+        "run_experiment(fn, replicates=2, params=config.params, treatments=config.treatments, evaluators=[abs])"
+    )
+    assert loaded.isdisjoint(OPTIONAL), loaded & set(OPTIONAL)
 
 
 @pytest.mark.parametrize(
@@ -54,7 +76,7 @@ def test_loading_the_plugin_without_experiments_imports_no_heavy_library(pyteste
         import sys
 
         def test_light():
-            heavy = [m for m in ("scipy", "pandas", "pyarrow") if m in sys.modules]
+            heavy = [m for m in ("scipy", "pandas", "pyarrow", "pydantic", "yaml") if m in sys.modules]
             assert heavy == []
         """
     )

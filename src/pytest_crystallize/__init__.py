@@ -7,14 +7,18 @@ pandas nor pyarrow.
 
 from __future__ import annotations
 
+from pytest_crystallize.core.asyncrun import arun_experiment
+from pytest_crystallize.core.binding import Bind
+from pytest_crystallize.core.configs import LoadedConfig, load_config, load_treatments
 from pytest_crystallize.core.context import FrozenContext, standalone_context
 from pytest_crystallize.core.datasources import DataSource, data_source, get_datasource
 from pytest_crystallize.core.experiment import Experiment
 from pytest_crystallize.core.hypotheses import Hypothesis, Verdict, hypothesis
-from pytest_crystallize.core.pipeline import PipelineStep, pipeline_step
+from pytest_crystallize.core.pipeline import PipelineStep, current_context, pipeline_step
 from pytest_crystallize.core.results import ExperimentResult, Provenance, ReplicateError
 from pytest_crystallize.core.runner import ExperimentRunner, run_experiment
 from pytest_crystallize.core.seeds import DEFAULT_SEED
+from pytest_crystallize.core.sweeps import grid
 from pytest_crystallize.core.treatments import Treatment
 from pytest_crystallize.errors import (
     ConfigurationError,
@@ -42,6 +46,7 @@ from pytest_crystallize.plugins import (
 __all__ = [
     "ArtifactPlugin",
     "AsyncExecution",
+    "Bind",
     "ConfigurationError",
     "ContextMutationError",
     "CrystallizeError",
@@ -55,6 +60,7 @@ __all__ = [
     "FrozenContext",
     "Hypothesis",
     "HypothesisError",
+    "LoadedConfig",
     "LoggingPlugin",
     "LowPowerWarning",
     "MetricError",
@@ -69,10 +75,15 @@ __all__ = [
     "Treatment",
     "TreatmentError",
     "Verdict",
+    "arun_experiment",
+    "current_context",
     "data_source",
     "get_datasource",
+    "grid",
     "hookimpl",
     "hypothesis",
+    "load_config",
+    "load_treatments",
     "pipeline_step",
     "run_experiment",
     "standalone_context",

@@ -3,6 +3,7 @@
 A plugin is any object (or module) with methods named like these hooks and
 marked with :data:`hookimpl`. In order, for one run::
 
+    crystallize_conditions_choose      once: may choose and order the treatments to run
     crystallize_experiment_init        once, before anything runs
     crystallize_run_before             once
     crystallize_replicates_run         once: an execution backend may take over the loop
@@ -45,12 +46,37 @@ if TYPE_CHECKING:
     from pytest_crystallize.core.experiment import Experiment
     from pytest_crystallize.core.pipeline import PipelineStep
     from pytest_crystallize.core.results import ExperimentResult
+    from pytest_crystallize.core.treatments import Treatment
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
 
 PROJECT: Final = "crystallize"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec(firstresult=True)
+def crystallize_conditions_choose(
+    experiment: Experiment, treatments: Sequence[Treatment]
+) -> Sequence[Treatment | str] | None:
+    """Choose which treatments run, and in which order: the branch strategy.
+
+    Called once in the main process before the run is set up, with the
+    experiment's treatments (already narrowed by ``--crystallize-treatment``
+    and the pytest hook ``pytest_crystallize_conditions``, under pytest).
+    Return some of them (the objects or their names) in the order to run,
+    or ``None`` to keep them all. The baseline always runs; replicate seeds
+    do not depend on which treatments run, so a chosen treatment gives the
+    same numbers as in a full run. The first non-None result wins. Returning
+    a name that is not a treatment, or none at all when the experiment has
+    hypotheses, fails the experiment. Example::
+
+        @hookimpl
+        def crystallize_conditions_choose(experiment, treatments):
+            if os.environ.get("QUICK"):
+                return [t for t in treatments if t.name.startswith("model=small")]
+            return None
+    """
 
 
 @hookspec

@@ -7,6 +7,12 @@ implement per-replicate or per-step hooks), so backends can ship it to
 worker processes. Errors raised by the user's code become
 :class:`~pytest_crystallize.core.results.ReplicateError` strings here, inside
 the worker, so they cross process boundaries even when unpicklable.
+
+Per replicate: make the context and make it current (``CURRENT_CONTEXT``, so
+nested steps and asyncio tasks the replicate starts find it), call the
+datasources, build typed parameters, call the function, then the
+evaluators on its return value. Typed binding and evaluators cost nothing
+when an experiment has none.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import pluggy
 
 from pytest_crystallize import hookspecs
 from pytest_crystallize.core.context import CURRENT_CONTEXT, FrozenContext, MetricSink
+from pytest_crystallize.core.evaluators import evaluate_async, evaluate_sync
 from pytest_crystallize.core.experiment import Condition, Experiment
 from pytest_crystallize.core.pipeline import STEP_ATTRIBUTE
 from pytest_crystallize.core.results import ReplicateError
@@ -161,6 +168,9 @@ class BatchRunner:
         #: Plugins to register in a worker process; by default the experiment's own.
         self.plugins = tuple(experiment.plugins if plugins is None else plugins)
         self.progress: Callable[[int], None] | None = None
+        self._bindings = experiment.bindings
+        self._evaluators = experiment.evaluators
+        self._source_names = tuple(experiment.datasources)
         self._init_hooks()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -226,6 +236,16 @@ class BatchRunner:
             kwargs["ctx"] = ctx
         return kwargs
 
+    def _bind(self, ctx: FrozenContext, kwargs: dict[str, Any]) -> None:
+        """Build the typed parameters from ``ctx`` (after the datasources ran)."""
+        for binding in self._bindings:
+            supplied, value = binding.resolve(ctx)
+            if supplied:
+                kwargs[binding.parameter] = value
+
+    def _sources(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {name: kwargs[name] for name in self._source_names}
+
     def run_one(self, condition: Condition, replicate: int, batch: ReplicateBatch) -> None:
         """Run one replicate of ``condition``; an exception becomes a ReplicateError."""
         ctx = self._context(condition, replicate, batch.sink)
@@ -234,7 +254,12 @@ class BatchRunner:
         try:
             if self.before_hook is not None:
                 self.before_hook(experiment=self.experiment, ctx=ctx)
-            self.experiment.function(**self._arguments(condition, ctx))
+            kwargs = self._arguments(condition, ctx)
+            if self._bindings:
+                self._bind(ctx, kwargs)
+            outcome = self.experiment.function(**kwargs)
+            if self._evaluators:
+                evaluate_sync(self._evaluators, outcome, ctx, self._sources(kwargs))
         except Exception as exc:
             error = exc
             batch.errors.append(self._error(condition, replicate, exc))
@@ -255,9 +280,13 @@ class BatchRunner:
             for key, value in kwargs.items():
                 if inspect.isawaitable(value):
                     kwargs[key] = await value
+            if self._bindings:
+                self._bind(ctx, kwargs)
             outcome = self.experiment.function(**kwargs)
             if inspect.isawaitable(outcome):
-                await outcome
+                outcome = await outcome
+            if self._evaluators:
+                await evaluate_async(self._evaluators, outcome, ctx, self._sources(kwargs))
         except Exception as exc:
             error = exc
             batch.errors.append(self._error(condition, replicate, exc))

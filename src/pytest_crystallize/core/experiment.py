@@ -3,26 +3,41 @@
 :meth:`Experiment.define` resolves the function's parameters (``ctx``,
 datasources, fixed arguments), merges stacked and listed hypotheses, and
 validates every option, raising :class:`~pytest_crystallize.errors.ConfigurationError`
-subclasses that name the experiment. The runner then only executes.
+subclasses that name the experiment: every condition's typed configuration
+(:mod:`~pytest_crystallize.core.binding`) is built once here, so a bad
+treatment fails before any replicate runs. The runner then only executes.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
+from pytest_crystallize.core.binding import Binding, parameter_bindings
 from pytest_crystallize.core.context import BUILTIN_KEYS
 from pytest_crystallize.core.datasources import DataSource, registered_datasources
+from pytest_crystallize.core.evaluators import Evaluator, check_evaluators
 from pytest_crystallize.core.hypotheses import Hypothesis, attached_hypotheses
 from pytest_crystallize.core.seeds import DEFAULT_SEED
 from pytest_crystallize.core.sequential import SPENDING, SequentialDesign
-from pytest_crystallize.core.treatments import BASELINE, Treatment, check_treatments
+from pytest_crystallize.core.treatments import BASELINE, Treatment, check_treatments, merge_params
 from pytest_crystallize.errors import ConfigurationError, DataSourceError, TreatmentError
 
-__all__ = ["CORRECTIONS", "DEFAULT_ALPHA", "DEFAULT_REPLICATES", "Condition", "Experiment"]
+__all__ = [
+    "CORRECTIONS",
+    "DEFAULT_ALPHA",
+    "DEFAULT_REPLICATES",
+    "Condition",
+    "Experiment",
+    "choose_conditions",
+    "matching_treatments",
+    "name_matches",
+]
 
 DEFAULT_REPLICATES: Final = 30
 DEFAULT_ALPHA: Final = 0.05
@@ -40,6 +55,14 @@ class Condition:
     code: int
     values: Mapping[str, Any]
     datasources: tuple[tuple[str, DataSource], ...]
+
+    @property
+    def label(self) -> str:
+        """``"baseline"`` or ``"treatment 'hot'"``, for messages."""
+        return BASELINE if self.code == 0 else f"treatment {self.name!r}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Condition, (self.name, self.code, dict(self.values), self.datasources))
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +83,20 @@ class Experiment:
     arguments: Mapping[str, Any]
     takes_ctx: bool
     sequential: SequentialDesign | None = None
+    evaluators: tuple[Evaluator, ...] = ()
+    bindings: tuple[Binding, ...] = ()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Read-only mapping views do not pickle: ship plain dicts to worker processes.
+        state = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for key in ("params", "datasources", "arguments"):
+            state[key] = dict(state[key])
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            frozen = MappingProxyType(value) if key in ("params", "datasources", "arguments") else value
+            object.__setattr__(self, key, frozen)
 
     @classmethod
     def define(
@@ -81,6 +118,8 @@ class Experiment:
         max_replicates: int | None = None,
         looks: int = 5,
         spending: str = "obrien_fleming",
+        evaluators: Iterable[Callable[..., Any]] | Mapping[str, Callable[..., Any]] = (),
+        localns: Mapping[str, Any] | None = None,
     ) -> Experiment:
         """Validate and build an experiment from ``function`` and options.
 
@@ -94,6 +133,14 @@ class Experiment:
         :mod:`pytest_crystallize.core.sequential`). With an integer
         ``replicates`` (for instance from ``--crystallize-replicates``) the
         sequential options are ignored.
+
+        A parameter annotated with a dataclass or a Pydantic model (and not a
+        datasource or given argument) is bound from the context (see
+        :mod:`~pytest_crystallize.core.binding`); ``localns`` helps resolve
+        annotations naming classes defined inside a function. Each condition's
+        model is built here once, naming the treatment and field that fail.
+        ``evaluators`` score the function's return value per replicate (see
+        :mod:`~pytest_crystallize.core.evaluators`).
         """
         label: str = name or getattr(function, "__name__", None) or repr(function)
         where = f"experiment {label!r}"
@@ -134,6 +181,11 @@ class Experiment:
         _check_params(where, "params", params or {})
         for treatment in checked_treatments:
             _check_params(where, f"treatment {treatment.name!r}", treatment.params)
+        try:
+            baseline = merge_params({}, params or {}, "params")
+        except TreatmentError as exc:
+            msg = f"{where}: {exc}"
+            raise ConfigurationError(msg) from None
         all_hypotheses = attached_hypotheses(function) + tuple(hypotheses)
         for h in all_hypotheses:
             if not isinstance(h, Hypothesis):
@@ -149,19 +201,67 @@ class Experiment:
                 f"add treatments=[Treatment(...)] or remove the hypotheses"
             )
             raise ConfigurationError(msg)
-        takes_ctx, sources, fixed = _resolve_parameters(
-            where, function, dict(datasources or {}), dict(arguments or {}), lookup
+        takes_ctx, sources, fixed, bound = _resolve_parameters(
+            where, function, dict(datasources or {}), dict(arguments or {}), lookup, localns
         )
         experiment = cls(
             name=label, function=function, replicates=int(replicates), seed=int(seed),
             treatments=checked_treatments, hypotheses=all_hypotheses, plugins=tuple(plugins),
             alpha=float(alpha), correction=correction,
-            params=MappingProxyType(dict(params or {})),
+            params=MappingProxyType(baseline),
             datasources=MappingProxyType(sources), arguments=MappingProxyType(fixed),
             takes_ctx=takes_ctx, sequential=sequential,
+            evaluators=check_evaluators(where, evaluators, sources), bindings=bound,
         )
-        experiment.conditions()  # validates treatment datasource swaps now, not mid-run
+        # Validates treatment datasource swaps, nested keys and typed configuration now, not mid-run.
+        experiment.check_bindings(experiment.conditions())
         return experiment
+
+    def check_bindings(self, conditions: Iterable[Condition]) -> None:
+        """Build every typed parameter for each condition; raise ConfigurationError naming it and the field."""
+        if not self.bindings:
+            return
+        for condition in conditions:
+            # The replicate's built-in keys, as a replicate's context would answer them.
+            values = {"replicate": 0, "condition": condition.name, "seed": 0, **condition.values}
+            for binding in self.bindings:
+                try:
+                    binding.resolve(values)
+                except ConfigurationError as exc:
+                    msg = f"experiment {self.name!r}: {condition.label}: {exc}"
+                    raise ConfigurationError(msg) from None
+
+    def with_treatments(self, chosen: Iterable[Treatment | str], *, chooser: str) -> Experiment:
+        """A copy with only the ``chosen`` treatments (names or the objects), in that order.
+
+        Raises TreatmentError naming ``chooser`` for a name that is not one of
+        the treatments, a changed treatment, a repeat, or choosing none while
+        there are hypotheses to check.
+        """
+        known = {t.name: t for t in self.treatments}
+        out: list[Treatment] = []
+        for item in chosen:
+            name = item.name if isinstance(item, Treatment) else item
+            if not isinstance(name, str) or name not in known:
+                msg = (
+                    f"experiment {self.name!r}: {chooser} chose {item!r}, which is not one of its "
+                    f"treatments ({', '.join(map(repr, known)) or 'none'})"
+                )
+                raise TreatmentError(msg)
+            if isinstance(item, Treatment) and item != known[name]:
+                msg = f"experiment {self.name!r}: {chooser} chose a changed treatment {name!r}; choose, do not edit"
+                raise TreatmentError(msg)
+            if any(t.name == name for t in out):
+                msg = f"experiment {self.name!r}: {chooser} chose treatment {name!r} twice"
+                raise TreatmentError(msg)
+            out.append(known[name])
+        if not out and self.hypotheses:
+            msg = (
+                f"experiment {self.name!r}: {chooser} chose no treatment, so its hypotheses "
+                f"have nothing to compare with the baseline"
+            )
+            raise TreatmentError(msg)
+        return dataclasses.replace(self, treatments=tuple(out))
 
     @property
     def condition_names(self) -> tuple[str, ...]:
@@ -170,8 +270,8 @@ class Experiment:
 
     @property
     def is_async(self) -> bool:
-        """True when the function or a datasource is ``async def``."""
-        return inspect.iscoroutinefunction(self.function) or any(
+        """True when the function, a datasource or an evaluator is ``async def``."""
+        return inspect.iscoroutinefunction(self.function) or any(e.is_async for e in self.evaluators) or any(
             ds.is_async for ds in self.datasources.values()
         ) or any(
             ds.is_async for t in self.treatments for ds in t.datasource_for(tuple(self.datasources)).values()
@@ -188,13 +288,17 @@ class Experiment:
                 msg = f"experiment {self.name!r}: {exc}"
                 raise TreatmentError(msg) from None
             sources = {**self.datasources, **swaps}
-            values = MappingProxyType({**self.params, **treatment.params})
+            try:
+                values = MappingProxyType(merge_params(self.params, treatment.params, f"treatment {treatment.name!r}"))
+            except TreatmentError as exc:
+                msg = f"experiment {self.name!r}: {exc}"
+                raise TreatmentError(msg) from None
             out.append(Condition(treatment.name, code, values, tuple(sources.items())))
         return tuple(out)
 
 
 def _check_params(where: str, owner: str, params: Mapping[str, Any]) -> None:
-    clash = sorted(set(params) & BUILTIN_KEYS)
+    clash = sorted({str(key).split(".")[0] for key in params} & BUILTIN_KEYS)
     if clash:
         msg = (
             f"{where}: {owner} sets {clash[0]!r}, a read-only context key the runner "
@@ -215,13 +319,25 @@ def _resolve_parameters(
     datasources: dict[str, DataSource | Callable[..., Any]],
     arguments: dict[str, Any],
     lookup: Callable[[str], DataSource | None] | None,
-) -> tuple[bool, dict[str, DataSource], dict[str, Any]]:
-    """Sort the function's parameters into ctx, datasources and fixed arguments."""
+    localns: Mapping[str, Any] | None,
+) -> tuple[bool, dict[str, DataSource], dict[str, Any], tuple[Binding, ...]]:
+    """Sort the function's parameters into ctx, datasources, fixed arguments and typed bindings.
+
+    Precedence: ``ctx``; ``datasources`` by name; ``arguments``; a
+    ``Bind(...)`` annotation; a datasource found by ``lookup``, in the module
+    or in the registry; a dataclass or Pydantic model annotation.
+    """
     from pytest_crystallize.core.datasources import data_source
 
+    try:
+        bindings, unresolved = parameter_bindings(function, localns, skip=(CONTEXT_PARAMETER,))
+    except ConfigurationError as exc:
+        msg = f"{where}: {exc}"
+        raise ConfigurationError(msg) from None
     takes_ctx = False
     sources: dict[str, DataSource] = {}
     fixed: dict[str, Any] = {}
+    bound: list[Binding] = []
     module_globals = getattr(function, "__globals__", {})
     for param in inspect.signature(function).parameters.values():
         name = param.name
@@ -230,9 +346,13 @@ def _resolve_parameters(
         if name == CONTEXT_PARAMETER:
             takes_ctx = True
             continue
+        binding = bindings.get(name)
         found: Any = datasources.get(name)
         if found is None and name in arguments:
             fixed[name] = arguments[name]
+            continue
+        if found is None and binding is not None and binding.explicit:
+            bound.append(binding)
             continue
         if found is None and lookup is not None:
             found = lookup(name)
@@ -240,6 +360,9 @@ def _resolve_parameters(
             found = module_globals[name]
         if found is None:
             found = registered_datasources().get(name)
+        if found is None and binding is not None:
+            bound.append(binding)
+            continue
         if found is None:
             if param.default is not param.empty:
                 continue
@@ -248,6 +371,39 @@ def _resolve_parameters(
                 f"given argument: define '@data_source def {name}(ctx): ...' in the "
                 f"module (or a conftest.py), or pass it as an argument"
             )
+            if name in unresolved:
+                msg += f"; its annotation could not be resolved ({unresolved[name]})"
             raise DataSourceError(msg)
         sources[name] = found if isinstance(found, DataSource) else data_source(found)
-    return takes_ctx, sources, fixed
+    return takes_ctx, sources, fixed, tuple(bound)
+
+
+def name_matches(name: str, patterns: Iterable[str]) -> bool:
+    """True when ``name`` equals, or matches as a glob (``fnmatch``), one of ``patterns``."""
+    return any(name == pattern or fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def matching_treatments(treatments: Iterable[Treatment], patterns: Sequence[str]) -> tuple[Treatment, ...]:
+    """The treatments whose name matches one of ``patterns`` (see :func:`name_matches`), in order."""
+    return tuple(t for t in treatments if name_matches(t.name, patterns))
+
+
+def choose_conditions(experiment: Experiment, hook: Any | None) -> Experiment:
+    """Let a ``crystallize_conditions_choose`` plugin choose and order the treatments to run.
+
+    ``hook`` is a plugin manager's ``hook`` (or None). Returns ``experiment``
+    unchanged when no plugin implements the hook or every one returns None.
+    """
+    caller = getattr(hook, "crystallize_conditions_choose", None)
+    if caller is None or not caller.get_hookimpls():
+        return experiment
+    chosen = caller(experiment=experiment, treatments=experiment.treatments)
+    if chosen is None:
+        return experiment
+    if isinstance(chosen, (str, bytes)) or not isinstance(chosen, Iterable):
+        msg = (
+            f"experiment {experiment.name!r}: a crystallize_conditions_choose hook returned {chosen!r}; "
+            f"return a list of treatments or treatment names (or None)"
+        )
+        raise TreatmentError(msg)
+    return experiment.with_treatments(chosen, chooser="a crystallize_conditions_choose hook")

@@ -2,22 +2,34 @@
 
 A step's keyword parameters are filled from the context when the caller does
 not pass them, so a treatment that sets ``{"threshold": 0.9}`` reaches
-``def classify(data, ctx, threshold=0.5)`` without plumbing. A step called
-without a context (from another step, or from the experiment function) uses
-the context of the replicate that is running.
+``def classify(data, ctx, threshold=0.5)`` without plumbing. A parameter
+annotated with a dataclass or a Pydantic model receives it built from the
+context (:mod:`~pytest_crystallize.core.binding`).
+
+Nesting: a step called without a context (from another step, from the
+experiment function, from a helper) uses the context of the replicate that
+is running, found through a context variable, never by reading source code.
+Context variables follow ``await``, ``asyncio.create_task``, ``asyncio.gather``
+and ``asyncio.to_thread``; a thread started by hand does not inherit them:
+run its work with ``contextvars.copy_context().run(...)``.
+:func:`current_context` returns the running replicate's context to any code.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
-from typing import Any, Final, overload
+import sys
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final, overload
 
 from pytest_crystallize.core.context import CURRENT_CONTEXT, FrozenContext
 from pytest_crystallize.errors import ConfigurationError
 
-__all__ = ["PipelineStep", "pipeline_step"]
+if TYPE_CHECKING:
+    from pytest_crystallize.core.binding import Binding
+
+__all__ = ["PipelineStep", "current_context", "pipeline_step"]
 
 #: Attribute set on an exception to name the step it escaped from.
 STEP_ATTRIBUTE: Final = "__crystallize_step__"
@@ -28,13 +40,33 @@ _FILLABLE_KINDS: Final = (
 )
 
 
-class PipelineStep:
-    """A function wrapped as a step: context injection, hooks, error labels.
+def current_context() -> FrozenContext:
+    """The context of the replicate running in this thread or asyncio task.
 
-    Immutable after construction.
+    Raises ConfigurationError outside a replicate (or in a thread started by
+    hand, which does not inherit context variables).
+    """
+    ctx = CURRENT_CONTEXT.get()
+    if ctx is None:
+        msg = (
+            "no experiment replicate is running here: current_context() works inside an experiment "
+            "function, its steps and the asyncio tasks they start; a thread started by hand needs "
+            "contextvars.copy_context().run(...)"
+        )
+        raise ConfigurationError(msg)
+    return ctx
+
+
+class PipelineStep:
+    """A function wrapped as a step: context injection, typed binding, hooks, error labels.
+
+    Immutable after construction, except that annotations naming classes not
+    yet defined are resolved on the first call.
     """
 
-    def __init__(self, function: Callable[..., Any], name: str | None = None) -> None:
+    def __init__(
+        self, function: Callable[..., Any], name: str | None = None, *, localns: Mapping[str, Any] | None = None
+    ) -> None:
         self.function = function
         self.name = name or function.__name__
         self.is_async = inspect.iscoroutinefunction(function)
@@ -48,7 +80,24 @@ class PipelineStep:
         fillable = [p for p in rest if p.name != "ctx" and p.kind in _FILLABLE_KINDS]
         self._fillable = tuple(p.name for p in fillable)
         self._required = frozenset(p.name for p in fillable if p.default is p.empty)
+        self._localns = localns
+        self._bindings: tuple[Binding, ...] | None = None
+        self._resolve_bindings(first_call=False)
         functools.update_wrapper(self, function)  # copies __doc__, __name__, __wrapped__
+
+    def _resolve_bindings(self, *, first_call: bool) -> tuple[Binding, ...]:
+        """Find the typed parameters; before the first call, only if every annotation resolves."""
+        from pytest_crystallize.core.binding import parameter_bindings
+
+        try:
+            found, unresolved = parameter_bindings(self.function, self._localns)
+        except ConfigurationError as exc:
+            msg = f"step {self.name!r}: {exc}"
+            raise ConfigurationError(msg) from None
+        bindings = tuple(b for name, b in found.items() if name in self._fillable)
+        if first_call or not unresolved:
+            self._bindings = bindings
+        return bindings
 
     def __repr__(self) -> str:
         return f"<pipeline_step {self.name!r}>"
@@ -101,7 +150,19 @@ class PipelineStep:
         self, data: Any, ctx: FrozenContext | None, kwargs: dict[str, Any]
     ) -> tuple[Any, ...]:
         """Fill ``kwargs`` from the context; return the positional arguments."""
+        bindings = self._bindings
+        if bindings is None:
+            bindings = self._resolve_bindings(first_call=True)
         if ctx is not None:
+            for binding in bindings:
+                if binding.parameter not in kwargs:
+                    try:
+                        supplied, value = binding.resolve(ctx)
+                    except ConfigurationError as exc:
+                        msg = f"step {self.name!r}: {exc}"
+                        raise ConfigurationError(msg) from None
+                    if supplied:
+                        kwargs[binding.parameter] = value
             for name in self._fillable:
                 if name not in kwargs and name in ctx:
                     kwargs[name] = ctx.get(name)
@@ -134,9 +195,24 @@ def pipeline_step(
     raises becomes an error of the replicate, not a crash of the run.
     """
     if function is not None:
-        return PipelineStep(function, name)
+        return PipelineStep(function, name, localns=_defining_locals(function))
 
     def decorate(fn: Callable[..., Any]) -> PipelineStep:
-        return PipelineStep(fn, name)
+        return PipelineStep(fn, name, localns=_defining_locals(fn))
 
     return decorate
+
+
+def _defining_locals(function: Callable[..., Any]) -> dict[str, Any] | None:
+    """The locals of the function that defines ``function`` (two frames up), when it is one.
+
+    Lets annotations such as ``cfg: Config`` resolve when ``Config`` is a class
+    defined in the same test function (``from __future__ import annotations``
+    turns annotations into strings resolved later).
+    """
+    if "<locals>" not in getattr(function, "__qualname__", "") or not hasattr(sys, "_getframe"):
+        return None
+    try:
+        return dict(sys._getframe(2).f_locals)
+    except ValueError:  # no such frame
+        return None

@@ -11,9 +11,10 @@ crashes. Running the tasks themselves is :mod:`pytest_crystallize.core.batches`.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -262,6 +263,8 @@ def run_experiment(
     max_replicates: int | None = None,
     looks: int = 5,
     spending: str = "obrien_fleming",
+    evaluators: Any = (),
+    localns: Mapping[str, Any] | None = None,
 ) -> ExperimentResult:
     """Run ``function`` as an experiment from a script or notebook and return its result.
 
@@ -271,9 +274,24 @@ def run_experiment(
     Hypotheses stacked on ``function`` with ``@hypothesis`` count too.
     ``replicates="auto"`` with ``max_replicates``, ``looks`` and ``spending``
     runs a sequential design that stops once every hypothesis is decided.
+    ``treatments`` may come from ``grid(...)`` or ``load_config(...)``;
+    ``evaluators`` score the function's return value per replicate;
+    parameters annotated with a dataclass or Pydantic model are bound from
+    the context, their annotations resolved with ``localns`` (by default the
+    caller's local names, so models defined in the calling function work).
+    Plugins implementing ``crystallize_conditions_choose`` may choose and
+    order the treatments first.
+
+    Works from sync code and from inside a running event loop (an async
+    experiment then runs on a loop in a worker thread); in ``async`` code,
+    ``await arun_experiment(...)`` runs it without blocking the loop.
     """
-    from pytest_crystallize.core.experiment import DEFAULT_ALPHA, DEFAULT_REPLICATES
+    from pytest_crystallize.core.batches import make_plugin_manager
+    from pytest_crystallize.core.experiment import DEFAULT_ALPHA, DEFAULT_REPLICATES, choose_conditions
     from pytest_crystallize.core.seeds import DEFAULT_SEED
+
+    if localns is None and hasattr(sys, "_getframe"):
+        localns = sys._getframe(1).f_locals
 
     experiment = Experiment.define(
         function, name=name,
@@ -283,5 +301,8 @@ def run_experiment(
         alpha=DEFAULT_ALPHA if alpha is None else alpha, correction=correction,
         params=params, datasources=datasources, arguments=arguments,
         max_replicates=max_replicates, looks=looks, spending=spending,
+        evaluators=evaluators, localns=localns,
     )
-    return ExperimentRunner(experiment).run()
+    manager = make_plugin_manager(experiment.plugins) if experiment.plugins else None
+    experiment = choose_conditions(experiment, manager.hook if manager is not None else None)
+    return ExperimentRunner(experiment, plugin_manager=manager).run()

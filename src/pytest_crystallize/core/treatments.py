@@ -1,4 +1,13 @@
-"""Treatments: named changes to the baseline's context values or datasources."""
+"""Treatments: named changes to the baseline's context values or datasources.
+
+A treatment's values are merged into the baseline's: a dotted key such as
+``"llm.temperature"`` is a path into nested mappings, and a mapping value is
+merged into the baseline's mapping at that key, key by key, instead of
+replacing it. So ``{"llm.temperature": 0.9}`` and ``{"llm": {"temperature":
+0.9}}`` both change one field of ``ctx["llm"]`` and keep its others; no key
+named ``"llm.temperature"`` is ever written. Only top-level keys are paths:
+keys inside nested mappings are taken literally.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +19,12 @@ from typing import Any, Final
 from pytest_crystallize.core.datasources import DataSource
 from pytest_crystallize.errors import TreatmentError
 
-__all__ = ["BASELINE", "Treatment", "check_treatments"]
+__all__ = ["BASELINE", "Treatment", "check_treatments", "merge_params", "split_path"]
 
 #: The name of the condition without a treatment; no treatment may take it.
 BASELINE: Final = "baseline"
+
+_MISSING: Final = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +66,13 @@ class Treatment:
                 f"got {type(source).__name__}"
             )
             raise TreatmentError(msg)
+        for key in self.params:
+            split_path(key, f"treatment {self.name!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Read-only mapping views do not pickle; rebuild from plain dicts (process workers, grids).
+        source = self.datasource
+        return (Treatment, (self.name, dict(self.params), dict(source) if isinstance(source, Mapping) else source))
 
     def datasource_for(self, parameters: tuple[str, ...]) -> dict[str, DataSource]:
         """Map the experiment's datasource ``parameters`` to this treatment's swaps.
@@ -109,3 +127,51 @@ def check_treatments(treatments: Iterable[object]) -> tuple[Treatment, ...]:
         seen.add(treatment.name)
         out.append(treatment)
     return tuple(out)
+
+
+def split_path(key: str, owner: str) -> tuple[str, ...]:
+    """Split a dotted parameter key into its path; raise TreatmentError on an empty segment."""
+    path = tuple(key.split("."))
+    if not all(path):
+        msg = f"{owner}: parameter {key!r} is not a valid dotted path (empty part); write e.g. 'llm.temperature'"
+        raise TreatmentError(msg)
+    return path
+
+
+def merge_params(base: Mapping[str, Any], changes: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """Return ``base`` with ``changes`` merged in (see the module docstring); inputs are not modified.
+
+    Raises TreatmentError naming ``owner`` and the key when a path runs through
+    a value that is not a mapping.
+    """
+    out = dict(base)
+    for key, value in changes.items():
+        path = split_path(key, owner)
+        target = out
+        for depth, part in enumerate(path[:-1]):
+            current = target.get(part, _MISSING)
+            if current is _MISSING:
+                child: dict[str, Any] = {}
+            elif isinstance(current, Mapping):
+                child = dict(current)  # copy on write: the baseline's mapping stays as it was
+            else:
+                where = ".".join(path[: depth + 1])
+                msg = (
+                    f"{owner}: parameter {key!r} reaches into {where!r}, which is "
+                    f"{type(current).__name__} {current!r:.40}, not a mapping"
+                )
+                raise TreatmentError(msg)
+            target[part] = child
+            target = child
+        target[path[-1]] = _merged(target.get(path[-1], _MISSING), value)
+    return out
+
+
+def _merged(current: Any, value: Any) -> Any:
+    """``value`` merged into ``current`` when both are mappings, else ``value``."""
+    if not (isinstance(value, Mapping) and isinstance(current, Mapping)):
+        return value
+    out = dict(current)
+    for key, item in value.items():
+        out[key] = _merged(out.get(key, _MISSING), item)
+    return out

@@ -13,6 +13,9 @@ from pytest_crystallize.pytest_plugin.fixtures import ctx
 from pytest_crystallize.pytest_plugin.items import MARKER
 from pytest_crystallize.pytest_plugin.options import add_options, read_settings
 from pytest_crystallize.pytest_plugin.session import SESSION_KEY, CrystallizeSession
+from pytest_crystallize.pytest_plugin.storage import configure as configure_storage
+from pytest_crystallize.pytest_plugin.storage import unconfigure as unconfigure_storage
+from pytest_crystallize.pytest_plugin.storage_options import add_storage_options
 
 __all__ = ["ctx", "pytest_addhooks", "pytest_addoption", "pytest_configure", "pytest_unconfigure"]
 
@@ -29,6 +32,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Register our options and ini settings."""
     add_options(parser)
+    add_storage_options(parser)
     group = parser.getgroup("crystallize")
     group.addoption(
         "--crystallize-progress", choices=("auto", "on", "off"), default=None,
@@ -53,7 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{MARKER}(replicates=, seed=, treatments=, hypotheses=, plugins=, alpha=, correction=, "
-        "params=): configure an experiment; every experiment item carries this mark",
+        "params=, gate=): configure an experiment; every experiment item carries this mark",
     )
     # getini returns the cached list pytest's collectors read, so extending it
     # in place makes them collect experiment functions and files.
@@ -66,10 +70,12 @@ def pytest_configure(config: pytest.Config) -> None:
     session = CrystallizeSession(config, read_settings(config))
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, _SESSION_PLUGIN_NAME)
+    configure_storage(config, enabled=session.settings.enabled)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Drop the session object."""
+    """Drop the session and storage objects."""
+    unconfigure_storage(config)
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
         config.pluginmanager.unregister(session)

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from pytest_crystallize.core.experiment import Experiment
+    from pytest_crystallize.core.treatments import Treatment
 
-__all__ = ["pytest_crystallize_plugins"]
+__all__ = ["pytest_crystallize_conditions", "pytest_crystallize_plugins"]
 
 
 @pytest.hookspec
@@ -42,4 +43,31 @@ def pytest_crystallize_plugins(item: pytest.Item, experiment: Experiment) -> Seq
             if experiment.replicates >= 100:
                 plugins.append(ParallelExecution(max_workers=4))
             return plugins
+    """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_crystallize_conditions(
+    item: pytest.Item, experiment: Experiment, treatments: Sequence[Treatment]
+) -> Sequence[Treatment | str] | None:
+    """Choose which of an experiment's treatments run, and in which order.
+
+    Called once per experiment item, through ``item.ihook``, just before it
+    runs, with its treatments (already narrowed by ``--crystallize-treatment``).
+    Return some of them (the objects or their names) in the order to run,
+    or ``None`` to keep them. The baseline always runs, and replicate seeds do
+    not depend on which treatments run, so a chosen treatment gives the same
+    numbers as in a full run. The first non-None result wins: an inner
+    conftest's over an outer one's. Then lifecycle plugins implementing
+    ``crystallize_conditions_choose`` may narrow the choice further. A name
+    that is not a treatment, or choosing none for an experiment with
+    hypotheses, fails the item. Example, in ``conftest.py``::
+
+        import pytest
+
+        @pytest.hookimpl(optionalhook=True)
+        def pytest_crystallize_conditions(item, experiment, treatments):
+            if item.config.getoption("--quick", default=False):
+                return treatments[:2]  # the first two grid points only
+            return None
     """

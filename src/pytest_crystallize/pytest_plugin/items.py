@@ -9,16 +9,24 @@ engine runs every replicate, handing the function its ``ctx`` and datasources.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
 from pytest_crystallize.core.datasources import DataSource, registered_datasources
 from pytest_crystallize.core.experiment import CONTEXT_PARAMETER, Experiment
+from pytest_crystallize.core.gate import check_gate_option
 from pytest_crystallize.core.report import failure_report, summarize
 from pytest_crystallize.core.runner import ExperimentRunner
 from pytest_crystallize.errors import CrystallizeError
+from pytest_crystallize.pytest_plugin.configuration import (
+    bound_parameters,
+    choose_treatments,
+    register_selection,
+    selection_skip,
+)
+from pytest_crystallize.pytest_plugin.storage import STORAGE_KEY
 
 if TYPE_CHECKING:
     from pytest_crystallize.core.results import ExperimentResult
@@ -30,9 +38,22 @@ MARKER: Final = "experiment"
 PAYLOAD_ATTRIBUTE: Final = "crystallize_payload"
 _MARKER_OPTIONS: Final = frozenset({
     "replicates", "seed", "treatments", "hypotheses", "plugins", "alpha", "correction", "params",
-    "max_replicates", "looks", "spending",
+    "max_replicates", "looks", "spending", "gate", "evaluators",
 })
+#: Marker options the pytest layer reads itself rather than passing to the engine.
+_ITEM_OPTIONS: Final = frozenset({"gate"})
 SKIP_REASON: Final = "experiment: run experiments with 'pytest --crystallize'"
+#: Iterators given to a marker (``treatments=(t for t in ...)``), read once: a marker is shared
+#: by every item of its function and is read at collection and again at run time.
+_READ_ONCE: dict[int, tuple[Iterator[Any], tuple[Any, ...]]] = {}
+
+
+def _read_once(value: Any) -> Any:
+    if not isinstance(value, Iterator):
+        return value
+    if id(value) not in _READ_ONCE:
+        _READ_ONCE[id(value)] = (value, tuple(value))  # keeps the iterator alive, so its id stays unique
+    return _READ_ONCE[id(value)][1]
 
 
 class ExperimentFailed(Exception):  # reads as what happened: "experiment failed"
@@ -44,6 +65,10 @@ class ExperimentItem(pytest.Function):
 
     crystallize_session: CrystallizeSession
     datasource_params: dict[str, DataSource]
+    #: Parameters bound from the context (typed binding), not fixtures.
+    bound_params: frozenset[str]
+    #: The definition checked at collection (fixtures as None), or None if it is wrong.
+    crystallize_definition: Experiment | None
     config_error: str | None
     result: ExperimentResult | None
 
@@ -64,13 +89,15 @@ class ExperimentItem(pytest.Function):
                     f"{unknown[0]!r}; known options: {', '.join(sorted(_MARKER_OPTIONS))}"
                 )
                 raise CrystallizeError(msg)
-            options.update(mark.kwargs)
+            options.update({key: _read_once(value) for key, value in mark.kwargs.items()})
         return options
 
     def define(self, arguments: Mapping[str, Any]) -> Experiment:
         """Build the experiment from markers, settings and resolved fixture values."""
         settings = self.crystallize_session.settings
         options = {**settings.defaults, **self._marker_options(), **settings.overrides}
+        for key in _ITEM_OPTIONS:
+            options.pop(key, None)
         return Experiment.define(
             self.obj, name=self.name, datasources=self.datasource_params,
             arguments=arguments, **options,
@@ -80,12 +107,13 @@ class ExperimentItem(pytest.Function):
         """Validate the definition at collection; store the message of what is wrong."""
         arguments = {name: None for name in self._fixture_names()}
         try:
-            self.define(arguments)
+            self.crystallize_definition = self.define(arguments)
+            check_gate_option(self._marker_options().get("gate"), f"experiment {self.name!r}")
         except CrystallizeError as exc:
             self.config_error = str(exc)
 
     def _fixture_names(self) -> list[str]:
-        skip = {CONTEXT_PARAMETER, *self.datasource_params}
+        skip = {CONTEXT_PARAMETER, *self.datasource_params, *self.bound_params}
         return [n for n in self._fixtureinfo.argnames if n not in skip]
 
     def setup(self) -> None:
@@ -93,7 +121,7 @@ class ExperimentItem(pytest.Function):
         if self.config_error:
             pytest.fail(self.config_error, pytrace=False)
         request = self._request
-        skip = {CONTEXT_PARAMETER, *self.datasource_params}
+        skip = {CONTEXT_PARAMETER, *self.datasource_params, *self.bound_params}
         for name in self.fixturenames:
             if name not in skip and name not in self.funcargs:
                 self.funcargs[name] = request.getfixturevalue(name)
@@ -106,11 +134,20 @@ class ExperimentItem(pytest.Function):
         except CrystallizeError as exc:
             raise ExperimentFailed(str(exc)) from None
         manager = self.crystallize_session.plugin_manager_for(self, experiment)
+        try:
+            experiment = choose_treatments(self, experiment, self.crystallize_session.settings.treatments, manager)
+        except CrystallizeError as exc:
+            raise ExperimentFailed(str(exc)) from None
         result = ExperimentRunner(experiment, plugin_manager=manager).run()
         self.result = result
         self.user_properties.append((PAYLOAD_ATTRIBUTE, json.dumps(summarize(result), allow_nan=False)))
-        if not result.passed:
-            raise ExperimentFailed(failure_report(result))
+        failures: list[str] = [] if result.passed else [failure_report(result)]
+        storage = self.config.stash.get(STORAGE_KEY, None)
+        if storage is not None:
+            gate_failure = storage.after_run(self, experiment, result, self._marker_options().get("gate"))
+            failures += [gate_failure] if gate_failure else []
+        if failures:
+            raise ExperimentFailed("\n\n".join(failures))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
         """Show an experiment failure as its report, without our traceback."""
@@ -163,9 +200,18 @@ def to_experiment_item(function_item: pytest.Function, session: CrystallizeSessi
     item.datasource_params = find_datasources(
         function_item.obj, module, lambda name: session.conftest_datasource(item.path, name)
     )
+    item.bound_params = bound_parameters(
+        function_item.obj, item._fixtureinfo.name2fixturedefs, item.datasource_params
+    )
+    item.crystallize_definition = None
     if item.get_closest_marker(MARKER) is None:
         item.add_marker(MARKER)
     item.check_definition()
+    selected = session.settings.treatments
+    register_selection(item.config, selected)
+    unselected = selection_skip(item.crystallize_definition, selected)
     if not session.settings.enabled and not item.config_error:
         item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
+    elif unselected and not item.config_error:
+        item.add_marker(pytest.mark.skip(reason=unselected))
     return item

@@ -43,6 +43,14 @@ def add_options(parser: pytest.Parser) -> None:
         "--crystallize-correction", metavar="METHOD", default=None,
         help=f"multiple-comparison correction ({', '.join(CORRECTIONS)}). ini: crystallize_correction",
     )
+    group.addoption(
+        "--crystallize-treatment", metavar="NAME", action="append", default=None,
+        help="run only this treatment (and the baseline); repeat for several; a glob such as "
+             "'model=small*' matches several. Experiments with none of them are skipped. "
+             "ini: crystallize_treatment (one per line)",
+    )
+    parser.addini("crystallize_treatment", type="linelist", default=[],
+                  help="treatments to run, one name or glob per line (default: all)")
     parser.addini("crystallize", type="bool", default=False,
                   help="run experiments without passing --crystallize")
     parser.addini("crystallize_replicates", default=str(DEFAULT_REPLICATES),
@@ -62,6 +70,8 @@ class Settings:
     enabled: bool
     defaults: dict[str, Any]
     overrides: dict[str, Any]
+    #: ``--crystallize-treatment`` names or globs; empty: every treatment runs.
+    treatments: tuple[str, ...] = ()
 
 
 def _integer(value: str, source: str, minimum: int) -> int:
@@ -112,4 +122,17 @@ def read_settings(config: pytest.Config) -> Settings:
         if cli is not None:
             overrides[key] = parse(str(cli).strip(), f"--crystallize-{key}")
     enabled = bool(config.getoption("crystallize") or config.getini("crystallize"))
-    return Settings(enabled=enabled, defaults=defaults, overrides=overrides)
+    return Settings(enabled=enabled, defaults=defaults, overrides=overrides, treatments=_treatments(config))
+
+
+def _treatments(config: pytest.Config) -> tuple[str, ...]:
+    """The ``--crystallize-treatment`` names (the command line replaces the ini list)."""
+    given = config.getoption("crystallize_treatment", None)
+    source = "--crystallize-treatment"
+    if given is None:
+        given, source = config.getini("crystallize_treatment"), "ini option crystallize_treatment"
+    names = tuple(str(name).strip() for name in given)
+    if any(not name for name in names):
+        msg = f"{source} needs a treatment name, got an empty one"
+        raise pytest.UsageError(msg)
+    return names

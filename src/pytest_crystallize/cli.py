@@ -1,0 +1,231 @@
+"""The ``crystallize`` command (also ``python -m pytest_crystallize``): saved runs from a shell.
+
+``list`` the saved runs, ``show`` one, ``compare`` two with the semantics of
+``pytest --crystallize-gate`` (exit code 1 when a metric regressed, so it
+gates any CI), ``export`` one to CSV, Parquet or JSON.
+
+Exit codes: 0 success, 1 a regression (``compare``), 2 a usage error or a
+run that cannot be found or read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Final
+
+from pytest_crystallize.core.gate import GateSpec, gate_experiment, gate_lines, gate_totals, parse_margin
+from pytest_crystallize.core.runs import LATEST
+from pytest_crystallize.core.store import DirectoryStore
+from pytest_crystallize.errors import ConfigurationError, CrystallizeError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pytest_crystallize.core.runs import RunRecord
+
+__all__ = ["main"]
+
+PROGRAM: Final = "crystallize"
+STORAGE_ENV: Final = "CRYSTALLIZE_STORAGE"
+DEFAULT_STORAGE: Final = ".crystallize"
+EXIT_OK: Final = 0
+EXIT_REGRESSION: Final = 1
+EXIT_ERROR: Final = 2
+
+
+class _Failure(Exception):
+    """A problem to report on stderr with exit code 2."""
+
+
+def find_storage(start: Path) -> Path:
+    """The nearest ``.crystallize`` directory at or above ``start``, else ``start/.crystallize``."""
+    for directory in (start, *start.parents):
+        if (directory / DEFAULT_STORAGE).is_dir():
+            return directory / DEFAULT_STORAGE
+    return start / DEFAULT_STORAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM, description="List, show, compare and export runs saved by pytest --crystallize-save.",
+        epilog="RUN is 'latest', a run id or unique id prefix, a run name (its newest run), or a path "
+               "containing '/' to a run directory. Exit codes: 0 ok, 1 regression (compare), 2 error.",
+    )
+    parser.add_argument("--storage", metavar="DIR", type=Path, default=None,
+                        help=f"the store (default: ${STORAGE_ENV}, else the nearest {DEFAULT_STORAGE} "
+                             "directory at or above the working directory)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    listing = commands.add_parser("list", help="list saved runs, oldest first")
+    listing.add_argument("--json", action="store_true", help="print the run records as JSON")
+    show = commands.add_parser("show", help="show one run: its record and each experiment's table")
+    show.add_argument("run", metavar="RUN", nargs="?", default=LATEST)
+    show.add_argument("--json", action="store_true", help="print the run record as JSON")
+    compare = commands.add_parser(
+        "compare", help="compare NEW with BASE like --crystallize-gate; exit 1 on a regression",
+        description="For every experiment, condition and metric with a known good direction, test NEW "
+                    "against BASE (one-sided, paired when the seeds match, corrected per experiment) and "
+                    "exit with 1 if any got significantly worse by more than the margin.",
+    )
+    compare.add_argument("base", metavar="BASE", help="the reference run")
+    compare.add_argument("new", metavar="NEW", nargs="?", default=LATEST, help="the run to check (default latest)")
+    compare.add_argument("--margin", default="0", help="tolerated worsening: a number or a percentage such as 2%%")
+    compare.add_argument("--strict", action="store_true",
+                         help="also fail metrics not shown to be no worse within the margin (needs a margin > 0)")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    export = commands.add_parser("export", help="export a run's values to CSV, Parquet or JSON")
+    export.add_argument("run", metavar="RUN", nargs="?", default=LATEST)
+    export.add_argument("--format", choices=("csv", "parquet", "json"), default="csv")
+    export.add_argument("-o", "--output", metavar="PATH", default="-", help="output file (default: stdout)")
+    export.add_argument("--experiment", metavar="NODEID", action="append", default=None,
+                        help="export only this experiment (repeatable)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    args = _parser().parse_args(argv)
+    storage = args.storage or (Path(os.environ[STORAGE_ENV]) if os.environ.get(STORAGE_ENV) else None)
+    store = DirectoryStore(storage or find_storage(Path.cwd()))
+    commands = {"list": _list, "show": _show, "compare": _compare, "export": _export}
+    try:
+        code: int = commands[args.command](store, args, out, err)
+    except (_Failure, CrystallizeError) as exc:
+        err.write(f"{PROGRAM}: error: {exc}\n")
+        return EXIT_ERROR
+    except OSError as exc:
+        err.write(f"{PROGRAM}: error: {exc}\n")
+        return EXIT_ERROR
+    return code
+
+
+def _table(rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
+def _list(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    listing = store.listing()
+    for problem in listing.problems:
+        err.write(f"{PROGRAM}: warning: unreadable run: {problem}\n")
+    if args.json:
+        out.write(json.dumps([r.to_dict() for r in listing.runs], indent=2) + "\n")
+        return EXIT_OK
+    if not listing.runs:
+        out.write(f"no saved runs in {store.root}\n")
+        return EXIT_OK
+    rows = [("id", "name", "created", "commit", "branch", "experiments", "failed")]
+    for r in listing.runs:
+        failed = sum(not e.passed for e in r.experiments.values())
+        rows.append((r.id, r.name or "", r.created_at, r.git.short if r.git else "", (r.git.branch or "") if r.git
+                     else "", str(len(r.experiments)), str(failed)))
+    out.write("\n".join(_table(rows)) + "\n")
+    return EXIT_OK
+
+
+def _show(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from pytest_crystallize.core.report import summarize, summary_lines
+
+    record = store.find(args.run)
+    if args.json:
+        out.write(json.dumps(record.to_dict(), indent=2) + "\n")
+        return EXIT_OK
+    git = record.git
+    commit = "none" if git is None else f"{git.commit} on {git.branch or 'a detached HEAD'}"
+    lines = [
+        f"run {record.label}", f"  saved at   {record.created_at}", f"  location   {record.location}",
+        f"  git        {commit}" + (" (dirty)" if git is not None and git.dirty else ""),
+        f"  machine    {record.machine.get('node', '?')}, {record.machine.get('system', '?')} "
+        f"{record.machine.get('machine', '')}, Python {record.versions.get('python', '?')}",
+        f"  versions   {', '.join(f'{k} {v}' for k, v in record.versions.items() if k not in ('python', 'platform'))}",
+        f"  command    {' '.join(record.options.get('args', []))}", "",
+    ]
+    for nodeid, entry in record.experiments.items():
+        result = store.result(record, nodeid)
+        lines += summary_lines(summarize(result), title=nodeid)
+        gated = ", ".join(f"{m} ({spec.get('better')} is better)" for m, spec in entry.gate.items()) or "none"
+        lines += [f"  fingerprint {entry.fingerprint}; gated metrics: {gated}", ""]
+    out.write("\n".join(lines))
+    return EXIT_OK
+
+
+def _compare(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    try:
+        margin, relative = parse_margin(args.margin, "--margin")
+    except ConfigurationError as exc:
+        raise _Failure(str(exc)) from None
+    if args.strict and margin == 0:
+        msg = "--strict needs --margin > 0: with margin 0, 'no worse' would mean 'significantly better'"
+        raise _Failure(msg)
+    base, new = store.find(args.base), store.find(args.new)
+    if base.id == new.id:
+        msg = f"BASE and NEW are the same run {base.id}; name two different runs"
+        raise _Failure(msg)
+    reports = []
+    for nodeid, entry in new.experiments.items():
+        specs = [GateSpec.from_dict(s) for s in entry.gate.values()]
+        reports.append(gate_experiment(
+            nodeid, store.result(new, nodeid), entry.definition, specs, base,
+            functools.partial(store.result, base, nodeid),
+            margin=margin, relative=relative, enforced=True, strict=args.strict,
+        ))
+    missing = [n for n in base.experiments if n not in new.experiments]
+    failed = any(r.failed for r in reports)
+    if args.json:
+        document = {"base": base.id, "new": new.id, "failed": failed, "missing_in_new": missing,
+                    "experiments": [r.to_dict() for r in reports]}
+        out.write(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    else:
+        lines = [f"comparing run {new.label} with base run {base.label}", ""]
+        for report in reports:
+            lines += [*gate_lines(report), ""]
+        lines += [f"not in run {new.id}: {nodeid}" for nodeid in missing]
+        lines.append(gate_totals(reports))
+        out.write("\n".join(lines) + "\n")
+    return EXIT_REGRESSION if failed else EXIT_OK
+
+
+def _frame(store: DirectoryStore, record: RunRecord, only: Sequence[str] | None) -> pd.DataFrame:
+    import pandas as pd
+
+    frames = []
+    for nodeid in only or list(record.experiments):
+        frame = store.result(record, nodeid).to_dataframe()
+        frame.insert(0, "nodeid", nodeid)
+        frame["tags"] = [None if t is None else json.dumps(t, sort_keys=True) for t in frame["tags"]]
+        frames.append(frame.astype({"condition": str, "metric": str}))
+    if not frames:
+        return pd.DataFrame(columns=["nodeid", "experiment", "condition", "replicate", "metric", "value", "tags"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _export(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    record = store.find(args.run)
+    unknown = [n for n in args.experiment or [] if n not in record.experiments]
+    if unknown:
+        msg = f"run {record.id} has no experiment {unknown[0]!r}; it has: {', '.join(record.experiments)}"
+        raise _Failure(msg)
+    to_stdout = args.output == "-"
+    if args.format == "json":
+        nodeids = args.experiment or list(record.experiments)
+        document: dict[str, Any] = {"run": record.to_dict(),
+                                    "results": {n: store.result(record, n).to_dict() for n in nodeids}}
+        text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+        _ = out.write(text) if to_stdout else Path(args.output).write_text(text, encoding="utf-8")
+        return EXIT_OK
+    frame = _frame(store, record, args.experiment)
+    if args.format == "csv":
+        text = frame.to_csv(index=False)
+        _ = out.write(text) if to_stdout else Path(args.output).write_text(text, encoding="utf-8")
+        return EXIT_OK
+    if to_stdout:
+        msg = "Parquet is binary: give an output file with -o PATH"
+        raise _Failure(msg)
+    frame.to_parquet(args.output, index=False)
+    return EXIT_OK

@@ -1,0 +1,118 @@
+"""Gate reports as plain text lines: a heading, a table of current vs saved, notes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+from ._compare import CHANGED, COMPARED, NEW, UNREADABLE, GateReport, GateRow
+
+__all__ = ["gate_failure", "gate_lines", "gate_totals"]
+
+_HEADERS = ("condition", "metric", "better", "n saved/now", "saved", "current", "diff", "95% CI", "margin",
+            "p worse", "p better", "p no worse", "status")
+_NO_WORSE_COLUMN = _HEADERS.index("p no worse")
+
+
+def _fmt(value: float, signed: bool = False) -> str:
+    if not math.isfinite(value):
+        return "-"
+    return f"{value:+.4g}" if signed else f"{value:.4g}"
+
+
+def _p(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{value:.3g}"
+
+
+def _cells(row: GateRow) -> tuple[str, ...]:
+    if row.n_saved == 0 and row.n_current == 0:
+        return (row.condition, row.metric, row.better, "", "", "", "", "", "", "", "", "", row.status.upper())
+    relative = "" if not math.isfinite(row.relative_difference) else f" ({row.relative_difference:+.1%})"
+    margin = "-" if row.margin == 0 else _fmt(row.margin)
+    if row.margin and row.relative_margin and math.isfinite(row.mean_saved) and row.mean_saved:
+        margin += f" ({row.margin / abs(row.mean_saved):.1%})"
+    return (
+        row.condition, row.metric, row.better, f"{row.n_saved}/{row.n_current}", _fmt(row.mean_saved),
+        _fmt(row.mean_current), _fmt(row.difference, signed=True) + relative,
+        f"[{_fmt(row.ci_low, True)}, {_fmt(row.ci_high, True)}]", margin,
+        _p(row.p_worse_adjusted), _p(row.p_better_adjusted), _p(row.p_no_worse_adjusted), row.status.upper(),
+    )
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
+def _counts(report: GateReport) -> str:
+    counts: dict[str, int] = {}
+    for row in report.rows:
+        counts[row.status] = counts.get(row.status, 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in counts.items()) or "nothing gated"
+
+
+def gate_heading(report: GateReport) -> str:
+    """One line: what was compared with which saved run, and the outcome."""
+    if report.status == COMPARED:
+        text = f"vs saved run {report.saved_run}: {_counts(report)}"
+    elif report.status == NEW:
+        text = f"not in saved run {report.saved_run}: not compared"
+    elif report.status == CHANGED:
+        text = f"definition changed since saved run {report.saved_run}: not compared"
+    else:
+        text = f"saved run {report.saved_run}: {report.status}"
+    if report.enforced:
+        text += " -> gate FAILED" if report.failed else " -> gate passed"
+    return text
+
+
+def gate_lines(report: GateReport, *, title: str | None = None) -> list[str]:
+    """The heading, the table of rows and the notes of one experiment's comparison."""
+    lines = [f"{title or report.nodeid}: {gate_heading(report)}"]
+    if report.rows:
+        rows = [_HEADERS, *(_cells(r) for r in report.rows)]
+        if not any(math.isfinite(r.p_no_worse) for r in report.rows):  # no margin: no non-inferiority test
+            rows = [r[:_NO_WORSE_COLUMN] + r[_NO_WORSE_COLUMN + 1:] for r in rows]
+        lines += _table(rows)
+    for row in report.rows:
+        if row.note:
+            lines.append(f"  note ({row.condition}, {row.metric}): {row.note}")
+    paired = {r.paired for r in report.rows if r.n_saved}
+    if paired:
+        how = "paired by replicate" if paired == {True} else ("unpaired" if paired == {False} else "mixed pairing")
+        tests = sorted({r.test for r in report.rows if r.test})
+        lines.append(f"  {how}; {', '.join(tests)}; p-values {report.correction}-adjusted, alpha {report.alpha:g}"
+                     + ("; strict" if report.strict else ""))
+    lines += [f"  {note}" for note in report.notes]
+    return lines
+
+
+def gate_failure(report: GateReport) -> str:
+    """The failure message of an experiment that failed the gate."""
+    if report.status == UNREADABLE:
+        why = "the saved result could not be read"
+    elif report.status != COMPARED:
+        why = f"strict gate: {report.status}"
+    else:
+        bad = report.failing_rows
+        names = ", ".join(f"{r.metric!r} in {r.condition!r} {r.status}" for r in bad)
+        why = f"{len(bad)} of {len(report.rows)} compared metric(s) failed: {names}"
+    head = f"regression gate failed for {report.nodeid!r} against saved run {report.saved_run}: {why}"
+    return "\n".join([head, *gate_lines(report, title="comparison")])
+
+
+def gate_totals(reports: Iterable[GateReport]) -> str:
+    """The closing line of the comparison section."""
+    reports = list(reports)
+    rows = [r for report in reports for r in report.rows]
+    regressed = sum(r.status == "regressed" for r in rows)
+    improved = sum(r.status == "improved" for r in rows)
+    failed = sum(report.failed for report in reports)
+    skipped = sum(report.status != COMPARED for report in reports)
+    line = (f"{regressed} regressed, {improved} improved of {len(rows)} compared metric(s) in "
+            f"{len(reports)} experiment{'s' if len(reports) != 1 else ''}")
+    if skipped:
+        line += f"; {skipped} not compared"
+    if any(report.enforced for report in reports):
+        line += f"; {failed} failed the gate" if failed else "; gate passed"
+    return line

@@ -1,0 +1,281 @@
+"""Saved runs: the results of a test session, kept for later comparison.
+
+A store keeps *runs*. A run is a JSON record (id, name, time, git commit,
+machine, versions, options, and per experiment its seeds, definition
+fingerprint and gate) plus one Parquet file of values per experiment.
+:class:`DirectoryStore` keeps them on disk::
+
+    <root>/runs/<run id>/run.json          the record, checksums of the files
+    <root>/runs/<run id>/0000.parquet      one experiment's values and verdicts
+    <root>/staging/<run id>.<token>/       a save in progress (never read)
+
+A save writes everything into a private staging directory (each file
+fsynced), then renames that directory into ``runs/`` in one atomic step: a
+reader sees a whole run or none, whatever crashes or how many processes save
+at once (ids combine time and randomness; there is no shared index file to
+lock). Nothing is ever unpickled. A missing, corrupt or foreign file raises
+:class:`~pytest_crystallize.errors.ResultsError` naming the file; listing
+reports a corrupt run as a problem and still lists the others.
+:class:`MemoryStore` is the same protocol in memory, for tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final, Protocol
+
+from pytest_crystallize.core.results import ExperimentResult
+from pytest_crystallize.core.runs import (
+    Listing,
+    NewRun,
+    RunRecord,
+    SavedExperiment,
+    check_run_name,
+    new_run_id,
+    parse_record,
+    resolve,
+)
+from pytest_crystallize.errors import ResultsError
+
+__all__ = ["DirectoryStore", "MemoryStore", "RunStore", "write_atomic"]
+
+RECORD_FILE: Final = "run.json"
+RUNS_DIR: Final = "runs"
+STAGING_DIR: Final = "staging"
+_STALE_STAGING_S: Final = 24 * 3600.0
+
+
+class RunStore(Protocol):
+    """Where runs are saved. Implementations: :class:`DirectoryStore`, :class:`MemoryStore`."""
+
+    def save(self, run: NewRun) -> RunRecord:
+        """Save ``run`` under a new id and return its record."""
+        ...
+
+    def listing(self) -> Listing:
+        """Every saved run, oldest first; unreadable runs become problems, never errors."""
+        ...
+
+    def find(self, reference: str) -> RunRecord:
+        """The run ``reference`` names (see :func:`resolve`); raise ResultsError if none."""
+        ...
+
+    def result(self, record: RunRecord, nodeid: str) -> ExperimentResult:
+        """Load one experiment's result of a saved run."""
+        ...
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(temporary, "xb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    if os.name != "posix":  # directories cannot be opened for fsync elsewhere
+        return
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _sync_and_hash(path: Path) -> str:
+    with open(path, "rb+") as stream:
+        os.fsync(stream.fileno())
+        return hashlib.sha256(stream.read()).hexdigest()
+
+
+def _make_record(run: NewRun, write: Callable[[str, str, ExperimentResult], str]) -> RunRecord:
+    name = None if run.name is None else check_run_name(run.name)
+    now = datetime.now(UTC)
+    run_id = new_run_id(now)
+    experiments = {}
+    for index, entry in enumerate(run.experiments):
+        file = f"{index:04d}.parquet"
+        result = entry.result
+        experiments[entry.nodeid] = SavedExperiment(
+            nodeid=entry.nodeid, experiment=result.experiment, file=file, sha256=write(run_id, file, result),
+            fingerprint=entry.fingerprint, definition=dict(entry.definition),
+            gate={k: dict(v) for k, v in entry.gate.items()}, master_seed=result.provenance.master_seed,
+            replicates=result.provenance.replicates, passed=result.passed, values=len(result),
+        )
+    return RunRecord(
+        id=run_id, name=name,
+        created_at=now.isoformat(timespec="seconds"), git=run.git,
+        machine=dict(run.machine), versions=dict(run.versions), options=dict(run.options),
+        experiments=experiments,
+    )
+
+
+class DirectoryStore:
+    """Runs in a directory (see the module docstring for the layout). Stateless between calls."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"DirectoryStore({str(self.root)!r})"
+
+    @property
+    def runs_dir(self) -> Path:
+        """The directory holding one directory per saved run."""
+        return self.root / RUNS_DIR
+
+    def save(self, run: NewRun) -> RunRecord:
+        """Write the run to staging, then rename it into ``runs/`` atomically.
+
+        Raises:
+            ResultsError: a bad run name.
+            OSError: the store cannot be written.
+
+        """
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        staging_root = self.root / STAGING_DIR
+        staging_root.mkdir(exist_ok=True)
+        _remove_stale(staging_root)
+        staging = staging_root / f"{new_run_id()}.{secrets.token_hex(4)}"
+        staging.mkdir()
+        try:
+            def write(_: str, file: str, result: ExperimentResult) -> str:
+                result.to_parquet(staging / file)
+                return _sync_and_hash(staging / file)
+
+            record = _make_record(run, write)
+            text = json.dumps(record.to_dict(), indent=2, allow_nan=False)
+            write_atomic(staging / RECORD_FILE, text.encode())
+            target = self.runs_dir / record.id
+            os.rename(staging, target)  # atomic; fails rather than merge if the id exists
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        _fsync_directory(self.runs_dir)
+        return replace(record, location=str(target))
+
+    def read_record(self, directory: Path) -> RunRecord:
+        """Read the record of the run in ``directory``; ResultsError names what is wrong."""
+        path = directory / RECORD_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            what = "not a saved run" if directory.is_dir() else "no such run directory"
+            msg = f"{path}: missing ({what})"
+            raise ResultsError(msg) from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            msg = f"{path}: not a readable run record ({exc})"
+            raise ResultsError(msg) from None
+        record = parse_record(data, str(path))
+        if directory.parent == self.runs_dir and record.id != directory.name:
+            msg = f"{path}: the record's id {record.id!r} does not match its directory {directory.name!r}"
+            raise ResultsError(msg)
+        return replace(record, location=str(directory))
+
+    def listing(self) -> Listing:
+        """Every readable run, oldest first; unreadable ones as problem lines."""
+        runs, problems = [], []
+        directories = sorted(self.runs_dir.iterdir()) if self.runs_dir.is_dir() else []
+        for directory in directories:
+            if not directory.is_dir() or directory.name.startswith("."):
+                continue
+            try:
+                runs.append(self.read_record(directory))
+            except ResultsError as exc:
+                problems.append(str(exc))
+        runs.sort(key=lambda r: r.id)  # ids begin with the UTC time
+        return Listing(tuple(runs), tuple(problems))
+
+    def find(self, reference: str) -> RunRecord:
+        """A run by reference, or by the path of its directory or ``run.json``."""
+        path = Path(reference)
+        if os.sep in reference or "/" in reference or path.name == RECORD_FILE:
+            return self.read_record(path.parent if path.name == RECORD_FILE else path)
+        return resolve(self.listing(), reference, str(self.root))
+
+    def result(self, record: RunRecord, nodeid: str) -> ExperimentResult:
+        """Load one experiment of ``record``, checking its file against the recorded checksum."""
+        entry = _entry(record, nodeid)
+        path = Path(record.location) / entry.file
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            msg = f"{path}: missing (run {record.id} lists it for {nodeid!r})"
+            raise ResultsError(msg) from None
+        except OSError as exc:
+            msg = f"{path}: cannot be read ({exc})"
+            raise ResultsError(msg) from None
+        if hashlib.sha256(data).hexdigest() != entry.sha256:
+            msg = f"{path}: corrupt (its SHA-256 checksum differs from the one run {record.id} recorded)"
+            raise ResultsError(msg)
+        return ExperimentResult.from_parquet(path)
+
+
+def _entry(record: RunRecord, nodeid: str) -> SavedExperiment:
+    entry = record.experiments.get(nodeid)
+    if entry is None:
+        msg = f"run {record.id} has no experiment {nodeid!r} (it has {len(record.experiments)})"
+        raise ResultsError(msg)
+    return entry
+
+
+def _remove_stale(staging_root: Path) -> None:
+    """Remove saves abandoned (by a killed process) more than a day ago; best effort."""
+    cutoff = time.time() - _STALE_STAGING_S
+    for directory in staging_root.iterdir():
+        try:
+            if directory.stat().st_mtime < cutoff:
+                shutil.rmtree(directory, ignore_errors=True)
+        except OSError:
+            continue
+
+
+class MemoryStore:
+    """Runs held in memory: the store protocol for tests and notebooks. Lives as long as the object."""
+
+    def __init__(self, runs: Iterable[NewRun] = ()) -> None:
+        self._records: list[RunRecord] = []
+        self._results: dict[tuple[str, str], str] = {}
+        for run in runs:
+            self.save(run)
+
+    def save(self, run: NewRun) -> RunRecord:
+        """Keep ``run`` (its results as JSON text, so later loads are independent copies)."""
+        def write(run_id: str, file: str, result: ExperimentResult) -> str:
+            self._results[(run_id, file)] = result.to_json()
+            return hashlib.sha256(self._results[(run_id, file)].encode()).hexdigest()
+
+        record = _make_record(run, write)
+        record = replace(record, location=f"memory:{record.id}")
+        self._records.append(record)
+        return record
+
+    def listing(self) -> Listing:
+        """Every run, oldest first."""
+        return Listing(tuple(self._records))
+
+    def find(self, reference: str) -> RunRecord:
+        """A run by reference (see :func:`resolve`)."""
+        return resolve(self.listing(), reference, "the memory store")
+
+    def result(self, record: RunRecord, nodeid: str) -> ExperimentResult:
+        """Load one experiment's result of ``record``."""
+        entry = _entry(record, nodeid)
+        return ExperimentResult.from_dict(json.loads(self._results[(record.id, entry.file)]), source=record.location)

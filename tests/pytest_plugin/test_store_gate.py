@@ -1,0 +1,152 @@
+"""--crystallize-compare and --crystallize-gate: regressions fail the item, with a table."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_crystallize.core.store import DirectoryStore
+
+# The same replicate draws the same numbers whatever SHIFT is, so runs pair up by replicate.
+EXPERIMENT = """
+    import os
+    import numpy as np
+    import pytest
+    from pytest_crystallize import Treatment, hypothesis
+
+    SHIFT = float(os.environ.get("CRYSTALLIZE_TEST_SHIFT", "0"))
+    BUMP = float(os.environ.get("CRYSTALLIZE_TEST_BUMP", "1"))
+
+    @pytest.mark.experiment(replicates=12, seed=3, treatments=[Treatment("hot", {"bump": BUMP})],
+                            gate={"latency": "minimize"})
+    @hypothesis(metric="score", direction="maximize")
+    def experiment_score(ctx):
+        rng = np.random.default_rng(ctx.seed)
+        score, wobble, latency, wobble2 = rng.normal(10, 1), rng.normal(1, 0.2), rng.normal(5, 1), rng.normal(1, 0.2)
+        ctx.metrics.add("score", score + ctx.get("bump", 0.0) + SHIFT * wobble)
+        ctx.metrics.add("latency", latency - SHIFT * wobble2)
+"""
+NODE = "test_gate.py::experiment_score"
+
+
+@pytest.fixture
+def saved(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A project with the experiment and a run saved as 'main'."""
+    pytester.makepyfile(test_gate=EXPERIMENT)
+    pytester.runpytest("--crystallize", "--crystallize-save=main").assert_outcomes(passed=1)
+    return pytester
+
+
+def test_the_gate_passes_an_unchanged_run(saved: pytest.Pytester) -> None:
+    result = saved.runpytest("--crystallize", "--crystallize-gate")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "*= crystallize compare with * (main) =*",
+        f"{NODE}: vs saved run * (main): 4 no change -> gate passed",
+        "*condition*metric*better*n saved/now*saved*current*diff*95% CI*margin*p worse*p better*status",
+        "*baseline*score*higher*12/12*NO CHANGE",
+        "*note (baseline, score): identical to the saved run, replicate for replicate",
+        "*paired by replicate; paired_t; p-values holm-adjusted, alpha 0.05",
+        "0 regressed, 0 improved of 4 compared metric(s) in 1 experiment; gate passed",
+    ])
+
+
+def test_a_significant_regression_fails_the_item_with_a_table(
+    saved: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRYSTALLIZE_TEST_SHIFT", "-0.5")
+    result = saved.runpytest("--crystallize", "--crystallize-gate=0.1")
+    result.assert_outcomes(failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "*_ experiment_score _*",
+        f"regression gate failed for '{NODE}' against saved run * (main): 4 of 4 compared metric(s) failed: "
+        "'score' in 'baseline' regressed, 'score' in 'hot' regressed, 'latency' in 'baseline' regressed, *",
+        "comparison: vs saved run * (main): 4 regressed -> gate FAILED",
+        "*baseline*score*higher*12/12*-0.45*(-4.5%)*[[]-0.51*, -0.38*]*0.1 *REGRESSED",
+        "*baseline*latency*lower*12/12*+0.5*REGRESSED",
+    ])
+    # The hypotheses themselves still hold; the gate alone failed the experiment.
+    result.stdout.fnmatch_lines(["1 hypothesis passed, 0 failed in 1 experiment", "*1 failed the gate"])
+
+
+def test_compare_alone_reports_regressions_and_improvements_without_failing(
+    saved: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRYSTALLIZE_TEST_SHIFT", "0.5")
+    result = saved.runpytest("--crystallize", "--crystallize-compare=main")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"{NODE}: vs saved run * (main): 4 improved", "*hot*score*+0.5*IMPROVED"])
+    assert "-> gate" not in result.stdout.str()
+    monkeypatch.setenv("CRYSTALLIZE_TEST_SHIFT", "-0.5")
+    result = saved.runpytest("--crystallize", "--crystallize-compare")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*: 4 regressed", "4 regressed, 0 improved of 4 compared metric(s) in 1 experiment"])
+
+
+def test_a_changed_treatment_is_reported_not_compared(saved: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRYSTALLIZE_TEST_BUMP", "2")
+    monkeypatch.setenv("CRYSTALLIZE_TEST_SHIFT", "-3")
+    result = saved.runpytest("--crystallize", "--crystallize-gate")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        f"{NODE}: definition changed since saved run * (main): not compared -> gate passed",
+        "  its hypotheses or treatments changed since saved run *; not compared:",
+        "  treatment 'hot': params {'bump': 1.0} -> {'bump': 2.0}",
+        "*1 not compared; gate passed",
+    ])
+
+
+def test_a_strict_gate_fails_what_it_could_not_compare(saved: pytest.Pytester) -> None:
+    saved.makepyfile(test_new="""
+        import pytest
+        from pytest_crystallize import Treatment, hypothesis
+
+        @pytest.mark.experiment(replicates=4, treatments=[Treatment("t", {"x": 1})])
+        @hypothesis(metric="m", direction="maximize")
+        def experiment_new(ctx):
+            ctx.metrics.add("m", ctx.replicate + ctx.get("x", 0))
+    """)
+    result = saved.runpytest("--crystallize", "--crystallize-gate=2%", "--crystallize-gate-strict")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "regression gate failed for 'test_new.py::experiment_new' against saved run * (main): "
+        "strict gate: not in saved run",
+    ])
+    result.stdout.fnmatch_lines([f"{NODE}: vs saved run * (main): 4 no worse -> gate passed"])
+
+
+def test_a_corrupt_saved_result_fails_the_gate_naming_the_file(saved: pytest.Pytester) -> None:
+    record = DirectoryStore(saved.path / ".crystallize").find("main")
+    parquet = saved.path / ".crystallize" / "runs" / record.id / "0000.parquet"
+    parquet.write_bytes(parquet.read_bytes()[:-20])
+    result = saved.runpytest("--crystallize", "--crystallize-gate")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        f"regression gate failed for '{NODE}' against saved run * (main): the saved result could not be read",
+        f"*{record.id}*0000.parquet: corrupt (its SHA-256 checksum differs from the one run {record.id} recorded)",
+    ])
+    (saved.path / ".crystallize" / "runs" / record.id / "run.json").write_text("{")
+    result = saved.runpytest("--crystallize", "--crystallize-gate")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*no saved run matches 'latest'*1 unreadable run(s): *{record.id}*run.json*"])
+
+
+def test_a_bad_gate_marker_fails_the_experiment_at_setup(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_bad="""
+        import pytest
+
+        @pytest.mark.experiment(replicates=2, gate={"score": "up"})
+        def experiment_bad(ctx):
+            ctx.metrics.add("score", 1.0)
+    """)
+    result = pytester.runpytest("--crystallize")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*experiment 'experiment_bad': gate of metric 'score' needs direction*"])
+
+
+def test_ini_twins_turn_on_the_gate(saved: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    saved.makeini("[pytest]\ncrystallize = true\ncrystallize_gate = 1%\ncrystallize_compare = main\n")
+    monkeypatch.setenv("CRYSTALLIZE_TEST_SHIFT", "-1")
+    result = saved.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*baseline*score*higher*12/12*0.09959 (1.0%)*REGRESSED"])

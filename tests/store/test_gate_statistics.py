@@ -1,0 +1,161 @@
+"""The gate's statistics, checked against scipy and statsmodels computed independently."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pytest
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.weightstats import ttest_ind
+
+from pytest_crystallize import ExperimentResult, Provenance, ReplicateError
+from pytest_crystallize.core.gate import (
+    IMPROVED,
+    INCONCLUSIVE,
+    NO_CHANGE,
+    NO_WORSE,
+    NOT_COMPARED,
+    REGRESSED,
+    GateReport,
+    GateSpec,
+    compare_results,
+)
+
+
+def result_of(
+    values: Mapping[str, Mapping[str, Sequence[float]]], *, seed: int = 1, errors: Sequence[tuple[str, int]] = (),
+    correction: str = "holm",
+) -> ExperimentResult:
+    conditions = tuple(values)
+    metrics = tuple(dict.fromkeys(m for per in values.values() for m in per))
+    codes, reps, mcodes, vals = [], [], [], []
+    for c, per in values.items():
+        for m, series in per.items():
+            for r, v in enumerate(series):
+                codes.append(conditions.index(c))
+                reps.append(r)
+                mcodes.append(metrics.index(m))
+                vals.append(v)
+    n = max(len(s) for per in values.values() for s in per.values())
+    return ExperimentResult(
+        experiment="exp", conditions=conditions, metrics=metrics, condition_codes=np.array(codes),
+        replicates=np.array(reps), metric_codes=np.array(mcodes), values=np.array(vals, dtype=float),
+        tags=(None,) * len(vals),
+        errors=tuple(ReplicateError(c, r, "ValueError", "boom", "tb") for c, r in errors), verdicts=(),
+        provenance=Provenance(experiment="exp", master_seed=seed, replicates=n, conditions=conditions,
+                              treatments={c: {} for c in conditions[1:]}, alpha=0.05, correction=correction,
+                              started_at="2025-01-01T00:00:00+00:00", duration_s=0.0),
+    )
+
+
+RNG = np.random.default_rng(12345)
+SAVED_A, SAVED_B = RNG.normal(10, 1, 25), RNG.normal(12, 1, 25)
+NOISE_A, NOISE_B = RNG.normal(0, 0.3, 25), RNG.normal(0, 0.3, 25)
+
+
+def test_paired_rows_match_one_sample_t_tests_on_the_differences_and_holm() -> None:
+    margin = 0.1
+    saved = result_of({"baseline": {"acc": SAVED_A}, "t": {"acc": SAVED_B}})
+    current = result_of({"baseline": {"acc": SAVED_A - 0.3 + NOISE_A}, "t": {"acc": SAVED_B + 0.05 + NOISE_B}})
+    rows = compare_results(current, saved, [GateSpec("acc", "higher", margin=margin)])
+    d = [SAVED_A - 0.3 + NOISE_A - SAVED_A, SAVED_B + 0.05 + NOISE_B - SAVED_B]
+    worse = [stats.ttest_1samp(x + margin, 0, alternative="less").pvalue for x in d]
+    better = [stats.ttest_1samp(x, 0, alternative="greater").pvalue for x in d]
+    no_worse = [stats.ttest_1samp(x + margin, 0, alternative="greater").pvalue for x in d]
+    for row, w, b, nw in zip(rows, worse, better, no_worse, strict=True):
+        assert row.paired
+        assert row.test == "paired_t"
+        assert row.p_worse == pytest.approx(w, rel=1e-9)
+        assert row.p_better == pytest.approx(b, rel=1e-9)
+        assert row.p_no_worse == pytest.approx(nw, rel=1e-9)
+    for name, raw in (("p_worse_adjusted", worse), ("p_better_adjusted", better), ("p_no_worse_adjusted", no_worse)):
+        expected = multipletests(raw, method="holm")[1]
+        assert [getattr(r, name) for r in rows] == pytest.approx(list(expected), rel=1e-9)
+    low, high = stats.ttest_1samp(d[0], 0).confidence_interval(0.95)
+    assert (rows[0].ci_low, rows[0].ci_high) == pytest.approx((low, high), rel=1e-9)
+    assert [r.status for r in rows] == [REGRESSED, NO_WORSE]
+    assert rows[0].difference == pytest.approx(float(np.mean(d[0])))
+
+
+def test_different_master_seeds_compare_unpaired_with_welch_like_statsmodels() -> None:
+    margin = 0.2
+    saved = result_of({"baseline": {"latency": SAVED_A}}, seed=1)
+    current = result_of({"baseline": {"latency": SAVED_B[:20]}}, seed=2)
+    (row,) = compare_results(current, saved, [GateSpec("latency", "lower", margin=margin)])
+    assert not row.paired
+    assert row.test == "welch_t"
+    assert (row.n_saved, row.n_current) == (25, 20)
+    _, p_worse, _ = ttest_ind(SAVED_B[:20], SAVED_A, alternative="larger", usevar="unequal", value=margin)
+    _, p_better, _ = ttest_ind(SAVED_B[:20], SAVED_A, alternative="smaller", usevar="unequal", value=0)
+    assert row.p_worse == pytest.approx(p_worse, rel=1e-9)
+    assert row.p_better == pytest.approx(p_better, rel=1e-9)
+    assert row.status == REGRESSED  # latency went up by about 2: lower is better
+
+
+def test_a_relative_margin_is_a_fraction_of_the_saved_mean() -> None:
+    saved = result_of({"baseline": {"acc": SAVED_A}})
+    current = result_of({"baseline": {"acc": SAVED_A * 0.97 + NOISE_A / 10}})
+    (row,) = compare_results(current, saved, [GateSpec("acc", "higher")], margin=0.05, relative=True)
+    margin = 0.05 * abs(SAVED_A.mean())
+    assert row.margin == pytest.approx(margin)
+    assert row.relative_margin
+    d = current.select("acc", "baseline")[1] - SAVED_A
+    assert row.p_worse == pytest.approx(stats.ttest_1samp(d + margin, 0, alternative="less").pvalue, rel=1e-9)
+    assert row.status == NO_WORSE  # 3% worse, within the 5% tolerated
+
+
+def test_zero_one_metrics_paired_use_the_exact_mcnemar_test() -> None:
+    saved = np.array([1] * 30 + [0] * 10)
+    current = saved.copy()
+    current[:9] = 0  # nine wins lost
+    current[30:31] = 1  # one gained
+    (row,) = compare_results(result_of({"baseline": {"win": current}}), result_of({"baseline": {"win": saved}}),
+                             [GateSpec("win", "higher")])
+    assert row.test == "mcnemar"
+    assert row.p_worse == pytest.approx(stats.binomtest(9, 10, 0.5, alternative="greater").pvalue, rel=1e-9)
+    assert row.status == REGRESSED
+
+
+def test_failed_replicates_drop_out_of_both_sides_of_the_pairing() -> None:
+    saved = result_of({"baseline": {"acc": SAVED_A}})
+    current = result_of({"baseline": {"acc": SAVED_A + NOISE_A}}, errors=[("baseline", 3)])
+    (row,) = compare_results(current, saved, [GateSpec("acc", "higher")])
+    keep = np.arange(25) != 3
+    assert row.paired
+    assert (row.n_saved, row.n_current) == (24, 24)
+    assert row.p_better == pytest.approx(stats.ttest_1samp(NOISE_A[keep], 0, alternative="greater").pvalue, rel=1e-9)
+
+
+def test_statuses_improved_no_change_inconclusive_not_compared_and_strict() -> None:
+    saved = result_of({"baseline": {"a": SAVED_A, "b": SAVED_A, "c": SAVED_A, "d": SAVED_A}})
+    current = result_of({"baseline": {"a": SAVED_A + 1 + NOISE_A, "b": SAVED_A + NOISE_A / 10,
+                                      "c": SAVED_A - 0.05 + NOISE_A}})
+    specs = [GateSpec("a", "higher"), GateSpec("b", "higher"), GateSpec("c", "higher", margin=0.06),
+             GateSpec("d", "higher")]
+    rows = compare_results(current, saved, specs)
+    assert [r.status for r in rows] == [IMPROVED, NO_CHANGE, INCONCLUSIVE, NOT_COMPARED]
+    assert rows[3].note == "no values of 'd' in the current run"
+    common = {"nodeid": "x", "saved_run": "r", "status": "compared", "rows": rows}
+    assert not GateReport(**common).failed
+    strict = GateReport(**common, strict=True)
+    assert strict.failed
+    assert [r.metric for r in strict.failing_rows] == ["c", "d"]
+    assert not GateReport(**common, strict=True, enforced=False).failed
+
+
+def test_identical_runs_never_regress_and_reports_survive_json() -> None:
+    saved = result_of({"baseline": {"acc": SAVED_A}, "t": {"acc": SAVED_B}})
+    rows = compare_results(saved, saved, [GateSpec("acc", "higher", margin=0.01)])
+    assert [r.status for r in rows] == [NO_WORSE, NO_WORSE]
+    assert rows[0].p_worse == 1.0
+    assert rows[0].p_no_worse == pytest.approx(2.0**-25)
+    assert rows[0].note == "identical to the saved run, replicate for replicate"
+    report = GateReport("x", "r", "compared", rows=rows, notes=("n",))
+    again = GateReport.from_dict(json.loads(json.dumps(report.to_dict(), allow_nan=False)))
+    assert again.to_dict() == report.to_dict()
+    assert math.isnan(GateReport.from_dict(report.to_dict() | {"rows": [{**rows[0].to_dict(), "ci_low": None}]})
+                      .rows[0].ci_low)

@@ -1,0 +1,163 @@
+"""The crystallize command line: list, show, compare (exit codes), export; errors on stderr."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pytest_crystallize import Experiment, ExperimentResult, Treatment, hypothesis
+from pytest_crystallize.cli import main
+from pytest_crystallize.core.definition import definition_of, fingerprint
+from pytest_crystallize.core.gate import gate_specs
+from pytest_crystallize.core.runner import ExperimentRunner
+from pytest_crystallize.core.runs import ExperimentRun, NewRun
+from pytest_crystallize.core.store import DirectoryStore
+
+NODE = "test_demo.py::demo"
+
+
+def _run_once(shift: float) -> tuple[ExperimentResult, Experiment]:
+    @hypothesis(metric="acc", direction="maximize")
+    def demo(ctx):  # type: ignore[no-untyped-def]
+        rng = np.random.default_rng(ctx.seed)
+        ctx.metrics.add("acc", rng.normal(0.9, 0.02) + ctx.get("bump", 0.0) + shift * rng.normal(1, 0.1))
+        ctx.record("steps", 10.0, tags={"phase": "fit"})
+
+    experiment = Experiment.define(demo, name="demo", replicates=15, seed=4, treatments=[Treatment("b", {"bump": 0.01})])
+    return ExperimentRunner(experiment).run(), experiment
+
+
+def _save(store: DirectoryStore, name: str, shift: float) -> str:
+    result, experiment = _run_once(shift)
+    definition = definition_of(experiment)
+    specs = gate_specs(experiment.hypotheses, None, "demo")
+    entry = ExperimentRun(NODE, result, definition, fingerprint(definition), {s.metric: s.to_dict() for s in specs})
+    return store.save(NewRun((entry,), name=name)).id
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DirectoryStore:
+    store = DirectoryStore(tmp_path / ".crystallize")
+    _save(store, "main", 0.0)
+    _save(store, "same", 0.0)
+    _save(store, "worse", -0.03)
+    (tmp_path / "deep" / "er").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "deep" / "er")  # the store is found above the working directory
+    monkeypatch.delenv("CRYSTALLIZE_STORAGE", raising=False)
+    return store
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(args), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_list_shows_runs_oldest_first_and_warns_about_unreadable_ones(store: DirectoryStore) -> None:
+    code, out, err = cli("list")
+    assert code == 0
+    assert err == ""
+    lines = out.splitlines()
+    assert lines[0].split() == ["id", "name", "created", "commit", "branch", "experiments", "failed"]
+    assert [line.split()[1] for line in lines[1:]] == ["main", "same", "worse"]
+    broken = store.find("same")
+    (Path(broken.location) / "run.json").write_text("[]")
+    code, out, err = cli("list", "--json")
+    assert code == 0
+    assert [r["name"] for r in json.loads(out)] == ["main", "worse"]
+    assert f"warning: unreadable run: {broken.location}/run.json: not a pytest-crystallize run record" in err
+
+
+def test_show_prints_the_record_and_each_experiment(store: DirectoryStore) -> None:
+    code, out, _ = cli("show", "main")
+    assert code == 0
+    assert out.startswith(f"run {store.find('main').id} (main)\n")
+    assert f"{NODE} (15 replicates, seed 4): passed" in out
+    assert "gated metrics: acc (higher is better)" in out
+    code, out, _ = cli("show", "--json")
+    assert json.loads(out)["name"] == "worse"
+
+
+def test_compare_exits_1_on_a_regression_and_0_otherwise(store: DirectoryStore) -> None:
+    code, out, _ = cli("compare", "main", "worse")
+    assert code == 1
+    assert f"{NODE}: vs saved run {store.find('main').id} (main): 2 regressed -> gate FAILED" in out
+    assert out.rstrip().endswith("2 regressed, 0 improved of 2 compared metric(s) in 1 experiment; 1 failed the gate")
+    assert cli("compare", "main", "same")[0] == 0
+    code, out, _ = cli("compare", "worse", "main", "--json")
+    document = json.loads(out)
+    assert code == 0
+    assert document["failed"] is False
+    assert {r["status"] for r in document["experiments"][0]["rows"]} == {"improved"}
+    code, out, _ = cli("compare", "main", "worse", "--margin", "10%")
+    assert code == 0
+    assert "NO WORSE" in out
+    code, out, _ = cli("compare", "main", "worse", "--margin", "0.031")  # the runs differ by about 0.0306
+    assert code == 0
+    assert "INCONCLUSIVE" in out
+    assert "p no worse" in out
+    assert cli("compare", "main", "worse", "--margin", "0.031", "--strict")[0] == 1
+
+
+def test_errors_exit_2_with_a_message(store: DirectoryStore) -> None:
+    for args, message in [
+        (("compare", "nope"), "error: no saved run matches 'nope'"),
+        (("compare", "main", "main"), "BASE and NEW are the same run"),
+        (("compare", "main", "--margin", "x"), "--margin: the margin must be a number"),
+        (("compare", "main", "--strict"), "--strict needs --margin > 0"),
+        (("export", "main", "--format", "parquet"), "Parquet is binary: give an output file with -o PATH"),
+        (("export", "main", "--experiment", "nope"), "has no experiment 'nope'"),
+        (("--storage", "/nonexistent/store", "show"), "no saved run matches 'latest' in /nonexistent/store"),
+    ]:
+        code, out, err = cli(*args)
+        assert (code, out) == (2, ""), args
+        assert err.startswith("crystallize: error: ")
+        assert message in err, (args, err)
+    record = store.find("main")
+    (Path(record.location) / "0000.parquet").write_bytes(b"PAR1 garbage")
+    code, _, err = cli("show", "main")
+    assert code == 2
+    assert f"{record.location}/0000.parquet: corrupt" in err
+    with pytest.raises(SystemExit) as info:
+        cli()
+    assert info.value.code == 2
+
+
+def test_export_to_csv_json_and_parquet(store: DirectoryStore, tmp_path: Path) -> None:
+    code, out, _ = cli("export", "main")
+    assert code == 0
+    frame = pd.read_csv(io.StringIO(out))
+    assert list(frame.columns) == ["nodeid", "experiment", "condition", "replicate", "metric", "value", "tags"]
+    assert len(frame) == 60
+    assert set(frame["tags"].dropna()) == {'{"phase": "fit"}'}
+    original = store.result(store.find("main"), NODE)
+    acc = frame[(frame["metric"] == "acc") & (frame["condition"] == "b")]
+    assert acc["value"].tolist() == pytest.approx(original.select("acc", "b")[1].tolist(), rel=1e-15)
+    assert cli("export", "main", "--format", "parquet", "-o", str(tmp_path / "run.parquet"))[0] == 0
+    parquet = pd.read_parquet(tmp_path / "run.parquet")
+    assert parquet["value"].tolist() == pytest.approx(frame["value"].tolist(), rel=1e-15)
+    assert parquet["nodeid"].unique().tolist() == [NODE]
+    assert cli("export", "main", "--format", "json", "-o", str(tmp_path / "run.json"))[0] == 0
+    document = json.loads((tmp_path / "run.json").read_text())
+    assert ExperimentResult.from_dict(document["results"][NODE]) == original
+    assert document["run"]["name"] == "main"
+
+
+def test_python_m_and_the_console_script(store: DirectoryStore) -> None:
+    done = subprocess.run([sys.executable, "-m", "pytest_crystallize", "compare", "main", "worse"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 1
+    assert "1 failed the gate" in done.stdout
+    assert subprocess.run([sys.executable, "-m", "pytest_crystallize", "--help"], capture_output=True,
+                          check=False).returncode == 0
+    script = shutil.which("crystallize")
+    if script is not None:
+        assert subprocess.run([script, "list"], capture_output=True, check=False).returncode == 0
