@@ -150,3 +150,23 @@ def test_ini_twins_turn_on_the_gate(saved: pytest.Pytester, monkeypatch: pytest.
     result = saved.runpytest()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*baseline*score*higher*12/12*0.09959 (1.0%)*REGRESSED"])
+
+
+def test_a_run_of_some_treatments_still_gates_the_conditions_it_ran(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_gate=EXPERIMENT.replace(
+        'treatments=[Treatment("hot", {"bump": BUMP})]',
+        'treatments=[Treatment("hot", {"bump": BUMP}), Treatment("cold", {"bump": -BUMP})]',
+    ).replace('direction="maximize"', 'direction="two-sided"'))
+    pytester.runpytest("--crystallize", "--crystallize-save=main").assert_outcomes(passed=1)
+    monkeypatch.setenv("CRYSTALLIZE_TEST_SHIFT", "-0.5")
+    result = pytester.runpytest("--crystallize", "--crystallize-gate=0.1", "--crystallize-treatment", "hot")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*baseline*latency*lower*12/12*REGRESSED",
+        "*hot*latency*lower*12/12*REGRESSED",
+    ])
+    result.stdout.fnmatch_lines(["*treatments not run this time, so not compared: 'cold'"])
+    result.stdout.no_fnmatch_line("*cold*latency*")
+    result.stdout.no_fnmatch_line("*not compared:*changed*")

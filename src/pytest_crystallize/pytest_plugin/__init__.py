@@ -57,7 +57,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{MARKER}(replicates=, seed=, treatments=, hypotheses=, plugins=, alpha=, correction=, "
-        "params=, gate=): configure an experiment; every experiment item carries this mark",
+        "params=, gate=, evaluators=, max_replicates=, looks=, spending=): configure an experiment; "
+        "every experiment item carries this mark",
     )
     # getini returns the cached list pytest's collectors read, so extending it
     # in place makes them collect experiment functions and files.

@@ -280,6 +280,22 @@ def _gate_words(note: str) -> str:
         "baseline is always", "saved is always").replace("treatment always", "current always")
 
 
+def _treatments_not_run(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str] | None:
+    """Treatments of ``saved`` missing from ``current`` when that is the only difference, else None.
+
+    A run narrowed with ``--crystallize-treatment`` (or a condition-choosing
+    hook) still compares the conditions it ran, as long as their definitions
+    and the hypotheses are unchanged.
+    """
+    old: Mapping[str, Any] = saved.get("treatments") or {}
+    new: Mapping[str, Any] = current.get("treatments") or {}
+    same = (
+        saved.get("hypotheses") == current.get("hypotheses")
+        and all(name in old and old[name] == spec for name, spec in new.items())
+    )
+    return [name for name in old if name not in new] if same else None
+
+
 def gate_experiment(
     nodeid: str, current: ExperimentResult, definition: Mapping[str, Any], specs: Iterable[GateSpec],
     record: RunRecord, load: Callable[[], ExperimentResult], *, margin: float = 0.0, relative: bool = False,
@@ -295,7 +311,8 @@ def gate_experiment(
     entry = record.experiments.get(nodeid)
     if entry is None:
         return GateReport(**common, status=NEW, notes=(f"{nodeid!r} is not in saved run {record.id}",))
-    if entry.fingerprint != fingerprint(definition):
+    not_run = _treatments_not_run(entry.definition, definition)
+    if entry.fingerprint != fingerprint(definition) and not_run is None:
         changes = definition_changes(entry.definition, definition)
         said = (f"its hypotheses or treatments changed since saved run {record.id}; not compared:", *changes)
         return GateReport(**common, status=CHANGED, notes=said)
@@ -305,6 +322,8 @@ def gate_experiment(
         return GateReport(**common, status=UNREADABLE, notes=(str(exc),))
     rows = compare_results(current, saved, specs, margin=margin, relative=relative)
     notes: tuple[str, ...] = ()
+    if not_run:
+        notes += (f"treatments not run this time, so not compared: {', '.join(repr(t) for t in not_run)}",)
     if saved.provenance.master_seed != current.provenance.master_seed:
         notes = (f"master seeds differ (saved {saved.provenance.master_seed}, current "
                  f"{current.provenance.master_seed}): values compared unpaired",)
