@@ -69,7 +69,8 @@ def test_crossing_probabilities_match_multivariate_normal(spending: str, two_sid
             maxpts=200_000,
             rng=np.random.default_rng(0),
         )
-        assert 1 - inside == pytest.approx(plan.cumulative_alpha(k), abs=2e-6)
+        crossed = 1 - inside  # probability of crossing some boundary by look k
+        assert crossed == pytest.approx(plan.cumulative_alpha(k), abs=2e-6)
 
 
 def test_decide() -> None:
