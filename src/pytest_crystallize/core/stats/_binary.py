@@ -138,6 +138,10 @@ def boschloo(samples: Samples, alternative: str) -> tuple[float, float]:
     return float(result.statistic), clip_p(result.pvalue)
 
 
+#: The usual rule for the chi-square approximation: every expected cell count >= 5.
+CHI_SQUARE_MIN_EXPECTED = 5.0
+
+
 def chi_square(samples: Samples, alternative: str) -> tuple[float, float]:
     """Pearson's chi-square test of the 2x2 table, without continuity correction.
 
@@ -150,6 +154,14 @@ def chi_square(samples: Samples, alternative: str) -> tuple[float, float]:
     c = counts(samples)
     n_t, n_b = c.n_treatment, c.n_baseline
     pooled = (c.successes_treatment + c.successes_baseline) / (n_t + n_b)
+    smallest = min(n * share for n in (n_t, n_b) for share in (pooled, 1.0 - pooled))
+    if 0.0 < smallest < CHI_SQUARE_MIN_EXPECTED:
+        msg = (
+            f"chi_square needs every expected count of the 2x2 table to be at least "
+            f"{CHI_SQUARE_MIN_EXPECTED:g}, but the smallest is {smallest:.3g}: the asymptotic "
+            "p-value would be wrong; use test='fisher_exact' or 'boschloo' (exact), or run more replicates"
+        )
+        raise StatisticsError(msg)
     variance = pooled * (1.0 - pooled) * (1.0 / n_t + 1.0 / n_b)
     if variance == 0.0:
         return 0.0, 1.0

@@ -217,7 +217,8 @@ def _run(spec: TestSpec, samples: Samples, nulls: tuple[_Null, ...], seed: int) 
     """(statistic, p-value, degenerate reason); for two nulls the larger p wins."""
     results = []
     for null in nulls:
-        exact = None if spec.binary else _no_variation_p(samples.shifted(null.delta), null.alternative)
+        # A user's own test is always asked, even when the data have no spread.
+        exact = None if spec.binary or spec.user else _no_variation_p(samples.shifted(null.delta), null.alternative)
         if exact is None:
             statistic, p = spec.run(samples, null.delta, null.alternative, seed)
         else:

@@ -43,6 +43,7 @@ class TestSpec:
     min_n: int
     margins: bool
     family: str
+    user: bool = False
 
 
 def unpaired(samples: Samples) -> Samples:
@@ -118,10 +119,10 @@ def _builtins() -> dict[str, TestSpec]:
             "student_t", _shifting(_continuous.student_t), _student_interval, "never", False, 2, True, "t"
         ),
         TestSpec("paired_t", _shifting(_continuous.paired_t), t, "always", False, 2, True, "t"),
-        TestSpec("mann_whitney", _shifting(_rank.mann_whitney), t, "never", False, 1, True, "normal"),
-        TestSpec("wilcoxon", _shifting(_rank.wilcoxon), t, "always", False, 1, True, "normal"),
+        TestSpec("mann_whitney", _shifting(_rank.mann_whitney), t, "never", False, 2, True, "normal"),
+        TestSpec("wilcoxon", _shifting(_rank.wilcoxon), t, "always", False, 2, True, "normal"),
         TestSpec(
-            "permutation", _shifting_seeded(_resampling.permutation), t, "optional", False, 1, True, "normal"
+            "permutation", _shifting_seeded(_resampling.permutation), t, "optional", False, 2, True, "normal"
         ),
         TestSpec(
             "bootstrap",
@@ -207,7 +208,7 @@ def _user_spec(fn: UserTest) -> TestSpec:
         shifted = samples.shifted(delta)
         return _read_user_result(name, fn(shifted.baseline, shifted.treatment, alternative))
 
-    return TestSpec(name, run, _t_interval, "optional", False, 1, True, "normal")
+    return TestSpec(name, run, _t_interval, "optional", False, 2, True, "normal", user=True)
 
 
 def _as_float(value: object) -> float:
