@@ -1,8 +1,9 @@
 """From recorded values to verdicts: one per hypothesis and treatment.
 
-Values are aligned by replicate: when every replicate has exactly one value
-of the metric in both conditions (the usual case with common seeds), the
-comparison may be paired. Replicates that failed in either condition are
+The replicate is the unit of analysis: a replicate that recorded a metric
+several times contributes the mean of its values. Values are aligned by
+replicate: when the same replicates have values in both conditions (the
+usual case with common seeds), the comparison may be paired. Replicates that failed in either condition are
 dropped from both sides so the alignment survives. P-values of all the
 hypothesis x treatment pairs of one experiment are corrected together.
 """
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from pytest_crystallize.core.results import ExperimentResult
     from pytest_crystallize.core.stats import Comparison
 
-__all__ = ["Aligned", "aligned_values", "evaluate"]
+__all__ = ["Aligned", "aligned_values", "evaluate", "replicate_means"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +37,15 @@ class _Pending:
     problem: str
     predicate_ok: bool | None
     predicate_note: str
+    per_replicate: int = 1
 
 
 @dataclass(frozen=True, slots=True)
 class Aligned:
     """The values of one metric in the baseline and one treatment, and their replicates.
 
-    When ``paired``, both sides are sorted by replicate, so element ``i`` of
+    One value per replicate (the mean when a replicate recorded several);
+    both sides are sorted by replicate, and when ``paired`` element ``i`` of
     each came from the same replicate (the same seed).
     """
 
@@ -51,10 +54,37 @@ class Aligned:
     baseline_replicates: np.ndarray
     treatment_replicates: np.ndarray
     paired: bool
+    #: The most values one replicate recorded; above 1 the values are per-replicate means.
+    per_replicate: int = 1
 
 
-def aligned_values(result: ExperimentResult, metric: str, treatment: str) -> Aligned:
-    """Return the aligned values of ``metric``; failed replicates are left out of both sides."""
+def replicate_means(
+    replicates: np.ndarray, values: np.ndarray, *, omit_non_finite: bool = False
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Average the values of each replicate: ``(replicates, means, most values in one replicate)``.
+
+    The replicate is the experimental unit: values recorded in one replicate
+    share its seed and its random effects, so testing them as independent
+    observations would inflate the false-positive rate far beyond alpha.
+    Replicates come back sorted. With ``omit_non_finite`` NaN and infinite
+    values are dropped before averaging; otherwise they make their
+    replicate's mean non-finite, so the test reports that replicate.
+    """
+    if omit_non_finite:
+        keep = np.isfinite(values)
+        replicates, values = replicates[keep], values[keep]
+    order = np.argsort(replicates, kind="stable")
+    replicates, values = replicates[order], values[order]
+    unique, starts, counts = np.unique(replicates, return_index=True, return_counts=True)
+    if len(unique) == len(replicates):
+        return replicates, values, int(len(values) > 0)
+    return unique, np.add.reduceat(values, starts) / counts, int(counts.max())
+
+
+def aligned_values(
+    result: ExperimentResult, metric: str, treatment: str, *, omit_non_finite: bool = False
+) -> Aligned:
+    """Return the per-replicate values of ``metric``; failed replicates are left out of both sides."""
     base_rep, base_val = result.select(metric, BASELINE)
     treat_rep, treat_val = result.select(metric, treatment)
     failed = {e.replicate for e in result.errors if e.condition in (BASELINE, treatment)}
@@ -63,14 +93,16 @@ def aligned_values(result: ExperimentResult, metric: str, treatment: str) -> Ali
         keep_t = ~np.isin(treat_rep, list(failed))
         base_rep, base_val = base_rep[keep_b], base_val[keep_b]
         treat_rep, treat_val = treat_rep[keep_t], treat_val[keep_t]
-    one_each = (
-        len(base_rep) == len(np.unique(base_rep))
-        and len(treat_rep) == len(np.unique(treat_rep))
-    )
-    if one_each and len(base_rep) > 0 and np.array_equal(np.sort(base_rep), np.sort(treat_rep)):
-        b, t = np.argsort(base_rep, kind="stable"), np.argsort(treat_rep, kind="stable")
-        return Aligned(base_val[b], treat_val[t], base_rep[b], treat_rep[t], paired=True)
-    return Aligned(base_val, treat_val, base_rep, treat_rep, paired=False)
+    pairable = np.array_equal(np.unique(base_rep), np.unique(treat_rep))
+    base_rep, base_val, k_base = replicate_means(base_rep, base_val, omit_non_finite=omit_non_finite)
+    treat_rep, treat_val, k_treat = replicate_means(treat_rep, treat_val, omit_non_finite=omit_non_finite)
+    if pairable and omit_non_finite and not np.array_equal(base_rep, treat_rep):
+        # Omitting non-finite values drops a replicate from one side: drop it from both (pairwise).
+        common = np.intersect1d(base_rep, treat_rep)
+        keep_b, keep_t = np.isin(base_rep, common), np.isin(treat_rep, common)
+        base_rep, base_val, treat_rep, treat_val = base_rep[keep_b], base_val[keep_b], treat_rep[keep_t], treat_val[keep_t]
+    paired = len(base_rep) > 0 and np.array_equal(base_rep, treat_rep)
+    return Aligned(base_val, treat_val, base_rep, treat_rep, paired=paired, per_replicate=max(k_base, k_treat))
 
 
 def _missing(result: ExperimentResult, metric: str, conditions: list[str]) -> str:
@@ -91,7 +123,7 @@ def _bad_value_message(exc: StatisticsError, metric: str, treatment: str, aligne
 def _compare(experiment: Experiment, result: ExperimentResult, h: Hypothesis, treatment: str) -> _Pending:
     from pytest_crystallize.core.stats import compare
 
-    aligned = aligned_values(result, h.metric, treatment)
+    aligned = aligned_values(result, h.metric, treatment, omit_non_finite=h.nan_policy == "omit")
     baseline, treated, paired = aligned.baseline, aligned.treatment, aligned.paired
     empty = [c for c, v in ((BASELINE, baseline), (treatment, treated)) if len(v) == 0]
     if empty:
@@ -111,7 +143,7 @@ def _compare(experiment: Experiment, result: ExperimentResult, h: Hypothesis, tr
             predicate_ok = bool(h.predicate(baseline, treated))
         except Exception as exc:  # the user's predicate: report, do not crash the run
             predicate_ok, note = False, f"predicate raised {type(exc).__name__}: {exc}"
-    return _Pending(h, treatment, comparison, "", predicate_ok, note)
+    return _Pending(h, treatment, comparison, "", predicate_ok, note, aligned.per_replicate)
 
 
 def evaluate(experiment: Experiment, result: ExperimentResult) -> tuple[Verdict, ...]:
@@ -187,6 +219,10 @@ def _verdict(
         significant=p_adj < alpha if significant is None else significant,
         shown=shown, threshold=threshold or f"alpha {alpha:g}",
     )
+    extra = dict(extra or {})
+    if p.per_replicate > 1:
+        reason += f" (on per-replicate means of up to {p.per_replicate} values)"
+        extra["values_per_replicate"] = p.per_replicate
     return Verdict(
         **common, test=c.test, n_baseline=c.n_baseline, n_treatment=c.n_treatment,
         mean_baseline=c.mean_baseline, mean_treatment=c.mean_treatment, difference=c.difference,

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_crystallize.core.analysis import replicate_means
 from pytest_crystallize.core.results import ExperimentResult
 from pytest_crystallize.core.treatments import BASELINE
 
@@ -30,25 +31,31 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
     from pytest_crystallize.core.stats import describe
 
     rows = []
+    notes = []
     for metric in result.metrics:
-        _, base = result.select(metric, BASELINE)
-        base = base[np.isfinite(base)]
+        base_rep, base = result.select(metric, BASELINE)
+        _, base, _ = replicate_means(base_rep, base, omit_non_finite=True)
         base_mean = float(base.mean()) if len(base) else math.nan
+        most = 1
         for condition in result.conditions:
-            _, values = result.select(metric, condition)
-            finite = values[np.isfinite(values)]
+            replicates, values = result.select(metric, condition)
+            replicates, finite, per_replicate = replicate_means(replicates, values, omit_non_finite=True)
+            most = max(most, per_replicate)
             if not len(finite):
                 continue
             s = describe(finite)
             verdicts = [v for v in result.verdicts if v.metric == metric and v.treatment == condition]
             rows.append({
-                "condition": condition, "metric": metric, "n": s.n, "dropped": len(values) - s.n,
+                "condition": condition, "metric": metric, "n": s.n,
+                "dropped": int(np.count_nonzero(~np.isfinite(values))),
                 "mean": _num(s.mean),
                 "std": _num(s.std), "ci_low": _num(s.ci_low), "ci_high": _num(s.ci_high),
                 "difference": None if condition == BASELINE else _num(s.mean - base_mean),
                 "p": [_num(v.p_adjusted) for v in verdicts],
                 "verdict": [v.holds for v in verdicts],
             })
+        if most > 1:
+            notes.append(f"{metric!r}: up to {most} values per replicate; rows show per-replicate means")
     first = result.errors[0].to_dict() if result.errors else None
     prov = result.provenance
     sequential = None
@@ -57,6 +64,7 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
                       "looks": prov.looks, "looks_taken": prov.looks_taken,
                       "conditions": len(result.conditions)}
     return {
+        "notes": notes,
         "sequential": sequential,
         "experiment": result.experiment,
         "passed": result.passed,
@@ -98,6 +106,7 @@ def summary_lines(payload: Mapping[str, Any], *, title: str | None = None, verbo
         lines += _table([_HEADERS, *(_cells(r) for r in payload["rows"])])
     else:
         lines.append("  no metrics recorded")
+    lines += [f"  note: {note}" for note in payload.get("notes", ())]
     for verdict in payload["verdicts"]:
         lines += verdict_lines(verdict, verbose=verbose)
     seq = payload.get("sequential")
