@@ -177,3 +177,33 @@ def test_a_sequential_experiment_reports_its_looks_and_the_replicates_saved(pyte
         "*PASS 'x maximize' t vs baseline: *significant",
         "*sequential: stopped at look 1 of 4 after 20 of 80 replicates per condition; saved 120 replicate runs",
     ])
+
+
+UNDERPOWERED = """
+    import numpy as np
+    import pytest
+    from pytest_crystallize import Treatment, hypothesis
+
+    @pytest.mark.experiment(replicates=5, treatments=[Treatment("t", {"shift": 0.1})])
+    @hypothesis(metric="x", direction="maximize", test="welch_t", mde=0.5)
+    def experiment_small(ctx):
+        rng = np.random.default_rng([ctx.seed, len(ctx.condition)])
+        ctx.metrics.add("x", rng.normal() + ctx.get("shift", 0.0))
+"""
+
+
+def test_the_low_power_warning_points_at_the_experiments_own_file(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_power=UNDERPOWERED)
+    # A subprocess: in-process runs inherit this suite's filterwarnings=error.
+    result = pytester.runpytest_subprocess("--crystallize")
+    result.stdout.fnmatch_lines(["*test_power.py:*: LowPowerWarning: experiment 'experiment_small'*"])
+    result.stdout.no_fnmatch_line("*pytest_crystallize/core*LowPowerWarning*")
+
+
+def test_warnings_as_errors_fail_the_experiment_with_the_message_not_a_traceback(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_power=UNDERPOWERED)
+    result = pytester.runpytest_subprocess("--crystallize", "-W", "error::pytest_crystallize.LowPowerWarning")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["LowPowerWarning: experiment 'experiment_small': hypothesis 'x maximize'*"])
+    result.stdout.no_fnmatch_line("*Traceback*")
+    result.stdout.fnmatch_lines(["*= crystallize =*", "*experiment_small (5 replicates*"])

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from pytest_crystallize.core.results import ExperimentResult
     from pytest_crystallize.core.stats import Comparison
 
-__all__ = ["Aligned", "aligned_values", "evaluate", "replicate_means"]
+__all__ = ["Aligned", "aligned_values", "evaluate", "low_power_messages", "replicate_means", "warn_low_power"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +159,6 @@ def evaluate(experiment: Experiment, result: ExperimentResult) -> tuple[Verdict,
     tested = [p for p in pending if p.comparison is not None]
     adjusted = adjust_pvalues([p.comparison.p_value for p in tested], experiment.correction)  # type: ignore[union-attr]
     p_adjusted = {id(p): float(a) for p, a in zip(tested, adjusted, strict=True)}
-    _warn_low_power(experiment, tested)
     return tuple(_verdict(experiment, p, p_adjusted.get(id(p), math.nan)) for p in pending)
 
 
@@ -167,21 +166,43 @@ def evaluate(experiment: Experiment, result: ExperimentResult) -> tuple[Verdict,
 TARGET_POWER = 0.8
 
 
-def _warn_low_power(experiment: Experiment, tested: list[_Pending]) -> None:
-    for p in tested:
-        c = p.comparison
-        if c is None or math.isnan(c.power) or c.power >= TARGET_POWER:
+def low_power_messages(result: ExperimentResult) -> list[str]:
+    """One message per verdict whose power at its ``mde`` is below :data:`TARGET_POWER`."""
+    out = []
+    for v in result.verdicts:
+        d = v.details
+        power = d.get("power")
+        if power is None or power >= TARGET_POWER:
             continue
-        needed = (
-            f"about {c.replicates_needed} replicates per condition would give {TARGET_POWER:.0%}"
-            if c.replicates_needed is not None else f"no replicate count reaches {TARGET_POWER:.0%}"
+        needed = d.get("replicates_needed")
+        advice = (
+            f"about {needed} replicates per condition would give {TARGET_POWER:.0%}"
+            if needed is not None else f"no replicate count reaches {TARGET_POWER:.0%}"
         )
-        msg = (
-            f"experiment {experiment.name!r}: hypothesis {p.hypothesis.label!r} for treatment "
-            f"{p.treatment!r} has {c.power:.0%} power to detect an effect of {c.mde:g} with "
-            f"{min(c.n_baseline, c.n_treatment)} replicates; {needed}"
+        out.append(
+            f"experiment {result.experiment!r}: hypothesis {v.hypothesis!r} for treatment "
+            f"{v.treatment!r} has {power:.0%} power to detect an effect of {d.get('mde'):g} with "
+            f"{min(v.n_baseline, v.n_treatment)} replicates; {advice}"
         )
-        warnings.warn(LowPowerWarning(msg), stacklevel=2)
+    return out
+
+
+def warn_low_power(function: Any, result: ExperimentResult) -> None:
+    """Issue a LowPowerWarning per underpowered verdict, attributed to the experiment's own code.
+
+    Called after the run, so that warnings turned into errors (``-W error``)
+    cannot lose the result.
+    """
+    code = getattr(function, "__code__", None)
+    for message in low_power_messages(result):
+        if code is None:
+            warnings.warn(LowPowerWarning(message), stacklevel=2)
+            continue
+        warnings.warn_explicit(
+            LowPowerWarning(message), LowPowerWarning, code.co_filename, code.co_firstlineno,
+            module=getattr(function, "__module__", None),
+            registry=getattr(function, "__globals__", {}).setdefault("__warningregistry__", {}),
+        )
 
 
 def _verdict(

@@ -22,7 +22,7 @@ from typing import Any, Final
 import numpy as np
 import pluggy
 
-from pytest_crystallize.core.analysis import evaluate
+from pytest_crystallize.core.analysis import evaluate, warn_low_power
 from pytest_crystallize.core.batches import (
     BatchRunner,
     ReplicateBatch,
@@ -305,4 +305,6 @@ def run_experiment(
     )
     manager = make_plugin_manager(experiment.plugins) if experiment.plugins else None
     experiment = choose_conditions(experiment, manager.hook if manager is not None else None)
-    return ExperimentRunner(experiment, plugin_manager=manager).run()
+    result = ExperimentRunner(experiment, plugin_manager=manager).run()
+    warn_low_power(experiment.function, result)
+    return result

@@ -19,7 +19,8 @@ from pytest_crystallize.core.experiment import CONTEXT_PARAMETER, Experiment
 from pytest_crystallize.core.gate import check_gate_option
 from pytest_crystallize.core.report import failure_report, summarize
 from pytest_crystallize.core.runner import ExperimentRunner
-from pytest_crystallize.errors import CrystallizeError
+from pytest_crystallize.core.analysis import warn_low_power
+from pytest_crystallize.errors import CrystallizeError, CrystallizeWarning
 from pytest_crystallize.pytest_plugin.configuration import (
     bound_parameters,
     choose_treatments,
@@ -146,6 +147,10 @@ class ExperimentItem(pytest.Function):
         if storage is not None:
             gate_failure = storage.after_run(self, experiment, result, self._marker_options().get("gate"))
             failures += [gate_failure] if gate_failure else []
+        try:
+            warn_low_power(self.obj, result)
+        except CrystallizeWarning as warning:  # -W error: a failure with the message, no traceback of ours
+            failures.append(f"{type(warning).__name__}: {warning}")
         if failures:
             raise ExperimentFailed("\n\n".join(failures))
 
