@@ -8,6 +8,7 @@ from the code under test.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -349,3 +350,44 @@ def test_a_non_finite_value_is_reported_with_the_replicate_it_came_from() -> Non
     assert not v.holds
     assert "'baseline'" in v.reason
     assert "replicate(s) [3]" in v.reason, v.reason
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"direction": "no_worse", "margin": "lots"}, "margin must be a number >= 0 (in the metric's units) or a percentage"),
+        ({"direction": "no_worse", "margin": -1}, "margin must be a number >= 0"),
+        ({"direction": "two-sided", "margin": 0.1}, "a margin has no meaning for direction 'two-sided'"),
+        ({"direction": "equivalent", "margin": 0}, "direction 'equivalent' needs a margin > 0"),
+    ],
+)
+def test_bad_margins_are_refused_before_any_replicate_runs(options, message) -> None:
+    from pytest_crystallize import HypothesisError
+
+    calls = []
+
+    def counted(ctx):
+        calls.append(ctx.replicate)
+        ctx.metrics.add("x", 1.0)
+
+    with pytest.raises(HypothesisError, match=re.escape(message)) as info:
+        run_experiment(counted, name="margins", replicates=3, treatments=[Treatment("t")],
+                       hypotheses=[hypothesis("x", **options)])
+    assert "experiment 'margins'" in str(info.value)
+    assert calls == []
+
+
+def test_a_percentage_margin_is_relative_to_the_baseline_mean() -> None:
+    from scipy import stats
+
+    def shifted(ctx):
+        rng = np.random.default_rng([ctx.seed, len(ctx.condition)])
+        ctx.metrics.add("x", 100 + rng.normal() + ctx.get("shift", 0.0))
+
+    result = run_experiment(shifted, replicates=20, seed=3, treatments=[Treatment("t", {"shift": -0.5})],
+                            hypotheses=[hypothesis("x", "no_worse", test="welch_t", margin="2%")])
+    _, base = result.select("x", "baseline")
+    _, treat = result.select("x", "t")
+    margin = 0.02 * abs(base.mean())
+    expected = stats.ttest_ind(treat + margin, base, equal_var=False, alternative="greater").pvalue
+    assert result.verdicts[0].p_value == pytest.approx(expected, rel=1e-9)

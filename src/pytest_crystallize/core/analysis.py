@@ -131,7 +131,8 @@ def _compare(experiment: Experiment, result: ExperimentResult, h: Hypothesis, tr
     try:
         comparison = compare(
             baseline, treated, test=h.test, direction=h.direction,
-            alpha=h.alpha or experiment.alpha, paired=paired, margin=h.margin,
+            alpha=h.alpha or experiment.alpha, paired=paired,
+            margin=None if h.margin is None else float(h.margin),  # check() refused anything else
             relative_margin=h.relative_margin, better=h.better, seed=experiment.seed, mde=h.mde,
             nan_policy=h.nan_policy,
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, Final
@@ -52,11 +52,23 @@ class Hypothesis:
     alpha: float | None = None
     predicate: Callable[[Any, Any], Any] | None = None
     name: str | None = None
-    margin: float | None = None
+    margin: float | str | None = None
     relative_margin: bool = False
     better: str = "higher"
     mde: float | None = None
     nan_policy: str = "raise"
+
+    def __post_init__(self) -> None:
+        # margin="2%" reads as a relative margin of 0.02; a malformed one is
+        # left as is for check() to report with the experiment's name.
+        margin = self.margin
+        if isinstance(margin, str) and margin.strip().endswith("%"):
+            try:
+                fraction = float(margin.strip()[:-1]) / 100
+            except ValueError:
+                return
+            object.__setattr__(self, "margin", fraction)
+            object.__setattr__(self, "relative_margin", True)
 
     @property
     def label(self) -> str:
@@ -75,33 +87,37 @@ class Hypothesis:
 
     def check(self, where: str) -> None:
         """Raise HypothesisError if this hypothesis is malformed; ``where`` names the experiment."""
+        problem = next(self._problems(), None)
+        if problem:
+            msg = f"{where}: hypothesis {self.label!r}: {problem}"
+            raise HypothesisError(msg)
+
+    def _problems(self) -> Iterator[str]:
+        """What is wrong with this hypothesis, most basic first."""
         from pytest_crystallize.core.stats import DIRECTIONS, TESTS
 
-        prefix = f"{where}: hypothesis {self.label!r}"
-        problem = None
         if not isinstance(self.metric, str) or not self.metric:
-            problem = f"metric must be a non-empty string, got {self.metric!r}"
-        elif self.direction not in DIRECTIONS:
-            problem = f"unknown direction {self.direction!r}; use one of {', '.join(DIRECTIONS)}"
-        elif isinstance(self.test, str) and self.test not in TESTS:
-            problem = f"unknown test {self.test!r}; use one of {', '.join(TESTS)} or a callable"
-        elif not isinstance(self.test, str) and not callable(self.test):
-            problem = f"test must be a name or a callable, got {self.test!r}"
-        elif self.alpha is not None and not _is_probability(self.alpha):
-            problem = f"alpha must be a number strictly between 0 and 1, got {self.alpha!r}"
-        elif self.direction in ("no_worse", "equivalent") and self.margin is None:
-            problem = f"direction {self.direction!r} needs margin=, the largest difference that does not matter"
-        elif self.better not in _BETTER:
-            problem = f"better must be 'higher' or 'lower', got {self.better!r}"
-        elif self.nan_policy not in _NAN_POLICIES:
-            problem = f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}"
-        elif self.mde is not None and not (isinstance(self.mde, (int, float)) and self.mde > 0):
-            problem = f"mde must be a positive number (the smallest effect worth detecting), got {self.mde!r}"
-        elif self.predicate is not None and not callable(self.predicate):
-            problem = f"predicate must be callable, got {self.predicate!r}"
-        if problem:
-            msg = f"{prefix}: {problem}"
-            raise HypothesisError(msg)
+            yield f"metric must be a non-empty string, got {self.metric!r}"
+        if self.direction not in DIRECTIONS:
+            yield f"unknown direction {self.direction!r}; use one of {', '.join(DIRECTIONS)}"
+        if isinstance(self.test, str) and self.test not in TESTS:
+            yield f"unknown test {self.test!r}; use one of {', '.join(TESTS)} or a callable"
+        if not isinstance(self.test, str) and not callable(self.test):
+            yield f"test must be a name or a callable, got {self.test!r}"
+        if self.alpha is not None and not _is_probability(self.alpha):
+            yield f"alpha must be a number strictly between 0 and 1, got {self.alpha!r}"
+        if self.direction in ("no_worse", "equivalent") and self.margin is None:
+            yield f"direction {self.direction!r} needs margin=, the largest difference that does not matter"
+        if self.margin is not None:
+            yield from _margin_problems(self.margin, self.direction)
+        if self.better not in _BETTER:
+            yield f"better must be 'higher' or 'lower', got {self.better!r}"
+        if self.nan_policy not in _NAN_POLICIES:
+            yield f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}"
+        if self.mde is not None and not (_is_number(self.mde) and self.mde > 0):
+            yield f"mde must be a positive number (the smallest effect worth detecting), got {self.mde!r}"
+        if self.predicate is not None and not callable(self.predicate):
+            yield f"predicate must be callable, got {self.predicate!r}"
 
     def __call__(self, function: Callable[..., Any]) -> Any:
         """Decorate a predicate (returns a new Hypothesis) or an experiment function.
@@ -123,6 +139,22 @@ class Hypothesis:
         return function
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _margin_problems(margin: object, direction: str) -> Iterator[str]:
+    if not _is_number(margin) or margin < 0:  # type: ignore[operator]  # a number, checked first
+        yield (
+            f"margin must be a number >= 0 (in the metric's units) or a percentage of the "
+            f"baseline mean such as '2%', got {margin!r}"
+        )
+    elif direction == "two-sided":
+        yield "a margin has no meaning for direction 'two-sided': use 'equivalent' or 'no_worse', or drop it"
+    elif direction == "equivalent" and margin == 0:
+        yield "direction 'equivalent' needs a margin > 0"
+
+
 def _is_probability(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1
 
@@ -134,7 +166,7 @@ def hypothesis(
     alpha: float | None = None,
     *,
     name: str | None = None,
-    margin: float | None = None,
+    margin: float | str | None = None,
     relative_margin: bool = False,
     better: str = "higher",
     mde: float | None = None,
@@ -142,6 +174,8 @@ def hypothesis(
 ) -> Hypothesis:
     """Declare a hypothesis; use it as a decorator or in ``hypotheses=[...]``.
 
+    ``margin`` is in the metric's units, or a percentage of the baseline mean
+    written ``"2%"`` (the same as ``margin=0.02, relative_margin=True``).
     ``mde`` (the smallest effect worth detecting, in the metric's units) makes
     the verdict report the power reached and the replicates needed for 80%;
     below 80% a :class:`~pytest_crystallize.errors.LowPowerWarning` is issued.
