@@ -415,3 +415,11 @@ def test_each_replicate_reads_back_only_its_own_metrics_even_when_interleaved() 
 
     run_experiment(interleaved, replicates=6, treatments=[Treatment("t")], plugins=[AsyncExecution(max_workers=4)])
     assert seen == {(c, r): (float(r), r + 0.5) for c in ("baseline", "t") for r in range(6)}
+
+
+def test_assigning_a_new_key_points_to_add() -> None:
+    from pytest_crystallize import ContextMutationError, standalone_context
+
+    ctx = standalone_context()
+    with pytest.raises(ContextMutationError, match=r"add the new key with ctx.add\('fresh', value\)"):
+        ctx["fresh"] = 1

@@ -391,3 +391,35 @@ def test_a_percentage_margin_is_relative_to_the_baseline_mean() -> None:
     margin = 0.02 * abs(base.mean())
     expected = stats.ttest_ind(treat + margin, base, equal_var=False, alternative="greater").pvalue
     assert result.verdicts[0].p_value == pytest.approx(expected, rel=1e-9)
+
+
+def _shift_metric(ctx):
+    rng = np.random.default_rng([ctx.seed, len(ctx.condition)])
+    ctx.metrics.add("x", rng.normal(0, 0.1) + ctx.get("shift", 0.0))
+
+
+def test_a_no_worse_failure_says_by_how_much_and_names_the_margin() -> None:
+    result = run_experiment(_shift_metric, replicates=10, treatments=[Treatment("t", {"shift": -1.0})],
+                            hypotheses=[hypothesis("x", "no_worse", margin=0.5)])
+    verdict = result.verdicts[0]
+    worse = -verdict.difference
+    assert not verdict.holds
+    assert verdict.reason.startswith(f"worse by {worse:.4g}, more than the margin 0.5")
+
+
+def test_an_equivalence_failure_says_the_difference_lies_outside_the_margin() -> None:
+    result = run_experiment(_shift_metric, replicates=10, treatments=[Treatment("t", {"shift": 1.0})],
+                            hypotheses=[hypothesis("x", "equivalent", margin=0.5)])
+    verdict = result.verdicts[0]
+    assert verdict.reason.startswith(f"difference {verdict.difference:+.4g} lies outside ±0.5")
+
+
+def test_a_users_test_that_raises_fails_its_verdict_naming_the_test() -> None:
+    def fragile(baseline, treatment, alternative):
+        raise RuntimeError("mine broke")
+
+    result = run_experiment(_shift_metric, replicates=5, treatments=[Treatment("t")],
+                            hypotheses=[hypothesis("x", "maximize", test=fragile)])
+    verdict = result.verdicts[0]
+    assert not verdict.holds
+    assert verdict.reason == "test 'fragile' raised RuntimeError: mine broke"

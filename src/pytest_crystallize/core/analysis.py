@@ -138,6 +138,11 @@ def _compare(experiment: Experiment, result: ExperimentResult, h: Hypothesis, tr
         )
     except StatisticsError as exc:
         return _Pending(h, treatment, None, _bad_value_message(exc, h.metric, treatment, aligned), None, "")
+    except Exception as exc:  # a user's own test raised: a failed verdict that says where, not a crash
+        if isinstance(h.test, str):
+            raise
+        problem = f"test {h.test_name!r} raised {type(exc).__name__}: {exc}"
+        return _Pending(h, treatment, None, problem, None, "")
     predicate_ok, note = None, ""
     if h.predicate is not None:
         try:
@@ -260,6 +265,11 @@ def _judge(
         return False, p.predicate_note or f"predicate {h.label!r} returned false ({shown})"
     if c.difference == 0 and h.direction in ("maximize", "minimize", "two-sided"):
         return False, f"no difference: both conditions have mean {c.mean_baseline:.4g} ({shown})"
+    if not c.direction_ok and h.direction == "no_worse" and math.isfinite(c.margin):
+        worse = -c.difference if h.better == "higher" else c.difference
+        return False, f"worse by {worse:.4g}, more than the margin {c.margin:.4g} ({shown})"
+    if not c.direction_ok and h.direction == "equivalent" and math.isfinite(c.margin):
+        return False, f"difference {c.difference:+.4g} lies outside ±{c.margin:.4g} ({shown})"
     if not c.direction_ok:
         return False, (
             f"wrong direction: treatment mean {c.mean_treatment:.4g} vs baseline "

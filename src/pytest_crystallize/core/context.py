@@ -362,7 +362,10 @@ class FrozenContext:
         self._added[key] = value
 
     def __setitem__(self, key: str, value: Any) -> None:
-        raise ContextMutationError(key)
+        if key in self:
+            raise ContextMutationError(key)
+        msg = f"contexts are frozen: add the new key with ctx.add({key!r}, value), not ctx[{key!r}] = value"
+        raise ContextMutationError(key, msg)
 
     def override(self, **values: Any) -> None:
         """Replace (or add) values on purpose: the explicit escape hatch."""
