@@ -215,3 +215,24 @@ def test_an_async_swapped_datasource_is_awaited() -> None:
     assert not result.errors
     assert result.select("data", "remote")[1].tolist() == [7.0, 7.0]
     assert result.select("data", "baseline")[1].tolist() == [1.0, 1.0]
+
+
+def test_provenance_records_a_swapped_datasource() -> None:
+    from pytest_crystallize import data_source
+
+    @data_source
+    def tds_prov_main(ctx):
+        return 1.0
+
+    @data_source
+    def tds_prov_other(ctx):
+        return 2.0
+
+    def uses(tds_prov_main, ctx):
+        ctx.metrics.add("v", tds_prov_main)
+
+    result = run_experiment(uses, replicates=2, datasources={"tds_prov_main": tds_prov_main},
+                            treatments=[Treatment("swap", {"k": [1, 2]}, datasource=tds_prov_other)])
+    assert dict(result.provenance.treatments["swap"]) == {"k": "[1, 2]", "@datasource": "tds_prov_other"}
+    _, values = result.select("v", "swap")
+    assert values.tolist() == [2.0, 2.0]

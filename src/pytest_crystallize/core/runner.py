@@ -34,6 +34,7 @@ from pytest_crystallize.core.batches import (
 from pytest_crystallize.core.context import MetricSink
 from pytest_crystallize.core.experiment import Experiment
 from pytest_crystallize.core.results import ExperimentResult, Provenance
+from pytest_crystallize.core.treatments import Treatment
 from pytest_crystallize.core.sequential import SequentialMonitor
 from pytest_crystallize.core.versions import package_versions
 from pytest_crystallize.errors import CrystallizeError
@@ -179,7 +180,7 @@ class ExperimentRunner:
             experiment=experiment.name, master_seed=experiment.seed,
             replicates=experiment.replicates if replicates is None else replicates,
             conditions=experiment.condition_names,
-            treatments={t.name: {k: repr(v) for k, v in t.params.items()} for t in experiment.treatments},
+            treatments={t.name: _described(t) for t in experiment.treatments},
             alpha=experiment.alpha, correction=experiment.correction,
             started_at=started_at, duration_s=time.perf_counter() - clock, versions=package_versions(),
         )
@@ -191,6 +192,17 @@ class ExperimentRunner:
             values=np.asarray(merged.value, dtype=np.float64), tags=tuple(merged.tags),
             errors=tuple(errors), verdicts=(), provenance=provenance,
         )
+
+
+def _described(treatment: Treatment) -> dict[str, str]:
+    """A treatment for provenance: its params as text, and a swapped datasource under ``@datasource``."""
+    out = {key: repr(value) for key, value in treatment.params.items()}
+    source = treatment.datasource
+    if isinstance(source, Mapping):
+        out["@datasource"] = ", ".join(f"{param}={s.name}" for param, s in source.items())
+    elif source is not None:
+        out["@datasource"] = source.name
+    return out
 
 
 def _with(result: ExperimentResult, **changes: Any) -> ExperimentResult:
