@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -115,7 +118,8 @@ def test_errors_exit_2_with_a_message(store: DirectoryStore) -> None:
         (("compare", "main", "--strict"), "--strict needs --margin > 0"),
         (("export", "main", "--format", "parquet"), "Parquet is binary: give an output file with -o PATH"),
         (("export", "main", "--experiment", "nope"), "has no experiment 'nope'"),
-        (("--storage", "/nonexistent/store", "show"), "no saved run matches 'latest' in /nonexistent/store"),
+        (("--storage", "/nonexistent/store", "show"), "--storage /nonexistent/store: does not exist"),
+        (("--storage", "/nonexistent/store", "list"), "--storage /nonexistent/store: does not exist"),
     ]:
         code, out, err = cli(*args)
         assert (code, out) == (2, ""), args
@@ -161,3 +165,118 @@ def test_python_m_and_the_console_script(store: DirectoryStore) -> None:
     script = shutil.which("crystallize")
     if script is not None:
         assert subprocess.run([script, "list"], capture_output=True, check=False).returncode == 0
+
+
+def _reseal(record_dir: Path, file: str) -> None:
+    """Record the current checksum of ``file`` in run.json, as if it had been saved like that."""
+    path = record_dir / "run.json"
+    data = json.loads(path.read_text())
+    for entry in data["experiments"]:
+        if entry["file"] == file:
+            entry["sha256"] = hashlib.sha256((record_dir / file).read_bytes()).hexdigest()
+    path.write_text(json.dumps(data))
+
+
+def _rewrite_header(path: Path, change: Callable[[Any], Any]) -> None:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    header = json.loads(table.schema.metadata[b"pytest_crystallize"])
+    pq.write_table(table.replace_schema_metadata({b"pytest_crystallize": json.dumps(change(header)).encode()}), path)
+
+
+def _no_traceback(err: str) -> None:
+    assert err.startswith("crystallize: error: ")
+    assert "Traceback" not in err
+
+
+def test_unreadable_input_exits_2_with_the_file_never_1_or_a_traceback(store: DirectoryStore) -> None:
+    main_dir = Path(store.find("main").location)
+    parquet = main_dir / "0000.parquet"
+    original = parquet.read_bytes()
+    parquet.write_bytes(original[:-20])
+    code, out, err = cli("compare", "main", "worse")
+    assert (code, out) == (2, "")
+    _no_traceback(err)
+    assert f"{parquet}: corrupt (its SHA-256 checksum differs" in err
+    for change, message in [
+        (lambda h: ["a", "list"], "not a pytest-crystallize result (its header is a list, not an object)"),
+        (lambda h: {**h, "metrics": h["metrics"][:1]}, "column 'metric' holds values from 0 to 1, expected between "
+                                                       "0 and 0"),
+        (lambda h: {**h, "conditions": ["baseline"]}, "column 'condition' holds values from 0 to 1"),
+    ]:
+        parquet.write_bytes(original)
+        _rewrite_header(parquet, change)
+        _reseal(main_dir, "0000.parquet")  # the checksum matches: only the content is wrong
+        for args in (("compare", "main", "worse"), ("compare", "worse", "main"), ("export", "main"),
+                     ("export", "main", "--format", "json"), ("show", "main")):
+            code, out, err = cli(*args)
+            assert (code, out) == (2, ""), (args, out)
+            _no_traceback(err)
+            assert f"{parquet}: " in err
+            assert message in err, (args, err)
+
+
+def test_a_run_record_with_nan_or_wrong_types_is_refused_by_every_command(store: DirectoryStore) -> None:
+    record = store.find("main")
+    path = Path(record.location) / "run.json"
+    data = json.loads(path.read_text())
+    text = path.read_text().replace('"master_seed": 4', '"master_seed": NaN')
+    assert text != path.read_text()
+    path.write_text(text)
+    for args in (("export", "main"), ("export", record.id, "--format", "json"), ("show", record.id),
+                 ("compare", record.id, "worse")):
+        code, out, err = cli(*args)
+        assert (code, out) == (2, ""), args
+        _no_traceback(err)
+        assert f"{path}: not a readable run record (NaN is not valid in strict JSON)" in err
+    code, out, err = cli("list")
+    assert code == 0
+    assert "warning: unreadable run:" in err
+    data["experiments"][0]["gate"] = {"acc": {"metric": "acc", "better": "sideways"}}
+    path.write_text(json.dumps(data))
+    code, _, err = cli("compare", record.id, "worse")
+    assert code == 2
+    _no_traceback(err)
+    assert "gate of 'acc': better is 'sideways'" in err
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("pytest.ini", "[pytest]\ncrystallize_storage = store/runs\n"),
+        ("pyproject.toml", "[project]\nname = 'x'\n[tool.pytest.ini_options]\ncrystallize_storage = 'store/runs'\n"),
+        ("tox.ini", "[tox]\nenvlist = py\n[pytest]\ncrystallize_storage = store/runs\n"),
+        ("setup.cfg", "[metadata]\nname = x\n[tool:pytest]\ncrystallize_storage = store/runs\n"),
+        ("pytest.toml", "[pytest]\ncrystallize_storage = 'store/runs'\n"),
+    ],
+)
+def test_the_store_is_the_one_the_projects_pytest_config_names(
+    store: DirectoryStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, text: str
+) -> None:
+    project = tmp_path / "project"
+    (project / "tests" / "deep").mkdir(parents=True)
+    shutil.copytree(store.root, project / "store" / "runs")
+    (project / ".crystallize").mkdir()  # a decoy: the config file says where the store is
+    (project / name).write_text(text)
+    (project / "tests" / "setup.cfg").write_text("[metadata]\nname = not pytest's\n")  # no [tool:pytest]: skipped
+    monkeypatch.chdir(project / "tests" / "deep")
+    code, out, err = cli("list")
+    assert (code, err) == (0, "")
+    assert [line.split()[1] for line in out.splitlines()[1:]] == ["main", "same", "worse"]
+    assert cli("compare", "main", "worse")[0] == 1
+    (project / name).write_text(text.replace("store/runs", "elsewhere"))
+    code, out, _ = cli("list")
+    assert code == 0
+    assert out == f"no saved runs in {project / 'elsewhere'} (from crystallize_storage in {project / name})\n"
+
+
+def test_a_config_file_without_the_setting_means_the_default_store_at_its_rootdir(
+    store: DirectoryStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -q\n")
+    monkeypatch.chdir(tmp_path / "deep")
+    (tmp_path / "deep" / ".crystallize").mkdir()  # nearer, but not where pytest would save
+    code, out, _ = cli("list")
+    assert code == 0
+    assert len(out.splitlines()) == 4

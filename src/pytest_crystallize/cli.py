@@ -5,12 +5,20 @@
 gates any CI), ``export`` one to CSV, Parquet or JSON.
 
 Exit codes: 0 success, 1 a regression (``compare``), 2 a usage error or a
-run that cannot be found or read.
+run that cannot be found or read (never 1: unreadable input is not a
+regression).
+
+The store is ``--storage``, else ``$CRYSTALLIZE_STORAGE`` (both must be an
+existing store), else the one pytest would use from the working directory:
+``crystallize_storage`` of the project's config file (``pytest.ini``,
+``pyproject.toml``, ``tox.ini``, ``setup.cfg``..., found upward like pytest
+finds its rootdir), relative to that rootdir.
 """
 
 from __future__ import annotations
 
 import argparse
+import configparser
 import functools
 import json
 import os
@@ -21,12 +29,13 @@ from typing import IO, TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.gate import GateSpec, gate_experiment, gate_lines, gate_totals, parse_margin
 from pytest_crystallize.core.runs import LATEST
-from pytest_crystallize.core.store import DirectoryStore
-from pytest_crystallize.errors import ConfigurationError, CrystallizeError
+from pytest_crystallize.core.store import RUNS_DIR, DirectoryStore
+from pytest_crystallize.errors import ConfigurationError, CrystallizeError, ResultsError
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from pytest_crystallize.core.results import ExperimentResult
     from pytest_crystallize.core.runs import RunRecord
 
 __all__ = ["main"]
@@ -43,12 +52,113 @@ class _Failure(Exception):
     """A problem to report on stderr with exit code 2."""
 
 
-def find_storage(start: Path) -> Path:
-    """The nearest ``.crystallize`` directory at or above ``start``, else ``start/.crystallize``."""
+#: pytest's configuration files, in the order it looks for them in each directory.
+_CONFIG_FILES: Final = ("pytest.toml", ".pytest.toml", "pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini",
+                        "setup.cfg")
+_STORAGE_INI: Final = "crystallize_storage"
+
+
+def _ini_section(path: Path, sections: Sequence[str]) -> dict[str, str] | None:
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read_string(path.read_text(encoding="utf-8"), source=str(path))
+    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        msg = f"{path}: cannot be read as an ini file ({exc})"
+        raise _Failure(msg) from None
+    for section in sections:
+        if parser.has_section(section):
+            return dict(parser.items(section))
+    return None
+
+
+def _toml_table(path: Path, keys: Sequence[Sequence[str]]) -> dict[str, Any] | None:
+    import tomllib
+
+    try:
+        document: Any = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        msg = f"{path}: cannot be read as TOML ({exc})"
+        raise _Failure(msg) from None
+    for key in keys:
+        table = document
+        for part in key:
+            table = table.get(part) if isinstance(table, dict) else None
+        if isinstance(table, dict):
+            return table
+    return None
+
+
+def _pytest_config(path: Path) -> dict[str, Any] | None:
+    """The pytest settings in ``path`` (one of :data:`_CONFIG_FILES`), or None if it has none."""
+    name = path.name
+    if name in ("pytest.toml", ".pytest.toml"):
+        return _toml_table(path, [("pytest",)]) or {}
+    if name in ("pytest.ini", ".pytest.ini"):
+        return _ini_section(path, ["pytest"]) or {}
+    if name == "pyproject.toml":
+        table = _toml_table(path, [("tool", "pytest", "ini_options"), ("tool", "pytest")])
+        return None if table is None else {k: v for k, v in table.items() if k != "ini_options"}
+    return _ini_section(path, ["pytest"] if name == "tox.ini" else ["tool:pytest"])
+
+
+def find_config(start: Path) -> tuple[Path, Path | None, dict[str, Any]]:
+    """The rootdir, config file and settings pytest would use when started in ``start`` without arguments.
+
+    Like pytest: the first directory at or above ``start`` with a config file
+    holding pytest settings (``pytest.ini`` counts even without them); else
+    the nearest ``pyproject.toml``'s directory; else ``start`` itself.
+    """
+    pyproject: Path | None = None
+    for directory in (start, *start.parents):
+        for name in _CONFIG_FILES:
+            path = directory / name
+            if not path.is_file():
+                continue
+            if name == "pyproject.toml" and pyproject is None:
+                pyproject = path
+            config = _pytest_config(path)
+            if config is not None:
+                return directory, path, config
+    if pyproject is not None:
+        return pyproject.parent, pyproject, {}
+    return start, None, {}
+
+
+def find_storage(start: Path) -> tuple[Path, str]:
+    """The store a pytest run started in ``start`` uses, and where that came from.
+
+    ``crystallize_storage`` of the project's config file (relative to its
+    rootdir, default ``.crystallize``); without a config file, the nearest
+    ``.crystallize`` directory at or above ``start``, else ``start/.crystallize``.
+    """
+    rootdir, path, config = find_config(start)
+    if path is not None:
+        value = str(config.get(_STORAGE_INI, "")).strip()
+        source = f"{_STORAGE_INI} in {path}" if value else f"the default at the rootdir of {path}"
+        return rootdir / (value or DEFAULT_STORAGE), source
     for directory in (start, *start.parents):
         if (directory / DEFAULT_STORAGE).is_dir():
-            return directory / DEFAULT_STORAGE
-    return start / DEFAULT_STORAGE
+            return directory / DEFAULT_STORAGE, "the nearest .crystallize directory"
+    return start / DEFAULT_STORAGE, "the default"
+
+
+def _store(args: argparse.Namespace) -> DirectoryStore:
+    """The store to use: ``--storage``, ``$CRYSTALLIZE_STORAGE`` (both must exist), else the project's."""
+    given, source = args.storage, "--storage"
+    if given is None and os.environ.get(STORAGE_ENV):
+        given, source = Path(os.environ[STORAGE_ENV]), f"${STORAGE_ENV}"
+    if given is None:
+        root, args.storage_source = find_storage(Path.cwd())
+        return DirectoryStore(root)
+    args.storage_source = source
+    if not given.is_dir():
+        what = "is not a directory" if given.exists() else "does not exist"
+        msg = f"{source} {given}: {what}; give the directory of saved runs (the one holding runs/)"
+        raise _Failure(msg)
+    if not (given / RUNS_DIR).is_dir():
+        msg = f"{source} {given}: not a store of saved runs (it has no {RUNS_DIR}/ directory)"
+        raise _Failure(msg)
+    return DirectoryStore(given)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,8 +168,9 @@ def _parser() -> argparse.ArgumentParser:
                "containing '/' to a run directory. Exit codes: 0 ok, 1 regression (compare), 2 error.",
     )
     parser.add_argument("--storage", metavar="DIR", type=Path, default=None,
-                        help=f"the store (default: ${STORAGE_ENV}, else the nearest {DEFAULT_STORAGE} "
-                             "directory at or above the working directory)")
+                        help=f"the store (default: ${STORAGE_ENV}, else crystallize_storage of the project's "
+                             "pytest config file, found like pytest finds it, relative to its rootdir; without one, "
+                             f"the nearest {DEFAULT_STORAGE} directory at or above the working directory)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     listing = commands.add_parser("list", help="list saved runs, oldest first")
     listing.add_argument("--json", action="store_true", help="print the run records as JSON")
@@ -91,11 +202,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, st
     """Run the command line; return the exit code."""
     out, err = stdout or sys.stdout, stderr or sys.stderr
     args = _parser().parse_args(argv)
-    storage = args.storage or (Path(os.environ[STORAGE_ENV]) if os.environ.get(STORAGE_ENV) else None)
-    store = DirectoryStore(storage or find_storage(Path.cwd()))
     commands = {"list": _list, "show": _show, "compare": _compare, "export": _export}
     try:
-        code: int = commands[args.command](store, args, out, err)
+        code: int = commands[args.command](_store(args), args, out, err)
     except (_Failure, CrystallizeError) as exc:
         err.write(f"{PROGRAM}: error: {exc}\n")
         return EXIT_ERROR
@@ -118,7 +227,7 @@ def _list(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err: IO
         out.write(json.dumps([r.to_dict() for r in listing.runs], indent=2) + "\n")
         return EXIT_OK
     if not listing.runs:
-        out.write(f"no saved runs in {store.root}\n")
+        out.write(f"no saved runs in {store.root} (from {getattr(args, 'storage_source', 'the default')})\n")
         return EXIT_OK
     rows = [("id", "name", "created", "commit", "branch", "experiments", "failed")]
     for r in listing.runs:
@@ -167,12 +276,19 @@ def _compare(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err:
     if base.id == new.id:
         msg = f"BASE and NEW are the same run {base.id}; name two different runs"
         raise _Failure(msg)
+    def load_base(nodeid: str) -> ExperimentResult:
+        # Unreadable input is an error (exit 2), never a regression (exit 1).
+        try:
+            return store.result(base, nodeid)
+        except ResultsError as exc:
+            msg = f"base run {base.id}: {exc}"
+            raise _Failure(msg) from None
+
     reports = []
     for nodeid, entry in new.experiments.items():
         specs = [GateSpec.from_dict(s) for s in entry.gate.values()]
         reports.append(gate_experiment(
-            nodeid, store.result(new, nodeid), entry.definition, specs, base,
-            functools.partial(store.result, base, nodeid),
+            nodeid, store.result(new, nodeid), entry.definition, specs, base, functools.partial(load_base, nodeid),
             margin=margin, relative=relative, enforced=True, strict=args.strict,
         ))
     missing = [n for n in base.experiments if n not in new.experiments]

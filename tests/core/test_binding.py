@@ -311,8 +311,81 @@ def test_an_unclaimed_parameter_with_an_unresolvable_annotation_says_why() -> No
     def fn(cache: OrderedDict[str, int]) -> None:
         pass
 
-    with pytest.raises(ConfigurationError, match=r"parameter 'cache' is neither.*could not be resolved \(NameError"):
+    with pytest.raises(ConfigurationError, match=r"parameter 'cache': its annotation .* cannot be resolved \(NameError"):
         run_experiment(fn, replicates=1)
+
+
+def _factory_whose_body_never_names_the_class() -> tuple[Any, type]:
+    @dataclass
+    class Cfg:
+        x: int = 1
+
+    def fn(ctx: FrozenContext, cfg: Cfg) -> None:
+        ctx.metrics.add("x", cfg.x)  # 'Cfg' only in the annotation: not a closure variable
+
+    return fn, Cfg
+
+
+def _factory_whose_body_names_the_class() -> Any:
+    @dataclass
+    class Cfg:
+        x: int = 1
+
+    def fn(ctx: FrozenContext, cfg: Cfg) -> None:
+        assert isinstance(cfg, Cfg)  # the body uses 'Cfg': a closure variable
+        ctx.metrics.add("x", cfg.x)
+
+    return fn
+
+
+def _run_from_another_function(fn: Any, **options: Any) -> Any:
+    return run_experiment(fn, replicates=1, params={"cfg": {"x": 2}}, **options)
+
+
+def test_a_model_local_to_a_returned_factory_is_a_binding_error_naming_the_class_and_the_fixes() -> None:
+    from pytest_crystallize import DataSourceError
+
+    fn, _ = _factory_whose_body_never_names_the_class()
+    with pytest.raises(ConfigurationError) as info:
+        _run_from_another_function(fn)
+    assert not isinstance(info.value, DataSourceError)  # not "define a @data_source named cfg"
+    message = str(info.value)
+    assert message.startswith("experiment 'fn': parameter 'cfg': its annotation 'Cfg' cannot be resolved")
+    assert "NameError: name 'Cfg' is not defined" in message
+    assert "define Cfg at module level" in message
+    assert "localns={'Cfg': Cfg}" in message
+
+
+def test_localns_resolves_a_model_local_to_a_returned_factory() -> None:
+    fn, cfg_class = _factory_whose_body_never_names_the_class()
+    result = _run_from_another_function(fn, localns={"Cfg": cfg_class})
+    assert not result.errors, result.errors
+    assert _values(result, "x") == {"baseline": [2.0]}
+
+
+def test_a_model_the_function_body_uses_resolves_through_its_closure() -> None:
+    result = _run_from_another_function(_factory_whose_body_names_the_class())
+    assert not result.errors, result.errors
+    assert _values(result, "x") == {"baseline": [2.0]}
+
+
+def test_localns_must_be_a_mapping() -> None:
+    fn, _ = _factory_whose_body_never_names_the_class()
+    with pytest.raises(ConfigurationError, match="localns must be a mapping"):
+        _run_from_another_function(fn, localns=["Cfg"])
+
+
+def test_a_new_key_under_a_bound_mapping_is_left_to_the_model() -> None:
+    # The baseline leaves the defaulted field out; a treatment may set it (the model knows
+    # its fields), and a misspelt one is refused by the model, naming the field.
+    def fn(ctx: FrozenContext, pyd: Annotated[PydanticLLM, Bind("pyd")]) -> None:
+        ctx.metrics.add("max_tokens", pyd.max_tokens or 0)
+
+    params = {"pyd": {"model": "m"}}
+    result = run_experiment(fn, replicates=1, params=params, treatments=[Treatment("capped", {"pyd.max_tokens": 5})])
+    assert _values(result, "max_tokens") == {"baseline": [0.0], "capped": [5.0]}
+    with pytest.raises(ConfigurationError, match=r"treatment 'typo'.*'pyd\.max_tokns' is not a field of PydanticLLM"):
+        run_experiment(fn, replicates=1, params=params, treatments=[Treatment("typo", {"pyd.max_tokns": 5})])
 
 
 def test_a_datasource_or_an_argument_of_the_same_name_wins_over_a_plain_annotation() -> None:

@@ -83,3 +83,18 @@ def test_a_wrong_choice_fails_naming_the_hook(choice: Any, message: str) -> None
 def test_choosing_none_is_fine_without_hypotheses() -> None:
     result = run_experiment(_draw, replicates=2, treatments=TREATMENTS, plugins=[Chooser([])])
     assert result.conditions == ("baseline",)
+
+
+def test_pattern_matches_tries_the_exact_name_then_a_literal_prefix_then_a_glob() -> None:
+    from pytest_crystallize.core.experiment import matching_treatments, pattern_matches
+
+    names = ["shape=[3],k=1", "shape=[3],k=2", "shape=3,k=1", "a*b", "a*bc"]
+    assert pattern_matches(names, "shape=[3]*") == ["shape=[3],k=1", "shape=[3],k=2"]
+    assert pattern_matches(names, "shape=[3],k=1") == ["shape=[3],k=1"]
+    assert pattern_matches(names, "a*b") == ["a*b"]  # exact wins over the glob, which would also take 'a*bc'
+    assert pattern_matches(names, "shape=?,k=1") == ["shape=3,k=1"]  # no exact or prefix match: a glob
+    assert pattern_matches(names, "*") == names
+    assert pattern_matches(names, "nothing*") == []
+    treatments = [Treatment(name) for name in names]
+    chosen = matching_treatments(treatments, ["shape=[3]*", "a*b"])
+    assert [t.name for t in chosen] == ["shape=[3],k=1", "shape=[3],k=2", "a*b"]

@@ -158,6 +158,12 @@ def test_datasources_are_named_by_their_registered_name(tmp_path: Path) -> None:
         ("t.yaml", "- name: hot\n  datasource: 3\n", "a datasource name or a mapping"),
         ("t.yaml", "params: {a..b: 1}\n", r"'a\.\.b' is not a valid dotted path"),
         ("t.ini", "x = 1\n", r"unknown configuration format '\.ini'"),
+        ("t.yaml", "- name: hot\n  params: {llm.model: x, llm: {model: y}}\n",
+         r"treatment 'hot': 'llm.model' and 'llm' -> \{'model': ...\} both set 'llm.model'"),
+        ("t.json", '{"params": {"llm": {"model": "y"}, "llm.model": "x"}}',
+         r"params: 'llm' -> \{'model': ...\} and 'llm.model' both set 'llm.model'"),
+        ("t.toml", '[[treatments]]\nname = "hot"\n[treatments.params]\n"llm.model" = "x"\nllm = { model = "y" }\n',
+         r"'llm.model' and 'llm' -> \{'model': ...\} both set 'llm.model'"),
     ],
 )
 def test_problems_are_errors_naming_the_file_and_the_key(tmp_path: Path, file: str, text: str, message: str) -> None:
@@ -172,6 +178,36 @@ def test_a_stray_file_in_a_configuration_directory_is_an_error(tmp_path: Path) -
     _write(tmp_path / "cfg" / "notes.txt", "remember to sweep")
     with pytest.raises(ConfigurationError, match=r"notes\.txt: is not a configuration file"):
         load_config(tmp_path / "cfg")
+
+
+def test_an_empty_configuration_directory_is_an_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "cfg").mkdir()
+    _write(tmp_path / "cfg" / ".hidden.yaml", "x: 1\n")  # dotfiles do not count
+    with pytest.raises(ConfigurationError, match=r"configuration directory '.*cfg' holds no configuration file"):
+        load_config(tmp_path / "cfg")
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "what"),
+    [("big.yaml", "big.yml", "treatment 'big'"), ("baseline.json", "baseline.yaml", "the baseline")],
+)
+def test_two_files_of_one_name_in_a_directory_are_both_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first: str, second: str, what: str
+) -> None:
+    _write(tmp_path / "cfg" / first, '{"x": 1}')
+    _write(tmp_path / "cfg" / second, "x: 2\n")
+    monkeypatch.chdir(tmp_path / "cfg")
+    with pytest.raises(ConfigurationError) as info:
+        load_config(".")
+    assert str(info.value).startswith(f"{first} and {second} both define {what}"), str(info.value)
+
+
+def test_a_directory_treatment_adding_a_key_to_a_baseline_mapping_is_refused_by_the_experiment(tmp_path: Path) -> None:
+    _write(tmp_path / "cfg" / "baseline.yaml", "llm: {model: base, temperature: 0.7}\n")
+    _write(tmp_path / "cfg" / "typo.json", '{"llm.temprature": 1.5}')
+    config = load_config(tmp_path / "cfg")
+    with pytest.raises(ConfigurationError, match=r"treatment 'typo': 'llm.temprature' adds a new key.*did you mean"):
+        run_experiment(lambda ctx: None, replicates=1, params=config.params, treatments=config.treatments)
 
 
 def test_a_directory_file_must_hold_a_mapping(tmp_path: Path) -> None:
@@ -211,7 +247,9 @@ def test_yaml_is_loaded_safely_no_code_runs(tmp_path: Path) -> None:
 def test_reading_yaml_without_pyyaml_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _write(tmp_path / "t.yaml", "- name: hot\n")
     monkeypatch.setitem(sys.modules, "yaml", None)  # makes `import yaml` fail
-    with pytest.raises(ConfigurationError, match=r"pytest-crystallize\[config\]"):
+    with pytest.raises(ConfigurationError) as info:
         load_config(path)
+    assert str(info.value).startswith(f"reading {path} needs PyYAML: pip install 'pytest-crystallize[config]'")
+    assert "not valid YAML" not in str(info.value)
     # TOML and JSON need nothing extra.
     assert load_treatments(_write(tmp_path / "t.json", '[{"name": "hot"}]'))[0].name == "hot"

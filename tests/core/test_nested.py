@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import inspect
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -175,3 +176,84 @@ def test_every_condition_has_finished_when_run_experiment_returns(plugins: list[
     assert threading.active_count() == before
     assert sorted(done) == snapshot  # nothing finished later
     assert result.conditions == ("baseline", "a", "b")
+
+
+def test_a_step_called_in_a_pool_thread_says_threads_do_not_inherit_the_context() -> None:
+    messages: list[str] = []
+
+    def fn(ctx: FrozenContext) -> None:
+        with ThreadPoolExecutor(1) as pool:
+            with pytest.raises(ConfigurationError) as info:
+                pool.submit(_record, 1.0).result()
+            messages.append(str(info.value))
+            pool.submit(contextvars.copy_context().run, _record, 2.0).result()  # the fix it suggests
+
+    result = run_experiment(fn, replicates=1)
+    assert not result.errors, result.errors
+    assert result.select("x", "baseline")[1].tolist() == [2.0]
+    assert "in thread 'ThreadPoolExecutor-" in messages[0]
+    assert "Threads do not inherit the replicate's context" in messages[0]
+    assert "contextvars.copy_context().run" in messages[0]
+    assert "or pass ctx explicitly: _record(data, ctx)" in messages[0]
+    assert "outside an experiment" not in messages[0]
+
+
+@pipeline_step()
+async def _async_record(data: float, ctx: FrozenContext) -> None:
+    ctx.metrics.add("m", data)
+
+
+def test_an_async_step_called_from_a_sync_experiment_is_a_clear_replicate_error() -> None:
+    def fn(ctx: FrozenContext) -> None:
+        _async_record(1.0)  # not awaited: a plain def cannot
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "coroutine ... was never awaited" either
+        result = run_experiment(fn, replicates=2)
+    assert len(result.errors) == 2
+    error = result.errors[0]
+    assert error.error_type == "ConfigurationError"
+    assert error.step == "_async_record"
+    assert error.message == (
+        "async step '_async_record' called from the sync experiment 'fn', so nothing awaited it and it never ran: "
+        "make the experiment function 'async def' and 'await' the step"
+    )
+
+
+def test_a_sync_experiment_returning_a_coroutine_is_a_clear_replicate_error() -> None:
+    async def work() -> int:
+        return 1
+
+    def fn(ctx: FrozenContext) -> Any:
+        return work()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = run_experiment(fn, replicates=1)
+    assert [e.message for e in result.errors] == [
+        "experiment 'fn': its function is a plain 'def' but returned a coroutine, which nothing awaits: "
+        "make it 'async def' and await what it calls"
+    ]
+
+
+def test_an_async_step_a_sync_experiment_runs_itself_is_fine() -> None:
+    def fn(ctx: FrozenContext) -> None:
+        asyncio.run(_async_record(3.0))  # awaited, on a loop of its own
+
+    result = run_experiment(fn, replicates=1)
+    assert not result.errors, result.errors
+    assert result.select("m", "baseline")[1].tolist() == [3.0]
+
+
+def test_a_sync_experiment_with_an_async_datasource_still_checks_its_steps() -> None:
+    from pytest_crystallize import data_source
+
+    @data_source
+    async def remote(ctx: FrozenContext) -> float:
+        return 2.0
+
+    def fn(ctx: FrozenContext, remote: float) -> None:
+        _async_record(remote)
+
+    result = run_experiment(fn, replicates=1, datasources={"remote": remote})
+    assert [e.step for e in result.errors] == ["_async_record"]

@@ -249,3 +249,50 @@ def test_artifact_plugin_defaults_to_a_relative_root(tmp_path: Path, monkeypatch
     assert plugin.root == tmp_path / "project" / "crystallize_artifacts"
     with pytest.raises(ConfigurationError, match="keep must be"):
         ArtifactPlugin(keep=0)
+
+
+def test_artifacts_added_outside_a_step_are_written_after_the_replicate_once(tmp_path: Path) -> None:
+    def score(output: int, ctx: FrozenContext) -> float:
+        ctx.artifacts.add("eval/score.txt", f"scored {output}")
+        return float(output)
+
+    def fn(ctx: FrozenContext) -> int:
+        summarize(produce(ctx.replicate, ctx), ctx)  # step artifacts: written by their steps
+        ctx.artifacts.add("sub/ok.txt", b"x")  # in the experiment body
+        ctx.artifacts.add("summary.txt", "replaced in the body")  # a step's artifact, replaced later
+        if ctx.condition == "hot":
+            raise RuntimeError("after adding artifacts")  # a failed replicate keeps them too
+        return ctx.replicate
+
+    run_experiment(fn, name="body", replicates=2, treatments=TREATMENTS,
+                   evaluators=[score], plugins=[ArtifactPlugin(root_dir=tmp_path)])
+    run = tmp_path / "body" / "v0"
+    files = sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file() and p.name != "metadata.json")
+    steps = [
+        f"{c}/replicate_{r}/{step}/{name}"
+        for c in ("baseline", "hot") for r in range(2)
+        for step, name in (("produce", "model.json"), ("produce", "nested/weights.bin"), ("summarize", "summary.txt"))
+    ]
+    outside = [
+        f"{c}/replicate_{r}/_experiment/{name}"
+        for c in ("baseline", "hot") for r in range(2)
+        for name in ("sub/ok.txt", "summary.txt", *(("eval/score.txt",) if c == "baseline" else ()))
+    ]
+    assert files == sorted([*steps, *outside])
+    assert (run / "baseline/replicate_1/_experiment/sub/ok.txt").read_bytes() == b"x"
+    assert (run / "baseline/replicate_1/_experiment/eval/score.txt").read_text() == "scored 1"
+    assert (run / "hot/replicate_0/_experiment/summary.txt").read_text() == "replaced in the body"
+    assert (run / "hot/replicate_0/summarize/summary.txt").read_text() == "done hot"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"root_dir": 5}, r"ArtifactPlugin: root_dir must be a path \(str or pathlib.Path\) or None, got int 5"),
+        ({"keep": 2}, r"ArtifactPlugin: keep=2 needs versioned=True"),
+        ({"keep": 2, "versioned": False}, r"keep=2 needs versioned=True"),
+    ],
+)
+def test_artifact_plugin_arguments_are_checked_naming_them(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        ArtifactPlugin(**options)

@@ -55,6 +55,41 @@ def test_a_glob_selects_several_treatments(pytester: pytest.Pytester) -> None:
     assert _conditions_of(result) == ["baseline", "model=large,temperature=0.1", "model=large,temperature=0.9"]
 
 
+LIST_SWEEP = """
+    import pytest
+    from pytest_crystallize import grid
+
+    ORDER = []
+
+    @pytest.mark.experiment(replicates=2, treatments=grid(shape=[[3], [3, 4], 3], k=[1, 2]))
+    def experiment_shapes(ctx):
+        ORDER.append(ctx.condition)
+        ctx.metrics.add("one", 1)
+
+    def test_order():
+        print("ORDER", list(dict.fromkeys(ORDER)))
+"""
+
+
+@pytest.mark.parametrize(
+    ("pattern", "chosen"),
+    [
+        ("shape=[3]*", ["shape=[3],k=1", "shape=[3],k=2"]),  # a literal prefix, not the glob class [3]
+        ("shape=[3],k=2", ["shape=[3],k=2"]),  # the exact name
+        ("shape=[3,4]*", ["shape=[3,4],k=1", "shape=[3,4],k=2"]),
+        ("shape=3*", ["shape=3,k=1", "shape=3,k=2"]),
+        ("shape=[[]3*", ["shape=[3],k=1", "shape=[3],k=2", "shape=[3,4],k=1", "shape=[3,4],k=2"]),  # a glob
+    ],
+)
+def test_names_holding_brackets_are_matched_exactly_then_by_literal_prefix_then_as_globs(
+    pytester: pytest.Pytester, pattern: str, chosen: list[str]
+) -> None:
+    pytester.makepyfile(LIST_SWEEP)
+    result = pytester.runpytest("--crystallize", "-s", "-p", "no:randomly", "--crystallize-treatment", pattern)
+    result.assert_outcomes(passed=2)
+    assert _conditions_of(result) == ["baseline", *chosen]
+
+
 def test_the_ini_twin_selects_and_the_command_line_replaces_it(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(SWEEP)
     pytester.makeini("[pytest]\ncrystallize_treatment =\n    model=small,temperature=0.9\n")

@@ -96,3 +96,25 @@ def test_bad_storage_options_are_usage_errors(pytester: pytest.Pytester, args: l
     result = pytester.runpytest("--crystallize", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+
+
+@pytest.mark.parametrize("name", ["test_path.py", "sub/test_path.py", "sub", "thing.py"])
+def test_a_save_name_that_looks_like_a_test_path_is_a_usage_error(pytester: pytest.Pytester, name: str) -> None:
+    pytester.makepyfile(test_path=EXPERIMENT)
+    pytester.mkdir("sub")
+    result = pytester.runpytest("--crystallize", "--crystallize-save", name)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        f"*--crystallize-save: '{name}' looks like a test path, not a run name*write --crystallize-save=NAME*"
+    ])
+    assert not (pytester.path / ".crystallize").exists()
+    pytester.runpytest("--crystallize", "--crystallize-save=fine", "test_path.py").assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize("option", ["crystallize_autosave", "crystallize_gate_strict"])
+def test_a_bad_truth_value_in_the_ini_names_the_option(pytester: pytest.Pytester, option: str) -> None:
+    pytester.makepyfile(test_ini=EXPERIMENT)
+    pytester.makeini(f"[pytest]\n{option} = maybe\n")
+    result = pytester.runpytest("--crystallize")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*ini option {option}: invalid truth value 'maybe'; use true or false*"])

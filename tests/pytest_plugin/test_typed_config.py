@@ -184,3 +184,89 @@ def test_treatments_from_a_configuration_directory(pytester: pytest.Pytester) ->
     result = pytester.runpytest("--crystallize")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*baseline*t*2*0.5*", "*hot*t*2*1.5*"])
+
+
+FACTORY_EXPERIMENTS = """
+    from __future__ import annotations
+
+    from dataclasses import dataclass
+
+    import pytest
+
+    def make_unresolvable():
+        @dataclass
+        class Cfg:
+            x: int = 1
+
+        @pytest.mark.experiment(replicates=2, params={"cfg": {"x": 3}})
+        def experiment_local(ctx, cfg: Cfg):  # 'Cfg' only in the annotation
+            ctx.metrics.add("x", cfg.x)
+
+        return experiment_local
+
+    def make_with_localns():
+        @dataclass
+        class Cfg:
+            x: int = 1
+
+        @pytest.mark.experiment(replicates=2, params={"cfg": {"x": 3}}, localns={"Cfg": Cfg})
+        def experiment_localns(ctx, cfg: Cfg):
+            ctx.metrics.add("x", cfg.x)
+
+        return experiment_localns
+
+    def make_closure():
+        @dataclass
+        class Cfg:
+            x: int = 1
+
+        @pytest.mark.experiment(replicates=2, params={"cfg": {"x": 3}})
+        def experiment_closure(ctx, cfg: Cfg):
+            assert isinstance(cfg, Cfg)  # the body names 'Cfg': found through the closure
+            ctx.metrics.add("x", cfg.x)
+
+        return experiment_closure
+
+    experiment_local = make_unresolvable()
+    experiment_localns = make_with_localns()
+    experiment_closure = make_closure()
+
+    def test_neighbour():
+        pass
+"""
+
+
+def test_a_model_local_to_a_factory_is_a_binding_error_not_a_missing_fixture(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(FACTORY_EXPERIMENTS)
+    result = pytester.runpytest("--crystallize", "-p", "no:randomly")
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines([
+        "*ERROR at setup of experiment_local*",
+        "experiment 'experiment_local': parameter 'cfg': its annotation 'Cfg' cannot be resolved "
+        "(NameError: name 'Cfg' is not defined)*define Cfg at module level*localns={'Cfg': Cfg}*",
+    ])
+    result.stdout.no_fnmatch_line("*fixture 'cfg' not found*")
+    for name in ("experiment_localns", "experiment_closure"):
+        result.stdout.fnmatch_lines([f"*::{name} (2 replicates*: passed"])
+
+
+def test_collect_only_lists_wrongly_defined_experiments_and_keeps_their_neighbours(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(FACTORY_EXPERIMENTS)
+    pytester.makepyfile(test_typo="""
+        import pytest
+        from pytest_crystallize import Treatment
+
+        @pytest.mark.experiment(params={"llm": {"model": "m"}}, treatments=[Treatment("typo", {"llm.modle": "x"})])
+        def experiment_typo(ctx):
+            ctx.metrics.add("one", 1)
+    """)
+    result = pytester.runpytest("--collect-only", "-q", "-p", "no:randomly")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([
+        "crystallize: 2 experiment(s) defined wrongly (each errors at setup):",
+        "  test_collect_only*.py::experiment_local: experiment 'experiment_local': parameter 'cfg': "
+        "its annotation 'Cfg' cannot be resolved*",
+        "  test_typo.py::experiment_typo: experiment 'experiment_typo': treatment 'typo': 'llm.modle' adds a new key "
+        "'modle' under 'llm'*did you mean 'llm.model'?*",
+    ])
+    result.stdout.fnmatch_lines(["*::experiment_local", "*::experiment_localns", "*::test_neighbour", "*5 tests collected*"])

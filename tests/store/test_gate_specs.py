@@ -7,7 +7,8 @@ import sys
 import textwrap
 
 import pytest
-from test_gate_statistics import SAVED_A, result_of
+from scipy import stats
+from test_gate_statistics import NOISE_A, SAVED_A, result_of
 
 from pytest_crystallize import ConfigurationError, Experiment, ResultsError, Treatment, hypothesis
 from pytest_crystallize.core.definition import definition_changes, definition_of, fingerprint
@@ -147,7 +148,7 @@ def test_new_and_changed_experiments_are_reported_not_compared() -> None:
     compared = gate_experiment("x::e", current, definition, specs, record, load)
     assert compared.status == COMPARED
     assert compared.failed
-    assert "2 of 2 compared metric(s) failed: 'acc' in 'baseline' regressed" in gate_failure(compared)
+    assert "2 of 2 gated metric(s) failed: 'acc' in 'baseline' regressed" in gate_failure(compared)
 
 
 def test_an_unreadable_saved_result_fails_the_gate_naming_the_file() -> None:
@@ -164,3 +165,81 @@ def test_an_unreadable_saved_result_fails_the_gate_naming_the_file() -> None:
     assert "0000.parquet: corrupt" in gate_failure(report)
     assert not gate_experiment("x::e", result_of({"baseline": {"acc": SAVED_A}}), definition, [], record,
                                broken, enforced=False).failed
+
+
+def _gated_store(definition: dict[str, object], gate: dict[str, dict[str, object]]) -> tuple[MemoryStore, object]:
+    store = MemoryStore()
+    result = result_of({"baseline": {"acc": SAVED_A, "loss": SAVED_A}, "t": {"acc": SAVED_A + 1, "loss": SAVED_A}})
+    entry = ExperimentRun("x::e", result, definition, fingerprint(definition), gate)
+    return store, store.save(NewRun((entry,), name="main"))
+
+
+def _gate(*specs: GateSpec) -> dict[str, dict[str, object]]:
+    return {s.metric: s.to_dict() for s in specs}
+
+
+HYPOTHESES = [hypothesis("acc", "maximize"), hypothesis("loss", "minimize")]
+SPECS = gate_specs(HYPOTHESES, None, "e")
+
+
+def test_a_changed_treatment_leaves_the_baseline_gated() -> None:
+    store, record = _gated_store(definition_of(define(hypotheses=HYPOTHESES)), _gate(*SPECS))
+    changed = definition_of(define(treatments=[Treatment("t", {"x": 3})], hypotheses=HYPOTHESES))
+    current = result_of({"baseline": {"acc": SAVED_A - 1 + NOISE_A, "loss": SAVED_A}, "t": {"acc": SAVED_A - 5,
+                                                                                          "loss": SAVED_A}})
+    report = gate_experiment("x::e", current, changed, SPECS, record, lambda: store.result(record, "x::e"))
+    assert report.status == COMPARED
+    assert [(r.condition, r.metric, r.status) for r in report.rows] == [
+        ("baseline", "acc", "regressed"), ("t", "acc", "not compared"),
+        ("baseline", "loss", "no change"), ("t", "loss", "not compared"),
+    ]
+    assert report.failed
+    text = "\n".join(gate_lines(report))
+    assert "note (acc: t; loss: t): 't' runs with other inputs than in the saved run: params {'x': 1} -> {'x': 3}" in (
+        text)
+    assert "definition changed since saved run" in text
+    assert "treatment 't': params {'x': 1} -> {'x': 3}" in text
+    # The baseline's p-value is corrected in its own family only: the untested rows are not in it.
+    d = (SAVED_A - 1 + NOISE_A) - SAVED_A
+    assert report.rows[0].p_worse_adjusted == pytest.approx(
+        min(1.0, 2 * stats.ttest_1samp(d, 0, alternative="less").pvalue), rel=1e-9)
+
+
+def test_a_baseline_change_reaches_the_treatments_that_inherit_it() -> None:
+    two = [Treatment("t", {"x": 1}), Treatment("u", {"y": 5})]
+    saved_def = definition_of(define(params={"x": 0, "y": 0}, treatments=two, hypotheses=HYPOTHESES))
+    store = MemoryStore()
+    values = {"acc": SAVED_A, "loss": SAVED_A}
+    saved = result_of({"baseline": values, "t": values, "u": values})
+    record = store.save(NewRun((ExperimentRun("x::e", saved, saved_def, fingerprint(saved_def), _gate(*SPECS)),)))
+    current_def = definition_of(define(params={"x": 2, "y": 0}, treatments=two, hypotheses=HYPOTHESES))
+    report = gate_experiment("x::e", saved, current_def, SPECS, record, lambda: store.result(record, "x::e"))
+    # 't' sets x itself, so the baseline's new x does not reach it; 'u' inherits it.
+    assert {(r.condition, r.status) for r in report.rows} == {
+        ("baseline", "not compared"), ("t", "no change"), ("u", "not compared")}
+    assert "  baseline: params {'x': 0, 'y': 0} -> {'x': 2, 'y': 0}" in report.notes
+    everything = definition_of(define(params={"x": 2, "y": 1}, treatments=two, hypotheses=HYPOTHESES))
+    report = gate_experiment("x::e", saved, everything, SPECS, record, lambda: store.result(record, "x::e"))
+    assert (report.status, report.rows, report.failed) == (CHANGED, (), False)
+    assert gate_experiment("x::e", saved, everything, SPECS, record, lambda: store.result(record, "x::e"),
+                           strict=True, margin=0.1).failed
+
+
+def test_a_changed_hypothesis_only_stops_comparing_metrics_whose_direction_changed() -> None:
+    store, record = _gated_store(definition_of(define(hypotheses=HYPOTHESES)), _gate(*SPECS))
+    flipped = [hypothesis("acc", "maximize", alpha=0.01), hypothesis("loss", "maximize"),
+               hypothesis("latency", "minimize")]
+    specs = gate_specs(flipped, None, "e")
+    current = result_of({"baseline": {"acc": SAVED_A - 1 + NOISE_A, "loss": SAVED_A + 1, "latency": SAVED_A},
+                         "t": {"acc": SAVED_A + 1, "loss": SAVED_A, "latency": SAVED_A}})
+    report = gate_experiment("x::e", current, definition_of(define(hypotheses=flipped)), specs, record,
+                             lambda: store.result(record, "x::e"))
+    assert [(r.condition, r.metric, r.status) for r in report.rows] == [
+        ("baseline", "acc", "regressed"), ("t", "acc", "no change"),
+        ("baseline", "loss", "not compared"), ("t", "loss", "not compared"),
+        ("baseline", "latency", "not compared"), ("t", "latency", "not compared"),
+    ]
+    assert report.rows[2].note == "hypotheses changed its good direction: lower was better, now higher"
+    assert report.rows[4].note == "hypotheses changed and the saved run did not gate this metric"
+    assert report.failed
+    assert "  hypothesis added: 'latency minimize'" in report.notes

@@ -21,9 +21,18 @@ from pytest_crystallize.core.gate import (
     NOT_COMPARED,
     REGRESSED,
     GateReport,
+    GateRow,
     GateSpec,
     compare_results,
+    gate_failure,
+    gate_heading,
+    gate_lines,
+    gate_totals,
 )
+
+# Statuses by value: these tests also run against versions that predate the constants.
+NOT_FINITE, MISSING, NEVER_RECORDED = "not finite", "missing", "never recorded"
+FAILING = {REGRESSED, NOT_FINITE, MISSING, NEVER_RECORDED}
 
 
 def result_of(
@@ -130,20 +139,22 @@ def test_failed_replicates_drop_out_of_both_sides_of_the_pairing() -> None:
     assert row.p_better == pytest.approx(stats.ttest_1samp(NOISE_A[keep], 0, alternative="greater").pvalue, rel=1e-9)
 
 
-def test_statuses_improved_no_change_inconclusive_not_compared_and_strict() -> None:
+def test_statuses_improved_no_change_inconclusive_missing_not_compared_and_strict() -> None:
     saved = result_of({"baseline": {"a": SAVED_A, "b": SAVED_A, "c": SAVED_A, "d": SAVED_A}})
     current = result_of({"baseline": {"a": SAVED_A + 1 + NOISE_A, "b": SAVED_A + NOISE_A / 10,
-                                      "c": SAVED_A - 0.05 + NOISE_A}})
+                                      "c": SAVED_A - 0.05 + NOISE_A, "e": SAVED_A}})
     specs = [GateSpec("a", "higher"), GateSpec("b", "higher"), GateSpec("c", "higher", margin=0.06),
-             GateSpec("d", "higher")]
+             GateSpec("d", "higher"), GateSpec("e", "higher")]
     rows = compare_results(current, saved, specs)
-    assert [r.status for r in rows] == [IMPROVED, NO_CHANGE, INCONCLUSIVE, NOT_COMPARED]
-    assert rows[3].note == "no values of 'd' in the current run"
+    assert [r.status for r in rows] == [IMPROVED, NO_CHANGE, INCONCLUSIVE, MISSING, NOT_COMPARED]
+    assert rows[3].note == "'d' was recorded in 'baseline' in the saved run (25 values) but not in the current run"
+    assert rows[4].note == "no values of 'e' in the saved run"
     common = {"nodeid": "x", "saved_run": "r", "status": "compared", "rows": rows}
-    assert not GateReport(**common).failed
+    assert [r.metric for r in GateReport(**common).failing_rows] == ["d"]
+    assert not GateReport(**common, enforced=False).failed
     strict = GateReport(**common, strict=True)
     assert strict.failed
-    assert [r.metric for r in strict.failing_rows] == ["c", "d"]
+    assert [r.metric for r in strict.failing_rows] == ["c", "d", "e"]
     assert not GateReport(**common, strict=True, enforced=False).failed
 
 
@@ -159,3 +170,93 @@ def test_identical_runs_never_regress_and_reports_survive_json() -> None:
     assert again.to_dict() == report.to_dict()
     assert math.isnan(GateReport.from_dict(report.to_dict() | {"rows": [{**rows[0].to_dict(), "ci_low": None}]})
                       .rows[0].ci_low)
+
+
+def test_non_finite_current_values_fail_the_gate_naming_metric_condition_and_replicates() -> None:
+    saved = result_of({"baseline": {"acc": SAVED_A[:6]}, "t": {"acc": SAVED_B[:6]}})
+    current_a = SAVED_A[:6].copy()
+    current_a[[0, 1, 3, 5]] = [math.nan, math.nan, math.inf, math.nan]
+    current = result_of({"baseline": {"acc": current_a}, "t": {"acc": SAVED_B[:6] + NOISE_B[:6]}})
+    rows = compare_results(current, saved, [GateSpec("acc", "higher")])
+    assert [r.status for r in rows] == [NOT_FINITE, NO_CHANGE]
+    bad = rows[0]
+    assert (bad.n_saved, bad.n_current) == (6, 2)  # what was found, untested
+    assert math.isnan(bad.p_worse)
+    assert "4 non-finite value(s) (inf and nan) of 'acc' in 'baseline', of 6: replicate(s) 0, 1, 3, 5" in bad.note
+    # The untested row stays out of the correction family: the other row is as if alone.
+    expected = stats.ttest_1samp(NOISE_B[:6], 0, alternative="greater").pvalue
+    assert rows[1].p_better_adjusted == pytest.approx(expected, rel=1e-9)
+    report = GateReport("x", "r", "compared", rows=rows)
+    assert report.failed
+    assert [r.metric for r in report.failing_rows] == ["acc"]
+    all_nan = result_of({"baseline": {"acc": [math.nan] * 6}, "t": {"acc": SAVED_B[:6]}})
+    rows = compare_results(all_nan, saved, [GateSpec("acc", "higher")])
+    assert rows[0].status == NOT_FINITE
+    assert GateReport("x", "r", "compared", rows=rows).failed
+
+
+def test_non_finite_saved_values_are_left_out_with_a_note() -> None:
+    saved_a = SAVED_A[:8].copy()
+    saved_a[[2, 5]] = math.nan
+    saved = result_of({"baseline": {"acc": saved_a}})
+    current = result_of({"baseline": {"acc": SAVED_A[:8] + NOISE_A[:8]}})
+    (row,) = compare_results(current, saved, [GateSpec("acc", "higher")])
+    keep = ~np.isin(np.arange(8), [2, 5])
+    assert row.paired
+    assert (row.n_saved, row.n_current) == (6, 6)
+    expected = stats.ttest_1samp(NOISE_A[:8][keep], 0, alternative="greater").pvalue
+    assert row.p_better == pytest.approx(expected, rel=1e-9)
+    assert "the saved run has 2 non-finite value(s) of 'acc' in 'baseline' (replicate(s) 2, 5): left out" in row.note
+    assert "paired on the 6 replicates both runs have; left out 2 current-only replicate(s)" in row.note
+    assert row.status not in FAILING
+    nothing = result_of({"baseline": {"acc": [math.nan] * 8}})
+    (row,) = compare_results(current, nothing, [GateSpec("acc", "higher")])
+    assert row.status == NOT_COMPARED
+    assert "8 non-finite value(s)" in row.note
+
+
+def test_a_metric_that_disappeared_fails_and_one_never_recorded_is_named() -> None:
+    saved = result_of({"baseline": {"acc": SAVED_A, "loss": SAVED_B}, "t": {"acc": SAVED_A, "loss": SAVED_B}})
+    current = result_of({"baseline": {"acc": SAVED_A, "loss": SAVED_B}, "t": {"acc": SAVED_A}})
+    specs = [GateSpec("acc", "higher"), GateSpec("loss", "lower"), GateSpec("acc_typo", "higher", source="gate=")]
+    rows = compare_results(current, saved, specs)
+    assert [(r.condition, r.metric, r.status) for r in rows] == [
+        ("baseline", "acc", NO_CHANGE), ("t", "acc", NO_CHANGE), ("baseline", "loss", NO_CHANGE),
+        ("t", "loss", MISSING), ("baseline", "acc_typo", NEVER_RECORDED), ("t", "acc_typo", NEVER_RECORDED),
+    ]
+    assert rows[3].note == "'loss' was recorded in 't' in the saved run (25 values) but not in the current run"
+    assert rows[4].note == ("neither run recorded 'acc_typo': check the gate= key or the hypothesis' metric "
+                            "(recorded metrics: 'acc', 'loss')")
+    report = GateReport("x", "r", "compared", rows=rows)
+    assert report.failed
+    assert [(r.condition, r.metric) for r in report.failing_rows] == [
+        ("t", "loss"), ("baseline", "acc_typo"), ("t", "acc_typo")]
+    text = "\n".join(gate_lines(report))
+    assert "note (acc_typo: baseline, t): neither run recorded 'acc_typo'" in text
+    assert "MISSING" in text
+    assert "NEVER RECORDED" in text
+    assert "3 of 6 gated metric(s) failed: 'loss' in 't' missing, 'acc_typo' in 'baseline' never recorded" in (
+        gate_failure(report))
+    assert gate_totals([report]) == ("0 regressed, 0 improved of 3 compared metric(s) in 1 experiment; "
+                                     "1 missing, 2 never recorded metric(s); 1 failed the gate")
+
+
+def test_more_replicates_now_pair_on_the_common_ones_and_say_so() -> None:
+    saved = result_of({"baseline": {"acc": SAVED_A[:20]}})
+    longer = np.concatenate([SAVED_A[:20] + NOISE_A[:20], RNG.normal(10, 1, 20)])
+    current = result_of({"baseline": {"acc": longer}})
+    (row,) = compare_results(current, saved, [GateSpec("acc", "higher")])
+    assert row.paired
+    assert (row.n_saved, row.n_current) == (20, 20)
+    expected = stats.ttest_1samp(NOISE_A[:20], 0, alternative="greater").pvalue
+    assert row.p_better == pytest.approx(expected, rel=1e-9)
+    assert row.note.endswith("paired on the 20 replicates both runs have; left out 20 current-only replicate(s) "
+                             "without a partner")
+
+
+def test_totals_count_only_compared_rows_and_name_the_rest() -> None:
+    rows = (GateRow("baseline", "a", "higher", NOT_COMPARED), GateRow("t", "a", "higher", NOT_COMPARED))
+    report = GateReport("x", "r", "compared", rows=rows)
+    assert gate_totals([report]) == ("0 regressed, 0 improved of 0 compared metric(s) in 1 experiment; "
+                                     "2 not compared metric(s); gate passed")
+    assert gate_heading(report) == "vs saved run r: 2 not compared -> gate passed"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -213,3 +214,109 @@ def test_the_memory_store_follows_the_same_protocol() -> None:
     assert memory.find("m").id == record.id == memory.find("latest").id
     assert memory.result(record, "test_x.py::exp_0") == make_result("exp_0")
     assert memory.listing().runs == (record,)
+
+
+def test_latest_and_names_never_skip_a_corrupt_newest_run(store: DirectoryStore) -> None:
+    old_main = store.save(new_run("main"))
+    feature = store.save(new_run("feature"))
+    new_main = store.save(new_run("main"))
+    record_file = Path(new_main.location) / "run.json"
+    data = json.loads(record_file.read_text())
+    data["experiments"][0]["master_seed"] = "three"  # still shows its name
+    record_file.write_text(json.dumps(data))
+    for reference in ("latest", "main"):
+        with pytest.raises(ResultsError) as info:
+            store.find(reference)
+        message = str(info.value)
+        assert f"the newest run matching {reference!r} cannot be read: {record_file}: malformed run record" in message
+        assert "master_seed is 'three', expected an integer >= 0" in message
+        assert "Delete or repair that run, or name another run (e.g. by its id)" in message
+    assert store.find("feature").id == feature.id  # another name is not affected
+    assert store.find(old_main.id).id == old_main.id  # an older run by id still works
+    for reference in (new_main.id, new_main.id[:-3]):  # by id or unique id prefix: an error naming the file
+        with pytest.raises(ResultsError, match=rf"run {new_main.id} in .* cannot be read: .*master_seed"):
+            store.find(reference)
+    assert store.find(feature.id[:-3]).id == feature.id
+    record_file.write_text("{ garbage")  # its name cannot be read any more: it may be any name's newest
+    with pytest.raises(ResultsError, match=r"a saved run that may be the newest 'feature' \(its name cannot be read\)"):
+        store.find("feature")
+    shutil.rmtree(new_main.location)
+    (store.runs_dir / "zz-not-a-run").mkdir()  # no time to be newer by: listed as a problem, never in the way
+    assert store.find("latest").id == feature.id
+    assert any("zz-not-a-run" in problem for problem in store.listing().problems)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("master_seed", float("nan"), "NaN is not valid in strict JSON"),
+        ("master_seed", 1.5, "master_seed is 1.5, expected an integer >= 0"),
+        ("replicates", -1, "replicates is -1, expected an integer >= 0"),
+        ("passed", "yes", "passed is 'yes', expected true or false"),
+        ("sha256", None, "sha256 is None, expected a string"),
+        ("gate", {"score": {"metric": "score", "better": "up"}}, "better is 'up'"),
+        ("gate", {"score": [1]}, "expected a gate spec of that metric"),
+        ("definition", {"conditions": "baseline"}, "definition: conditions is 'baseline'"),
+    ],
+)
+def test_malformed_record_fields_are_refused_naming_the_field(
+    store: DirectoryStore, field: str, value: object, message: str
+) -> None:
+    record = store.save(new_run("main"))
+    path = Path(record.location) / "run.json"
+    data = json.loads(path.read_text())
+    data["experiments"][0][field] = value
+    path.write_text(json.dumps(data))  # json.dumps writes NaN unless told not to
+    with pytest.raises(ResultsError, match=re.escape(message)) as info:
+        store.read_record(Path(record.location))
+    assert str(path) in str(info.value)
+    assert store.listing().runs == ()
+
+
+def _rewrite_header(path: Path, change: object) -> None:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    header = json.loads(table.schema.metadata[b"pytest_crystallize"])
+    header = change(header) if callable(change) else change
+    pq.write_table(table.replace_schema_metadata({b"pytest_crystallize": json.dumps(header).encode()}), path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (["a", "list"], "not a pytest-crystallize result (its header is a list, not an object)"),
+        (lambda h: {**h, "conditions": ["baseline"]}, "column 'condition' holds values from 0 to 1, expected between "
+                                                        "0 and 0"),
+        (lambda h: {**h, "metrics": []}, "column 'metric' holds values from 0 to 0, expected between"),
+        (lambda h: {**h, "provenance": {**h["provenance"], "master_seed": "x"}},
+         "Provenance.master_seed is 'x', expected int"),
+        (lambda h: {**h, "provenance": [1]}, "malformed result header"),
+        (lambda h: {**h, "conditions": ["baseline", 3]}, "conditions must be distinct strings"),
+        (lambda h: {**h, "errors": [{"condition": "t", "replicate": "one", "error_type": "E", "message": "m",
+                                     "traceback": ""}]}, "ReplicateError.replicate is 'one', expected int"),
+    ],
+)
+def test_a_result_file_with_a_malformed_header_is_refused_naming_it(
+    tmp_path: Path, change: object, message: str
+) -> None:
+    path = tmp_path / "r.parquet"
+    make_result().to_parquet(path)
+    _rewrite_header(path, change)
+    with pytest.raises(ResultsError, match=re.escape(message)) as info:
+        ExperimentResult.from_parquet(path)
+    assert str(path) in str(info.value)
+
+
+def test_result_records_with_wrong_types_or_codes_are_refused() -> None:
+    data = make_result().to_dict()
+    for column, values, message in [
+        ("condition", [0.5] * 16, "column 'condition' holds float64 values, expected integers"),
+        ("metric", [3] * 16, "column 'metric' holds values from 3 to 3, expected between 0 and 0"),
+        ("replicate", [-1] * 16, "column 'replicate' holds values from -1 to -1, expected >= 0"),
+        ("tags", ["not json"] * 16, "tags must be JSON object text or null"),
+        ("value", [True] * 16, "value True is not a number"),
+    ]:
+        broken = {**data, "records": {**data["records"], column: values}}
+        with pytest.raises(ResultsError, match=re.escape(message)):
+            ExperimentResult.from_dict(broken, source="here")

@@ -100,14 +100,22 @@ def aligned_values(
         # Omitting non-finite values drops a replicate from one side: drop it from both (pairwise).
         common = np.intersect1d(base_rep, treat_rep)
         keep_b, keep_t = np.isin(base_rep, common), np.isin(treat_rep, common)
-        base_rep, base_val, treat_rep, treat_val = base_rep[keep_b], base_val[keep_b], treat_rep[keep_t], treat_val[keep_t]
+        base_rep, base_val = base_rep[keep_b], base_val[keep_b]
+        treat_rep, treat_val = treat_rep[keep_t], treat_val[keep_t]
     paired = len(base_rep) > 0 and np.array_equal(base_rep, treat_rep)
     return Aligned(base_val, treat_val, base_rep, treat_rep, paired=paired, per_replicate=max(k_base, k_treat))
 
 
-def _missing(result: ExperimentResult, metric: str, conditions: list[str]) -> str:
-    recorded = ", ".join(repr(m) for m in result.metrics) or "none"
+def _missing(result: ExperimentResult, metric: str, conditions: list[str], pair: tuple[str, str]) -> str:
     where = " and ".join(repr(c) for c in conditions)
+    if any(len(result.select(metric, c)[0]) for c in conditions):  # recorded, then left out as failed
+        failed = sorted({e.replicate for e in result.errors if e.condition in pair})
+        shown = ", ".join(map(str, failed[:10])) + (", ..." if len(failed) > 10 else "")
+        return (
+            f"metric missing: every replicate of {where} that recorded {metric!r} failed, in {pair[0]!r} or "
+            f"{pair[1]!r}, and a failed replicate is left out of both (failed replicates: {shown}; see the errors)"
+        )
+    recorded = ", ".join(repr(m) for m in result.metrics) or "none"
     return f"metric missing: no replicate of {where} recorded {metric!r} (recorded metrics: {recorded})"
 
 
@@ -127,7 +135,7 @@ def _compare(experiment: Experiment, result: ExperimentResult, h: Hypothesis, tr
     baseline, treated, paired = aligned.baseline, aligned.treatment, aligned.paired
     empty = [c for c, v in ((BASELINE, baseline), (treatment, treated)) if len(v) == 0]
     if empty:
-        return _Pending(h, treatment, None, _missing(result, h.metric, empty), None, "")
+        return _Pending(h, treatment, None, _missing(result, h.metric, empty, (BASELINE, treatment)), None, "")
     try:
         comparison = compare(
             baseline, treated, test=h.test, direction=h.direction,

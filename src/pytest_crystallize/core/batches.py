@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import CoroutineType
 from typing import Any, Final, TypeVar
 
 import pluggy
@@ -36,6 +37,7 @@ from pytest_crystallize.core.experiment import Condition, Experiment
 from pytest_crystallize.core.pipeline import STEP_ATTRIBUTE
 from pytest_crystallize.core.results import ReplicateError
 from pytest_crystallize.core.seeds import ReplicateSeeds
+from pytest_crystallize.errors import ConfigurationError
 
 __all__ = [
     "WORKER_HOOKS",
@@ -171,6 +173,7 @@ class BatchRunner:
         self._bindings = experiment.bindings
         self._evaluators = experiment.evaluators
         self._source_names = tuple(experiment.datasources)
+        self._sync_function = not inspect.iscoroutinefunction(experiment.function)
         self._init_hooks()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -258,6 +261,8 @@ class BatchRunner:
             if self._bindings:
                 self._bind(ctx, kwargs)
             outcome = self.experiment.function(**kwargs)
+            if ctx.step_coroutines is not None or (outcome is not None and isinstance(outcome, CoroutineType)):
+                _check_awaited(self.experiment, ctx, outcome, returned_ok=False)
             if self._evaluators:
                 evaluate_sync(self._evaluators, outcome, ctx, self._sources(kwargs))
         except Exception as exc:
@@ -283,6 +288,8 @@ class BatchRunner:
             if self._bindings:
                 self._bind(ctx, kwargs)
             outcome = self.experiment.function(**kwargs)
+            if self._sync_function and ctx.step_coroutines is not None:
+                _check_awaited(self.experiment, ctx, outcome, returned_ok=True)
             if inspect.isawaitable(outcome):
                 outcome = await outcome
             if self._evaluators:
@@ -304,6 +311,39 @@ class BatchRunner:
             message=_safe_str(exc), traceback=_user_frames_only(exc),
             step=_safe_step(exc),
         )
+
+
+def _check_awaited(experiment: Experiment, ctx: FrozenContext, outcome: Any, *, returned_ok: bool) -> None:
+    """Raise ConfigurationError when a sync experiment function left a coroutine nobody awaits.
+
+    An ``async def`` step called from a plain ``def`` experiment returns a
+    coroutine that never runs: without this, only Python's "coroutine was
+    never awaited" warning and a missing metric would say so. ``returned_ok``:
+    the caller awaits the returned ``outcome`` itself (the async run path).
+    """
+    pending = [
+        (name, coroutine) for name, coroutine in ctx.step_coroutines or ()
+        if inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED
+        and not (returned_ok and coroutine is outcome)
+    ]
+    if pending:
+        for _, coroutine in pending:
+            coroutine.close()  # never ran: closing it silences "never awaited"
+        name = pending[0][0]
+        msg = (
+            f"async step {name!r} called from the sync experiment {experiment.name!r}, so nothing awaited "
+            f"it and it never ran: make the experiment function 'async def' and 'await' the step"
+        )
+        error = ConfigurationError(msg)
+        setattr(error, STEP_ATTRIBUTE, name)
+        raise error
+    if not returned_ok and isinstance(outcome, CoroutineType):
+        outcome.close()
+        msg = (
+            f"experiment {experiment.name!r}: its function is a plain 'def' but returned a coroutine, "
+            f"which nothing awaits: make it 'async def' and await what it calls"
+        )
+        raise ConfigurationError(msg)
 
 
 def _safe_str(exc: BaseException) -> str:

@@ -15,9 +15,15 @@ silently dropped (a Pydantic model whose ``model_config`` sets ``extra``
 decides for itself). How values are checked is
 :mod:`~pytest_crystallize.core.models`. Optional fields,
 ``from __future__ import annotations`` and models defined inside functions
-work: annotations are resolved with the function's globals, its closure and
-the locals of the scope that defined it when known (``run_experiment``'s
-caller, a step's defining function).
+work: annotations are resolved with the function's globals, its closure
+(the names its body uses from the enclosing function) and ``localns``: the
+locals of the scope that defined it when known (``run_experiment``'s caller,
+a step's defining function) or given (``localns=`` on ``run_experiment`` and
+``@pytest.mark.experiment``). A class that the enclosing function defined
+but the body never uses is none of these once that function has returned
+(``from __future__ import annotations`` resolves annotations late): such a
+parameter is reported by :func:`unresolved_message`, naming the missing
+class, never treated as a fixture or a datasource.
 
 The model is built afresh for every replicate, from copies of the context's
 nested mappings and lists, so one replicate never sees another's changes.
@@ -34,7 +40,9 @@ from typing import Annotated, Any, Final, Protocol, Union, get_args, get_origin
 from pytest_crystallize.core.models import build, field_names, is_model, resolve_fields
 from pytest_crystallize.errors import ConfigurationError
 
-__all__ = ["Bind", "Binding", "Values", "parameter_bindings", "resolve_annotations"]
+__all__ = [
+    "Bind", "Binding", "Unresolved", "Values", "parameter_bindings", "resolve_annotations", "unresolved_message",
+]
 
 _MISSING: Final = object()
 
@@ -127,14 +135,48 @@ class Binding:
             raise ConfigurationError(msg) from None
 
 
+@dataclass(frozen=True, slots=True)
+class Unresolved:
+    """An annotation that could not be resolved: its text, the missing name (when known) and the error."""
+
+    annotation: str
+    name: str | None
+    error: str
+
+    def __str__(self) -> str:
+        return self.error
+
+
+def unresolved_message(where: str, parameter: str, problem: Unresolved) -> str:
+    """Why ``parameter`` of ``where`` cannot be bound, and how to fix it."""
+    name = problem.name
+    text = (
+        f"{where}: parameter {parameter!r}: its annotation {problem.annotation!r} cannot be resolved "
+        f"({problem.error}), so it cannot be bound from the context, and no datasource, argument or "
+        f"fixture has its name. "
+    )
+    if name is None:
+        return text + (
+            "Fix the annotation, or pass localns={...} with the names it uses to run_experiment(...) "
+            "or @pytest.mark.experiment(...)"
+        )
+    return text + (
+        f"A class defined inside a function is not visible once that function has returned "
+        f"(annotations are resolved late under 'from __future__ import annotations'): define {name} "
+        f"at module level (not only under TYPE_CHECKING), or pass localns={{{name!r}: {name}}} to "
+        f"run_experiment(...) or @pytest.mark.experiment(...)"
+    )
+
+
 def resolve_annotations(
     function: Callable[..., Any], localns: Mapping[str, Any] | None = None
-) -> tuple[dict[str, Any], dict[str, str]]:
+) -> tuple[dict[str, Any], dict[str, Unresolved]]:
     """Return ``(hints, problems)``: the function's resolved annotations, and why others failed.
 
     Resolved with the function's globals, its closure and ``localns``; an
     annotation that cannot be resolved (a name only imported under
-    ``TYPE_CHECKING``) is left out and its error kept, never raised.
+    ``TYPE_CHECKING``, a class local to a function that has returned) is left
+    out and its problem kept, never raised.
     """
     annotations = getattr(function, "__annotations__", None)
     if not annotations:
@@ -145,19 +187,24 @@ def resolve_annotations(
         return typing.get_type_hints(function, globalns, local, include_extras=True), {}
     except Exception:  # any failure: resolve them one by one to learn which
         hints: dict[str, Any] = {}
-        problems: dict[str, str] = {}
+        problems: dict[str, Unresolved] = {}
         for name, annotation in annotations.items():
             holder = types.SimpleNamespace(__annotations__={name: annotation})
             try:
                 hints.update(typing.get_type_hints(holder, globalns, local, include_extras=True))
             except Exception as exc:  # reported, not raised
-                problems[name] = f"{type(exc).__name__}: {exc}"
+                missing = getattr(exc, "name", None) if isinstance(exc, NameError) else None
+                text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", repr(annotation))
+                problems[name] = Unresolved(
+                    annotation=text, name=missing if isinstance(missing, str) else None,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
         return hints, problems
 
 
 def parameter_bindings(
     function: Callable[..., Any], localns: Mapping[str, Any] | None = None, *, skip: tuple[str, ...] = ()
-) -> tuple[dict[str, Binding], dict[str, str]]:
+) -> tuple[dict[str, Binding], dict[str, Unresolved]]:
     """The bindings of ``function``'s parameters (not those in ``skip``), and unresolved annotations.
 
     Raises ConfigurationError when ``Bind(...)`` annotates a type that is

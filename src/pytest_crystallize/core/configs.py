@@ -18,7 +18,10 @@ Two layouts:
 Loading is safe (``yaml.safe_load``'s loader, ``tomllib``, ``json``): no
 code runs. Nothing is dropped silently: an unknown key, a duplicate key or
 treatment name, a value of the wrong shape or another file in the directory
-is a ConfigurationError naming the file and the key. YAML needs PyYAML
+is a ConfigurationError naming the file and the key. Treatments from files
+follow the rules of :mod:`~pytest_crystallize.core.treatments` like any
+other: a new key under a mapping of the baseline is refused when the
+experiment is defined (where typed bindings are known). YAML needs PyYAML
 (``pip install 'pytest-crystallize[config]'``), imported only to read YAML.
 """
 
@@ -110,6 +113,9 @@ def read_file(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         msg = f"{path}: cannot be read: {exc}"
         raise ConfigurationError(msg) from None
+    if kind == "yaml" and not _has_yaml():
+        msg = f"reading {path} needs PyYAML: pip install 'pytest-crystallize[config]' (or pyyaml)"
+        raise ConfigurationError(msg)
     try:
         data = _parse(kind, text)
     except ValueError as exc:
@@ -132,15 +138,20 @@ def _parse(kind: str, text: str) -> Any:
         import tomllib
 
         return tomllib.loads(text)  # TOML itself forbids repeated keys
-    try:
-        import yaml
-    except ImportError:
-        msg = "reading YAML needs PyYAML: pip install 'pytest-crystallize[config]' (or pyyaml)"
-        raise ConfigurationError(msg) from None
+    import yaml
+
     try:
         return yaml.load(text, Loader=_unique_key_loader())  # a SafeLoader subclass: safe
     except yaml.YAMLError as exc:
         raise ValueError(str(exc)) from None
+
+
+def _has_yaml() -> bool:
+    try:
+        import yaml  # noqa: F401 - only whether it imports
+    except ImportError:
+        return False
+    return True
 
 
 def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -185,6 +196,7 @@ def _unique_key_loader() -> type:
 def _load_directory(path: Path) -> LoadedConfig:
     params: dict[str, Any] = {}
     treatments = []
+    origins: dict[str, Path] = {}
     for file in sorted(path.iterdir(), key=lambda p: p.name):
         if file.name.startswith("."):
             continue
@@ -194,15 +206,31 @@ def _load_directory(path: Path) -> LoadedConfig:
                 f"configuration directory {str(path)!r}; move it out so nothing is ignored silently"
             )
             raise ConfigurationError(msg)
+        if file.stem in origins:
+            what = "the baseline" if file.stem == BASELINE else f"treatment {file.stem!r}"
+            msg = (
+                f"{origins[file.stem]} and {file} both define {what} in the configuration directory "
+                f"{str(path)!r}; keep one of them"
+            )
+            raise ConfigurationError(msg)
+        origins[file.stem] = file
         values = _mapping(file, "the top level", read_file(file))
         if file.stem == BASELINE:
             params = values
             continue
         treatments.append(_make(file, file.stem, file.stem, values, None))
-    return _finish(path, params, treatments)
+    if not origins:
+        msg = (
+            f"configuration directory {str(path)!r} holds no configuration file ({', '.join(SUFFIXES)}): "
+            f"add one file per treatment (and baseline.* for the baseline's values)"
+        )
+        raise ConfigurationError(msg)
+    return _finish(path, params, treatments, origins)
 
 
-def _finish(path: Path, params: dict[str, Any], treatments: list[Treatment]) -> LoadedConfig:
+def _finish(
+    path: Path, params: dict[str, Any], treatments: list[Treatment], origins: Mapping[str, Path] | None = None
+) -> LoadedConfig:
     seen: dict[str, int] = {}
     for treatment in treatments:
         if treatment.name == BASELINE:
@@ -216,7 +244,7 @@ def _finish(path: Path, params: dict[str, Any], treatments: list[Treatment]) -> 
     try:
         merge_params({}, params, "params")  # a bad dotted path fails here, naming the file
     except CrystallizeError as exc:
-        msg = f"{path}: {exc}"
+        msg = f"{(origins or {}).get(BASELINE, path)}: {exc}"
         raise ConfigurationError(msg) from None
     return LoadedConfig(source=str(path), params=MappingProxyType(params), treatments=tuple(treatments))
 

@@ -227,6 +227,7 @@ class FrozenContext:
         "_sink",
         "_sink_start",
         "_values",
+        "step_coroutines",
         "step_hooks",
     )
 
@@ -254,6 +255,9 @@ class FrozenContext:
         self._artifacts: Artifacts | None = None
         #: The run's step-hook caller, or None when no plugin watches steps.
         self.step_hooks = step_hooks
+        #: ``(step name, coroutine)`` of each ``async def`` step called with this context
+        #: (None until one is): a sync replicate checks that each was awaited.
+        self.step_coroutines: list[tuple[str, Any]] | None = None
 
     # -- identity ---------------------------------------------------------
     @property

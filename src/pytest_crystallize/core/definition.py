@@ -1,10 +1,11 @@
 """What an experiment claims and compares, as plain data with a fingerprint.
 
-A saved run stores, for each experiment, the *definition* of its hypotheses
-and treatments (plain JSON) and a short fingerprint of it. Comparing a later
-run with the saved one is only meaningful when both have the same
-definition; when the fingerprints differ, :func:`definition_changes` says
-what changed, in words, instead of the runs being compared silently.
+A saved run stores, for each experiment, the *definition* of its hypotheses,
+treatments and the inputs of each condition (plain JSON) and a short
+fingerprint of it. When the fingerprints differ, :func:`definition_changes`
+says what changed, in words, and :func:`changed_conditions` which conditions
+(baseline or treatment) now run with other inputs: the gate leaves only
+those uncompared instead of comparing them silently.
 
 Values are described by stable text: callables and datasources by their
 qualified names, other objects by ``repr`` with memory addresses removed, so
@@ -17,13 +18,13 @@ import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from pytest_crystallize.core.experiment import Experiment
 
-__all__ = ["definition_changes", "definition_of", "fingerprint"]
+__all__ = ["changed_conditions", "definition_changes", "definition_of", "definition_problem", "fingerprint"]
 
 #: Hypothesis fields that change what is reported, not what is tested.
 _IGNORED_HYPOTHESIS_FIELDS: Final = frozenset({"mde"})
@@ -60,12 +61,38 @@ def _fields(obj: Any, ignored: frozenset[str] = frozenset()) -> dict[str, Any]:
 
 
 def definition_of(experiment: Experiment) -> dict[str, Any]:
-    """The hypotheses and treatments of ``experiment`` as plain JSON data."""
+    """The hypotheses and treatments of ``experiment`` as plain JSON data.
+
+    ``inputs`` holds what each condition runs with: its context values (the
+    baseline's params, merged with a treatment's) and its datasources. A
+    condition is comparable with a saved run when its inputs are unchanged.
+    """
     return {
         "conditions": list(experiment.condition_names),
+        "inputs": {
+            c.name: {"params": _stable(c.values), "datasources": _stable(dict(c.datasources))}
+            for c in experiment.conditions()
+        },
         "treatments": {t.name: _fields(t) for t in experiment.treatments},
         "hypotheses": [_fields(h, _IGNORED_HYPOTHESIS_FIELDS) for h in experiment.hypotheses],
     }
+
+
+def definition_problem(definition: Mapping[str, Any]) -> str | None:
+    """What is wrong with the shape of a loaded definition, or None (absent keys are fine)."""
+    def objects(value: object) -> bool:
+        return isinstance(value, Mapping) and all(isinstance(v, Mapping) for v in value.values())
+
+    checks: dict[str, Callable[[Any], bool]] = {
+        "conditions": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        "treatments": objects,
+        "inputs": objects,
+        "hypotheses": lambda v: isinstance(v, list) and all(isinstance(x, Mapping) for x in v),
+    }
+    for key, check in checks.items():
+        if key in definition and not check(definition[key]):
+            return f"definition: {key} is {definition[key]!r:.60}, not what pytest-crystallize writes"
+    return None
 
 
 def fingerprint(definition: Mapping[str, Any]) -> str:
@@ -74,9 +101,41 @@ def fingerprint(definition: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _inputs(definition: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    inputs = definition.get("inputs")
+    return inputs if isinstance(inputs, Mapping) else None
+
+
+def changed_conditions(saved: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, str]:
+    """The conditions of both definitions whose inputs differ, each with what changed.
+
+    A treatment also changes when a baseline change reaches it (a param it
+    does not set, a datasource it does not swap). Without ``inputs`` on
+    either side (a definition saved by an older version) every shared
+    condition counts as changed.
+    """
+    old, new = _inputs(saved), _inputs(current)
+    names = [n for n in current.get("conditions") or () if n in (saved.get("conditions") or ())]
+    if old is None or new is None:
+        return {str(n): "the saved run does not describe the inputs of its conditions" for n in names}
+    changed = {}
+    for name in (n for n in new if n in old and old[n] != new[n]):
+        before, after = old[name], new[name]
+        if not isinstance(before, Mapping) or not isinstance(after, Mapping):
+            changed[name] = f"inputs {before!r} -> {after!r}"
+            continue
+        keys = sorted(set(before) | set(after))
+        changed[name] = "; ".join(f"{k} {before.get(k)!r} -> {after.get(k)!r}" for k in keys
+                                  if before.get(k) != after.get(k))
+    return changed
+
+
 def definition_changes(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """What differs between two definitions, one readable line per change."""
     changes: list[str] = []
+    old_base, new_base = (_inputs(d) or {} for d in (saved, current))
+    if old_base.get("baseline") != new_base.get("baseline") and old_base and new_base:
+        changes.append(f"baseline: {changed_conditions(saved, current).get('baseline', 'inputs changed')}")
     old_t: Mapping[str, Any] = saved.get("treatments") or {}
     new_t: Mapping[str, Any] = current.get("treatments") or {}
     changes += [f"treatment {name!r} added" for name in new_t if name not in old_t]

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
-from pytest_crystallize.core.binding import Binding, parameter_bindings
+from pytest_crystallize.core.binding import Binding, parameter_bindings, unresolved_message
 from pytest_crystallize.core.context import BUILTIN_KEYS
 from pytest_crystallize.core.datasources import DataSource, registered_datasources
 from pytest_crystallize.core.evaluators import Evaluator, check_evaluators
 from pytest_crystallize.core.hypotheses import Hypothesis, attached_hypotheses
+from pytest_crystallize.core.models import field_names
 from pytest_crystallize.core.seeds import DEFAULT_SEED
 from pytest_crystallize.core.sequential import SPENDING, SequentialDesign
 from pytest_crystallize.core.treatments import BASELINE, Treatment, check_treatments, merge_params
@@ -37,6 +38,7 @@ __all__ = [
     "choose_conditions",
     "matching_treatments",
     "name_matches",
+    "pattern_matches",
 ]
 
 DEFAULT_REPLICATES: Final = 30
@@ -137,7 +139,10 @@ class Experiment:
         A parameter annotated with a dataclass or a Pydantic model (and not a
         datasource or given argument) is bound from the context (see
         :mod:`~pytest_crystallize.core.binding`); ``localns`` helps resolve
-        annotations naming classes defined inside a function. Each condition's
+        annotations naming classes defined inside a function. A parameter
+        without a default whose annotation cannot be resolved, and that no
+        datasource or argument fills, is a ConfigurationError naming the
+        missing class (never a silent fallback). Each condition's
         model is built here once, naming the treatment and field that fail.
         ``evaluators`` score the function's return value per replicate (see
         :mod:`~pytest_crystallize.core.evaluators`).
@@ -200,6 +205,9 @@ class Experiment:
                 f"{where}: has hypotheses but no treatments to compare with the baseline; "
                 f"add treatments=[Treatment(...)] or remove the hypotheses"
             )
+            raise ConfigurationError(msg)
+        if localns is not None and not isinstance(localns, Mapping):
+            msg = f"{where}: localns must be a mapping of names, e.g. {{'Config': Config}}; got {localns!r:.60}"
             raise ConfigurationError(msg)
         takes_ctx, sources, fixed, bound = _resolve_parameters(
             where, function, dict(datasources or {}), dict(arguments or {}), lookup, localns
@@ -278,8 +286,14 @@ class Experiment:
         )
 
     def conditions(self) -> tuple[Condition, ...]:
-        """The baseline and each treatment with their values and datasources."""
+        """The baseline and each treatment with their values and datasources.
+
+        Raises TreatmentError when a treatment adds a key to a mapping of the
+        baseline that no typed binding reads (a typo, most often; see
+        :func:`~pytest_crystallize.core.treatments.merge_params`).
+        """
         parameters = tuple(self.datasources)
+        bound = _bound_paths(self.bindings)
         out = [Condition(BASELINE, 0, self.params, tuple(self.datasources.items()))]
         for code, treatment in enumerate(self.treatments, start=1):
             try:
@@ -289,12 +303,27 @@ class Experiment:
                 raise TreatmentError(msg) from None
             sources = {**self.datasources, **swaps}
             try:
-                values = MappingProxyType(merge_params(self.params, treatment.params, f"treatment {treatment.name!r}"))
+                values = MappingProxyType(
+                    merge_params(self.params, treatment.params, f"treatment {treatment.name!r}", open_paths=bound)
+                )
             except TreatmentError as exc:
                 msg = f"experiment {self.name!r}: {exc}"
                 raise TreatmentError(msg) from None
             out.append(Condition(treatment.name, code, values, tuple(sources.items())))
         return tuple(out)
+
+
+def _bound_paths(bindings: Iterable[Binding]) -> tuple[tuple[str, ...], ...]:
+    """The context paths typed bindings read (their models check the keys there)."""
+    out: list[tuple[str, ...]] = []
+    for binding in bindings:
+        if binding.path:
+            out.append(binding.path)
+            continue
+        if binding.path is None:
+            out.append((binding.parameter,))
+        out += [(name,) for name in field_names(binding.model)]  # a top-level binding reads these keys
+    return tuple(out)
 
 
 def _check_params(where: str, owner: str, params: Mapping[str, Any]) -> None:
@@ -366,26 +395,53 @@ def _resolve_parameters(
         if found is None:
             if param.default is not param.empty:
                 continue
+            if name in unresolved:  # meant to be bound, most likely: say why it cannot be
+                raise ConfigurationError(unresolved_message(where, name, unresolved[name]))
             msg = (
                 f"{where}: parameter {name!r} is neither 'ctx', a datasource nor a "
                 f"given argument: define '@data_source def {name}(ctx): ...' in the "
                 f"module (or a conftest.py), or pass it as an argument"
             )
-            if name in unresolved:
-                msg += f"; its annotation could not be resolved ({unresolved[name]})"
             raise DataSourceError(msg)
         sources[name] = found if isinstance(found, DataSource) else data_source(found)
     return takes_ctx, sources, fixed, tuple(bound)
 
 
+def pattern_matches(names: Iterable[str], pattern: str) -> list[str]:
+    """The ``names`` that ``pattern`` selects, trying three readings in turn.
+
+    1. the exact name;
+    2. else, for a pattern ending in ``*``, the names starting with the rest
+       taken literally (``shape=[3]*`` selects ``shape=[3],model=a``: grid
+       names hold ``[...]``, which a glob would read as a character class);
+    3. else a glob (``fnmatch``: ``*``, ``?``, ``[seq]``).
+
+    The first reading that selects any name wins, so a literal name is never
+    widened or narrowed by glob syntax it happens to contain.
+    """
+    names = list(names)
+    exact = [n for n in names if n == pattern]
+    if exact:
+        return exact
+    if pattern.endswith("*") and pattern.rstrip("*"):
+        prefix = pattern.rstrip("*")
+        literal = [n for n in names if n.startswith(prefix)]
+        if literal:
+            return literal
+    return [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+
+
 def name_matches(name: str, patterns: Iterable[str]) -> bool:
-    """True when ``name`` equals, or matches as a glob (``fnmatch``), one of ``patterns``."""
-    return any(name == pattern or fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+    """True when one of ``patterns`` selects ``name`` on its own (see :func:`pattern_matches`)."""
+    return any(pattern_matches((name,), pattern) for pattern in patterns)
 
 
 def matching_treatments(treatments: Iterable[Treatment], patterns: Sequence[str]) -> tuple[Treatment, ...]:
-    """The treatments whose name matches one of ``patterns`` (see :func:`name_matches`), in order."""
-    return tuple(t for t in treatments if name_matches(t.name, patterns))
+    """The treatments that one of ``patterns`` selects among them (see :func:`pattern_matches`), in order."""
+    treatments = tuple(treatments)
+    names = [t.name for t in treatments]
+    chosen = {name for pattern in patterns for name in pattern_matches(names, pattern)}
+    return tuple(t for t in treatments if t.name in chosen)
 
 
 def choose_conditions(experiment: Experiment, hook: Any | None) -> Experiment:

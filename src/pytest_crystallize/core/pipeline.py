@@ -11,7 +11,10 @@ experiment function, from a helper) uses the context of the replicate that
 is running, found through a context variable, never by reading source code.
 Context variables follow ``await``, ``asyncio.create_task``, ``asyncio.gather``
 and ``asyncio.to_thread``; a thread started by hand does not inherit them:
-run its work with ``contextvars.copy_context().run(...)``.
+run its work with ``contextvars.copy_context().run(...)`` (a step called
+there without a context says so). An ``async def`` step returns a coroutine:
+a plain ``def`` experiment that calls one without running it gets a
+replicate error saying to make the experiment ``async def`` and await it.
 :func:`current_context` returns the running replicate's context to any code.
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, overload
 
@@ -109,14 +113,15 @@ class PipelineStep:
         if ctx is None:
             ctx = CURRENT_CONTEXT.get()
             if ctx is None and (self.takes_ctx or self._required.difference(kwargs)):
-                msg = (
-                    f"step {self.name!r} was called without a context outside an "
-                    f"experiment: pass one, e.g. {self.name}(data, standalone_context())"
-                )
-                raise ConfigurationError(msg)
+                raise ConfigurationError(_no_context_message(self.name))
         args = self._arguments(data, ctx, kwargs)
         if self.is_async:
-            return self._call_async(ctx, data, args, kwargs)
+            coroutine = self._call_async(ctx, data, args, kwargs)
+            if ctx is not None:  # a sync replicate checks it was awaited (see BatchRunner.run_one)
+                if ctx.step_coroutines is None:
+                    ctx.step_coroutines = []
+                ctx.step_coroutines.append((self.name, coroutine))
+            return coroutine
         hooks = ctx.step_hooks if ctx is not None else None
         if hooks is not None:
             hooks.before(self, data, ctx)
@@ -177,6 +182,22 @@ class PipelineStep:
         if self.takes_ctx:
             kwargs["ctx"] = ctx
         return (data,) if self.takes_data else ()
+
+
+def _no_context_message(name: str) -> str:
+    """Why step ``name`` found no context: outside an experiment, or in a thread that did not inherit it."""
+    thread = threading.current_thread()
+    if thread is threading.main_thread():
+        return (
+            f"step {name!r} was called without a context outside an "
+            f"experiment: pass one, e.g. {name}(data, standalone_context())"
+        )
+    return (
+        f"step {name!r} was called without a context in thread {thread.name!r}, where no experiment "
+        f"replicate is running. Threads do not inherit the replicate's context (a context variable): "
+        f"run the work with it, e.g. pool.submit(contextvars.copy_context().run, work, item) "
+        f"(asyncio.to_thread does this for you), or pass ctx explicitly: {name}(data, ctx)"
+    )
 
 
 @overload

@@ -77,9 +77,14 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
     }
 
 
-def _fmt(value: float | None, signed: bool = False) -> str:
-    if value is None:
-        return "-"
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _fmt(value: object, signed: bool = False) -> str:
+    # Details of a loaded result are free-form JSON: show what is not a number rather than crash.
+    if not _number(value):
+        return "-" if value is None else str(value)
     return f"{value:+.4g}" if signed else f"{value:.4g}"
 
 
@@ -97,9 +102,23 @@ def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
     return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
+def _status(payload: Mapping[str, Any]) -> str:
+    """``passed``/``FAILED``; with a regression gate, both outcomes: ``hypotheses passed; gate FAILED``."""
+    gate = payload.get("gate")
+    if not gate:
+        return "passed" if payload["passed"] else "FAILED"
+    run = "hypotheses passed" if payload["passed"] else "FAILED"
+    return f"{run}; gate {'FAILED' if gate.get('failed') else 'passed'}"
+
+
 def summary_lines(payload: Mapping[str, Any], *, title: str | None = None, verbose: bool = False) -> list[str]:
-    """The table of one experiment, then one line per verdict (more with ``verbose``)."""
-    status = "passed" if payload["passed"] else "FAILED"
+    """The table of one experiment, then one line per verdict (more with ``verbose``).
+
+    A payload may carry ``gate``: ``{"failed": bool, "saved_run": str}``,
+    the outcome of the regression gate (added by the pytest plugin's storage),
+    shown next to the experiment's own outcome.
+    """
+    status = _status(payload)
     head = f"{title or payload['experiment']} ({payload['replicates']} replicates, seed {payload['seed']}): {status}"
     lines = [head]
     if payload["rows"]:
@@ -122,8 +141,8 @@ def summary_lines(payload: Mapping[str, Any], *, title: str | None = None, verbo
     return lines
 
 
-def _pct(value: float | None) -> str:
-    return "" if value is None else f" ({value:+.1%})"
+def _pct(value: object) -> str:
+    return f" ({value:+.1%})" if _number(value) else ""
 
 
 def verdict_lines(v: Mapping[str, Any], *, verbose: bool = False) -> list[str]:
@@ -133,8 +152,8 @@ def verdict_lines(v: Mapping[str, Any], *, verbose: bool = False) -> list[str]:
     head = f"  {mark} {v['hypothesis']!r} {v['treatment']} vs baseline"
     if not d:
         return [f"{head}: {v['reason']}"]
-    ci = "" if d.get("ci_low") is None else f" [95% CI {_fmt(d['ci_low'], True)}, {_fmt(d['ci_high'], True)}]"
-    effect = "" if d.get("effect_size") is None else f", {d['effect_size_name']} {_fmt(d['effect_size'], True)}"
+    ci = "" if d.get("ci_low") is None else f" [95% CI {_fmt(d['ci_low'], True)}, {_fmt(d.get('ci_high'), True)}]"
+    effect = "" if d.get("effect_size") is None else f", {d.get('effect_size_name')} {_fmt(d['effect_size'], True)}"
     p = f"p {_fmt(v['p_value'])}"
     if v.get("p_adjusted") is not None and v["p_adjusted"] != v["p_value"]:
         p += f" (adjusted {_fmt(v['p_adjusted'])})"
@@ -152,7 +171,8 @@ def verdict_lines(v: Mapping[str, Any], *, verbose: bool = False) -> list[str]:
             lines.append(f"       odds ratio {_fmt(d['odds_ratio'])}")
         if d.get("power") is not None:
             needed = d.get("replicates_needed")
-            lines.append(f"       power {d['power']:.0%} at mde {_fmt(d.get('mde'))}; "
+            power = f"{d['power']:.0%}" if _number(d["power"]) else _fmt(d["power"])
+            lines.append(f"       power {power} at mde {_fmt(d.get('mde'))}; "
                          f"replicates for 80% power: {needed if needed is not None else 'unreachable'}")
         if d.get("degenerate"):
             lines.append(f"       note: {d['degenerate']}")
@@ -178,6 +198,9 @@ def totals_line(payloads: Iterable[Mapping[str, Any]]) -> str:
             f"in {len(payloads)} experiment{'s' if len(payloads) != 1 else ''}")
     if failed_runs:
         line += f"; {failed_runs} with replicate errors"
+    gate_failed = sum(1 for p in payloads if (p.get("gate") or {}).get("failed"))
+    if gate_failed:
+        line += f"; {gate_failed} failed the regression gate"
     return line
 
 
@@ -188,14 +211,14 @@ def _verdict_block(v: Mapping[str, Any]) -> list[str]:
         return lines
     ci = ""
     if d.get("ci_low") is not None:
-        ci = f" [95% CI {_fmt(d['ci_low'], True)}, {_fmt(d['ci_high'], True)}]"
+        ci = f" [95% CI {_fmt(d['ci_low'], True)}, {_fmt(d.get('ci_high'), True)}]"
     lines.append(f"    test: {v['test']} ({d.get('test_reason', '')}); n {v['n_baseline']} vs {v['n_treatment']}")
     lines.append(
         f"    baseline mean {_fmt(v['mean_baseline'])}, treatment mean {_fmt(v['mean_treatment'])}, "
         f"difference {_fmt(v['difference'], True)}{ci}"
     )
     if d.get("effect_size") is not None:
-        lines.append(f"    effect size: {d['effect_size_name']} {_fmt(d['effect_size'], True)}")
+        lines.append(f"    effect size: {d.get('effect_size_name')} {_fmt(d['effect_size'], True)}")
     return lines
 
 

@@ -263,22 +263,22 @@ class ExperimentResult:
             msg = f"{source}: no 'records' table; is this a pytest-crystallize result?"
             raise ResultsError(msg)
         try:
-            return cls(
-                condition_codes=np.asarray(records["condition"]), replicates=np.asarray(records["replicate"]),
-                metric_codes=np.asarray(records["metric"]),
-                values=np.array([_decode_value(v) for v in records["value"]], dtype=np.float64),
-                tags=tuple(records["tags"]), **header,
-            )
+            columns = {
+                "condition": records["condition"], "replicate": records["replicate"], "metric": records["metric"],
+                "value": np.array([_decode_value(v) for v in records["value"]], dtype=np.float64),
+                "tags": records["tags"],
+            }
         except (KeyError, TypeError, ValueError) as exc:
             msg = f"{source}: malformed records ({type(exc).__name__}: {exc})"
             raise ResultsError(msg) from None
+        return _build(cls, columns, header, source)
 
     @classmethod
     def from_json(cls, path: str | Path) -> ExperimentResult:
         """Load a result written by :meth:`to_json`."""
         path = Path(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
         except FileNotFoundError:
             msg = f"{path}: no such result file"
             raise ResultsError(msg) from None
@@ -310,7 +310,7 @@ class ExperimentResult:
             msg = f"{path}: Parquet file without pytest-crystallize metadata"
             raise ResultsError(msg)
         try:
-            header = json.loads(raw)
+            header = json.loads(raw, parse_constant=_refuse_constant)
             columns = {
                 "condition": table.column("condition").combine_chunks().indices.to_numpy(),
                 "replicate": table.column("replicate").to_numpy(),
@@ -321,20 +321,71 @@ class ExperimentResult:
         except (KeyError, ValueError, AttributeError, pa.ArrowException) as exc:
             msg = f"{path}: malformed Parquet result ({exc})"
             raise ResultsError(msg) from None
-        kwargs = _check_header(header, str(path))
-        return cls(
-            condition_codes=columns["condition"], replicates=columns["replicate"],
-            metric_codes=columns["metric"], values=columns["value"], tags=columns["tags"], **kwargs,
-        )
+        return _build(cls, columns, _check_header(header, str(path)), str(path))
 
 
 def _decode_value(value: float | str | None) -> float:
     if value is None:
         return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        msg = f"value {value!r} is not a number"
+        raise TypeError(msg)
     return float(value)
 
 
-def _check_header(data: Mapping[str, Any], source: str) -> dict[str, Any]:
+def _refuse_constant(name: str) -> Any:
+    """``json.loads`` hook: strict JSON has no NaN or Infinity (we never write them)."""
+    msg = f"{name} is not valid in strict JSON"
+    raise ValueError(msg)
+
+
+#: Checks of field annotations (strings: this module uses postponed annotations).
+_TYPE_CHECKS: Final[dict[str, Any]] = {
+    "str": lambda v: isinstance(v, str),
+    "str | None": lambda v: v is None or isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "int | None": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+}
+
+
+def _wrong_field(obj: Any) -> str | None:
+    """The first field of a loaded dataclass whose value has the wrong type, described; else None."""
+    for f in fields(obj):
+        check = _TYPE_CHECKS.get(str(f.type))
+        value = getattr(obj, f.name)
+        if check is not None and not check(value):
+            return f"{type(obj).__name__}.{f.name} is {value!r}, expected {f.type}"
+    return None
+
+
+def _header_problem(header: Mapping[str, Any]) -> str | None:
+    """What is wrong with the types in a parsed header, or None."""
+    if not isinstance(header["experiment"], str):
+        return f"experiment is {header['experiment']!r}, expected a string"
+    for name in ("conditions", "metrics"):
+        names = header[name]
+        if not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+            return f"{name} must be distinct strings, got {list(names)!r}"
+    prov: Provenance = header["provenance"]
+    for item in (*header["errors"], *header["verdicts"], prov):
+        wrong = _wrong_field(item)
+        if wrong:
+            return wrong
+    if not all(isinstance(k, str) and all(isinstance(x, str) for x in v) for k, v in prov.treatments.items()):
+        return "Provenance.treatments must map treatment names to mappings of strings"
+    if prov.master_seed < 0 or prov.replicates < 0:
+        return f"Provenance: master_seed {prov.master_seed} and replicates {prov.replicates} must be >= 0"
+    if not all(isinstance(v, str) for v in prov.versions.values()):
+        return "Provenance.versions must map names to version strings"
+    return None
+
+
+def _check_header(data: object, source: str) -> dict[str, Any]:
+    if not isinstance(data, Mapping):
+        msg = f"{source}: not a pytest-crystallize result (its header is a {type(data).__name__}, not an object)"
+        raise ResultsError(msg)
     if data.get("format") != FORMAT:
         msg = f"{source}: not a pytest-crystallize result (format {data.get('format')!r})"
         raise ResultsError(msg)
@@ -345,7 +396,7 @@ def _check_header(data: Mapping[str, Any], source: str) -> dict[str, Any]:
         )
         raise ResultsError(msg)
     try:
-        return {
+        header = {
             "experiment": data["experiment"],
             "conditions": tuple(data["conditions"]),
             "metrics": tuple(data["metrics"]),
@@ -353,7 +404,62 @@ def _check_header(data: Mapping[str, Any], source: str) -> dict[str, Any]:
             "verdicts": tuple(Verdict.from_dict(v) for v in data["verdicts"]),
             "provenance": Provenance.from_dict(data["provenance"]),
         }
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         msg = f"{source}: malformed result header ({type(exc).__name__}: {exc})"
         raise ResultsError(msg) from None
+    problem = _header_problem(header)
+    if problem is not None:
+        msg = f"{source}: malformed result header ({problem})"
+        raise ResultsError(msg)
+    return header
 
+
+def _is_json_object(text: object) -> bool:
+    try:
+        return isinstance(text, str) and isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+def _integers(values: Any, name: str, upper: int | None) -> np.ndarray:
+    """``values`` as integers in ``[0, upper)`` (``upper=None``: no upper bound); ValueError says what is wrong."""
+    array = np.asarray(values)
+    if array.size and array.dtype.kind not in "iu":
+        msg = f"column {name!r} holds {array.dtype} values, expected integers"
+        raise ValueError(msg)
+    array = array.astype(np.int64)
+    if not array.size:
+        return array
+    low, high = int(array.min()), int(array.max())
+    if low < 0 or (upper is not None and high >= upper):
+        allowed = ">= 0" if upper is None else f"between 0 and {upper - 1} (codes into its table of {upper})"
+        msg = f"column {name!r} holds values from {low} to {high}, expected {allowed}"
+        raise ValueError(msg)
+    return array
+
+
+def _build(cls: type[ExperimentResult], columns: Mapping[str, Any], header: Mapping[str, Any],
+           source: str) -> ExperimentResult:
+    """A result from loaded columns, checking codes against the header's tables and the tags."""
+    try:
+        codes = _integers(columns["condition"], "condition", len(header["conditions"]))
+        metric_codes = _integers(columns["metric"], "metric", len(header["metrics"]))
+        replicates = _integers(columns["replicate"], "replicate", None)
+        values = np.asarray(columns["value"])
+        if values.size and values.dtype.kind != "f":
+            msg = f"column 'value' holds {values.dtype} values, expected floats"
+            raise ValueError(msg)
+        tags = tuple(columns["tags"])
+        for tag in {t for t in tags if t is not None}:
+            if not _is_json_object(tag):
+                msg = f"tags must be JSON object text or null, got {tag!r:.60}"
+                raise ValueError(msg)
+    except (TypeError, ValueError) as exc:
+        msg = f"{source}: malformed records ({exc})"
+        raise ResultsError(msg) from None
+    try:
+        return cls(condition_codes=codes, replicates=replicates, metric_codes=metric_codes, values=values,
+                   tags=tags, **header)
+    except ResultsError as exc:
+        msg = f"{source}: {exc}"
+        raise ResultsError(msg) from None

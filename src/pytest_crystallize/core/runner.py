@@ -34,8 +34,8 @@ from pytest_crystallize.core.batches import (
 from pytest_crystallize.core.context import MetricSink
 from pytest_crystallize.core.experiment import Experiment
 from pytest_crystallize.core.results import ExperimentResult, Provenance
-from pytest_crystallize.core.treatments import Treatment
 from pytest_crystallize.core.sequential import SequentialMonitor
+from pytest_crystallize.core.treatments import Treatment
 from pytest_crystallize.core.versions import package_versions
 from pytest_crystallize.errors import CrystallizeError
 

@@ -39,6 +39,7 @@ from pytest_crystallize.core.runs import (
     NewRun,
     RunRecord,
     SavedExperiment,
+    UnreadableRun,
     check_run_name,
     new_run_id,
     parse_record,
@@ -175,12 +176,12 @@ class DirectoryStore:
         """Read the record of the run in ``directory``; ResultsError names what is wrong."""
         path = directory / RECORD_FILE
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
         except FileNotFoundError:
             what = "not a saved run" if directory.is_dir() else "no such run directory"
             msg = f"{path}: missing ({what})"
             raise ResultsError(msg) from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
             msg = f"{path}: not a readable run record ({exc})"
             raise ResultsError(msg) from None
         record = parse_record(data, str(path))
@@ -191,7 +192,7 @@ class DirectoryStore:
 
     def listing(self) -> Listing:
         """Every readable run, oldest first; unreadable ones as problem lines."""
-        runs, problems = [], []
+        runs, unreadable = [], []
         directories = sorted(self.runs_dir.iterdir()) if self.runs_dir.is_dir() else []
         for directory in directories:
             if not directory.is_dir() or directory.name.startswith("."):
@@ -199,9 +200,10 @@ class DirectoryStore:
             try:
                 runs.append(self.read_record(directory))
             except ResultsError as exc:
-                problems.append(str(exc))
+                known, name = _name_hint(directory / RECORD_FILE)
+                unreadable.append(UnreadableRun(directory.name, str(exc), name, known))
         runs.sort(key=lambda r: r.id)  # ids begin with the UTC time
-        return Listing(tuple(runs), tuple(problems))
+        return Listing(tuple(runs), tuple(u.problem for u in unreadable), tuple(unreadable))
 
     def find(self, reference: str) -> RunRecord:
         """A run by reference, or by the path of its directory or ``run.json``."""
@@ -226,6 +228,22 @@ class DirectoryStore:
             msg = f"{path}: corrupt (its SHA-256 checksum differs from the one run {record.id} recorded)"
             raise ResultsError(msg)
         return ExperimentResult.from_parquet(path)
+
+
+def _refuse_constant(name: str) -> object:
+    """``json.loads`` hook: records are strict JSON, without NaN or Infinity."""
+    msg = f"{name} is not valid in strict JSON"
+    raise ValueError(msg)
+
+
+def _name_hint(path: Path) -> tuple[bool, str | None]:
+    """``(True, name)`` when an unreadable record still shows its run's name, else ``(False, None)``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return False, None
+    name = data.get("name", False) if isinstance(data, dict) else False
+    return (True, name) if name is None or isinstance(name, str) else (False, None)
 
 
 def _entry(record: RunRecord, nodeid: str) -> SavedExperiment:

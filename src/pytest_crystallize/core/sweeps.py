@@ -13,6 +13,12 @@ may be any iterable (a generator too): it is read once, here, into a tuple,
 so the treatments pickle and the grid can be iterated any number of times.
 A mapping of values (``model={"small": Small(), "large": Large()}``) names
 each value by its key: use it for values without a short readable form.
+
+Grid treatments follow the rules of every treatment
+(:mod:`~pytest_crystallize.core.treatments`): keys that set one path twice
+(``grid({"llm.model": [...]}, llm=[{"model": ...}])``) are refused here, and
+a key the baseline's mapping lacks (``"llm.modle"``) when the experiment is
+defined.
 """
 
 from __future__ import annotations

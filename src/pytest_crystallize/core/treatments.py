@@ -7,10 +7,29 @@ replacing it. So ``{"llm.temperature": 0.9}`` and ``{"llm": {"temperature":
 0.9}}`` both change one field of ``ctx["llm"]`` and keep its others; no key
 named ``"llm.temperature"`` is ever written. Only top-level keys are paths:
 keys inside nested mappings are taken literally.
+
+Two rules catch typos that would otherwise pass silently:
+
+* one treatment (or ``params``, or one configuration entry) may set a path
+  once: ``{"llm.model": "x", "llm": {"model": "y"}}`` is a TreatmentError
+  naming both spellings, instead of keeping whichever came last;
+* a treatment may change the keys of a mapping the baseline has, not add new
+  ones: with a baseline ``{"llm": {"model": ..., "temperature": ...}}``,
+  ``{"llm.modle": "y"}`` (or ``{"llm": {"modle": "y"}}``) is a TreatmentError
+  at definition, naming the treatment, the key and the baseline's keys, with
+  a "did you mean". There is deliberately no switch to turn this off: to vary
+  a key the baseline's mapping lacks, add it to the baseline (with its
+  default value, or None). Exempt: new top-level keys; an empty baseline
+  mapping (``{"headers": {}}``), which has nothing to misspell; and the
+  mappings an experiment parameter is bound from (typed binding), whose
+  model knows its fields, defaulted ones included, and refuses unknown keys
+  itself.
 """
 
 from __future__ import annotations
 
+import difflib
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -19,7 +38,7 @@ from typing import Any, Final
 from pytest_crystallize.core.datasources import DataSource
 from pytest_crystallize.errors import TreatmentError
 
-__all__ = ["BASELINE", "Treatment", "check_treatments", "merge_params", "split_path"]
+__all__ = ["BASELINE", "Treatment", "check_paths", "check_treatments", "merge_params", "split_path"]
 
 #: The name of the condition without a treatment; no treatment may take it.
 BASELINE: Final = "baseline"
@@ -31,7 +50,9 @@ _MISSING: Final = object()
 class Treatment:
     """A condition: ``params`` change the context, ``datasource`` swaps the input.
 
-    ``params`` add to or override the baseline's context values. ``datasource``
+    ``params`` add to or override the baseline's context values (see the
+    module docstring: a path set twice, or a new key under a mapping the
+    baseline has, is a TreatmentError). ``datasource``
     is a :class:`DataSource` (it replaces the experiment's only datasource
     parameter, or the one with its name) or a mapping from parameter name to
     datasource.
@@ -66,8 +87,7 @@ class Treatment:
                 f"got {type(source).__name__}"
             )
             raise TreatmentError(msg)
-        for key in self.params:
-            split_path(key, f"treatment {self.name!r}")
+        check_paths(self.params, f"treatment {self.name!r}")
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Read-only mapping views do not pickle; rebuild from plain dicts (process workers, grids).
@@ -138,15 +158,47 @@ def split_path(key: str, owner: str) -> tuple[str, ...]:
     return path
 
 
-def merge_params(base: Mapping[str, Any], changes: Mapping[str, Any], owner: str) -> dict[str, Any]:
+def check_paths(params: Mapping[str, Any], owner: str) -> None:
+    """Raise TreatmentError naming ``owner`` for a bad dotted key or a path that ``params`` set twice.
+
+    ``{"llm.model": "x", "llm": {"model": "y"}}`` sets ``llm.model`` twice;
+    so does ``{"llm": 5, "llm.model": "x"}`` (one replaces what the other
+    reaches into). A mapping value sets each of its leaves.
+    """
+    paths = {key: split_path(key, owner) for key in params}
+    if len(paths) < 2:
+        return  # one key cannot collide with itself
+    leaves: list[tuple[tuple[str, ...], str]] = []
+    for key, value in params.items():
+        leaves += [(path, key) for path in _leaves(paths[key], value)]
+    leaves.sort(key=lambda leaf: leaf[0])
+    # Sorted, a path comes right before the paths it is a prefix of: neighbours suffice.
+    for (first, key_a), (second, key_b) in itertools.pairwise(leaves):
+        if second[: len(first)] == first:
+            msg = (
+                f"{owner}: {_spelling(key_a, first)} and {_spelling(key_b, second)} both set "
+                f"{'.'.join(first)!r}; set each path once"
+            )
+            raise TreatmentError(msg)
+
+
+def merge_params(
+    base: Mapping[str, Any], changes: Mapping[str, Any], owner: str, *, open_paths: Iterable[tuple[str, ...]] = ()
+) -> dict[str, Any]:
     """Return ``base`` with ``changes`` merged in (see the module docstring); inputs are not modified.
 
     Raises TreatmentError naming ``owner`` and the key when a path runs through
-    a value that is not a mapping.
+    a value that is not a mapping, when ``changes`` set a path twice, or when
+    they add a key to a non-empty mapping of ``base`` that is not at or under
+    one of ``open_paths`` (the paths typed bindings read).
     """
+    check_paths(changes, owner)
     out = dict(base)
+    opened = tuple(open_paths)
     for key, value in changes.items():
         path = split_path(key, owner)
+        if base:
+            _check_new_keys(base, key, path, value, owner, opened)
         target = out
         for depth, part in enumerate(path[:-1]):
             current = target.get(part, _MISSING)
@@ -175,3 +227,66 @@ def _merged(current: Any, value: Any) -> Any:
     for key, item in value.items():
         out[key] = _merged(out.get(key, _MISSING), item)
     return out
+
+
+def _leaves(path: tuple[str, ...], value: Any) -> list[tuple[str, ...]]:
+    """The paths ``value`` set at ``path`` sets: itself, or the leaves of a non-empty mapping."""
+    if not isinstance(value, Mapping) or not value:
+        return [path]
+    out: list[tuple[str, ...]] = []
+    for key, item in value.items():
+        out += _leaves((*path, str(key)), item)
+    return out
+
+
+def _spelling(key: str, path: tuple[str, ...]) -> str:
+    """How the user wrote ``path``: ``'llm.model'`` or ``'llm' -> {'model': ...}``."""
+    written = tuple(key.split("."))
+    if written == path:
+        return repr(key)
+    rest = path[len(written):]
+    return f"{key!r} -> " + "".join("{" + repr(part) + ": " for part in rest) + "..." + "}" * len(rest)
+
+
+def _check_new_keys(
+    base: Mapping[str, Any], key: str, path: tuple[str, ...], value: Any, owner: str,
+    opened: tuple[tuple[str, ...], ...],
+) -> None:
+    """Raise TreatmentError when ``key`` adds a key to a non-empty mapping ``base`` has (a typo, mostly)."""
+    node: Any = base.get(path[0], _MISSING)
+    for depth in range(1, len(path)):
+        if not isinstance(node, Mapping) or not node or _is_open(path[:depth], opened):
+            return  # not the baseline's mapping, an empty one or a bound one: nothing to misspell here
+        if path[depth] not in node:
+            _new_key(owner, key, path[:depth], path[depth], node)
+        node = node[path[depth]]
+    _check_nested(owner, key, path, value, node, opened)
+
+
+def _is_open(where: tuple[str, ...], opened: tuple[tuple[str, ...], ...]) -> bool:
+    return any(where[: len(prefix)] == prefix for prefix in opened)
+
+
+def _check_nested(
+    owner: str, key: str, where: tuple[str, ...], value: Any, node: Any, opened: tuple[tuple[str, ...], ...]
+) -> None:
+    """The same rule inside a mapping value merged into the baseline's mapping ``node``."""
+    if not (isinstance(value, Mapping) and isinstance(node, Mapping) and node) or _is_open(where, opened):
+        return
+    for name, item in value.items():
+        if name not in node:
+            _new_key(owner, key, where, str(name), node)
+        _check_nested(owner, key, (*where, str(name)), item, node[name], opened)
+
+
+def _new_key(owner: str, key: str, where: tuple[str, ...], name: str, node: Mapping[str, Any]) -> None:
+    parent = ".".join(where)
+    existing = [str(k) for k in node]
+    close = difflib.get_close_matches(name, existing, n=1)
+    hint = f"did you mean {parent + '.' + close[0]!r}? " if close else ""
+    msg = (
+        f"{owner}: {key!r} adds a new key {name!r} under {parent!r}, whose keys in the baseline are "
+        f"{', '.join(map(repr, existing))}; {hint}A treatment may only change the keys of the baseline's "
+        f"mappings: to vary a new one, add {parent + '.' + name!r} to the baseline params (with its default)"
+    )
+    raise TreatmentError(msg)

@@ -3,9 +3,14 @@
 Layout, one directory per run version::
 
     <root>/<experiment>/v<N>/<condition>/replicate_<r>/<step>/<artifact name>
+    <root>/<experiment>/v<N>/<condition>/replicate_<r>/_experiment/<artifact name>
     <root>/<experiment>/v<N>/metadata.json
 
-An artifact is written after the step that added (or replaced) it. Names are
+An artifact is written after the step that added (or replaced) it. One added
+(or replaced) outside any step, by the experiment function itself, an
+evaluator or a datasource, is written after the replicate (failed ones too)
+under ``_experiment/``; each artifact is written once, where it was last
+changed. Names are
 relative paths; one that would leave its step directory (``..``, an absolute
 path, a symlink pointing out) is refused with a
 :class:`~pytest_crystallize.errors.ConfigurationError`, which fails that
@@ -18,11 +23,12 @@ import json
 import os
 import re
 import shutil
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.context import check_artifact_name
-from pytest_crystallize.errors import ConfigurationError
+from pytest_crystallize.errors import ConfigurationError, CrystallizeWarning
 from pytest_crystallize.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -31,12 +37,14 @@ if TYPE_CHECKING:
     from pytest_crystallize.core.pipeline import PipelineStep
     from pytest_crystallize.core.results import ExperimentResult
 
-__all__ = ["DEFAULT_ROOT", "METADATA_FILE", "ArtifactPlugin"]
+__all__ = ["DEFAULT_ROOT", "METADATA_FILE", "OUTSIDE_STEPS", "ArtifactPlugin"]
 
 #: Where artifacts go when no ``root_dir`` is given: relative to the working
 #: directory outside pytest, to pytest's rootdir (or ini ``crystallize_artifacts_dir``) in it.
 DEFAULT_ROOT: Final = "crystallize_artifacts"
 METADATA_FILE: Final = "metadata.json"
+#: The directory, in place of a step's, of artifacts added outside any step.
+OUTSIDE_STEPS: Final = "_experiment"
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9._\-\[\]=+,@]+")
 _VERSION: Final = re.compile(r"v(\d+)")
 
@@ -55,14 +63,16 @@ def _versions(directory: Path) -> list[int]:
 
 
 class ArtifactPlugin:
-    """Save ``ctx.artifacts`` after each step under ``root_dir``.
+    """Save ``ctx.artifacts`` after each step (and after the replicate) under ``root_dir``.
 
     ``root_dir`` defaults to ``crystallize_artifacts``; a relative path is
     taken from pytest's rootdir in a pytest run (never the working
     directory) and from the working directory in ``run_experiment``.
     ``versioned=False`` reuses ``v0`` and clears it at the start of each run;
     ``versioned=True`` makes ``v0``, ``v1``, ... and keeps the newest ``keep``
-    versions (``keep=None``: all of them). ``metadata.json`` is written after
+    versions (``keep=None``: all of them; ``keep`` needs ``versioned=True``).
+    Artifacts added outside a step go under ``_experiment/`` in place of a
+    step directory, after the replicate. ``metadata.json`` is written after
     the run. The directory of a run is fixed in the main process before the
     replicates start, so worker processes write to the same place.
     """
@@ -73,8 +83,20 @@ class ArtifactPlugin:
         versioned: bool = False,
         keep: int | None = None,
     ) -> None:
+        if root_dir is not None and not isinstance(root_dir, (str, os.PathLike)):
+            msg = (
+                f"ArtifactPlugin: root_dir must be a path (str or pathlib.Path) or None, "
+                f"got {type(root_dir).__name__} {root_dir!r:.40}"
+            )
+            raise ConfigurationError(msg)
         if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
             msg = f"ArtifactPlugin: keep must be an integer >= 1 or None, got {keep!r}"
+            raise ConfigurationError(msg)
+        if keep is not None and not versioned:
+            msg = (
+                f"ArtifactPlugin: keep={keep!r} needs versioned=True (keep prunes old versions v0, v1, ...; "
+                f"without versioned=True every run reuses v0)"
+            )
             raise ConfigurationError(msg)
         self.root_dir = Path(root_dir) if root_dir is not None else None
         self.versioned = bool(versioned)
@@ -141,14 +163,32 @@ class ArtifactPlugin:
         artifacts = ctx.artifacts
         if not artifacts:
             return
-        written = self._written.setdefault(id(ctx), {})
-        pending = [(name, blob) for name, blob in artifacts.items() if written.get(name) is not blob]
+        self._write(experiment, ctx, _segment(step.name), self._written.setdefault(id(ctx), {}))
+
+    @hookimpl
+    def crystallize_replicate_after(
+        self, experiment: Experiment, ctx: FrozenContext, error: BaseException | None
+    ) -> None:
+        """Write the artifacts added outside any step under ``_experiment/``; forget the replicate."""
+        written = self._written.pop(id(ctx), {})
+        if not ctx.artifacts:
+            return
+        try:
+            self._write(experiment, ctx, OUTSIDE_STEPS, written)
+        except (ConfigurationError, OSError) as exc:  # after the replicate: it cannot fail any more
+            message = (
+                f"ArtifactPlugin: experiment {experiment.name!r}, {ctx.condition} replicate {ctx.replicate}: "
+                f"an artifact added outside a step was not written: {exc}"
+            )
+            warnings.warn(message, CrystallizeWarning, stacklevel=2)
+
+    def _write(self, experiment: Experiment, ctx: FrozenContext, directory: str, written: dict[str, object]) -> None:
+        """Write the artifacts of ``ctx`` not yet written as they are now, under ``directory``."""
+        pending = [(name, blob) for name, blob in ctx.artifacts.items() if written.get(name) is not blob]
         if not pending:
             return
-        step_dir = (
-            self.run_dir(experiment) / _segment(ctx.condition)
-            / f"replicate_{ctx.replicate}" / _segment(step.name)
-        )
+        step_dir = self.run_dir(experiment) / _segment(ctx.condition) / f"replicate_{ctx.replicate}" / directory
+        written.update(pending)  # first: what fails here is not tried again after the replicate
         for name, blob in pending:
             target = self._target(step_dir, name)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -156,14 +196,6 @@ class ArtifactPlugin:
                 target.write_bytes(blob)
             else:
                 target.write_text(blob, encoding="utf-8")
-            written[name] = blob
-
-    @hookimpl
-    def crystallize_replicate_after(
-        self, experiment: Experiment, ctx: FrozenContext, error: BaseException | None
-    ) -> None:
-        """Forget what this replicate wrote."""
-        self._written.pop(id(ctx), None)
 
     @hookimpl
     def crystallize_run_after(self, experiment: Experiment, result: ExperimentResult) -> None:

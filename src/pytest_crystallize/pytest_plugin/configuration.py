@@ -24,7 +24,7 @@ from pytest_crystallize.core.experiment import (
     CONTEXT_PARAMETER,
     choose_conditions,
     matching_treatments,
-    name_matches,
+    pattern_matches,
 )
 from pytest_crystallize.errors import ConfigurationError, TreatmentError
 
@@ -47,18 +47,34 @@ OPTION: Final = "--crystallize-treatment"
 _SHOWN_NAMES: Final = 30
 
 
-def bound_parameters(function: Any, fixtures: Iterable[str], datasources: Iterable[str]) -> frozenset[str]:
+def bound_parameters(
+    function: Any, fixtures: Iterable[str], datasources: Iterable[str], localns: Mapping[str, Any] | None = None
+) -> frozenset[str]:
     """Parameters of ``function`` bound from the context rather than pytest fixtures.
 
     ``Bind(...)`` annotations always; a plain dataclass or Pydantic model
-    annotation when no fixture or datasource has the parameter's name.
+    annotation when no fixture or datasource has the parameter's name. A
+    parameter without a default whose annotation cannot be resolved (a class
+    local to a function that has returned) and that no fixture or datasource
+    provides counts too: it is never looked up as a fixture, so
+    ``Experiment.define`` reports the unresolved name instead of pytest's
+    "fixture not found".
     """
+    import inspect
+
     try:
-        bindings, _ = parameter_bindings(function, skip=(CONTEXT_PARAMETER,))
+        bindings, unresolved = parameter_bindings(function, localns, skip=(CONTEXT_PARAMETER,))
     except ConfigurationError:  # Experiment.define reports it, naming the experiment
         return frozenset()
     taken = {*fixtures, *datasources}
-    return frozenset(name for name, b in bindings.items() if b.explicit or name not in taken)
+    out = {name for name, b in bindings.items() if b.explicit or name not in taken}
+    if unresolved:
+        parameters = inspect.signature(function).parameters
+        out.update(
+            name for name in unresolved
+            if name not in taken and name in parameters and parameters[name].default is inspect.Parameter.empty
+        )
+    return frozenset(out)
 
 
 def selection_skip(experiment: Experiment | None, patterns: Sequence[str]) -> str | None:
@@ -121,7 +137,7 @@ class TreatmentSelection:
             definition = getattr(item, "crystallize_definition", None)
             if definition is not None:
                 known.update((t.name, None) for t in definition.treatments)
-        unknown = [p for p in self.patterns if not any(name_matches(name, (p,)) for name in known)]
+        unknown = [p for p in self.patterns if not pattern_matches(known, p)]
         if not unknown:
             return
         names = sorted(known)

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
+from pytest_crystallize.core.analysis import warn_low_power
 from pytest_crystallize.core.datasources import DataSource, registered_datasources
 from pytest_crystallize.core.experiment import CONTEXT_PARAMETER, Experiment
 from pytest_crystallize.core.gate import check_gate_option
 from pytest_crystallize.core.report import failure_report, summarize
 from pytest_crystallize.core.runner import ExperimentRunner
-from pytest_crystallize.core.analysis import warn_low_power
 from pytest_crystallize.errors import CrystallizeError, CrystallizeWarning
 from pytest_crystallize.pytest_plugin.configuration import (
     bound_parameters,
@@ -39,7 +39,7 @@ MARKER: Final = "experiment"
 PAYLOAD_ATTRIBUTE: Final = "crystallize_payload"
 _MARKER_OPTIONS: Final = frozenset({
     "replicates", "seed", "treatments", "hypotheses", "plugins", "alpha", "correction", "params",
-    "max_replicates", "looks", "spending", "gate", "evaluators",
+    "max_replicates", "looks", "spending", "gate", "evaluators", "localns",
 })
 #: Marker options the pytest layer reads itself rather than passing to the engine.
 _ITEM_OPTIONS: Final = frozenset({"gate"})
@@ -186,6 +186,15 @@ def find_datasources(
     return found
 
 
+def _marker_localns(item: ExperimentItem) -> Mapping[str, Any] | None:
+    """The ``localns=`` of the closest experiment marker, if it is a mapping (define checks the rest)."""
+    for mark in item.iter_markers(MARKER):
+        if "localns" in mark.kwargs:
+            value = mark.kwargs["localns"]
+            return value if isinstance(value, Mapping) else None
+    return None
+
+
 def to_experiment_item(function_item: pytest.Function, session: CrystallizeSession) -> ExperimentItem:
     """Rebuild ``function_item`` as an ExperimentItem, keeping its parametrization and marks."""
     item: ExperimentItem = ExperimentItem.from_parent(
@@ -206,7 +215,7 @@ def to_experiment_item(function_item: pytest.Function, session: CrystallizeSessi
         function_item.obj, module, lambda name: session.conftest_datasource(item.path, name)
     )
     item.bound_params = bound_parameters(
-        function_item.obj, item._fixtureinfo.name2fixturedefs, item.datasource_params
+        function_item.obj, item._fixtureinfo.name2fixturedefs, item.datasource_params, _marker_localns(item)
     )
     item.crystallize_definition = None
     if item.get_closest_marker(MARKER) is None:

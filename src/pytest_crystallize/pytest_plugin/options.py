@@ -45,9 +45,9 @@ def add_options(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--crystallize-treatment", metavar="NAME", action="append", default=None,
-        help="run only this treatment (and the baseline); repeat for several; a glob such as "
-             "'model=small*' matches several. Experiments with none of them are skipped. "
-             "ini: crystallize_treatment (one per line)",
+        help="run only this treatment (and the baseline); repeat for several. Tried as the exact "
+             "name, then (ending in *) as a literal prefix, so 'shape=[3]*' works, then as a glob. "
+             "Experiments with none of them are skipped. ini: crystallize_treatment (one per line)",
     )
     parser.addini("crystallize_treatment", type="linelist", default=[],
                   help="treatments to run, one name or glob per line (default: all)")

@@ -97,6 +97,22 @@ class CrystallizeSession:
             return [self._convert(r) if isinstance(r, pytest.Function) else r for r in result]
         return result
 
+    @pytest.hookimpl
+    def pytest_report_collectionfinish(self, items: Sequence[pytest.Item]) -> list[str]:
+        """List the experiments whose definition is wrong, right after "collected N items".
+
+        Shown by every run, ``--collect-only`` included. A line, not a
+        warning: under ``-W error`` a collection warning would become an
+        exception and take the whole module down; the item stays collected
+        and errors at setup, its siblings untouched.
+        """
+        wrong = [item for item in items if isinstance(item, ExperimentItem) and item.config_error]
+        if not wrong:
+            return []
+        lines = [f"crystallize: {len(wrong)} experiment(s) defined wrongly (each errors at setup):"]
+        lines += [f"  {item.nodeid}: {item.config_error}" for item in wrong]
+        return lines
+
     def _convert(self, item: pytest.Function) -> pytest.Item:
         if isinstance(item, ExperimentItem):
             return item

@@ -10,8 +10,10 @@ as a plugin and kept in ``config.stash`` until ``pytest_unconfigure``.
   ``runtest``, on whichever process runs it: the gate is computed there
   (reading the saved result from disk), so a regression fails the item
   itself. The gate report travels as a user property (a JSON string, also
-  written to JUnit XML); when the run is to be saved, the result travels as
-  a JSON string attribute of the call report.
+  written to JUnit XML); its outcome is also added to the item's summary
+  payload (``"gate"``), so the crystallize summary shows it next to the
+  hypotheses'. When the run is to be saved, the result travels as a JSON
+  string attribute of the call report.
 * The controller (or the only process) collects those strings from the
   reports, saves the run and writes the JSON report in
   ``pytest_sessionfinish``, and prints the comparison in the terminal
@@ -75,6 +77,15 @@ def _plain(value: Any) -> bool:
     return False
 
 
+def _add_gate_to_payload(item: pytest.Item, gate: dict[str, Any]) -> None:
+    """Put the gate's outcome into the item's summary payload, so the summary shows it next to the verdicts."""
+    for index, (key, value) in enumerate(item.user_properties):
+        if key == PAYLOAD_PROPERTY and isinstance(value, str):
+            payload = json.loads(value)
+            payload["gate"] = gate
+            item.user_properties[index] = (key, json.dumps(payload, allow_nan=False))
+
+
 class CrystallizeStorage:
     """Per-session state of saving, comparing and gating (see the module docstring)."""
 
@@ -104,7 +115,8 @@ class CrystallizeStorage:
             self.reference = self.store.find(reference)
         except CrystallizeError as exc:
             if worker_input is None:
-                msg = f"--crystallize-compare: {exc}"
+                hint = " (a test path? write --crystallize-compare=REF, with '=')" if reference.endswith(".py") else ""
+                msg = f"--crystallize-compare: {exc}{hint}"
                 raise pytest.UsageError(msg) from None
             self.reference_error = str(exc)
 
@@ -131,7 +143,10 @@ class CrystallizeStorage:
             }
             setattr(item, RECORD_ATTRIBUTE, json.dumps(record, allow_nan=False))
         if self.reference_error is not None and self.settings.gate:
+            _add_gate_to_payload(item, {"failed": True, "saved_run": None})
             return f"regression gate: the saved run cannot be read on this worker: {self.reference_error}"
+        if report is not None and report.enforced:
+            _add_gate_to_payload(item, {"failed": report.failed, "saved_run": report.saved_run})
         return gate_failure(report) if report is not None and report.failed else None
 
     def _compare(

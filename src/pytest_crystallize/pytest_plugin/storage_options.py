@@ -1,11 +1,14 @@
 """Options of saved runs and the regression gate, parsed into :class:`StorageSettings`.
 
 Every option has an ini twin; the command line wins. Relative store paths
-are anchored at the rootdir, never the working directory.
+are anchored at the rootdir, never the working directory. A
+``--crystallize-save`` name that looks like a test path (``--crystallize-save
+test_x.py`` swallows the path as the name) is a usage error.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -102,7 +105,32 @@ def _value(config: pytest.Config, name: str) -> tuple[str | None, str, Path]:
 
 
 def _flag(config: pytest.Config, name: str) -> bool:
-    return bool(config.getoption(name, None) or config.getini(name))
+    if config.getoption(name, None):
+        return True
+    try:
+        return bool(config.getini(name))
+    except (ValueError, pytest.UsageError) as exc:  # pytest's "invalid truth value 'maybe'" names no option
+        msg = f"ini option {name}: {exc}; use true or false"
+        raise pytest.UsageError(msg) from None
+
+
+def _looks_like_a_path(name: str, base: Path) -> bool:
+    """True for a run name that is rather a test path swallowed by ``--crystallize-save NAME``."""
+    return "/" in name or os.sep in name or name.endswith(".py") or (base / name).exists()
+
+
+def _check_save_name(name: str, source: str, base: Path) -> None:
+    if source.startswith("--") and _looks_like_a_path(name, base):
+        msg = (f"{source}: {name!r} looks like a test path, not a run name (written without '=', the option "
+               "takes the next argument as its name): write --crystallize-save=NAME, or --crystallize-save= for "
+               "no name, and give test paths separately; a name must not be a path, end in .py or name an "
+               "existing file or directory")
+        raise pytest.UsageError(msg)
+    try:
+        check_run_name(name)
+    except ResultsError as exc:
+        msg = f"{source}: {exc}"
+        raise pytest.UsageError(msg) from None
 
 
 def read_storage_settings(config: pytest.Config) -> StorageSettings:
@@ -110,14 +138,10 @@ def read_storage_settings(config: pytest.Config) -> StorageSettings:
     storage, _, _ = _value(config, "crystallize_storage")
     root = Path(storage or DEFAULT_STORAGE)
     root = root if root.is_absolute() else config.rootpath / root
-    name, name_source, _ = _value(config, "crystallize_save")
+    name, name_source, name_base = _value(config, "crystallize_save")
     save = name is not None or _flag(config, "crystallize_autosave")
     if name:
-        try:
-            check_run_name(name)
-        except ResultsError as exc:
-            msg = f"{name_source}: {exc}"
-            raise pytest.UsageError(msg) from None
+        _check_save_name(name, name_source, name_base)
     margin_text, margin_source, _ = _value(config, "crystallize_gate")
     margin, relative = 0.0, False
     if margin_text is not None:

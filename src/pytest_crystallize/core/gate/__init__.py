@@ -4,7 +4,7 @@ For every condition and every metric with a known good direction (a
 :class:`GateSpec`, from the experiment's hypotheses or the marker's
 ``gate=`` mapping) the current values are compared with the saved ones; see
 :mod:`._compare` for the statistics. :func:`gate_experiment` compares one
-experiment (reporting a changed definition instead of comparing it);
+experiment (leaving what a changed definition touches uncompared);
 ``gate_lines`` and ``gate_failure`` turn a :class:`GateReport` into text.
 """
 
@@ -13,13 +13,18 @@ from __future__ import annotations
 from ._compare import (
     CHANGED,
     COMPARED,
+    FAILING,
     IMPROVED,
     INCONCLUSIVE,
+    MISSING,
+    NEVER_RECORDED,
     NEW,
     NO_CHANGE,
     NO_WORSE,
     NOT_COMPARED,
+    NOT_FINITE,
     REGRESSED,
+    TESTED,
     UNREADABLE,
     GateReport,
     GateRow,
@@ -32,13 +37,18 @@ from ._text import gate_failure, gate_heading, gate_lines, gate_totals
 __all__ = [
     "CHANGED",
     "COMPARED",
+    "FAILING",
     "IMPROVED",
     "INCONCLUSIVE",
+    "MISSING",
+    "NEVER_RECORDED",
     "NEW",
     "NOT_COMPARED",
+    "NOT_FINITE",
     "NO_CHANGE",
     "NO_WORSE",
     "REGRESSED",
+    "TESTED",
     "UNREADABLE",
     "GateReport",
     "GateRow",

@@ -13,11 +13,26 @@ For every condition and every metric with a known good direction (a
   (``direction="no_worse"``). Significant -> **no worse**; otherwise
   **inconclusive**, which fails only a *strict* gate.
 
+Rows that fail the gate without a test: **not finite** (the current run
+recorded NaN or infinity for a gated metric, like a hypothesis with
+``nan_policy="raise"``), **missing** (the saved run recorded the metric in
+that condition, the current run did not) and **never recorded** (neither run
+recorded the metric at all: a misspelt ``gate=`` key or hypothesis metric).
+Non-finite *saved* values are left out, with a note.
+
 Values pair up by replicate when both runs used the same master seed (the
-same replicate has the same seed in both, so the comparison is paired);
-replicates that failed or gave non-finite values are left out. The p-values
-of one family (all worse-tests of one experiment, and so on) are corrected
-with the experiment's correction and compared with its alpha.
+same replicate has the same seed in both, so the comparison is paired), on
+the replicates both runs have (a note says how many of either side were
+left out, e.g. when the current run has more replicates); replicates that
+failed are left out. The p-values of one family (all worse-tests of one
+experiment, and so on) are corrected with the experiment's correction and
+compared with its alpha.
+
+When the experiment's definition changed since the saved run, only what
+the change touches is left uncompared: conditions whose inputs changed
+(:func:`~pytest_crystallize.core.definition.changed_conditions`; also
+treatments not run this time) and, when hypotheses changed, metrics whose
+good direction is not the same in both runs.
 """
 
 from __future__ import annotations
@@ -29,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from pytest_crystallize.core.definition import definition_changes, fingerprint
+from pytest_crystallize.core.definition import changed_conditions, definition_changes, fingerprint
 from pytest_crystallize.errors import ResultsError, StatisticsError
 
 from ._specs import GateSpec
@@ -47,6 +62,14 @@ NO_WORSE: Final = "no worse"
 INCONCLUSIVE: Final = "inconclusive"
 NO_CHANGE: Final = "no change"
 NOT_COMPARED: Final = "not compared"
+NOT_FINITE: Final = "not finite"
+MISSING: Final = "missing"
+NEVER_RECORDED: Final = "never recorded"
+#: Rows whose values were tested.
+TESTED: Final = frozenset({REGRESSED, IMPROVED, NO_WORSE, INCONCLUSIVE, NO_CHANGE})
+#: Rows that fail an enforced gate; a strict gate also fails inconclusive and not compared rows.
+FAILING: Final = frozenset({REGRESSED, NOT_FINITE, MISSING, NEVER_RECORDED})
+_SHOWN_REPLICATES: Final = 10
 #: Experiment-level outcomes: compared, or why not.
 COMPARED: Final = "compared"
 NEW: Final = "not in saved run"
@@ -116,7 +139,7 @@ class GateReport:
     @property
     def failing_rows(self) -> tuple[GateRow, ...]:
         """The rows that fail the gate (when enforced)."""
-        bad = {REGRESSED, INCONCLUSIVE, NOT_COMPARED} if self.strict else {REGRESSED}
+        bad = FAILING | {INCONCLUSIVE, NOT_COMPARED} if self.strict else FAILING
         return tuple(r for r in self.rows if r.status in bad)
 
     @property
@@ -149,28 +172,42 @@ class GateReport:
         return cls(**values)
 
 
-def _values(result: ExperimentResult, metric: str, condition: str) -> tuple[np.ndarray, np.ndarray]:
+def _kept(result: ExperimentResult, metric: str, condition: str) -> tuple[np.ndarray, np.ndarray]:
+    """Replicates and values of ``metric`` in ``condition``, without replicates that failed."""
     replicates, values = result.select(metric, condition)
     failed = [e.replicate for e in result.errors if e.condition == condition]
-    keep = np.isfinite(values) & ~np.isin(replicates, failed)
+    keep = ~np.isin(replicates, failed)
     return replicates[keep], values[keep]
 
 
-def _aligned(saved: ExperimentResult, current: ExperimentResult, metric: str, condition: str) -> tuple[
-    np.ndarray, np.ndarray, bool
+def _replicate_list(replicates: np.ndarray) -> str:
+    shown = ", ".join(str(int(r)) for r in replicates[:_SHOWN_REPLICATES])
+    more = f" and {len(replicates) - _SHOWN_REPLICATES} more" if len(replicates) > _SHOWN_REPLICATES else ""
+    return shown + more
+
+
+def _aligned(saved: tuple[np.ndarray, np.ndarray], current: tuple[np.ndarray, np.ndarray], same_seeds: bool) -> tuple[
+    np.ndarray, np.ndarray, bool, str
 ]:
-    """Saved and current values; paired on common replicates when both runs share their seeds."""
-    s_rep, s_val = _values(saved, metric, condition)
-    c_rep, c_val = _values(current, metric, condition)
-    p, q = saved.provenance, current.provenance
-    same_seeds = p.master_seed == q.master_seed and p.seed_scheme == q.seed_scheme
+    """Saved and current values, paired on the common replicates when both runs share their seeds.
+
+    The note says how many replicates of either side had no partner and were left out.
+    """
+    (s_rep, s_val), (c_rep, c_val) = saved, current
     one_each = len(s_rep) == len(np.unique(s_rep)) and len(c_rep) == len(np.unique(c_rep))
     common = np.intersect1d(s_rep, c_rep) if same_seeds and one_each else np.array([])
     if len(common) < 2:
-        return s_val, c_val, False
+        return s_val, c_val, False, ""
     s_order, c_order = np.argsort(s_rep, kind="stable"), np.argsort(c_rep, kind="stable")
     s_rep, s_val, c_rep, c_val = s_rep[s_order], s_val[s_order], c_rep[c_order], c_val[c_order]
-    return s_val[np.isin(s_rep, common)], c_val[np.isin(c_rep, common)], True
+    s_keep, c_keep = np.isin(s_rep, common), np.isin(c_rep, common)
+    note = ""
+    if not (s_keep.all() and c_keep.all()):
+        left = [f"{n} {side}-only" for n, side in ((int((~s_keep).sum()), "saved"), (int((~c_keep).sum()), "current"))
+                if n]
+        note = (f"paired on the {len(common)} replicates both runs have; left out {' and '.join(left)} "
+                "replicate(s) without a partner")
+    return s_val[s_keep], c_val[c_keep], True, note
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,21 +220,67 @@ class _Tested:
     margin: float
     relative: bool
     note: str
+    #: Untested rows only: their status (not compared when empty) and what was found.
+    status: str = ""
+    counts: tuple[int, int] = (0, 0)
+    means: tuple[float, float] = (math.nan, math.nan)
+
+
+def _untested(spec: GateSpec, condition: str, margin: float, relative: bool, note: str, status: str = NOT_COMPARED,
+              saved: np.ndarray | None = None, current: np.ndarray | None = None) -> _Tested:
+    s, c = (np.array([]) if v is None else v for v in (saved, current))
+    means = (float(np.mean(s)) if len(s) else math.nan, float(np.mean(c)) if len(c) else math.nan)
+    return _Tested(spec, condition, None, None, None, margin, relative, note, status, (len(s), len(c)), means)
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
 
 
 def _test(saved: ExperimentResult, current: ExperimentResult, spec: GateSpec, condition: str,
           margin: float, relative: bool) -> _Tested:
     from pytest_crystallize.core.stats import compare
 
-    s_val, c_val, paired = _aligned(saved, current, spec.metric, condition)
-    if not len(s_val) or not len(c_val):
-        side = "saved" if not len(s_val) else "current"
-        note = f"no values of {spec.metric!r} in the {side} run"
-        return _Tested(spec, condition, None, None, None, margin, relative, note)
+    metric = spec.metric
+    if metric not in saved.metrics and metric not in current.metrics:
+        recorded = ", ".join(repr(m) for m in dict.fromkeys((*current.metrics, *saved.metrics))) or "none"
+        note = (f"neither run recorded {metric!r}: check the gate= key or the hypothesis' metric "
+                f"(recorded metrics: {recorded})")
+        return _untested(spec, condition, margin, relative, note, NEVER_RECORDED)
+    s_rep, s_all = _kept(saved, metric, condition)
+    c_rep, c_all = _kept(current, metric, condition)
+    s_ok, c_ok = np.isfinite(s_all), np.isfinite(c_all)
+    s_note = ""
+    if not s_ok.all():
+        s_note = (f"the saved run has {int((~s_ok).sum())} non-finite value(s) of {metric!r} in {condition!r} "
+                  f"(replicate(s) {_replicate_list(s_rep[~s_ok])}): left out")
+    s_rep, s_val, c_rep_f, c_val = s_rep[s_ok], s_all[s_ok], c_rep[c_ok], c_all[c_ok]
+    if not c_ok.all():
+        bad = c_rep[~c_ok]
+        kinds = sorted({"nan" if math.isnan(v) else "inf" for v in c_all[~c_ok]})
+        note = (f"the current run recorded {len(bad)} non-finite value(s) ({' and '.join(kinds)}) of {metric!r} "
+                f"in {condition!r}, of {len(c_all)}: replicate(s) {_replicate_list(bad)}; a gated metric must be "
+                "finite: fix the metric, or leave it out of the gate")
+        return _untested(spec, condition, margin, relative, _join(note, s_note), NOT_FINITE, s_val, c_val)
+    if not len(c_all):
+        if len(s_val):
+            raw = len(current.select(metric, condition)[1])
+            why = " (the replicates that recorded it failed)" if raw else ""
+            note = (f"{metric!r} was recorded in {condition!r} in the saved run ({len(s_val)} values) but not in "
+                    f"the current run{why}")
+            return _untested(spec, condition, margin, relative, _join(note, s_note), MISSING, s_val, c_val)
+        where = "either run" if not len(s_all) else "the current run (the saved run's are not finite)"
+        return _untested(spec, condition, margin, relative, _join(f"no values of {metric!r} in {where}", s_note))
+    if not len(s_val):
+        note = f"no values of {metric!r} in the saved run" if not len(s_all) else ""
+        return _untested(spec, condition, margin, relative, _join(note, s_note), saved=s_val, current=c_val)
+    p, q = saved.provenance, current.provenance
+    same_seeds = p.master_seed == q.master_seed and p.seed_scheme == q.seed_scheme
+    s_val, c_val, paired, pair_note = _aligned((s_rep, s_val), (c_rep_f, c_val), same_seeds)
     if relative:
         if float(np.mean(s_val)) == 0.0:
             note = "a relative margin needs a non-zero saved mean"
-            return _Tested(spec, condition, None, None, None, margin, relative, note)
+            return _untested(spec, condition, margin, relative, _join(note, s_note), saved=s_val, current=c_val)
         margin = margin * abs(float(np.mean(s_val)))
     higher = spec.better == "higher"
     common: dict[str, Any] = {"test": spec.test, "paired": paired, "alpha": current.provenance.alpha,
@@ -209,26 +292,38 @@ def _test(saved: ExperimentResult, current: ExperimentResult, spec: GateSpec, co
         no_worse = (compare(s_val, c_val, direction="no_worse", margin=margin, better=spec.better, **common)
                     if margin > 0 else None)
     except StatisticsError as exc:
-        return _Tested(spec, condition, None, None, None, margin, relative, str(exc))
-    return _Tested(spec, condition, worse, better, no_worse, margin, relative, "")
+        return _untested(spec, condition, margin, relative, _join(str(exc), s_note), saved=s_val, current=c_val)
+    return _Tested(spec, condition, worse, better, no_worse, margin, relative, _join(pair_note, s_note))
 
 
 def compare_results(
     current: ExperimentResult, saved: ExperimentResult, specs: Iterable[GateSpec], *,
-    margin: float = 0.0, relative: bool = False,
+    margin: float = 0.0, relative: bool = False, conditions_changed: Mapping[str, str] | None = None,
+    metrics_changed: Mapping[str, str] | None = None,
 ) -> tuple[GateRow, ...]:
     """Compare every gated metric in every condition both runs have; see the module docstring.
 
     ``margin``/``relative`` apply to specs without a margin of their own.
+    ``conditions_changed`` and ``metrics_changed`` map conditions and metrics
+    not to compare (their definition changed) to the reason, shown as the
+    row's note; a metric neither run recorded is reported all the same.
     """
     from pytest_crystallize.core.stats import adjust_pvalues
 
+    skip_conditions, skip_metrics = conditions_changed or {}, metrics_changed or {}
     conditions = [c for c in current.conditions if c in saved.conditions]
-    tested = [
-        _test(saved, current, spec, condition,
-              margin if spec.margin is None else spec.margin, relative if spec.margin is None else spec.relative)
-        for spec in specs for condition in conditions
-    ]
+
+    def one(spec: GateSpec, condition: str) -> _Tested:
+        own_margin, own_relative = (margin, relative) if spec.margin is None else (spec.margin, spec.relative)
+        recorded = spec.metric in saved.metrics or spec.metric in current.metrics
+        if recorded and condition in skip_conditions:
+            note = f"{condition!r} runs with other inputs than in the saved run: {skip_conditions[condition]}"
+            return _untested(spec, condition, own_margin, own_relative, note)
+        if recorded and spec.metric in skip_metrics:
+            return _untested(spec, condition, own_margin, own_relative, skip_metrics[spec.metric])
+        return _test(saved, current, spec, condition, own_margin, own_relative)
+
+    tested = [one(spec, condition) for spec in specs for condition in conditions]
     correction, alpha = current.provenance.correction, current.provenance.alpha
 
     def adjusted(pick: Callable[[_Tested], Comparison | None]) -> dict[int, float]:
@@ -253,7 +348,8 @@ def _row(t: _Tested, p_worse: float, p_better: float, p_no_worse: float, alpha: 
             "relative_margin": t.relative}
     c = t.worse
     if c is None or t.better is None:
-        return GateRow(**head, status=NOT_COMPARED, note=t.note)
+        return GateRow(**head, status=t.status or NOT_COMPARED, note=t.note, n_saved=t.counts[0],
+                       n_current=t.counts[1], mean_saved=t.means[0], mean_current=t.means[1])
     if p_worse < alpha:
         status = REGRESSED
     elif p_better < alpha:
@@ -268,7 +364,7 @@ def _row(t: _Tested, p_worse: float, p_better: float, p_no_worse: float, alpha: 
         ci_low=c.ci_low, ci_high=c.ci_high, p_worse=c.p_value, p_worse_adjusted=p_worse,
         p_better=t.better.p_value, p_better_adjusted=p_better,
         p_no_worse=math.nan if t.no_worse is None else t.no_worse.p_value, p_no_worse_adjusted=p_no_worse,
-        paired=c.paired, test=c.test, note=_gate_words(c.degenerate),
+        paired=c.paired, test=c.test, note=_join(_gate_words(c.degenerate), t.note),
     )
 
 
@@ -280,20 +376,17 @@ def _gate_words(note: str) -> str:
         "baseline is always", "saved is always").replace("treatment always", "current always")
 
 
-def _treatments_not_run(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str] | None:
-    """Treatments of ``saved`` missing from ``current`` when that is the only difference, else None.
-
-    A run narrowed with ``--crystallize-treatment`` (or a condition-choosing
-    hook) still compares the conditions it ran, as long as their definitions
-    and the hypotheses are unchanged.
-    """
-    old: Mapping[str, Any] = saved.get("treatments") or {}
-    new: Mapping[str, Any] = current.get("treatments") or {}
-    same = (
-        saved.get("hypotheses") == current.get("hypotheses")
-        and all(name in old and old[name] == spec for name, spec in new.items())
-    )
-    return [name for name in old if name not in new] if same else None
+def _direction_changes(saved_gate: Mapping[str, Any], specs: Iterable[GateSpec]) -> dict[str, str]:
+    """Gated metrics whose good direction is not the same in the saved run, each with the reason."""
+    changed = {}
+    for spec in specs:
+        saved = saved_gate.get(spec.metric)
+        before = saved.get("better") if isinstance(saved, Mapping) else None
+        if before is None:
+            changed[spec.metric] = "hypotheses changed and the saved run did not gate this metric"
+        elif before != spec.better:
+            changed[spec.metric] = f"hypotheses changed its good direction: {before} was better, now {spec.better}"
+    return changed
 
 
 def gate_experiment(
@@ -303,30 +396,48 @@ def gate_experiment(
 ) -> GateReport:
     """Compare one experiment with its result in the saved run ``record``.
 
-    ``load`` reads the saved result (only when the definitions match). A
-    missing experiment or a changed definition is reported, not compared.
+    ``load`` reads the saved result (only when something can be compared).
+    A missing experiment is reported, not compared. When the definition
+    changed, the conditions and metrics the change touches are not compared
+    (see the module docstring) and the change is listed; only when that
+    leaves nothing to compare is the whole experiment not compared.
     """
+    specs = tuple(specs)
     common: dict[str, Any] = {"nodeid": nodeid, "saved_run": record.label, "alpha": current.provenance.alpha,
               "correction": current.provenance.correction, "enforced": enforced, "strict": strict}
     entry = record.experiments.get(nodeid)
     if entry is None:
         return GateReport(**common, status=NEW, notes=(f"{nodeid!r} is not in saved run {record.id}",))
-    not_run = _treatments_not_run(entry.definition, definition)
-    if entry.fingerprint != fingerprint(definition) and not_run is None:
-        changes = definition_changes(entry.definition, definition)
-        said = (f"its hypotheses or treatments changed since saved run {record.id}; not compared:", *changes)
-        return GateReport(**common, status=CHANGED, notes=said)
+    conditions_changed: dict[str, str] = {}
+    metrics_changed: dict[str, str] = {}
+    notes: tuple[str, ...] = ()
+    if entry.fingerprint != fingerprint(definition):
+        saved_def = entry.definition
+        conditions_changed = changed_conditions(saved_def, definition)
+        if saved_def.get("hypotheses") != definition.get("hypotheses"):
+            metrics_changed = _direction_changes(entry.gate, specs)
+        old = list(saved_def.get("conditions") or ())
+        not_run = [c for c in old if c not in (definition.get("conditions") or ())]
+        changes = [line for line in definition_changes(saved_def, definition)
+                   if not any(line == f"treatment {t!r} removed" for t in not_run)]
+        comparable = [c for c in definition.get("conditions") or () if c in old and c not in conditions_changed]
+        if not comparable or (specs and all(s.metric in metrics_changed for s in specs)):
+            said = (f"its hypotheses or treatments changed since saved run {record.id}; not compared:", *changes)
+            return GateReport(**common, status=CHANGED, notes=said)
+        if changes:
+            notes += (f"definition changed since saved run {record.id}; what it touches is not compared:",
+                      *(f"  {line}" for line in changes))
+        if not_run:
+            notes += (f"treatments not run this time, so not compared: {', '.join(repr(t) for t in not_run)}",)
     try:
         saved = load()
     except ResultsError as exc:
         return GateReport(**common, status=UNREADABLE, notes=(str(exc),))
-    rows = compare_results(current, saved, specs, margin=margin, relative=relative)
-    notes: tuple[str, ...] = ()
-    if not_run:
-        notes += (f"treatments not run this time, so not compared: {', '.join(repr(t) for t in not_run)}",)
+    rows = compare_results(current, saved, specs, margin=margin, relative=relative,
+                           conditions_changed=conditions_changed, metrics_changed=metrics_changed)
     if saved.provenance.master_seed != current.provenance.master_seed:
-        notes = (f"master seeds differ (saved {saved.provenance.master_seed}, current "
-                 f"{current.provenance.master_seed}): values compared unpaired",)
+        notes += (f"master seeds differ (saved {saved.provenance.master_seed}, current "
+                  f"{current.provenance.master_seed}): values compared unpaired",)
     if not rows:
         notes += ("no metric has a known good direction: add a maximize/minimize hypothesis or gate= to the marker",)
     return GateReport(**common, status=COMPARED, rows=rows, notes=notes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from ._compare import CHANGED, COMPARED, NEW, UNREADABLE, GateReport, GateRow
+from ._compare import CHANGED, COMPARED, FAILING, NEW, NOT_COMPARED, TESTED, UNREADABLE, GateReport, GateRow
 
 __all__ = ["gate_failure", "gate_lines", "gate_totals"]
 
@@ -66,6 +66,23 @@ def gate_heading(report: GateReport) -> str:
     return text
 
 
+def _note_lines(rows: Iterable[GateRow]) -> list[str]:
+    """One line per distinct row note, naming every (condition, metric) it belongs to."""
+    where: dict[str, dict[str, list[str]]] = {}
+    for row in rows:
+        if row.note:
+            where.setdefault(row.note, {}).setdefault(row.metric, []).append(row.condition)
+    lines = []
+    for note, metrics in where.items():
+        if len(metrics) == 1 and len(next(iter(metrics.values()))) == 1:
+            ((metric, (condition,)),) = metrics.items()
+            label = f"{condition}, {metric}"
+        else:
+            label = "; ".join(f"{metric}: {', '.join(conditions)}" for metric, conditions in metrics.items())
+        lines.append(f"  note ({label}): {note}")
+    return lines
+
+
 def gate_lines(report: GateReport, *, title: str | None = None) -> list[str]:
     """The heading, the table of rows and the notes of one experiment's comparison."""
     lines = [f"{title or report.nodeid}: {gate_heading(report)}"]
@@ -74,9 +91,7 @@ def gate_lines(report: GateReport, *, title: str | None = None) -> list[str]:
         if not any(math.isfinite(r.p_no_worse) for r in report.rows):  # no margin: no non-inferiority test
             rows = [r[:_NO_WORSE_COLUMN] + r[_NO_WORSE_COLUMN + 1:] for r in rows]
         lines += _table(rows)
-    for row in report.rows:
-        if row.note:
-            lines.append(f"  note ({row.condition}, {row.metric}): {row.note}")
+    lines += _note_lines(report.rows)
     paired = {r.paired for r in report.rows if r.n_saved}
     if paired:
         how = "paired by replicate" if paired == {True} else ("unpaired" if paired == {False} else "mixed pairing")
@@ -96,23 +111,27 @@ def gate_failure(report: GateReport) -> str:
     else:
         bad = report.failing_rows
         names = ", ".join(f"{r.metric!r} in {r.condition!r} {r.status}" for r in bad)
-        why = f"{len(bad)} of {len(report.rows)} compared metric(s) failed: {names}"
+        why = f"{len(bad)} of {len(report.rows)} gated metric(s) failed: {names}"
     head = f"regression gate failed for {report.nodeid!r} against saved run {report.saved_run}: {why}"
     return "\n".join([head, *gate_lines(report, title="comparison")])
 
 
 def gate_totals(reports: Iterable[GateReport]) -> str:
-    """The closing line of the comparison section."""
+    """The closing line of the comparison section: what was compared, what was not, the outcome."""
     reports = list(reports)
     rows = [r for report in reports for r in report.rows]
     regressed = sum(r.status == "regressed" for r in rows)
     improved = sum(r.status == "improved" for r in rows)
+    tested = sum(r.status in TESTED for r in rows)
     failed = sum(report.failed for report in reports)
     skipped = sum(report.status != COMPARED for report in reports)
-    line = (f"{regressed} regressed, {improved} improved of {len(rows)} compared metric(s) in "
+    line = (f"{regressed} regressed, {improved} improved of {tested} compared metric(s) in "
             f"{len(reports)} experiment{'s' if len(reports) != 1 else ''}")
+    untested = {status: sum(r.status == status for r in rows) for status in (*sorted(FAILING - TESTED), NOT_COMPARED)}
+    if any(untested.values()):
+        line += "; " + ", ".join(f"{n} {status}" for status, n in untested.items() if n) + " metric(s)"
     if skipped:
-        line += f"; {skipped} not compared"
+        line += f"; {skipped} experiment{'s' if skipped != 1 else ''} not compared"
     if any(report.enforced for report in reports):
         line += f"; {failed} failed the gate" if failed else "; gate passed"
     return line
