@@ -480,3 +480,18 @@ def test_run_experiment_works_inside_a_running_event_loop() -> None:
     result = asyncio.run(main())
     assert not result.errors
     assert _by_replicate(result, "x", "baseline") == {0: 0.0, 1: 1.0}
+
+
+def test_a_datasource_that_raises_is_named_in_the_replicate_error() -> None:
+    from pytest_crystallize import data_source
+
+    @data_source
+    def tds_fragile_source(ctx):
+        return {"x": 1}["y"]
+
+    def uses(tds_fragile_source, ctx):
+        ctx.metrics.add("m", 1)
+
+    result = run_experiment(uses, replicates=2, datasources={"tds_fragile_source": tds_fragile_source})
+    assert {e.step for e in result.errors} == {"datasource:tds_fragile_source"}
+    assert "condition 'baseline', replicate 0, step 'datasource:tds_fragile_source': KeyError" in result.errors[0].headline

@@ -163,3 +163,11 @@ def test_an_unknown_parameter_is_reported_with_a_fix(pytester: pytest.Pytester) 
     result = pytester.runpytest("--crystallize")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*fixture 'nowhere' not found*"])
+
+
+def test_a_bad_truth_value_for_the_crystallize_ini_option_names_it(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ncrystallize = maybe\n")
+    pytester.makepyfile(COUNTING.format(marker=""))
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*ini option crystallize: *maybe*; use true or false*"])

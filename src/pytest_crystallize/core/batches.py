@@ -234,7 +234,11 @@ class BatchRunner:
     def _arguments(self, condition: Condition, ctx: FrozenContext) -> dict[str, Any]:
         kwargs = dict(self.experiment.arguments)
         for parameter, source in condition.datasources:
-            kwargs[parameter] = source(ctx)
+            try:
+                kwargs[parameter] = source(ctx)
+            except Exception as exc:
+                _label_datasource(exc, source.name)
+                raise
         if self.experiment.takes_ctx:
             kwargs["ctx"] = ctx
         return kwargs
@@ -284,7 +288,11 @@ class BatchRunner:
             kwargs = self._arguments(condition, ctx)
             for key, value in kwargs.items():
                 if inspect.isawaitable(value):
-                    kwargs[key] = await value
+                    try:
+                        kwargs[key] = await value
+                    except Exception as exc:
+                        _label_datasource(exc, key)
+                        raise
             if self._bindings:
                 self._bind(ctx, kwargs)
             outcome = self.experiment.function(**kwargs)
@@ -344,6 +352,12 @@ def _check_awaited(experiment: Experiment, ctx: FrozenContext, outcome: Any, *, 
             f"which nothing awaits: make it 'async def' and await what it calls"
         )
         raise ConfigurationError(msg)
+
+
+def _label_datasource(exc: BaseException, name: str) -> None:
+    """Name the datasource an exception escaped from, as steps and evaluators are named."""
+    if not hasattr(exc, STEP_ATTRIBUTE):
+        setattr(exc, STEP_ATTRIBUTE, f"datasource:{name}")
 
 
 def _safe_str(exc: BaseException) -> str:

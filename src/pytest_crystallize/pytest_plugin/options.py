@@ -121,7 +121,11 @@ def read_settings(config: pytest.Config) -> Settings:
         cli = config.getoption(f"crystallize_{key}")
         if cli is not None:
             overrides[key] = parse(str(cli).strip(), f"--crystallize-{key}")
-    enabled = bool(config.getoption("crystallize") or config.getini("crystallize"))
+    try:
+        enabled = bool(config.getoption("crystallize") or config.getini("crystallize"))
+    except (ValueError, pytest.UsageError) as exc:  # pytest's message names no option
+        msg = f"ini option crystallize: {exc}; use true or false"
+        raise pytest.UsageError(msg) from None
     return Settings(enabled=enabled, defaults=defaults, overrides=overrides, treatments=_treatments(config))
 
 

@@ -216,7 +216,8 @@ class CrystallizeSession:
             for line in summary_lines(self.payloads[nodeid], title=nodeid, verbose=verbose):
                 terminalreporter.write_line(line)
             terminalreporter.write_line("")
-        markup = {"green": True} if all(p["passed"] for p in self.payloads.values()) else {"red": True}
+        clean = all(p["passed"] and not (p.get("gate") or {}).get("failed") for p in self.payloads.values())
+        markup = {"green": True} if clean else {"red": True}
         terminalreporter.write_line(totals_line(self.payloads.values()), bold=True, **markup)
 
 
