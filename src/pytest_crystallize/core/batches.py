@@ -34,7 +34,7 @@ from pytest_crystallize import hookspecs
 from pytest_crystallize.core.context import CURRENT_CONTEXT, FrozenContext, MetricSink
 from pytest_crystallize.core.evaluators import evaluate_async, evaluate_sync
 from pytest_crystallize.core.experiment import Condition, Experiment
-from pytest_crystallize.core.pipeline import STEP_ATTRIBUTE
+from pytest_crystallize.core.pipeline import STEP_ATTRIBUTE, label_origin
 from pytest_crystallize.core.results import ReplicateError
 from pytest_crystallize.core.seeds import ReplicateSeeds
 from pytest_crystallize.errors import ConfigurationError
@@ -237,7 +237,7 @@ class BatchRunner:
             try:
                 kwargs[parameter] = source(ctx)
             except Exception as exc:
-                _label_datasource(exc, source.name)
+                label_origin(exc, f"datasource:{source.name}")
                 raise
         if self.experiment.takes_ctx:
             kwargs["ctx"] = ctx
@@ -291,7 +291,7 @@ class BatchRunner:
                     try:
                         kwargs[key] = await value
                     except Exception as exc:
-                        _label_datasource(exc, key)
+                        label_origin(exc, f"datasource:{key}")
                         raise
             if self._bindings:
                 self._bind(ctx, kwargs)
@@ -343,7 +343,7 @@ def _check_awaited(experiment: Experiment, ctx: FrozenContext, outcome: Any, *, 
             f"it and it never ran: make the experiment function 'async def' and 'await' the step"
         )
         error = ConfigurationError(msg)
-        setattr(error, STEP_ATTRIBUTE, name)
+        label_origin(error, name)
         raise error
     if not returned_ok and isinstance(outcome, CoroutineType):
         outcome.close()
@@ -352,12 +352,6 @@ def _check_awaited(experiment: Experiment, ctx: FrozenContext, outcome: Any, *, 
             f"which nothing awaits: make it 'async def' and await what it calls"
         )
         raise ConfigurationError(msg)
-
-
-def _label_datasource(exc: BaseException, name: str) -> None:
-    """Name the datasource an exception escaped from, as steps and evaluators are named."""
-    if not hasattr(exc, STEP_ATTRIBUTE):
-        setattr(exc, STEP_ATTRIBUTE, f"datasource:{name}")
 
 
 def _safe_str(exc: BaseException) -> str:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from pytest_crystallize.core.pipeline import STEP_ATTRIBUTE
+from pytest_crystallize.core.pipeline import label_origin
 from pytest_crystallize.errors import ConfigurationError, MetricError
 
 if TYPE_CHECKING:
@@ -137,8 +137,7 @@ async def evaluate_async(
 
 
 def _label(exc: BaseException, evaluator: Evaluator) -> None:
-    if not hasattr(exc, STEP_ATTRIBUTE):
-        setattr(exc, STEP_ATTRIBUTE, f"evaluator:{evaluator.name}")
+    label_origin(exc, f"evaluator:{evaluator.name}")
 
 
 def _inspect(where: str, name: str, function: Callable[..., Any], sources: tuple[str, ...]) -> Evaluator:

@@ -33,10 +33,16 @@ from pytest_crystallize.errors import ConfigurationError
 if TYPE_CHECKING:
     from pytest_crystallize.core.binding import Binding
 
-__all__ = ["PipelineStep", "current_context", "pipeline_step"]
+__all__ = ["PipelineStep", "current_context", "label_origin", "pipeline_step"]
 
-#: Attribute set on an exception to name the step it escaped from.
+#: Attribute set on an exception to name the step (or datasource, evaluator) it escaped from.
 STEP_ATTRIBUTE: Final = "__crystallize_step__"
+
+
+def label_origin(exc: BaseException, origin: str) -> None:
+    """Record where ``exc`` escaped from; the innermost label wins (a nested step names itself)."""
+    if not hasattr(exc, STEP_ATTRIBUTE):
+        setattr(exc, STEP_ATTRIBUTE, origin)
 
 _FILLABLE_KINDS: Final = (
     inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -128,8 +134,7 @@ class PipelineStep:
         try:
             result = self.function(*args, **kwargs)
         except Exception as exc:
-            if not hasattr(exc, STEP_ATTRIBUTE):
-                setattr(exc, STEP_ATTRIBUTE, self.name)
+            label_origin(exc, self.name)
             raise
         if hooks is not None:
             hooks.after(self, result, ctx)
@@ -144,8 +149,7 @@ class PipelineStep:
         try:
             result = await self.function(*args, **kwargs)
         except Exception as exc:
-            if not hasattr(exc, STEP_ATTRIBUTE):
-                setattr(exc, STEP_ATTRIBUTE, self.name)
+            label_origin(exc, self.name)
             raise
         if hooks is not None:
             hooks.after(self, result, ctx)
