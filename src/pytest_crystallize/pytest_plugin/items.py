@@ -27,7 +27,7 @@ from pytest_crystallize.pytest_plugin.configuration import (
     register_selection,
     selection_skip,
 )
-from pytest_crystallize.pytest_plugin.storage import STORAGE_KEY
+from pytest_crystallize.pytest_plugin.storage import PAYLOAD_PROPERTY, STORAGE_KEY
 
 if TYPE_CHECKING:
     from pytest_crystallize.core.results import ExperimentResult
@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["MARKER", "ExperimentFailed", "ExperimentItem", "to_experiment_item"]
 
 MARKER: Final = "experiment"
-PAYLOAD_ATTRIBUTE: Final = "crystallize_payload"
+#: Key of the summary payload, on user properties and call reports (defined with the other transport keys).
+PAYLOAD_ATTRIBUTE: Final = PAYLOAD_PROPERTY
 _MARKER_OPTIONS: Final = frozenset({
     "replicates", "seed", "treatments", "hypotheses", "plugins", "alpha", "correction", "params",
     "max_replicates", "looks", "spending", "gate", "evaluators", "localns",

@@ -55,7 +55,7 @@ STORAGE_KEY: Final = pytest.StashKey["CrystallizeStorage"]()
 RECORD_ATTRIBUTE: Final = "crystallize_record"
 #: User property holding an experiment's comparison with the saved run (a JSON string).
 GATE_PROPERTY: Final = "crystallize_gate"
-#: ``items.PAYLOAD_ATTRIBUTE``, the summary payload (items imports this module, not the reverse).
+#: The summary payload's key (``items.PAYLOAD_ATTRIBUTE``; items imports this module, not the reverse).
 PAYLOAD_PROPERTY: Final = "crystallize_payload"
 REPORT_FORMAT: Final = "pytest-crystallize/report"
 _WORKER_KEY: Final = "crystallize_compare_run"
