@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pytest_crystallize.core.asyncrun import arun_experiment
 from pytest_crystallize.core.binding import Bind
-from pytest_crystallize.core.configs import LoadedConfig, load_config, load_treatments
+from pytest_crystallize.core.config_files import LoadedConfig, load_config, load_treatments
 from pytest_crystallize.core.context import FrozenContext, standalone_context
 from pytest_crystallize.core.datasources import DataSource, data_source, get_datasource
 from pytest_crystallize.core.experiment import Experiment

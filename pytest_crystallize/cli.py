@@ -27,16 +27,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 
-from pytest_crystallize.core.gate import GateSpec, gate_experiment, gate_lines, gate_totals, parse_margin
-from pytest_crystallize.core.runs import LATEST
-from pytest_crystallize.core.store import RUNS_DIR, DirectoryStore
+from pytest_crystallize.core.report.gate_text import gate_lines, gate_totals
+from pytest_crystallize.core.store.gate import gate_experiment
+from pytest_crystallize.core.store.gate_specs import GateSpec, parse_margin
+from pytest_crystallize.core.store.records import LATEST
+from pytest_crystallize.core.store.stores import RUNS_DIR, DirectoryStore
 from pytest_crystallize.errors import ConfigurationError, CrystallizeError, ResultsError
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from pytest_crystallize.core.results import ExperimentResult
-    from pytest_crystallize.core.runs import RunRecord
+    from pytest_crystallize.core.store.records import RunRecord
 
 __all__ = ["main"]
 
@@ -239,7 +241,7 @@ def _list(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err: IO
 
 
 def _show(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from pytest_crystallize.core.report import summarize, summary_lines
+    from pytest_crystallize.core.report.text import summarize, summary_lines
 
     record = store.find(args.run)
     if args.json:

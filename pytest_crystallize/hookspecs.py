@@ -41,10 +41,10 @@ import pluggy
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from pytest_crystallize.core.batches import ReplicateBatch, ReplicateTask
     from pytest_crystallize.core.context import FrozenContext
     from pytest_crystallize.core.experiment import Experiment
     from pytest_crystallize.core.pipeline import PipelineStep
+    from pytest_crystallize.core.replicates import ReplicateBatch, ReplicateTask
     from pytest_crystallize.core.results import ExperimentResult
     from pytest_crystallize.core.treatments import Treatment
 

@@ -18,11 +18,11 @@ import pytest
 
 from pytest_crystallize import Experiment, ExperimentResult, Treatment, hypothesis
 from pytest_crystallize.cli import main
-from pytest_crystallize.core.definition import definition_of, fingerprint
-from pytest_crystallize.core.gate import gate_specs
 from pytest_crystallize.core.runner import ExperimentRunner
-from pytest_crystallize.core.runs import ExperimentRun, NewRun
-from pytest_crystallize.core.store import DirectoryStore
+from pytest_crystallize.core.store.definitions import definition_of, fingerprint
+from pytest_crystallize.core.store.gate_specs import gate_specs
+from pytest_crystallize.core.store.records import ExperimentRun, NewRun
+from pytest_crystallize.core.store.stores import DirectoryStore
 
 NODE = "test_demo.py::demo"
 

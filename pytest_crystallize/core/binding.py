@@ -13,7 +13,7 @@ At the top level only the model's own fields are read (the context holds
 other values too); below it, an unknown key is an error, so no input is
 silently dropped (a Pydantic model whose ``model_config`` sets ``extra``
 decides for itself). How values are checked is
-:mod:`~pytest_crystallize.core.models`. Optional fields,
+:mod:`~pytest_crystallize.core.typed_config`. Optional fields,
 ``from __future__ import annotations`` and models defined inside functions
 work: annotations are resolved with the function's globals, its closure
 (the names its body uses from the enclosing function) and ``localns``: the
@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Protocol, Union, get_args, get_origin
 
-from pytest_crystallize.core.models import build, field_names, is_model, resolve_fields
+from pytest_crystallize.core.typed_config import build, field_names, is_model, resolve_fields
 from pytest_crystallize.errors import ConfigurationError
 
 __all__ = [

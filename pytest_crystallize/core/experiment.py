@@ -23,10 +23,10 @@ from pytest_crystallize.core.context import BUILTIN_KEYS
 from pytest_crystallize.core.datasources import DataSource, registered_datasources
 from pytest_crystallize.core.evaluators import Evaluator, check_evaluators
 from pytest_crystallize.core.hypotheses import Hypothesis, attached_hypotheses
-from pytest_crystallize.core.models import field_names
 from pytest_crystallize.core.seeds import DEFAULT_SEED
 from pytest_crystallize.core.sequential import SPENDING, SequentialDesign
 from pytest_crystallize.core.treatments import BASELINE, Treatment, check_treatments, merge_params
+from pytest_crystallize.core.typed_config import field_names
 from pytest_crystallize.errors import ConfigurationError, DataSourceError, TreatmentError
 
 __all__ = [

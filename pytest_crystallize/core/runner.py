@@ -6,7 +6,7 @@ lifecycle hooks, lets an execution backend (a ``crystallize_replicates_run``
 hook) run the replicate tasks or runs them serially itself, then checks the
 hypotheses. A sequential experiment runs in looks and stops once every
 hypothesis is decided. Errors raised by the user's code become results, never
-crashes. Running the tasks themselves is :mod:`pytest_crystallize.core.batches`.
+crashes. Running the tasks themselves is :mod:`pytest_crystallize.core.replicates`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ import numpy as np
 import pluggy
 
 from pytest_crystallize.core.analysis import evaluate, warn_low_power
-from pytest_crystallize.core.batches import (
+from pytest_crystallize.core.context import MetricSink
+from pytest_crystallize.core.experiment import Experiment
+from pytest_crystallize.core.replicates import (
     BatchRunner,
     ReplicateBatch,
     ReplicateTask,
@@ -31,8 +33,6 @@ from pytest_crystallize.core.batches import (
     make_plugin_manager,
     worker_plugins,
 )
-from pytest_crystallize.core.context import MetricSink
-from pytest_crystallize.core.experiment import Experiment
 from pytest_crystallize.core.results import ExperimentResult, Provenance
 from pytest_crystallize.core.sequential import SequentialMonitor
 from pytest_crystallize.core.treatments import Treatment
@@ -298,8 +298,8 @@ def run_experiment(
     experiment then runs on a loop in a worker thread); in ``async`` code,
     ``await arun_experiment(...)`` runs it without blocking the loop.
     """
-    from pytest_crystallize.core.batches import make_plugin_manager
     from pytest_crystallize.core.experiment import DEFAULT_ALPHA, DEFAULT_REPLICATES, choose_conditions
+    from pytest_crystallize.core.replicates import make_plugin_manager
     from pytest_crystallize.core.seeds import DEFAULT_SEED
 
     if localns is None and hasattr(sys, "_getframe"):

@@ -18,15 +18,15 @@ import os
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Final, Literal, Protocol
 
-from pytest_crystallize.core.batches import ReplicateBatch, run_coroutine_sync
+from pytest_crystallize.core.replicates import ReplicateBatch, run_coroutine_sync
 from pytest_crystallize.errors import ConfigurationError
 from pytest_crystallize.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from pytest_crystallize.core.batches import BatchRunner, ReplicateTask
     from pytest_crystallize.core.experiment import Experiment
+    from pytest_crystallize.core.replicates import BatchRunner, ReplicateTask
 
 __all__ = ["AsyncExecution", "ExecutionBackend", "ParallelExecution", "SerialExecution"]
 
@@ -158,7 +158,7 @@ class ParallelExecution:
             return _run_threads(run_batch, _chunks(tasks, size), workers)
         import multiprocessing
 
-        from pytest_crystallize.plugins._processes import run_chunks
+        from pytest_crystallize.plugins.processes import run_chunks
 
         context = multiprocessing.get_context(self.start_method)
         return run_chunks(run_batch, tasks, workers=workers, chunk_size=size, context=context)

@@ -17,11 +17,11 @@ import pytest
 from pytest_crystallize.core.analysis import warn_low_power
 from pytest_crystallize.core.datasources import DataSource, registered_datasources
 from pytest_crystallize.core.experiment import CONTEXT_PARAMETER, Experiment
-from pytest_crystallize.core.gate import check_gate_option
-from pytest_crystallize.core.report import failure_report, summarize
+from pytest_crystallize.core.report.text import failure_report, summarize
 from pytest_crystallize.core.runner import ExperimentRunner
+from pytest_crystallize.core.store.gate_specs import check_gate_option
 from pytest_crystallize.errors import CrystallizeError, CrystallizeWarning
-from pytest_crystallize.pytest_plugin.configuration import (
+from pytest_crystallize.pytest_plugin.selection import (
     bound_parameters,
     choose_treatments,
     register_selection,

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from pytest_crystallize.core.batches import make_plugin_manager
 from pytest_crystallize.core.datasources import DataSource
-from pytest_crystallize.core.report import summary_lines, totals_line
+from pytest_crystallize.core.replicates import make_plugin_manager
+from pytest_crystallize.core.report.text import summary_lines, totals_line
 from pytest_crystallize.errors import ConfigurationError
 from pytest_crystallize.hookspecs import hookimpl
 from pytest_crystallize.plugins import ArtifactPlugin, entry_point_plugins

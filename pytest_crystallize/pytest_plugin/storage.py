@@ -29,24 +29,18 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from pytest_crystallize.core.definition import definition_of, fingerprint
-from pytest_crystallize.core.gate import (
-    GateReport,
-    GateSpec,
-    gate_experiment,
-    gate_failure,
-    gate_lines,
-    gate_specs,
-    gate_totals,
-)
-from pytest_crystallize.core.store import DirectoryStore, write_atomic
+from pytest_crystallize.core.report.gate_text import gate_failure, gate_lines, gate_totals
+from pytest_crystallize.core.store.definitions import definition_of, fingerprint
+from pytest_crystallize.core.store.gate import GateReport, gate_experiment
+from pytest_crystallize.core.store.gate_specs import GateSpec, gate_specs
+from pytest_crystallize.core.store.stores import DirectoryStore, write_atomic
 from pytest_crystallize.errors import CrystallizeError
 from pytest_crystallize.pytest_plugin.storage_options import StorageSettings, read_storage_settings
 
 if TYPE_CHECKING:
     from pytest_crystallize.core.experiment import Experiment
     from pytest_crystallize.core.results import ExperimentResult
-    from pytest_crystallize.core.runs import RunRecord
+    from pytest_crystallize.core.store.records import RunRecord
 
 __all__ = ["GATE_PROPERTY", "RECORD_ATTRIBUTE", "STORAGE_KEY", "CrystallizeStorage", "configure", "unconfigure"]
 
@@ -208,7 +202,7 @@ class CrystallizeStorage:
     def _save(self) -> None:
         from pytest_crystallize.core.environment import git_info, machine_info
         from pytest_crystallize.core.results import ExperimentResult
-        from pytest_crystallize.core.runs import ExperimentRun, NewRun
+        from pytest_crystallize.core.store.records import ExperimentRun, NewRun
         from pytest_crystallize.core.versions import package_versions
 
         try:

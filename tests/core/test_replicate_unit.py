@@ -51,7 +51,7 @@ def test_clustered_values_keep_the_false_positive_rate_at_alpha() -> None:
 
 
 def test_the_summary_shows_per_replicate_means_and_says_so() -> None:
-    from pytest_crystallize.core.report import summarize, summary_lines
+    from pytest_crystallize.core.report.text import summarize, summary_lines
 
     result = run_experiment(_clustered, replicates=6, treatments=[Treatment("t", {"shift": 0.5})])
     payload = summarize(result)

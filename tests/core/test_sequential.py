@@ -56,7 +56,7 @@ def test_a_hypothesis_that_cannot_hold_runs_to_the_maximum_and_says_so() -> None
 
 
 def test_the_summary_reports_replicates_saved() -> None:
-    from pytest_crystallize.core.report import summarize, summary_lines
+    from pytest_crystallize.core.report.text import summarize, summary_lines
 
     lines = summary_lines(summarize(_run(3.0)))
     assert any("sequential:" in line and "saved" in line for line in lines), lines

@@ -25,7 +25,7 @@ from pytest_crystallize import (
     pipeline_step,
     run_experiment,
 )
-from pytest_crystallize.plugins._processes import WORKER_DIED
+from pytest_crystallize.plugins.processes import WORKER_DIED
 
 TREATMENTS = [Treatment("shifted", {"shift": 0.5})]
 

@@ -14,7 +14,7 @@ from pytest_crystallize import (
     pipeline_step,
     run_experiment,
 )
-from pytest_crystallize.core.batches import BatchRunner, ReplicateBatch, make_plugin_manager, worker_plugins
+from pytest_crystallize.core.replicates import BatchRunner, ReplicateBatch, make_plugin_manager, worker_plugins
 
 
 @pipeline_step()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_crystallize.core.store import DirectoryStore
+from pytest_crystallize.core.store.stores import DirectoryStore
 
 # The same replicate draws the same numbers whatever SHIFT is, so runs pair up by replicate.
 EXPERIMENT = """

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from pytest_crystallize.core.store import DirectoryStore
+from pytest_crystallize.core.store.stores import DirectoryStore
 
 EXPERIMENT = """
     import numpy as np

@@ -8,7 +8,7 @@ import re
 import pytest
 from test_store_gate import EXPERIMENT
 
-from pytest_crystallize.core.store import DirectoryStore
+from pytest_crystallize.core.store.stores import DirectoryStore
 
 SECOND = """
     import os

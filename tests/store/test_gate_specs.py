@@ -11,21 +11,12 @@ from scipy import stats
 from test_gate_statistics import NOISE_A, SAVED_A, result_of
 
 from pytest_crystallize import ConfigurationError, Experiment, ResultsError, Treatment, hypothesis
-from pytest_crystallize.core.definition import definition_changes, definition_of, fingerprint
-from pytest_crystallize.core.gate import (
-    CHANGED,
-    COMPARED,
-    NEW,
-    UNREADABLE,
-    GateSpec,
-    gate_experiment,
-    gate_failure,
-    gate_lines,
-    gate_specs,
-    parse_margin,
-)
-from pytest_crystallize.core.runs import ExperimentRun, NewRun
-from pytest_crystallize.core.store import MemoryStore
+from pytest_crystallize.core.report.gate_text import gate_failure, gate_lines
+from pytest_crystallize.core.store.definitions import definition_changes, definition_of, fingerprint
+from pytest_crystallize.core.store.gate import CHANGED, COMPARED, NEW, UNREADABLE, gate_experiment
+from pytest_crystallize.core.store.gate_specs import GateSpec, gate_specs, parse_margin
+from pytest_crystallize.core.store.records import ExperimentRun, NewRun
+from pytest_crystallize.core.store.stores import MemoryStore
 
 
 def _function(ctx: object) -> None:
@@ -87,7 +78,7 @@ FINGERPRINT_IN_A_SUBPROCESS = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     from test_gate_specs import define, Opaque
     from pytest_crystallize import Treatment, hypothesis
-    from pytest_crystallize.core.definition import definition_of, fingerprint
+    from pytest_crystallize.core.store.definitions import definition_of, fingerprint
     e = define(treatments=[Treatment("t", {"obj": Opaque()})], hypotheses=[hypothesis("acc", "maximize", mde=1)])
     print(fingerprint(definition_of(e)))
 """)

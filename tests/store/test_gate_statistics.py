@@ -13,7 +13,8 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttest_ind
 
 from pytest_crystallize import ExperimentResult, Provenance, ReplicateError
-from pytest_crystallize.core.gate import (
+from pytest_crystallize.core.report.gate_text import gate_failure, gate_heading, gate_lines, gate_totals
+from pytest_crystallize.core.store.gate import (
     IMPROVED,
     INCONCLUSIVE,
     NO_CHANGE,
@@ -22,13 +23,9 @@ from pytest_crystallize.core.gate import (
     REGRESSED,
     GateReport,
     GateRow,
-    GateSpec,
     compare_results,
-    gate_failure,
-    gate_heading,
-    gate_lines,
-    gate_totals,
 )
+from pytest_crystallize.core.store.gate_specs import GateSpec
 
 # Statuses by value: these tests also run against versions that predate the constants.
 NOT_FINITE, MISSING, NEVER_RECORDED = "not finite", "missing", "never recorded"

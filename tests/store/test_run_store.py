@@ -16,8 +16,8 @@ import pytest
 
 from pytest_crystallize import ExperimentResult, Provenance, ResultsError
 from pytest_crystallize.core.environment import git_info, machine_info
-from pytest_crystallize.core.runs import ExperimentRun, NewRun, check_run_name
-from pytest_crystallize.core.store import DirectoryStore, MemoryStore, RunStore, write_atomic
+from pytest_crystallize.core.store.records import ExperimentRun, NewRun, check_run_name
+from pytest_crystallize.core.store.stores import DirectoryStore, MemoryStore, RunStore, write_atomic
 
 
 def make_result(name: str = "exp", shift: float = 0.0, n: int = 8, seed: int = 1) -> ExperimentResult:
@@ -164,7 +164,7 @@ CONCURRENT_SAVER = textwrap.dedent("""
     import sys
     sys.path.insert(0, sys.argv[2])
     from test_run_store import new_run
-    from pytest_crystallize.core.store import DirectoryStore
+    from pytest_crystallize.core.store.stores import DirectoryStore
 
     store = DirectoryStore(sys.argv[1])
     for i in range(3):

@@ -43,7 +43,6 @@ difference) get the exact permutation p-value, and ``degenerate`` says why.
 
 from __future__ import annotations
 
-from ._compare import compare
 from ._comparison import Comparison
 from ._corrections import CORRECTIONS, adjust_pvalues
 from ._describe import Summary, describe
@@ -51,6 +50,7 @@ from ._inputs import DIRECTIONS
 from ._power import power, replicates_needed
 from ._registry import TESTS
 from ._sequential import SPENDING, SequentialPlan
+from ._two_sample import compare
 
 __all__ = [
     "CORRECTIONS",

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from pytest_crystallize.core.results import ExperimentResult
-from pytest_crystallize.core.runs import (
+from pytest_crystallize.core.store.records import (
     Listing,
     NewRun,
     RunRecord,

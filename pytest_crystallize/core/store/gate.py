@@ -30,7 +30,7 @@ compared with its alpha.
 
 When the experiment's definition changed since the saved run, only what
 the change touches is left uncompared: conditions whose inputs changed
-(:func:`~pytest_crystallize.core.definition.changed_conditions`; also
+(:func:`~pytest_crystallize.core.store.definitions.changed_conditions`; also
 treatments not run this time) and, when hypotheses changed, metrics whose
 good direction is not the same in both runs.
 """
@@ -44,15 +44,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from pytest_crystallize.core.definition import changed_conditions, definition_changes, fingerprint
+from pytest_crystallize.core.store.definitions import changed_conditions, definition_changes, fingerprint
+from pytest_crystallize.core.store.gate_specs import GateSpec
 from pytest_crystallize.errors import ResultsError, StatisticsError
-
-from ._specs import GateSpec
 
 if TYPE_CHECKING:
     from pytest_crystallize.core.results import ExperimentResult
-    from pytest_crystallize.core.runs import RunRecord
     from pytest_crystallize.core.stats import Comparison
+    from pytest_crystallize.core.store.records import RunRecord
 
 __all__ = ["GateReport", "GateRow", "compare_results", "gate_experiment"]
 

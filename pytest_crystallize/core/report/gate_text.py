@@ -5,7 +5,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from ._compare import CHANGED, COMPARED, FAILING, NEW, NOT_COMPARED, TESTED, UNREADABLE, GateReport, GateRow
+from pytest_crystallize.core.store.gate import (
+    CHANGED,
+    COMPARED,
+    FAILING,
+    NEW,
+    NOT_COMPARED,
+    TESTED,
+    UNREADABLE,
+    GateReport,
+    GateRow,
+)
 
 __all__ = ["gate_failure", "gate_lines", "gate_totals"]
 

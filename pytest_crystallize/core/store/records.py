@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final
 
-from pytest_crystallize.core.definition import definition_problem
 from pytest_crystallize.core.environment import GitInfo
 from pytest_crystallize.core.results import ExperimentResult
+from pytest_crystallize.core.store.definitions import definition_problem
 from pytest_crystallize.errors import ResultsError
 
 __all__ = [

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, Final
 
-from pytest_crystallize.core.batches import ReplicateBatch
+from pytest_crystallize.core.replicates import ReplicateBatch
 from pytest_crystallize.core.results import ReplicateError
 from pytest_crystallize.errors import ConfigurationError, CrystallizeError
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
     from multiprocessing.process import BaseProcess
 
-    from pytest_crystallize.core.batches import BatchRunner, ReplicateTask
+    from pytest_crystallize.core.replicates import BatchRunner, ReplicateTask
 
 __all__ = ["WORKER_DIED", "run_chunks"]
 

@@ -1,0 +1,1 @@
+"""Results for people: the summary payload, text tables and reports."""

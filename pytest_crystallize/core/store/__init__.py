@@ -1,0 +1,1 @@
+"""Saved runs: run records, stores, definitions and fingerprints, the regression gate."""
