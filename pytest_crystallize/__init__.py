@@ -12,12 +12,12 @@ from pytest_crystallize.core.binding import Bind
 from pytest_crystallize.core.config_files import LoadedConfig, load_config, load_treatments
 from pytest_crystallize.core.context import FrozenContext, standalone_context
 from pytest_crystallize.core.datasources import DataSource, data_source, get_datasource
+from pytest_crystallize.core.defaults import DEFAULT_SEED
 from pytest_crystallize.core.experiment import Experiment
 from pytest_crystallize.core.hypotheses import Hypothesis, Verdict, hypothesis
 from pytest_crystallize.core.pipeline import PipelineStep, current_context, pipeline_step
 from pytest_crystallize.core.results import ExperimentResult, Provenance, ReplicateError
 from pytest_crystallize.core.runner import ExperimentRunner, run_experiment
-from pytest_crystallize.core.seeds import DEFAULT_SEED
 from pytest_crystallize.core.sweeps import grid
 from pytest_crystallize.core.treatments import Treatment
 from pytest_crystallize.errors import (

@@ -27,10 +27,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 
+from pytest_crystallize.core.defaults import DEFAULT_STORAGE, LATEST
 from pytest_crystallize.core.report.gate_text import gate_lines, gate_totals
 from pytest_crystallize.core.store.gate import gate_experiment
 from pytest_crystallize.core.store.gate_specs import GateSpec, parse_margin
-from pytest_crystallize.core.store.records import LATEST
 from pytest_crystallize.core.store.stores import RUNS_DIR, DirectoryStore
 from pytest_crystallize.errors import ConfigurationError, CrystallizeError, ResultsError
 
@@ -44,7 +44,6 @@ __all__ = ["main"]
 
 PROGRAM: Final = "crystallize"
 STORAGE_ENV: Final = "CRYSTALLIZE_STORAGE"
-DEFAULT_STORAGE: Final = ".crystallize"
 EXIT_OK: Final = 0
 EXIT_REGRESSION: Final = 1
 EXIT_ERROR: Final = 2

@@ -16,7 +16,8 @@ from contextvars import ContextVar
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any, Final
 
-from pytest_crystallize.core.seeds import DEFAULT_SEED, ReplicateSeeds
+from pytest_crystallize.core.defaults import DEFAULT_SEED
+from pytest_crystallize.core.seeds import ReplicateSeeds
 from pytest_crystallize.errors import ConfigurationError, ContextMutationError, MetricError
 
 if TYPE_CHECKING:

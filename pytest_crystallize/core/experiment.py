@@ -21,29 +21,30 @@ from typing import Any, Final
 from pytest_crystallize.core.binding import Binding, parameter_bindings, unresolved_message
 from pytest_crystallize.core.context import BUILTIN_KEYS
 from pytest_crystallize.core.datasources import DataSource, registered_datasources
+from pytest_crystallize.core.defaults import (
+    DEFAULT_ALPHA,
+    DEFAULT_CORRECTION,
+    DEFAULT_LOOKS,
+    DEFAULT_REPLICATES,
+    DEFAULT_SEED,
+    DEFAULT_SPENDING,
+)
 from pytest_crystallize.core.evaluators import Evaluator, check_evaluators
 from pytest_crystallize.core.hypotheses import Hypothesis, attached_hypotheses
-from pytest_crystallize.core.seeds import DEFAULT_SEED
-from pytest_crystallize.core.sequential import SPENDING, SequentialDesign
+from pytest_crystallize.core.sequential import SequentialDesign
 from pytest_crystallize.core.treatments import BASELINE, Treatment, check_treatments, merge_params
 from pytest_crystallize.core.typed_config import field_names
+from pytest_crystallize.core.vocabulary import CORRECTIONS, SPENDING, Correction, Spending
 from pytest_crystallize.errors import ConfigurationError, DataSourceError, TreatmentError
 
 __all__ = [
-    "CORRECTIONS",
-    "DEFAULT_ALPHA",
-    "DEFAULT_REPLICATES",
     "Condition",
     "Experiment",
     "choose_conditions",
     "matching_treatments",
-    "name_matches",
     "pattern_matches",
 ]
 
-DEFAULT_REPLICATES: Final = 30
-DEFAULT_ALPHA: Final = 0.05
-CORRECTIONS: Final = ("holm", "bh", "bonferroni", "none")
 CONTEXT_PARAMETER: Final = "ctx"
 #: ``replicates=AUTO`` asks for a sequential design.
 AUTO: Final = "auto"
@@ -112,14 +113,14 @@ class Experiment:
         hypotheses: Iterable[Hypothesis] = (),
         plugins: Iterable[object] = (),
         alpha: float = DEFAULT_ALPHA,
-        correction: str = "holm",
+        correction: Correction = DEFAULT_CORRECTION,
         params: Mapping[str, Any] | None = None,
         datasources: Mapping[str, DataSource | Callable[..., Any]] | None = None,
         arguments: Mapping[str, Any] | None = None,
         lookup: Callable[[str], DataSource | None] | None = None,
         max_replicates: int | None = None,
-        looks: int = 5,
-        spending: str = "obrien_fleming",
+        looks: int = DEFAULT_LOOKS,
+        spending: Spending = DEFAULT_SPENDING,
         evaluators: Iterable[Callable[..., Any]] | Mapping[str, Callable[..., Any]] = (),
         localns: Mapping[str, Any] | None = None,
     ) -> Experiment:
@@ -430,10 +431,6 @@ def pattern_matches(names: Iterable[str], pattern: str) -> list[str]:
             return literal
     return [n for n in names if fnmatch.fnmatchcase(n, pattern)]
 
-
-def name_matches(name: str, patterns: Iterable[str]) -> bool:
-    """True when one of ``patterns`` selects ``name`` on its own (see :func:`pattern_matches`)."""
-    return any(pattern_matches((name,), pattern) for pattern in patterns)
 
 
 def matching_treatments(treatments: Iterable[Treatment], patterns: Sequence[str]) -> tuple[Treatment, ...]:

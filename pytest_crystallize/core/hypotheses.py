@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, Final
 
+from pytest_crystallize.core.vocabulary import BETTER, DIRECTIONS, NAN_POLICIES
 from pytest_crystallize.errors import HypothesisError
 
 __all__ = ["HYPOTHESES_ATTRIBUTE", "Hypothesis", "Verdict", "attached_hypotheses", "hypothesis"]
@@ -23,8 +24,6 @@ __all__ = ["HYPOTHESES_ATTRIBUTE", "Hypothesis", "Verdict", "attached_hypotheses
 HYPOTHESES_ATTRIBUTE: Final = "__crystallize_hypotheses__"
 
 _PREDICATE_PARAMETERS: Final = ("baseline", "treatment")
-_BETTER: Final = ("higher", "lower")
-_NAN_POLICIES: Final = ("raise", "omit")
 
 
 def _is_predicate(function: Callable[..., Any]) -> bool:
@@ -94,7 +93,7 @@ class Hypothesis:
 
     def _problems(self) -> Iterator[str]:
         """What is wrong with this hypothesis, most basic first."""
-        from pytest_crystallize.core.stats import DIRECTIONS, TESTS
+        from pytest_crystallize.core.stats import TESTS
 
         if not isinstance(self.metric, str) or not self.metric:
             yield f"metric must be a non-empty string, got {self.metric!r}"
@@ -110,9 +109,9 @@ class Hypothesis:
             yield f"direction {self.direction!r} needs margin=, the largest difference that does not matter"
         if self.margin is not None:
             yield from _margin_problems(self.margin, self.direction)
-        if self.better not in _BETTER:
+        if self.better not in BETTER:
             yield f"better must be 'higher' or 'lower', got {self.better!r}"
-        if self.nan_policy not in _NAN_POLICIES:
+        if self.nan_policy not in NAN_POLICIES:
             yield f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}"
         if self.mde is not None and not (_is_number(self.mde) and self.mde > 0):
             yield f"mde must be a positive number (the smallest effect worth detecting), got {self.mde!r}"

@@ -24,6 +24,14 @@ import pluggy
 
 from pytest_crystallize.core.analysis import evaluate, warn_low_power
 from pytest_crystallize.core.context import MetricSink
+from pytest_crystallize.core.defaults import (
+    DEFAULT_ALPHA,
+    DEFAULT_CORRECTION,
+    DEFAULT_LOOKS,
+    DEFAULT_REPLICATES,
+    DEFAULT_SEED,
+    DEFAULT_SPENDING,
+)
 from pytest_crystallize.core.experiment import Experiment
 from pytest_crystallize.core.replicates import (
     BatchRunner,
@@ -37,6 +45,7 @@ from pytest_crystallize.core.results import ExperimentResult, Provenance
 from pytest_crystallize.core.sequential import SequentialMonitor
 from pytest_crystallize.core.treatments import Treatment
 from pytest_crystallize.core.versions import package_versions
+from pytest_crystallize.core.vocabulary import Correction, Spending
 from pytest_crystallize.errors import CrystallizeError
 
 __all__ = ["ExperimentRunner", "run_experiment"]
@@ -268,13 +277,13 @@ def run_experiment(
     hypotheses: Sequence[Any] = (),
     plugins: Sequence[object] = (),
     alpha: float | None = None,
-    correction: str = "holm",
+    correction: Correction = DEFAULT_CORRECTION,
     params: Any = None,
     datasources: Any = None,
     arguments: Any = None,
     max_replicates: int | None = None,
-    looks: int = 5,
-    spending: str = "obrien_fleming",
+    looks: int = DEFAULT_LOOKS,
+    spending: Spending = DEFAULT_SPENDING,
     evaluators: Any = (),
     localns: Mapping[str, Any] | None = None,
 ) -> ExperimentResult:
@@ -298,9 +307,8 @@ def run_experiment(
     experiment then runs on a loop in a worker thread); in ``async`` code,
     ``await arun_experiment(...)`` runs it without blocking the loop.
     """
-    from pytest_crystallize.core.experiment import DEFAULT_ALPHA, DEFAULT_REPLICATES, choose_conditions
+    from pytest_crystallize.core.experiment import choose_conditions
     from pytest_crystallize.core.replicates import make_plugin_manager
-    from pytest_crystallize.core.seeds import DEFAULT_SEED
 
     if localns is None and hasattr(sys, "_getframe"):
         localns = sys._getframe(1).f_locals

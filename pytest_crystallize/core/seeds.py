@@ -9,15 +9,10 @@ one another and identical in every process, on every machine.
 
 from __future__ import annotations
 
-from typing import Final
-
 import numpy as np
 
-__all__ = ["DEFAULT_SEED", "ReplicateSeeds", "replicate_seed"]
+__all__ = ["ReplicateSeeds", "replicate_seed"]
 
-#: The master seed used when an experiment names none. Fixed, so that two runs
-#: of the same experiment give the same numbers; it is recorded in results.
-DEFAULT_SEED: Final = 20_241_123
 
 
 def replicate_seed(master: int, replicate: int) -> int:

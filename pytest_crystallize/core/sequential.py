@@ -28,9 +28,8 @@ if TYPE_CHECKING:
     from pytest_crystallize.core.results import ExperimentResult
     from pytest_crystallize.core.stats import SequentialPlan
 
-__all__ = ["SPENDING", "SequentialDesign", "SequentialMonitor"]
+__all__ = ["SequentialDesign", "SequentialMonitor"]
 
-SPENDING: Final = ("obrien_fleming", "pocock")
 _TWO_SIDED: Final = frozenset({"two-sided"})
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.context import check_artifact_name
+from pytest_crystallize.core.defaults import DEFAULT_ARTIFACTS_DIR
 from pytest_crystallize.errors import ConfigurationError, CrystallizeWarning
 from pytest_crystallize.hookspecs import hookimpl
 
@@ -41,7 +42,7 @@ __all__ = ["DEFAULT_ROOT", "METADATA_FILE", "OUTSIDE_STEPS", "ArtifactPlugin"]
 
 #: Where artifacts go when no ``root_dir`` is given: relative to the working
 #: directory outside pytest, to pytest's rootdir (or ini ``crystallize_artifacts_dir``) in it.
-DEFAULT_ROOT: Final = "crystallize_artifacts"
+DEFAULT_ROOT: Final = DEFAULT_ARTIFACTS_DIR
 METADATA_FILE: Final = "metadata.json"
 #: The directory, in place of a step's, of artifacts added outside any step.
 OUTSIDE_STEPS: Final = "_experiment"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_crystallize.core.defaults import DEFAULT_ARTIFACTS_DIR
 from pytest_crystallize.pytest_plugin.fixtures import ctx
 from pytest_crystallize.pytest_plugin.items import MARKER
 from pytest_crystallize.pytest_plugin.options import add_options, read_settings
@@ -46,9 +47,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("crystallize_progress", default="auto",
                   help="progress display while experiments run: auto, on or off (default auto)")
-    parser.addini("crystallize_artifacts_dir", default="crystallize_artifacts",
-                  help="default root of ArtifactPlugin, relative to the rootdir "
-                       "(default crystallize_artifacts)")
+    parser.addini("crystallize_artifacts_dir", default=DEFAULT_ARTIFACTS_DIR,
+                  help=f"default root of ArtifactPlugin, relative to the rootdir (default {DEFAULT_ARTIFACTS_DIR})")
 
 
 @pytest.hookimpl(trylast=True)

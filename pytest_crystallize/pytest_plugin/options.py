@@ -11,8 +11,8 @@ from typing import Any, Final
 
 import pytest
 
-from pytest_crystallize.core.experiment import CORRECTIONS, DEFAULT_ALPHA, DEFAULT_REPLICATES
-from pytest_crystallize.core.seeds import DEFAULT_SEED
+from pytest_crystallize.core.defaults import DEFAULT_ALPHA, DEFAULT_CORRECTION, DEFAULT_REPLICATES, DEFAULT_SEED
+from pytest_crystallize.core.vocabulary import CORRECTIONS
 
 __all__ = ["Settings", "add_options", "read_settings"]
 
@@ -59,8 +59,8 @@ def add_options(parser: pytest.Parser) -> None:
                   help=f"default master seed (default {DEFAULT_SEED})")
     parser.addini("crystallize_alpha", default=str(DEFAULT_ALPHA),
                   help=f"default significance level (default {DEFAULT_ALPHA})")
-    parser.addini("crystallize_correction", default="holm",
-                  help="default multiple-comparison correction (default holm)")
+    parser.addini("crystallize_correction", default=DEFAULT_CORRECTION,
+                  help=f"default multiple-comparison correction (default {DEFAULT_CORRECTION})")
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pytest
 
 from pytest_crystallize.core.datasources import DataSource
+from pytest_crystallize.core.defaults import DEFAULT_ARTIFACTS_DIR
 from pytest_crystallize.core.replicates import make_plugin_manager
 from pytest_crystallize.core.report.text import summary_lines, totals_line
 from pytest_crystallize.errors import ConfigurationError
@@ -301,7 +302,7 @@ def _progress_mode(config: pytest.Config) -> str:
 
 def _artifacts_root(config: pytest.Config) -> Path:
     value = config.getoption("crystallize_artifacts_dir", None) or config.getini("crystallize_artifacts_dir")
-    path = Path(str(value).strip() or "crystallize_artifacts")
+    path = Path(str(value).strip() or DEFAULT_ARTIFACTS_DIR)
     return path if path.is_absolute() else config.rootpath / path
 
 

@@ -15,13 +15,13 @@ from typing import Final
 
 import pytest
 
+from pytest_crystallize.core.defaults import DEFAULT_STORAGE, LATEST
 from pytest_crystallize.core.store.gate_specs import parse_margin
-from pytest_crystallize.core.store.records import LATEST, check_run_name
+from pytest_crystallize.core.store.records import check_run_name
 from pytest_crystallize.errors import ConfigurationError, ResultsError
 
 __all__ = ["DEFAULT_STORAGE", "StorageSettings", "add_storage_options", "read_storage_settings"]
 
-DEFAULT_STORAGE: Final = ".crystallize"
 GROUP: Final = "crystallize"
 
 

@@ -43,13 +43,14 @@ difference) get the exact permutation p-value, and ``degenerate`` says why.
 
 from __future__ import annotations
 
+from pytest_crystallize.core.vocabulary import CORRECTIONS, DIRECTIONS, SPENDING
+
 from ._comparison import Comparison
-from ._corrections import CORRECTIONS, adjust_pvalues
+from ._corrections import adjust_pvalues
 from ._describe import Summary, describe
-from ._inputs import DIRECTIONS
 from ._power import power, replicates_needed
 from ._registry import TESTS
-from ._sequential import SPENDING, SequentialPlan
+from ._sequential import SequentialPlan
 from ._two_sample import compare
 
 __all__ = [

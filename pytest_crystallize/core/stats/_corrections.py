@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from pytest_crystallize.core.vocabulary import CORRECTIONS
 from pytest_crystallize.errors import StatisticsError
 
 __all__ = ["CORRECTIONS", "adjust_pvalues"]
 
-CORRECTIONS: tuple[str, ...] = ("holm", "bh", "bonferroni", "none")
 
 
 def adjust_pvalues(pvalues: Sequence[float] | np.ndarray, method: str) -> np.ndarray:

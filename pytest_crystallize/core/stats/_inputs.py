@@ -12,6 +12,7 @@ from typing import Final
 
 import numpy as np
 
+from pytest_crystallize.core.vocabulary import BETTER, DIRECTIONS, NAN_POLICIES
 from pytest_crystallize.errors import StatisticsError
 
 __all__ = [
@@ -23,9 +24,6 @@ __all__ = [
     "prepare",
 ]
 
-DIRECTIONS: tuple[str, ...] = ("maximize", "minimize", "two-sided", "no_worse", "equivalent")
-BETTER: tuple[str, ...] = ("higher", "lower")
-NAN_POLICIES: tuple[str, ...] = ("raise", "omit")
 
 _SHOWN_POSITIONS = 10
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["ALTERNATIVES", "clip_p", "t_pvalue", "z_pvalue"]
+__all__ = ["clip_p", "t_pvalue", "z_pvalue"]
 
-ALTERNATIVES: tuple[str, ...] = ("greater", "less", "two-sided")
 
 
 def clip_p(p: float) -> float:

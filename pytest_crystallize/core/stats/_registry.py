@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from pytest_crystallize.core.vocabulary import MARGIN_DIRECTIONS
 from pytest_crystallize.errors import StatisticsError
 
 from . import _binary, _continuous, _margins, _rank, _resampling
@@ -149,13 +150,12 @@ def _builtins() -> dict[str, TestSpec]:
 _BUILTINS = _builtins()
 TESTS: tuple[str, ...] = (*sorted(_BUILTINS), "auto")
 
-_MARGIN_DIRECTIONS = ("no_worse", "equivalent")
 
 
 def choose(samples: Samples, direction: str, *, margin: bool = False) -> tuple[TestSpec, str]:
     """Return the test ``auto`` picks for these samples, and a one-line reason."""
     binary = _binary.is_binary(samples.baseline) and _binary.is_binary(samples.treatment)
-    if binary and (margin or direction in _MARGIN_DIRECTIONS):
+    if binary and (margin or direction in MARGIN_DIRECTIONS):
         if samples.paired:
             reason = "0/1 outcomes from paired replicates against a margin: Tango's score test"
             return _BUILTINS["tango"], reason

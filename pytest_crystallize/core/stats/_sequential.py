@@ -32,11 +32,11 @@ from statistics import NormalDist
 
 import numpy as np
 
+from pytest_crystallize.core.vocabulary import SPENDING
 from pytest_crystallize.errors import StatisticsError
 
 __all__ = ["SPENDING", "SequentialPlan"]
 
-SPENDING: tuple[str, ...] = ("obrien_fleming", "pocock")
 _NORMAL = NormalDist()
 _GRID = 1201  # odd: Simpson's rule
 _TAIL_SDS = 9.0  # lower end of the one-sided continuation region, in SDs

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
+from pytest_crystallize.core.defaults import DEFAULT_CORRECTION
 from pytest_crystallize.core.store.definitions import changed_conditions, definition_changes, fingerprint
 from pytest_crystallize.core.store.gate_specs import GateSpec
 from pytest_crystallize.errors import ResultsError, StatisticsError
@@ -131,7 +132,7 @@ class GateReport:
     rows: tuple[GateRow, ...] = ()
     notes: tuple[str, ...] = ()
     alpha: float = 0.05
-    correction: str = "holm"
+    correction: str = DEFAULT_CORRECTION
     enforced: bool = True
     strict: bool = False
 

@@ -19,13 +19,14 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final
 
+from pytest_crystallize.core.defaults import LATEST
 from pytest_crystallize.core.environment import GitInfo
 from pytest_crystallize.core.results import ExperimentResult
 from pytest_crystallize.core.store.definitions import definition_problem
+from pytest_crystallize.core.vocabulary import BETTER
 from pytest_crystallize.errors import ResultsError
 
 __all__ = [
-    "LATEST",
     "ExperimentRun",
     "Listing",
     "NewRun",
@@ -40,8 +41,6 @@ __all__ = [
 
 RUN_FORMAT: Final = "pytest-crystallize/run"
 RUN_FORMAT_VERSION: Final = 1
-#: The reference that means "the newest saved run".
-LATEST: Final = "latest"
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _RUN_ID: Final = re.compile(r"\d{8}-\d{6}-\d{6}-[0-9a-f]{8}")
 
@@ -161,7 +160,7 @@ def _experiment_problem(e: SavedExperiment) -> str | None:
     for metric, spec in e.gate.items():
         if not isinstance(spec, Mapping) or not set(spec) <= set(_GATE_KEYS) or spec.get("metric") != metric:
             return f"gate of {metric!r} is {spec!r}, expected a gate spec of that metric"
-        if spec.get("better") not in ("higher", "lower"):
+        if spec.get("better") not in BETTER:
             return f"gate of {metric!r}: better is {spec.get('better')!r}, expected 'higher' or 'lower'"
         wrong = [k for k, v in spec.items()
                  if not isinstance(v, _GATE_KEYS[k]) or (k == "margin" and isinstance(v, bool))]

@@ -1,0 +1,38 @@
+"""Default values of options, each defined once.
+
+A leaf module like :mod:`~pytest_crystallize.core.vocabulary`: the pytest
+options show these defaults in ``--help`` without loading the engine.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pytest_crystallize.core.vocabulary import Correction, Spending
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_ARTIFACTS_DIR",
+    "DEFAULT_CORRECTION",
+    "DEFAULT_LOOKS",
+    "DEFAULT_REPLICATES",
+    "DEFAULT_SEED",
+    "DEFAULT_SPENDING",
+    "DEFAULT_STORAGE",
+    "LATEST",
+]
+
+#: The master seed used when an experiment names none. Fixed, so that two runs
+#: of the same experiment give the same numbers; it is recorded in results.
+DEFAULT_SEED: Final = 20_241_123
+DEFAULT_REPLICATES: Final = 30
+DEFAULT_ALPHA: Final = 0.05
+DEFAULT_CORRECTION: Final[Correction] = "holm"
+DEFAULT_LOOKS: Final = 5
+DEFAULT_SPENDING: Final[Spending] = "obrien_fleming"
+#: The store of saved runs, relative to the rootdir.
+DEFAULT_STORAGE: Final = ".crystallize"
+#: ArtifactPlugin's root, relative to the rootdir.
+DEFAULT_ARTIFACTS_DIR: Final = "crystallize_artifacts"
+#: The reference that means "the newest saved run".
+LATEST: Final = "latest"
