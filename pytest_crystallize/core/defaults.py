@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_SPENDING",
     "DEFAULT_STORAGE",
     "LATEST",
+    "TARGET_POWER",
 ]
 
 #: The master seed used when an experiment names none. Fixed, so that two runs
@@ -36,3 +37,5 @@ DEFAULT_STORAGE: Final = ".crystallize"
 DEFAULT_ARTIFACTS_DIR: Final = "crystallize_artifacts"
 #: The reference that means "the newest saved run".
 LATEST: Final = "latest"
+#: The power a planned experiment should reach at its ``mde``; below it, LowPowerWarning.
+TARGET_POWER: Final = 0.8

@@ -31,7 +31,6 @@ from pytest_crystallize.core.defaults import (
 )
 from pytest_crystallize.core.evaluators import Evaluator, check_evaluators
 from pytest_crystallize.core.hypotheses import Hypothesis, attached_hypotheses
-from pytest_crystallize.core.sequential import SequentialDesign
 from pytest_crystallize.core.treatments import BASELINE, Treatment, check_treatments, merge_params
 from pytest_crystallize.core.typed_config import field_names
 from pytest_crystallize.core.vocabulary import CORRECTIONS, SPENDING, Correction, Spending
@@ -40,6 +39,7 @@ from pytest_crystallize.errors import ConfigurationError, DataSourceError, Treat
 __all__ = [
     "Condition",
     "Experiment",
+    "SequentialDesign",
     "choose_conditions",
     "matching_treatments",
     "pattern_matches",
@@ -48,6 +48,17 @@ __all__ = [
 CONTEXT_PARAMETER: Final = "ctx"
 #: ``replicates=AUTO`` asks for a sequential design.
 AUTO: Final = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class SequentialDesign:
+    """How a sequential experiment (``replicates="auto"``) looks at its data: ``looks`` and the spending function.
+
+    The look-by-look engine is :class:`~pytest_crystallize.core.analysis.SequentialMonitor`.
+    """
+
+    looks: int = DEFAULT_LOOKS
+    spending: Spending = DEFAULT_SPENDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +144,7 @@ class Experiment:
 
         ``replicates="auto"`` runs a sequential design: up to ``max_replicates``
         in ``looks`` groups, stopping once every hypothesis is decided (see
-        :mod:`pytest_crystallize.core.sequential`). With an integer
+        :mod:`pytest_crystallize.core.analysis`). With an integer
         ``replicates`` (for instance from ``--crystallize-replicates``) the
         sequential options are ignored.
 

@@ -22,7 +22,7 @@ from typing import Any, Final
 import numpy as np
 import pluggy
 
-from pytest_crystallize.core.analysis import evaluate, warn_low_power
+from pytest_crystallize.core.analysis import SequentialMonitor, evaluate, warn_low_power
 from pytest_crystallize.core.context import MetricSink
 from pytest_crystallize.core.defaults import (
     DEFAULT_ALPHA,
@@ -42,7 +42,6 @@ from pytest_crystallize.core.replicates import (
     worker_plugins,
 )
 from pytest_crystallize.core.results import ExperimentResult, Provenance
-from pytest_crystallize.core.sequential import SequentialMonitor
 from pytest_crystallize.core.treatments import Treatment
 from pytest_crystallize.core.versions import package_versions
 from pytest_crystallize.core.vocabulary import Correction, Spending

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_crystallize.core.analysis import replicate_means
+from pytest_crystallize.core.alignment import replicate_means
 from pytest_crystallize.core.results import ExperimentResult
 from pytest_crystallize.core.treatments import BASELINE
 

@@ -29,14 +29,14 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Protocol
 
+from pytest_crystallize.core.defaults import TARGET_POWER
 from pytest_crystallize.errors import StatisticsError
 
 from ._inputs import Samples
 from ._margins import restricted_proportions, tango_restricted_q21
 
-__all__ = ["POWER_TARGET", "power", "power_and_replicates", "replicates_needed"]
+__all__ = ["power", "power_and_replicates", "replicates_needed"]
 
-POWER_TARGET = 0.8
 _MAX_REPLICATES = 10**9
 _NORMAL = NormalDist()
 
@@ -135,7 +135,7 @@ def _power_of(model: _Model, nb: int, nt: int, true: float, nulls: Sequence[Null
     return min(1.0, powers[0])
 
 
-def _smallest_n(power_at: Callable[[int], float], start: int, target: float = POWER_TARGET) -> int | None:
+def _smallest_n(power_at: Callable[[int], float], start: int, target: float = TARGET_POWER) -> int | None:
     """Smallest n >= start with power_at(n) >= target (power grows with n)."""
     low, high = start, start
     while not power_at(high) >= target:
@@ -225,7 +225,7 @@ def replicates_needed(
     sd: float,
     *,
     alpha: float = 0.05,
-    target: float = POWER_TARGET,
+    target: float = TARGET_POWER,
     alternative: str = "two-sided",
     paired: bool = False,
 ) -> int | None:
