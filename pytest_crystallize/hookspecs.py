@@ -9,6 +9,7 @@ marked with :data:`hookimpl`. In order, for one run::
     crystallize_replicates_run         once: an execution backend may take over the loop
         crystallize_replicate_before   per replicate and condition
             crystallize_step_before    per pipeline step call
+            crystallize_step_call      around it: may supply the output instead
             crystallize_step_after
         crystallize_replicate_after
         crystallize_replicates_progress  now and then, as replicates finish
@@ -43,9 +44,9 @@ if TYPE_CHECKING:
 
     from pytest_crystallize.core.context import FrozenContext
     from pytest_crystallize.core.experiment import Experiment
-    from pytest_crystallize.core.pipeline import PipelineStep
-    from pytest_crystallize.core.replicates import ReplicateBatch, ReplicateTask
+    from pytest_crystallize.core.pipeline import PipelineStep, StepCall
     from pytest_crystallize.core.results import ExperimentResult
+    from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask, RunBatch
     from pytest_crystallize.core.treatments import Treatment
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
@@ -130,6 +131,35 @@ def crystallize_step_before(
     """
 
 
+@hookspec(firstresult=True)
+def crystallize_step_call(experiment: Experiment, call: StepCall) -> Any:
+    """Make one ``@pipeline_step`` call and return its output: wrap it, or skip it.
+
+    Called between ``crystallize_step_before`` and ``crystallize_step_after``
+    in the process that runs the replicate. ``call.step``, ``call.data``,
+    ``call.ctx`` and ``call.kwargs`` (the keyword arguments the step receives,
+    explicit and filled from the context) describe the call. The built-in
+    default (``trylast``) returns ``call.proceed()``: the output a plugin
+    passed to ``call.supply(output)``, or the step run now. For an
+    ``async def`` step the output is an awaitable: a wrapper that looks at it
+    must return an awaitable too. Implement it as a wrapper
+    (``@hookimpl(wrapper=True)``) to see the output, or return a non-None
+    value to replace the call. An exception raised here is the step's error.
+    Example, a cache of a pure step in memory::
+
+        CACHE = {}
+
+        @hookimpl(wrapper=True)
+        def crystallize_step_call(experiment, call):
+            key = (call.step.name, call.data, tuple(sorted(call.kwargs.items())))
+            if key in CACHE:
+                call.supply(CACHE[key])  # the step does not run
+            output = yield
+            CACHE[key] = output
+            return output
+    """
+
+
 @hookspec
 def crystallize_step_after(
     experiment: Experiment, step: PipelineStep, data: Any, ctx: FrozenContext
@@ -163,19 +193,22 @@ def crystallize_replicate_after(
 
 @hookspec(firstresult=True)
 def crystallize_replicates_run(
-    experiment: Experiment, tasks: Sequence[ReplicateTask], run_batch: Any
+    experiment: Experiment, tasks: Sequence[ReplicateTask], run_batch: RunBatch
 ) -> list[ReplicateBatch] | None:
     """Run every replicate task and return their batches: the execution backend.
 
     ``tasks`` lists ``(condition_code, replicate)`` pairs; ``run_batch(tasks)``
     runs some of them in the calling thread and returns a :class:`ReplicateBatch`
-    (``run_batch`` is picklable: it can be called in a worker process). Return
-    a list of batches covering every task exactly once, in any order: the
-    runner merges them into the serial order, so the result does not depend on
-    the backend. Return ``None`` to leave the loop to the next plugin and
-    finally to the built-in serial loop. The first non-None result wins; the
-    built-in backends are ``SerialExecution``, ``ParallelExecution`` and
-    ``AsyncExecution``. Example::
+    (``run_batch`` is picklable: it can be called in a worker process;
+    ``await run_batch.run_async(tasks)`` runs them on the running event loop;
+    ``run_batch.advance(n)`` reports tasks finished elsewhere: see
+    :class:`~pytest_crystallize.core.tasks.RunBatch`). Return a list of
+    batches covering every task exactly once, in any order: the runner merges
+    them into the serial order, so the result does not depend on the backend.
+    Return ``None`` to leave the loop to the next plugin and finally to the
+    built-in default, which runs them serially (``trylast``). The first
+    non-None result wins; the built-in backends are ``SerialExecution``,
+    ``ParallelExecution`` and ``AsyncExecution``. Example::
 
         @hookimpl
         def crystallize_replicates_run(experiment, tasks, run_batch):

@@ -25,6 +25,7 @@ import inspect
 import sys
 import threading
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, overload
 
 from pytest_crystallize.core.context import CURRENT_CONTEXT, FrozenContext
@@ -32,8 +33,9 @@ from pytest_crystallize.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from pytest_crystallize.core.binding import Binding
+    from pytest_crystallize.core.experiment import Experiment
 
-__all__ = ["PipelineStep", "current_context", "label_origin", "pipeline_step"]
+__all__ = ["PipelineStep", "StepCall", "StepHooks", "current_context", "label_origin", "pipeline_step"]
 
 #: Attribute set on an exception to name the step (or datasource, evaluator) it escaped from.
 STEP_ATTRIBUTE: Final = "__crystallize_step__"
@@ -65,6 +67,80 @@ def current_context() -> FrozenContext:
         )
         raise ConfigurationError(msg)
     return ctx
+
+
+class StepHooks:
+    """The step hooks a replicate's plugins implement, attached to its context (None when none).
+
+    Built by the replicate runner; each caller is None unless some plugin
+    other than the built-in defaults implements that hook, so steps of an
+    experiment without step plugins pay nothing.
+    """
+
+    __slots__ = ("_after", "_before", "call", "experiment")
+
+    def __init__(self, experiment: Experiment, *, before: Any, call: Any, after: Any) -> None:
+        self.experiment = experiment
+        self._before = before
+        self.call = call
+        self._after = after
+
+    def before(self, step: PipelineStep, data: Any, ctx: FrozenContext | None) -> None:
+        """Call ``crystallize_step_before`` if some plugin implements it."""
+        if self._before is not None:
+            self._before(experiment=self.experiment, step=step, data=data, ctx=ctx)
+
+    def after(self, step: PipelineStep, output: Any, ctx: FrozenContext | None) -> None:
+        """Call ``crystallize_step_after`` if some plugin implements it."""
+        if self._after is not None:
+            self._after(experiment=self.experiment, step=step, data=output, ctx=ctx)
+
+
+class StepCall:
+    """One call of a pipeline step, as ``crystallize_step_call`` sees it.
+
+    ``step``, ``data`` and ``ctx`` are what the step was called with,
+    ``kwargs`` the keyword arguments it receives (explicit ones and those
+    filled from the context, ``ctx`` left out; read-only). A plugin may :meth:`supply` the
+    output instead of running the step; the built-in default then returns it
+    without calling the step (see :meth:`proceed`). Lives for one call.
+    """
+
+    __slots__ = ("_args", "_kwargs", "ctx", "data", "kwargs", "output", "step", "supplied")
+
+    def __init__(
+        self, step: PipelineStep, data: Any, ctx: FrozenContext | None, args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.step = step
+        self.data = data
+        self.ctx = ctx
+        self._args = args
+        self._kwargs = kwargs
+        self.kwargs: Mapping[str, Any] = MappingProxyType({k: v for k, v in kwargs.items() if k != "ctx"})
+        self.output: Any = None
+        self.supplied = False
+
+    def __repr__(self) -> str:
+        return f"<StepCall {self.step.name!r} supplied={self.supplied}>"
+
+    def supply(self, output: Any) -> None:
+        """Make ``output`` the step's output without running it (for an async step: the awaited value)."""
+        self.output = output
+        self.supplied = True
+
+    def proceed(self) -> Any:
+        """The step's output: the supplied one, or the function called now.
+
+        For an ``async def`` step it is an awaitable either way.
+        """
+        if not self.supplied:
+            return self.step.function(*self._args, **self._kwargs)
+        return _ready(self.output) if self.step.is_async else self.output
+
+
+async def _ready(value: Any) -> Any:
+    return value
 
 
 class PipelineStep:
@@ -121,39 +197,53 @@ class PipelineStep:
             if ctx is None and (self.takes_ctx or self._required.difference(kwargs)):
                 raise ConfigurationError(_no_context_message(self.name))
         args = self._arguments(data, ctx, kwargs)
+        hooks = ctx.step_hooks if ctx is not None else None
         if self.is_async:
-            coroutine = self._call_async(ctx, data, args, kwargs)
-            if ctx is not None:  # a sync replicate checks it was awaited (see BatchRunner.run_one)
+            coroutine = self._call_async(hooks, ctx, data, args, kwargs)
+            if ctx is not None:  # a sync replicate checks it was awaited (see ReplicateRunner)
                 if ctx.step_coroutines is None:
                     ctx.step_coroutines = []
                 ctx.step_coroutines.append((self.name, coroutine))
             return coroutine
-        hooks = ctx.step_hooks if ctx is not None else None
-        if hooks is not None:
-            hooks.before(self, data, ctx)
-        try:
-            result = self.function(*args, **kwargs)
-        except Exception as exc:
-            label_origin(exc, self.name)
-            raise
-        if hooks is not None:
-            hooks.after(self, result, ctx)
-        return result
+        if hooks is None:
+            return self._invoke(None, ctx, data, args, kwargs)
+        hooks.before(self, data, ctx)
+        output = self._invoke(hooks, ctx, data, args, kwargs)
+        hooks.after(self, output, ctx)
+        return output
 
     async def _call_async(
-        self, ctx: FrozenContext | None, data: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, hooks: StepHooks | None, ctx: FrozenContext | None, data: Any, args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> Any:
-        hooks = ctx.step_hooks if ctx is not None else None
         if hooks is not None:
             hooks.before(self, data, ctx)
+        awaitable = self._invoke(hooks, ctx, data, args, kwargs)
         try:
-            result = await self.function(*args, **kwargs)
+            output = await awaitable
         except Exception as exc:
             label_origin(exc, self.name)
             raise
         if hooks is not None:
-            hooks.after(self, result, ctx)
-        return result
+            hooks.after(self, output, ctx)
+        return output
+
+    def _invoke(
+        self, hooks: StepHooks | None, ctx: FrozenContext | None, data: Any, args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """Call the function, through ``crystallize_step_call`` when a plugin wraps steps.
+
+        What it raises is labelled with the step's name. For an ``async def``
+        step the output is the awaitable to await.
+        """
+        try:
+            if hooks is None or hooks.call is None:
+                return self.function(*args, **kwargs)
+            return hooks.call(experiment=hooks.experiment, call=StepCall(self, data, ctx, args, kwargs))
+        except Exception as exc:
+            label_origin(exc, self.name)
+            raise
 
     def _arguments(
         self, data: Any, ctx: FrozenContext | None, kwargs: dict[str, Any]

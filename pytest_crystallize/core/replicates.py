@@ -2,124 +2,48 @@
 
 A :class:`BatchRunner` runs ``(condition_code, replicate)`` tasks of one
 experiment in the calling process, thread or event loop and returns a
-:class:`ReplicateBatch` of plain data. It pickles (with the plugins that
-implement per-replicate or per-step hooks), so backends can ship it to
-worker processes. Errors raised by the user's code become
+:class:`~pytest_crystallize.core.tasks.ReplicateBatch` of plain data: it is
+the ``run_batch`` every backend receives (the
+:class:`~pytest_crystallize.core.tasks.RunBatch` protocol). It pickles (with
+the plugins that implement per-replicate or per-step hooks), so backends can
+ship it to worker processes. Errors raised by the user's code become
 :class:`~pytest_crystallize.core.results.ReplicateError` strings here, inside
 the worker, so they cross process boundaries even when unpicklable.
 
 Per replicate: make the context and make it current (``CURRENT_CONTEXT``, so
 nested steps and asyncio tasks the replicate starts find it), call the
 datasources, build typed parameters, call the function, then the
-evaluators on its return value. Typed binding and evaluators cost nothing
-when an experiment has none.
+evaluators on its return value. That sequence is written once
+(:meth:`BatchRunner._replicate`) and driven with or without an event loop
+(:mod:`~pytest_crystallize.core.eventloops`). Typed binding and evaluators
+cost nothing when an experiment has none.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import inspect
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import CoroutineType
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final
 
-import pluggy
-
-from pytest_crystallize import hookspecs
 from pytest_crystallize.core.context import CURRENT_CONTEXT, FrozenContext, MetricSink
 from pytest_crystallize.core.evaluators import evaluate_async, evaluate_sync
-from pytest_crystallize.core.experiment import Condition, Experiment
-from pytest_crystallize.core.pipeline import STEP_ATTRIBUTE, label_origin
+from pytest_crystallize.core.eventloops import Body, drive_async, drive_sync, run_coroutine_sync
+from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager
+from pytest_crystallize.core.pipeline import STEP_ATTRIBUTE, StepHooks, label_origin
 from pytest_crystallize.core.results import ReplicateError
 from pytest_crystallize.core.seeds import ReplicateSeeds
+from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask
 from pytest_crystallize.errors import ConfigurationError
 
-__all__ = [
-    "WORKER_HOOKS",
-    "BatchRunner",
-    "ReplicateBatch",
-    "ReplicateTask",
-    "implemented",
-    "make_plugin_manager",
-    "run_coroutine_sync",
-    "worker_plugins",
-]
+if TYPE_CHECKING:
+    from pytest_crystallize.core.experiment import Condition, Experiment
 
-#: ``(condition_code, replicate)``: one replicate of one condition.
-ReplicateTask = tuple[int, int]
-T = TypeVar("T")
+__all__ = ["BatchRunner"]
 
 _PACKAGE_DIR: Final = str(Path(__file__).resolve().parent.parent)
-
-#: Hooks that run where a replicate runs (maybe a worker process): the plugins
-#: implementing them travel with the :class:`BatchRunner`.
-WORKER_HOOKS: Final = (
-    "crystallize_replicate_before",
-    "crystallize_replicate_after",
-    "crystallize_step_before",
-    "crystallize_step_after",
-)
-
-
-@dataclass(slots=True)
-class ReplicateBatch:
-    """What running some replicate tasks produced: columnar values and errors.
-
-    Plain data, so a batch run in a worker process pickles back cheaply.
-    ``task_count`` is how many tasks it covers (errors included).
-    """
-
-    sink: MetricSink = field(default_factory=MetricSink)
-    errors: list[ReplicateError] = field(default_factory=list)
-    task_count: int = 0
-
-
-def make_plugin_manager(plugins: Sequence[object]) -> pluggy.PluginManager:
-    """Return a PluginManager with our hookspecs and ``plugins`` registered."""
-    manager = pluggy.PluginManager(hookspecs.PROJECT)
-    manager.add_hookspecs(hookspecs)
-    for plugin in plugins:
-        if manager.is_registered(plugin):
-            continue
-        manager.register(plugin)
-    return manager
-
-
-class _StepHooks:
-    """Calls the step hooks; attached to contexts only when a plugin implements one."""
-
-    __slots__ = ("_after", "_before", "_experiment")
-
-    def __init__(self, experiment: Experiment, hook: Any) -> None:
-        self._experiment = experiment
-        self._before = hook.crystallize_step_before
-        self._after = hook.crystallize_step_after
-
-    def before(self, step: Any, data: Any, ctx: FrozenContext) -> None:
-        self._before(experiment=self._experiment, step=step, data=data, ctx=ctx)
-
-    def after(self, step: Any, data: Any, ctx: FrozenContext) -> None:
-        self._after(experiment=self._experiment, step=step, data=data, ctx=ctx)
-
-
-def implemented(caller: Any) -> bool:
-    """True when some plugin implements the hook ``caller``."""
-    return bool(caller.get_hookimpls())
-
-
-def worker_plugins(manager: pluggy.PluginManager | None) -> tuple[object, ...]:
-    """The plugins of ``manager`` implementing a per-replicate or per-step hook, in registration order."""
-    if manager is None:
-        return ()
-    wanted = {
-        id(impl.plugin) for name in WORKER_HOOKS for impl in getattr(manager.hook, name).get_hookimpls()
-    }
-    return tuple(p for _, p in manager.list_name_plugin() if p is not None and id(p) in wanted)
 
 
 def _user_frames_only(exc: BaseException) -> str:
@@ -134,23 +58,8 @@ def _user_frames_only(exc: BaseException) -> str:
     return "".join(formatted.format())
 
 
-def run_coroutine_sync(awaitable: Awaitable[T]) -> T:
-    """Run ``awaitable`` to completion from sync code, even inside a running loop."""
-    async def main() -> T:
-        return await awaitable
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(main())
-    # A loop already runs in this thread (a notebook, an async test): use another.
-    ctx = contextvars.copy_context()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(ctx.run, asyncio.run, main()).result()
-
-
 class BatchRunner:
-    """Runs replicate tasks of one experiment in the calling process or thread.
+    """Runs replicate tasks of one experiment in the calling process, thread or event loop.
 
     Picklable when the experiment's function, datasources and the plugins
     implementing per-replicate or per-step hooks are, so execution backends
@@ -191,38 +100,45 @@ class BatchRunner:
 
     def _init_hooks(self) -> None:
         hook = self.hook
-        self.step_hooks = None
+        self.step_hooks: StepHooks | None = None
         self.before_hook = self.after_hook = None
         if hook is None:
             return
-        if implemented(hook.crystallize_step_before) or implemented(hook.crystallize_step_after):
-            self.step_hooks = _StepHooks(self.experiment, hook)
+        step_callers = {
+            name: caller if implemented(caller) else None
+            for name, caller in (
+                ("before", hook.crystallize_step_before), ("call", hook.crystallize_step_call),
+                ("after", hook.crystallize_step_after),
+            )
+        }
+        if any(step_callers.values()):
+            self.step_hooks = StepHooks(self.experiment, **step_callers)
         if implemented(hook.crystallize_replicate_before):
             self.before_hook = hook.crystallize_replicate_before
         if implemented(hook.crystallize_replicate_after):
             self.after_hook = hook.crystallize_replicate_after
 
     def __call__(self, tasks: Sequence[ReplicateTask]) -> ReplicateBatch:
-        """Run ``tasks`` in order and return their batch."""
-        batch = ReplicateBatch(task_count=len(tasks))
-        progress = self.progress
+        """Run ``tasks`` in order in the calling thread and return their batch."""
         if self.experiment.is_async:
-            run_coroutine_sync(self._run_async(tasks, batch))
-        elif progress is None:
-            for code, replicate in tasks:
-                self.run_one(self.conditions[code], replicate, batch)
-        else:
-            for code, replicate in tasks:
-                self.run_one(self.conditions[code], replicate, batch)
+            return run_coroutine_sync(self.run_async(tasks))
+        batch = ReplicateBatch(task_count=len(tasks))
+        conditions, progress = self.conditions, self.progress
+        for code, replicate in tasks:
+            drive_sync(self._replicate(conditions[code], replicate, batch, awaiting=False))
+            if progress is not None:
                 progress(1)
         return batch
 
-    async def _run_async(self, tasks: Sequence[ReplicateTask], batch: ReplicateBatch) -> None:
-        progress = self.progress
+    async def run_async(self, tasks: Sequence[ReplicateTask]) -> ReplicateBatch:
+        """Run ``tasks`` in order on the running event loop and return their batch."""
+        batch = ReplicateBatch(task_count=len(tasks))
+        conditions, progress = self.conditions, self.progress
         for code, replicate in tasks:
-            await self.run_one_async(self.conditions[code], replicate, batch)
+            await drive_async(self._replicate(conditions[code], replicate, batch, awaiting=True))
             if progress is not None:
                 progress(1)
+        return batch
 
     def _context(self, condition: Condition, replicate: int, sink: MetricSink) -> FrozenContext:
         return FrozenContext(
@@ -253,8 +169,13 @@ class BatchRunner:
     def _sources(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         return {name: kwargs[name] for name in self._source_names}
 
-    def run_one(self, condition: Condition, replicate: int, batch: ReplicateBatch) -> None:
-        """Run one replicate of ``condition``; an exception becomes a ReplicateError."""
+    def _replicate(self, condition: Condition, replicate: int, batch: ReplicateBatch, *, awaiting: bool) -> Body[None]:
+        """One replicate of ``condition``, written once; an exception becomes a ReplicateError.
+
+        ``awaiting``: driven on an event loop, so async datasources, functions
+        and evaluators are awaited (the body yields them); otherwise nothing
+        is awaited and a coroutine left behind is a configuration error.
+        """
         ctx = self._context(condition, replicate, batch.sink)
         token = CURRENT_CONTEXT.set(ctx)
         error: BaseException | None = None
@@ -262,46 +183,29 @@ class BatchRunner:
             if self.before_hook is not None:
                 self.before_hook(experiment=self.experiment, ctx=ctx)
             kwargs = self._arguments(condition, ctx)
+            if awaiting:
+                for key, value in kwargs.items():
+                    if inspect.isawaitable(value):
+                        try:
+                            kwargs[key] = yield value
+                        except Exception as exc:
+                            label_origin(exc, f"datasource:{key}")
+                            raise
             if self._bindings:
                 self._bind(ctx, kwargs)
             outcome = self.experiment.function(**kwargs)
-            if ctx.step_coroutines is not None or (outcome is not None and isinstance(outcome, CoroutineType)):
+            if awaiting:
+                if self._sync_function and ctx.step_coroutines is not None:
+                    _check_awaited(self.experiment, ctx, outcome, returned_ok=True)
+                if inspect.isawaitable(outcome):
+                    outcome = yield outcome
+            elif ctx.step_coroutines is not None or (outcome is not None and isinstance(outcome, CoroutineType)):
                 _check_awaited(self.experiment, ctx, outcome, returned_ok=False)
             if self._evaluators:
-                evaluate_sync(self._evaluators, outcome, ctx, self._sources(kwargs))
-        except Exception as exc:
-            error = exc
-            batch.errors.append(self._error(condition, replicate, exc))
-        finally:
-            CURRENT_CONTEXT.reset(token)
-        if self.after_hook is not None:
-            self.after_hook(experiment=self.experiment, ctx=ctx, error=error)
-
-    async def run_one_async(self, condition: Condition, replicate: int, batch: ReplicateBatch) -> None:
-        """Async twin of :meth:`run_one`: awaits async datasources and functions."""
-        ctx = self._context(condition, replicate, batch.sink)
-        token = CURRENT_CONTEXT.set(ctx)
-        error: BaseException | None = None
-        try:
-            if self.before_hook is not None:
-                self.before_hook(experiment=self.experiment, ctx=ctx)
-            kwargs = self._arguments(condition, ctx)
-            for key, value in kwargs.items():
-                if inspect.isawaitable(value):
-                    try:
-                        kwargs[key] = await value
-                    except Exception as exc:
-                        label_origin(exc, f"datasource:{key}")
-                        raise
-            if self._bindings:
-                self._bind(ctx, kwargs)
-            outcome = self.experiment.function(**kwargs)
-            if self._sync_function and ctx.step_coroutines is not None:
-                _check_awaited(self.experiment, ctx, outcome, returned_ok=True)
-            if inspect.isawaitable(outcome):
-                outcome = await outcome
-            if self._evaluators:
-                await evaluate_async(self._evaluators, outcome, ctx, self._sources(kwargs))
+                if awaiting:
+                    yield evaluate_async(self._evaluators, outcome, ctx, self._sources(kwargs))
+                else:
+                    evaluate_sync(self._evaluators, outcome, ctx, self._sources(kwargs))
         except Exception as exc:
             error = exc
             batch.errors.append(self._error(condition, replicate, exc))

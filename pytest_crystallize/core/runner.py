@@ -3,7 +3,7 @@
 :class:`ExperimentRunner` turns an :class:`~pytest_crystallize.core.experiment.Experiment`
 into an :class:`~pytest_crystallize.core.results.ExperimentResult`: it calls the
 lifecycle hooks, lets an execution backend (a ``crystallize_replicates_run``
-hook) run the replicate tasks or runs them serially itself, then checks the
+hook; the built-in default runs them serially) run the replicate tasks, then checks the
 hypotheses. A sequential experiment runs in looks and stops once every
 hypothesis is decided. Errors raised by the user's code become results, never
 crashes. Running the tasks themselves is :mod:`pytest_crystallize.core.replicates`.
@@ -11,6 +11,7 @@ crashes. Running the tasks themselves is :mod:`pytest_crystallize.core.replicate
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -33,15 +34,10 @@ from pytest_crystallize.core.defaults import (
     DEFAULT_SPENDING,
 )
 from pytest_crystallize.core.experiment import Experiment
-from pytest_crystallize.core.replicates import (
-    BatchRunner,
-    ReplicateBatch,
-    ReplicateTask,
-    implemented,
-    make_plugin_manager,
-    worker_plugins,
-)
+from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager, register_plugins, worker_plugins
+from pytest_crystallize.core.replicates import BatchRunner
 from pytest_crystallize.core.results import ExperimentResult, Provenance
+from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask
 from pytest_crystallize.core.treatments import Treatment
 from pytest_crystallize.core.versions import package_versions
 from pytest_crystallize.core.vocabulary import Correction, Spending
@@ -57,16 +53,19 @@ class _Progress:
     """Counts finished tasks and calls the progress hook, throttled, from the owning thread only.
 
     Lives for one run. Backend threads may count; only the thread that made
-    it (the runner's) calls the hook, so plugins never see concurrent calls.
+    it (the runner's) calls the hook, so plugins never see concurrent calls,
+    and never a forked worker process's copy, so it cannot draw on the
+    parent's terminal.
     """
 
-    __slots__ = ("_caller", "_experiment", "_last", "_lock", "_owner", "_start", "done", "total")
+    __slots__ = ("_caller", "_experiment", "_last", "_lock", "_owner", "_pid", "_start", "done", "total")
 
     def __init__(self, experiment: Experiment, caller: Any, total: int) -> None:
         self._experiment = experiment
         self._caller = caller
         self._lock = threading.Lock()
         self._owner = threading.get_ident()
+        self._pid = os.getpid()
         self._start = self._last = time.perf_counter()
         self.done = 0
         self.total = total
@@ -74,7 +73,7 @@ class _Progress:
     def __call__(self, count: int) -> None:
         with self._lock:
             self.done += count
-        if threading.get_ident() != self._owner:
+        if threading.get_ident() != self._owner or os.getpid() != self._pid:
             return
         now = time.perf_counter()
         if now - self._last >= PROGRESS_INTERVAL:
@@ -103,12 +102,10 @@ class ExperimentRunner:
         self, experiment: Experiment, *, plugin_manager: pluggy.PluginManager | None = None
     ) -> None:
         self.experiment = experiment
-        if plugin_manager is None and experiment.plugins:
+        if plugin_manager is None:
             plugin_manager = make_plugin_manager(experiment.plugins)
-        elif plugin_manager is not None:
-            for plugin in experiment.plugins:
-                if not plugin_manager.is_registered(plugin):
-                    plugin_manager.register(plugin)
+        else:
+            register_plugins(plugin_manager, experiment.plugins)
         self.plugin_manager = plugin_manager
 
     def tasks(self, start: int = 0, stop: int | None = None) -> list[ReplicateTask]:
@@ -124,15 +121,14 @@ class ExperimentRunner:
     def run(self) -> ExperimentResult:
         """Run every replicate of every condition (or every look), check hypotheses, return the result."""
         experiment = self.experiment
-        hook = self.plugin_manager.hook if self.plugin_manager is not None else None
+        hook = self.plugin_manager.hook
         started_at = datetime.now(UTC).isoformat()
         clock = time.perf_counter()
-        if hook is not None:
-            hook.crystallize_experiment_init(experiment=experiment)
-            hook.crystallize_run_before(experiment=experiment)
+        hook.crystallize_experiment_init(experiment=experiment)
+        hook.crystallize_run_before(experiment=experiment)
         run_batch = BatchRunner(experiment, hook, plugins=worker_plugins(self.plugin_manager))
         progress = None
-        if hook is not None and implemented(hook.crystallize_replicates_progress):
+        if implemented(hook.crystallize_replicates_progress):
             total = len(self.tasks())
             progress = run_batch.progress = _Progress(experiment, hook.crystallize_replicates_progress, total)
         if experiment.sequential is None:
@@ -144,17 +140,12 @@ class ExperimentRunner:
             result = self._run_looks(monitor, hook, run_batch, started_at, clock)
         if progress is not None:
             progress.finish()
-        if hook is not None:
-            hook.crystallize_run_after(experiment=experiment, result=result)
+        hook.crystallize_run_after(experiment=experiment, result=result)
         return result
 
     def _execute(self, hook: Any, run_batch: BatchRunner, tasks: list[ReplicateTask]) -> list[ReplicateBatch]:
-        """Run ``tasks`` through the execution backend hook, or serially."""
-        batches = None
-        if hook is not None:
-            batches = hook.crystallize_replicates_run(experiment=self.experiment, tasks=tasks, run_batch=run_batch)
-        if batches is None:
-            return [run_batch(tasks)]
+        """Run ``tasks`` through the execution backend hook (the built-in default runs them serially)."""
+        batches = hook.crystallize_replicates_run(experiment=self.experiment, tasks=tasks, run_batch=run_batch)
         _check_batches(self.experiment, batches, len(tasks))
         return list(batches)
 
@@ -224,7 +215,7 @@ def _check_batches(experiment: Experiment, batches: object, expected: int) -> No
         msg = (
             f"experiment {experiment.name!r}: the execution backend's crystallize_replicates_run "
             f"returned {type(batches).__name__}; it must return a list of ReplicateBatch "
-            f"(what run_batch(tasks) returns) or None"
+            f"(what run_batch(tasks) returns), or None to leave the run to the next backend"
         )
         raise CrystallizeError(msg)
     covered = sum(b.task_count for b in batches)
@@ -307,7 +298,6 @@ def run_experiment(
     ``await arun_experiment(...)`` runs it without blocking the loop.
     """
     from pytest_crystallize.core.experiment import choose_conditions
-    from pytest_crystallize.core.replicates import make_plugin_manager
 
     if localns is None and hasattr(sys, "_getframe"):
         localns = sys._getframe(1).f_locals
@@ -322,8 +312,8 @@ def run_experiment(
         max_replicates=max_replicates, looks=looks, spending=spending,
         evaluators=evaluators, localns=localns,
     )
-    manager = make_plugin_manager(experiment.plugins) if experiment.plugins else None
-    experiment = choose_conditions(experiment, manager.hook if manager is not None else None)
+    manager = make_plugin_manager(experiment.plugins)
+    experiment = choose_conditions(experiment, manager.hook)
     result = ExperimentRunner(experiment, plugin_manager=manager).run()
     warn_low_power(experiment.function, result)
     return result

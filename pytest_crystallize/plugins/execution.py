@@ -8,7 +8,8 @@ batches into the serial order, and every replicate's seed depends only on
 its index, so every backend gives the result a serial run gives.
 
 Pass one in ``plugins=[...]``, e.g. ``@pytest.mark.experiment(plugins=[ParallelExecution()])``.
-Without any, replicates run serially.
+Without any, the built-in default (:mod:`~pytest_crystallize.plugins.defaults`,
+registered ``trylast``) runs them serially.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Final, Literal, Protocol
 
-from pytest_crystallize.core.replicates import ReplicateBatch, run_coroutine_sync
+from pytest_crystallize.core.eventloops import run_coroutine_sync
 from pytest_crystallize.errors import ConfigurationError
 from pytest_crystallize.hookspecs import hookimpl
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from pytest_crystallize.core.experiment import Experiment
-    from pytest_crystallize.core.replicates import BatchRunner, ReplicateTask
+    from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask, RunBatch
 
 __all__ = ["AsyncExecution", "ExecutionBackend", "ParallelExecution", "SerialExecution"]
 
@@ -40,7 +41,7 @@ class ExecutionBackend(Protocol):
     """What an execution backend implements (as a ``@hookimpl`` method)."""
 
     def crystallize_replicates_run(
-        self, experiment: Experiment, tasks: Sequence[ReplicateTask], run_batch: BatchRunner
+        self, experiment: Experiment, tasks: Sequence[ReplicateTask], run_batch: RunBatch
     ) -> list[ReplicateBatch] | None:
         """Run every task once; return the batches, or None to defer to the next backend."""
         ...
@@ -66,7 +67,7 @@ def _chunks(tasks: Sequence[ReplicateTask], size: int) -> list[list[ReplicateTas
 
 
 def _run_threads(
-    run_batch: BatchRunner, chunks: list[list[ReplicateTask]], workers: int
+    run_batch: RunBatch, chunks: list[list[ReplicateTask]], workers: int
 ) -> list[ReplicateBatch]:
     """Run ``chunks`` in ``workers`` threads; batches in chunk order."""
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crystallize") as pool:
@@ -82,8 +83,8 @@ def _run_threads(
 class SerialExecution:
     """Run every replicate in this thread, one after the other.
 
-    This is what happens when no backend is registered. Registering it
-    explicitly overrides a parallel backend that a conftest.py or an
+    This is what the built-in default does when no backend is registered.
+    Registering it explicitly overrides a parallel backend that a conftest.py or an
     installed plugin provides (the experiment's own plugins are asked first).
     """
 
@@ -92,7 +93,7 @@ class SerialExecution:
 
     @hookimpl
     def crystallize_replicates_run(
-        self, experiment: Experiment, tasks: Sequence[ReplicateTask], run_batch: BatchRunner
+        self, experiment: Experiment, tasks: Sequence[ReplicateTask], run_batch: RunBatch
     ) -> list[ReplicateBatch]:
         """Run ``tasks`` in order in the calling thread."""
         return [run_batch(tasks)]
@@ -147,7 +148,7 @@ class ParallelExecution:
 
     @hookimpl
     def crystallize_replicates_run(
-        self, experiment: Experiment, tasks: Sequence[ReplicateTask], run_batch: BatchRunner
+        self, experiment: Experiment, tasks: Sequence[ReplicateTask], run_batch: RunBatch
     ) -> list[ReplicateBatch]:
         """Split ``tasks`` into chunks and run them in a pool of workers."""
         workers = min(self.max_workers or _default_workers(), max(1, len(tasks)))
@@ -189,23 +190,20 @@ class AsyncExecution:
 
     @hookimpl
     def crystallize_replicates_run(
-        self, experiment: Experiment, tasks: Sequence[ReplicateTask], run_batch: BatchRunner
+        self, experiment: Experiment, tasks: Sequence[ReplicateTask], run_batch: RunBatch
     ) -> list[ReplicateBatch]:
         """Run ``tasks`` concurrently, at most :attr:`limit` at a time."""
         if not experiment.is_async:
             return _run_threads(run_batch, _chunks(tasks, 1), min(self.limit, max(1, len(tasks))))
         return run_coroutine_sync(self._gather(run_batch, tasks))
 
-    async def _gather(self, run_batch: BatchRunner, tasks: Sequence[ReplicateTask]) -> list[ReplicateBatch]:
+    async def _gather(self, run_batch: RunBatch, tasks: Sequence[ReplicateTask]) -> list[ReplicateBatch]:
         semaphore = asyncio.Semaphore(self.limit)
-        batches = [ReplicateBatch(task_count=1) for _ in tasks]
 
-        async def one(batch: ReplicateBatch, code: int, replicate: int) -> None:
-            async with semaphore:
-                await run_batch.run_one_async(run_batch.conditions[code], replicate, batch)
-            run_batch.advance(1)
+        async def one(task: ReplicateTask) -> ReplicateBatch:
+            async with semaphore:  # run_async reports the finished task itself
+                return await run_batch.run_async([task])
 
         # Each asyncio task gets its own copy of the context variables, so every
         # replicate sees its own current context.
-        await asyncio.gather(*(one(b, code, r) for b, (code, r) in zip(batches, tasks, strict=True)))
-        return batches
+        return list(await asyncio.gather(*(one(task) for task in tasks)))

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, Final
 
-from pytest_crystallize.core.replicates import ReplicateBatch
 from pytest_crystallize.core.results import ReplicateError
+from pytest_crystallize.core.tasks import ReplicateBatch
 from pytest_crystallize.errors import ConfigurationError, CrystallizeError
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
     from multiprocessing.process import BaseProcess
 
-    from pytest_crystallize.core.replicates import BatchRunner, ReplicateTask
+    from pytest_crystallize.core.tasks import ReplicateTask, RunBatch
 
 __all__ = ["WORKER_DIED", "run_chunks"]
 
@@ -44,11 +44,10 @@ Chunk = tuple[int, list["ReplicateTask"]]
 _STOP_TIMEOUT: Final = 5.0
 
 
-def _worker_main(connection: Connection, run_batch: BatchRunner) -> None:
+def _worker_main(connection: Connection, run_batch: RunBatch) -> None:
     """Run chunks received on ``connection`` until told to stop (``None``)."""
     # Ctrl-C reaches the whole process group: the parent stops the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    run_batch.progress = None  # a forked copy must not draw the parent's display
     connection.send(("ready", None, None))
     while True:
         try:
@@ -78,7 +77,7 @@ class _Worker:
 class _Pool:
     """The parent's side: workers, the queue of chunks, finished batches (one run)."""
 
-    def __init__(self, run_batch: BatchRunner, context: BaseContext, size: int, chunks: list[Chunk]) -> None:
+    def __init__(self, run_batch: RunBatch, context: BaseContext, size: int, chunks: list[Chunk]) -> None:
         self.run_batch = run_batch
         self.context = context
         self.size = size
@@ -212,7 +211,7 @@ class _Pool:
             self.start_worker()
 
     def _died_batch(self, task: ReplicateTask, code: int | None) -> ReplicateBatch:
-        condition = self.run_batch.conditions[task[0]]
+        condition = self.run_batch.experiment.condition_names[task[0]]
         how = f"exit code {code}"
         if code is not None and code < 0:
             try:
@@ -220,7 +219,7 @@ class _Pool:
             except ValueError:
                 how = f"killed by signal {-code}"
         error = ReplicateError(
-            condition=condition.name, replicate=task[1], error_type=WORKER_DIED,
+            condition=condition, replicate=task[1], error_type=WORKER_DIED,
             message=f"the worker process running this replicate died ({how}); the other replicates ran",
             traceback="",
         )
@@ -228,7 +227,7 @@ class _Pool:
 
 
 def run_chunks(
-    run_batch: BatchRunner, tasks: Sequence[ReplicateTask], *, workers: int, chunk_size: int,
+    run_batch: RunBatch, tasks: Sequence[ReplicateTask], *, workers: int, chunk_size: int,
     context: BaseContext,
 ) -> list[ReplicateBatch]:
     """Run ``tasks`` in ``workers`` processes, ``chunk_size`` tasks per message; batches in task order."""

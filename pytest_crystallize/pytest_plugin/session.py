@@ -23,11 +23,11 @@ import pytest
 
 from pytest_crystallize.core.datasources import DataSource
 from pytest_crystallize.core.defaults import DEFAULT_ARTIFACTS_DIR
-from pytest_crystallize.core.replicates import make_plugin_manager
+from pytest_crystallize.core.lifecycle import entry_point_plugins, make_plugin_manager, register_plugins
 from pytest_crystallize.core.report.text import summary_lines, totals_line
 from pytest_crystallize.errors import ConfigurationError
 from pytest_crystallize.hookspecs import hookimpl
-from pytest_crystallize.plugins import ArtifactPlugin, entry_point_plugins
+from pytest_crystallize.plugins import ArtifactPlugin
 from pytest_crystallize.pytest_plugin.items import (
     MARKER,
     PAYLOAD_ATTRIBUTE,
@@ -131,15 +131,15 @@ class CrystallizeSession:
         """
         try:
             plugins = [*self.entry_point_plugins(), *self._conftest_plugins(item, experiment)]
+            manager = make_plugin_manager(plugins)
         except ConfigurationError as exc:
             pytest.fail(str(exc), pytrace=False)
-        manager = make_plugin_manager(plugins)
         for plugin in [*plugins, *experiment.plugins]:
             if isinstance(plugin, ArtifactPlugin) and plugin.base_dir is None:
                 plugin.anchor(self.config.rootpath, self.artifacts_root)
         self._display = self._make_display()
         if self._display is not None:
-            manager.register(self._display)
+            register_plugins(manager, [self._display])
         return manager
 
     def entry_point_plugins(self) -> list[object]:

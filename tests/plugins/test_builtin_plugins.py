@@ -141,7 +141,7 @@ def test_logging_plugin_verbose_logs_every_step(caplog: pytest.LogCaptureFixture
 
 
 def test_logging_plugin_level_filters_and_quiet_plugins_cost_no_step_hook(caplog: pytest.LogCaptureFixture) -> None:
-    from pytest_crystallize.core.replicates import make_plugin_manager
+    from pytest_crystallize.core.lifecycle import make_plugin_manager
 
     with caplog.at_level(logging.DEBUG):
         run_experiment(_fragile_exp, replicates=3, plugins=[LoggingPlugin(log_level="warning")])

@@ -14,7 +14,9 @@ from pytest_crystallize import (
     pipeline_step,
     run_experiment,
 )
-from pytest_crystallize.core.replicates import BatchRunner, ReplicateBatch, make_plugin_manager, worker_plugins
+from pytest_crystallize.core.lifecycle import make_plugin_manager, worker_plugins
+from pytest_crystallize.core.replicates import BatchRunner
+from pytest_crystallize.core.tasks import ReplicateBatch
 
 
 @pipeline_step()

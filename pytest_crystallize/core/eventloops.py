@@ -1,0 +1,65 @@
+"""Code written once for sync and async callers, and async code run from sync code.
+
+A body that may need to wait is written as a generator that *yields* each
+awaitable it needs and receives the awaited value back (``value = yield
+awaitable``). :func:`drive_async` awaits what it yields; :func:`drive_sync`
+runs it where nothing may be awaited (the body then yields nothing). The
+sync and async paths of the replicate runner and the evaluators are each one
+such body, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Awaitable, Generator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+__all__ = ["Body", "drive_async", "drive_sync", "run_coroutine_sync"]
+
+T = TypeVar("T")
+
+#: A body written once: yields awaitables, receives their values, returns its result.
+Body = Generator[Awaitable[Any], Any, T]
+
+
+def drive_sync(body: Body[T]) -> T:
+    """Run ``body`` without an event loop; it must not yield (nothing can be awaited here)."""
+    try:
+        awaitable = next(body)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]  # the generator's declared return type
+    body.close()
+    msg = f"internal error: a sync body yielded {awaitable!r}"
+    raise RuntimeError(msg)
+
+
+async def drive_async(body: Body[T]) -> T:
+    """Run ``body`` on the running event loop, awaiting each awaitable it yields."""
+    try:
+        awaitable = next(body)
+        while True:
+            try:
+                value = await awaitable
+            except Exception as exc:  # hand the failure to the body, which may handle it
+                awaitable = body.throw(exc)
+            else:
+                awaitable = body.send(value)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]  # the generator's declared return type
+
+
+def run_coroutine_sync(awaitable: Awaitable[T]) -> T:
+    """Run ``awaitable`` to completion from sync code, even inside a running loop."""
+    async def main() -> T:
+        return await awaitable
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    # A loop already runs in this thread (a notebook, an async test): use another.
+    ctx = contextvars.copy_context()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(ctx.run, asyncio.run, main()).result()

@@ -1,0 +1,65 @@
+"""What execution backends exchange with the runner: replicate tasks and batches.
+
+A leaf module: the runner, the replicate runner, the hookspecs and every
+backend import it, and it imports none of them. A task is one replicate of
+one condition; a batch is what running some tasks produced, as plain data;
+:class:`RunBatch` is everything a backend may do with the callable the
+runner hands it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from pytest_crystallize.core.context import MetricSink
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pytest_crystallize.core.experiment import Experiment
+    from pytest_crystallize.core.results import ReplicateError
+
+__all__ = ["ReplicateBatch", "ReplicateTask", "RunBatch"]
+
+#: ``(condition_code, replicate)``: one replicate of one condition.
+ReplicateTask = tuple[int, int]
+
+
+@dataclass(slots=True)
+class ReplicateBatch:
+    """What running some replicate tasks produced: columnar values and errors.
+
+    Plain data, so a batch run in a worker process pickles back cheaply.
+    ``task_count`` is how many tasks it covers (errors included).
+    """
+
+    sink: MetricSink = field(default_factory=MetricSink)
+    errors: list[ReplicateError] = field(default_factory=list)
+    task_count: int = 0
+
+
+class RunBatch(Protocol):
+    """The ``run_batch`` an execution backend receives: runs tasks where it is called.
+
+    Picklable, so a backend may call it in a worker process. Tasks run in the
+    order given, and each task's values depend only on its condition and
+    replicate index, so any split of the tasks gives the same numbers.
+    """
+
+    @property
+    def experiment(self) -> Experiment:
+        """The experiment whose tasks this runs."""
+        ...
+
+    def __call__(self, tasks: Sequence[ReplicateTask]) -> ReplicateBatch:
+        """Run ``tasks`` in the calling thread (an ``async`` experiment on its own event loop)."""
+        ...
+
+    async def run_async(self, tasks: Sequence[ReplicateTask]) -> ReplicateBatch:
+        """Run ``tasks`` on the running event loop, awaiting async datasources, functions and evaluators."""
+        ...
+
+    def advance(self, count: int) -> None:
+        """Report ``count`` tasks finished elsewhere (a worker process) to the progress display."""
+        ...
