@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_SPENDING",
     "DEFAULT_STORAGE",
     "LATEST",
+    "MAX_REPLICATES",
     "TARGET_POWER",
 ]
 
@@ -39,3 +40,9 @@ DEFAULT_ARTIFACTS_DIR: Final = "crystallize_artifacts"
 LATEST: Final = "latest"
 #: The power a planned experiment should reach at its ``mde``; below it, LowPowerWarning.
 TARGET_POWER: Final = 0.8
+#: The most replicates per condition an experiment may ask for. Past it a run
+#: is no machine's work: at the engine's ~2.5 us per replicate-step and ~100
+#: bytes per recorded value, 10 million replicates of two conditions with one
+#: metric already take a minute and 2 GB; a typo such as ``10**15`` would run
+#: for years, silently.
+MAX_REPLICATES: Final = 10_000_000

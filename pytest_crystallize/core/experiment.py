@@ -28,6 +28,7 @@ from pytest_crystallize.core.defaults import (
     DEFAULT_REPLICATES,
     DEFAULT_SEED,
     DEFAULT_SPENDING,
+    MAX_REPLICATES,
 )
 from pytest_crystallize.core.evaluators import Evaluator, check_evaluators
 from pytest_crystallize.core.hypotheses import Hypothesis, attached_hypotheses
@@ -164,12 +165,19 @@ class Experiment:
         if not callable(function):
             msg = f"{where}: expected a function, got {function!r}"
             raise ConfigurationError(msg)
+        treatments = _collection(where, "treatments", treatments, "[Treatment('hot', {'temperature': 1.5})]")
+        hypotheses = _collection(where, "hypotheses", hypotheses, "[hypothesis(metric='score', direction='maximize')]")
+        plugins = _collection(where, "plugins", plugins, "[SeedPlugin()]")
+        for option, value in (("params", params), ("datasources", datasources), ("arguments", arguments)):
+            if value is not None and not isinstance(value, Mapping):
+                msg = f"{where}: {option} must be a mapping of names to values, e.g. {{'k': 1}}; got {value!r:.60}"
+                raise ConfigurationError(msg)
         sequential = None
         if replicates == AUTO:
             if max_replicates is None:
                 msg = f"{where}: replicates='auto' needs max_replicates=, the most replicates to run"
                 raise ConfigurationError(msg)
-            _check_int(where, "max_replicates", max_replicates, minimum=2)
+            _check_int(where, "max_replicates", max_replicates, minimum=2, maximum=MAX_REPLICATES)
             _check_int(where, "looks", looks, minimum=1)
             if looks > max_replicates:
                 msg = f"{where}: looks={looks} exceeds max_replicates={max_replicates}"
@@ -182,7 +190,7 @@ class Experiment:
         elif isinstance(replicates, str):
             msg = f"{where}: replicates must be an integer >= 1 or 'auto', got {replicates!r}"
             raise ConfigurationError(msg)
-        _check_int(where, "replicates", replicates, minimum=1)
+        _check_int(where, "replicates", replicates, minimum=1, maximum=MAX_REPLICATES)
         _check_int(where, "seed", seed, minimum=0)
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
             msg = f"{where}: alpha must be a number strictly between 0 and 1, got {alpha!r}"
@@ -348,10 +356,27 @@ def _check_params(where: str, owner: str, params: Mapping[str, Any]) -> None:
         raise ConfigurationError(msg)
 
 
-def _check_int(where: str, what: str, value: object, *, minimum: int) -> None:
+def _check_int(where: str, what: str, value: object, *, minimum: int, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         msg = f"{where}: {what} must be an integer >= {minimum}, got {value!r}"
         raise ConfigurationError(msg)
+    if maximum is not None and value > maximum:
+        msg = (
+            f"{where}: {what}={value:,} is more than any machine could finish or hold "
+            f"(at most {maximum:,}); to stop as soon as the answer is known, use "
+            f"replicates='auto' with a max_replicates you can afford"
+        )
+        raise ConfigurationError(msg)
+
+
+def _collection(where: str, option: str, value: object, example: str) -> tuple[Any, ...]:
+    """``value`` as a tuple: None is empty; a string, mapping or non-iterable is a ConfigurationError."""
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        msg = f"{where}: {option} must be a list, e.g. {option}={example}; got {value!r:.60}"
+        raise ConfigurationError(msg)
+    return tuple(value)
 
 
 def _resolve_parameters(

@@ -35,6 +35,7 @@ from pytest_crystallize.core.defaults import (
 )
 from pytest_crystallize.core.experiment import Experiment
 from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager, register_plugins, worker_plugins
+from pytest_crystallize.core.markers import ITEM_OPTIONS, function_marker_options
 from pytest_crystallize.core.replicates import BatchRunner
 from pytest_crystallize.core.results import ExperimentResult, Provenance
 from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask
@@ -44,6 +45,12 @@ from pytest_crystallize.core.vocabulary import Correction, Spending
 from pytest_crystallize.errors import CrystallizeError
 
 __all__ = ["ExperimentRunner", "run_experiment"]
+
+#: What ``run_experiment`` uses for an option neither it nor the function's marker sets.
+_ENGINE_DEFAULTS: Final[Mapping[str, Any]] = {
+    "replicates": DEFAULT_REPLICATES, "seed": DEFAULT_SEED, "alpha": DEFAULT_ALPHA,
+    "correction": DEFAULT_CORRECTION, "looks": DEFAULT_LOOKS, "spending": DEFAULT_SPENDING,
+}
 
 #: Seconds between two progress hook calls at most.
 PROGRESS_INTERVAL: Final = 0.1
@@ -263,23 +270,25 @@ def run_experiment(
     name: str | None = None,
     replicates: int | str | None = None,
     seed: int | None = None,
-    treatments: Sequence[Any] = (),
-    hypotheses: Sequence[Any] = (),
-    plugins: Sequence[object] = (),
+    treatments: Sequence[Any] | None = None,
+    hypotheses: Sequence[Any] | None = None,
+    plugins: Sequence[object] | None = None,
     alpha: float | None = None,
-    correction: Correction = DEFAULT_CORRECTION,
+    correction: Correction | None = None,
     params: Any = None,
     datasources: Any = None,
     arguments: Any = None,
     max_replicates: int | None = None,
-    looks: int = DEFAULT_LOOKS,
-    spending: Spending = DEFAULT_SPENDING,
-    evaluators: Any = (),
+    looks: int | None = None,
+    spending: Spending | None = None,
+    evaluators: Any = None,
     localns: Mapping[str, Any] | None = None,
 ) -> ExperimentResult:
     """Run ``function`` as an experiment from a script or notebook and return its result.
 
-    The options are those of ``@pytest.mark.experiment``; ``params`` are the
+    The options are those of ``@pytest.mark.experiment``, and a function
+    decorated with that marker runs with its settings (keyword arguments
+    given here win); ``params`` are the
     baseline's context values, ``datasources`` maps parameter names to
     datasources, ``arguments`` gives fixed values for other parameters.
     Hypotheses stacked on ``function`` with ``@hypothesis`` count too.
@@ -299,18 +308,20 @@ def run_experiment(
     """
     from pytest_crystallize.core.experiment import choose_conditions
 
-    if localns is None and hasattr(sys, "_getframe"):
-        localns = sys._getframe(1).f_locals
-
+    caller_locals = sys._getframe(1).f_locals if hasattr(sys, "_getframe") else None
+    given = {
+        "replicates": replicates, "seed": seed, "treatments": treatments, "hypotheses": hypotheses,
+        "plugins": plugins, "alpha": alpha, "correction": correction, "params": params,
+        "max_replicates": max_replicates, "looks": looks, "spending": spending, "evaluators": evaluators,
+    }
+    where = f"experiment {name or getattr(function, '__name__', repr(function))!r}"
+    options = {**_ENGINE_DEFAULTS, **function_marker_options(function, where)}
+    for key in ITEM_OPTIONS:
+        options.pop(key, None)
+    options.update({key: value for key, value in given.items() if value is not None})
+    options["localns"] = localns if localns is not None else options.get("localns", caller_locals)
     experiment = Experiment.define(
-        function, name=name,
-        replicates=DEFAULT_REPLICATES if replicates is None else replicates,
-        seed=DEFAULT_SEED if seed is None else seed,
-        treatments=treatments, hypotheses=hypotheses, plugins=plugins,
-        alpha=DEFAULT_ALPHA if alpha is None else alpha, correction=correction,
-        params=params, datasources=datasources, arguments=arguments,
-        max_replicates=max_replicates, looks=looks, spending=spending,
-        evaluators=evaluators, localns=localns,
+        function, name=name, datasources=datasources, arguments=arguments, **options,
     )
     manager = make_plugin_manager(experiment.plugins)
     experiment = choose_conditions(experiment, manager.hook)
