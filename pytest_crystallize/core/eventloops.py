@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from pytest_crystallize.core.timeouts import ReplicateTimeout
+
 __all__ = ["Body", "drive_async", "drive_sync", "run_coroutine_sync"]
 
 T = TypeVar("T")
@@ -35,19 +37,39 @@ def drive_sync(body: Body[T]) -> T:
     raise RuntimeError(msg)
 
 
-async def drive_async(body: Body[T]) -> T:
-    """Run ``body`` on the running event loop, awaiting each awaitable it yields."""
+async def drive_async(body: Body[T], *, timeout: float | None = None) -> T:
+    """Run ``body`` on the running event loop, awaiting each awaitable it yields.
+
+    With ``timeout`` (seconds), an await still pending when it has passed is
+    cancelled and :class:`~pytest_crystallize.core.timeouts.ReplicateTimeout`
+    is thrown into the body instead.
+    """
+    deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
     try:
         awaitable = next(body)
         while True:
             try:
-                value = await awaitable
+                if deadline is None:
+                    value = await awaitable
+                else:
+                    value = await _before(deadline, awaitable)
             except Exception as exc:  # hand the failure to the body, which may handle it
                 awaitable = body.throw(exc)
             else:
                 awaitable = body.send(value)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]  # the generator's declared return type
+
+
+async def _before(deadline: float, awaitable: Awaitable[T]) -> T:
+    scope = asyncio.timeout_at(deadline)
+    try:
+        async with scope:
+            return await awaitable
+    except TimeoutError:
+        if scope.expired():
+            raise ReplicateTimeout from None
+        raise
 
 
 def run_coroutine_sync(awaitable: Awaitable[T]) -> T:

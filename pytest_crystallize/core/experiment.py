@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import inspect
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -100,6 +101,8 @@ class Experiment:
     sequential: SequentialDesign | None = None
     evaluators: tuple[Evaluator, ...] = ()
     bindings: tuple[Binding, ...] = ()
+    #: Seconds one replicate may run before it is stopped as a ReplicateTimeout error; None: no limit.
+    timeout: float | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # Read-only mapping views do not pickle: ship plain dicts to worker processes.
@@ -135,6 +138,7 @@ class Experiment:
         spending: Spending = DEFAULT_SPENDING,
         evaluators: Iterable[Callable[..., Any]] | Mapping[str, Callable[..., Any]] = (),
         localns: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> Experiment:
         """Validate and build an experiment from ``function`` and options.
 
@@ -158,7 +162,9 @@ class Experiment:
         missing class (never a silent fallback). Each condition's
         model is built here once, naming the treatment and field that fail.
         ``evaluators`` score the function's return value per replicate (see
-        :mod:`~pytest_crystallize.core.evaluators`).
+        :mod:`~pytest_crystallize.core.evaluators`). ``timeout`` (seconds)
+        stops a replicate that runs longer: it becomes an error of that
+        replicate and the others run (see :mod:`~pytest_crystallize.core.timeouts`).
         """
         label: str = name or getattr(function, "__name__", None) or repr(function)
         where = f"experiment {label!r}"
@@ -192,6 +198,11 @@ class Experiment:
             raise ConfigurationError(msg)
         _check_int(where, "replicates", replicates, minimum=1, maximum=MAX_REPLICATES)
         _check_int(where, "seed", seed, minimum=0)
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf
+        ):
+            msg = f"{where}: timeout must be a number of seconds > 0 (or None for no limit), got {timeout!r}"
+            raise ConfigurationError(msg)
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
             msg = f"{where}: alpha must be a number strictly between 0 and 1, got {alpha!r}"
             raise ConfigurationError(msg)
@@ -240,6 +251,7 @@ class Experiment:
             datasources=MappingProxyType(sources), arguments=MappingProxyType(fixed),
             takes_ctx=takes_ctx, sequential=sequential,
             evaluators=check_evaluators(where, evaluators, sources), bindings=bound,
+            timeout=None if timeout is None else float(timeout),
         )
         # Validates treatment datasource swaps, nested keys and typed configuration now, not mid-run.
         experiment.check_bindings(experiment.conditions())

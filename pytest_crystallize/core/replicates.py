@@ -21,6 +21,7 @@ cost nothing when an experiment has none.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import traceback
 from collections.abc import Callable, Sequence
@@ -36,6 +37,7 @@ from pytest_crystallize.core.pipeline import STEP_ATTRIBUTE, StepHooks, label_or
 from pytest_crystallize.core.results import ReplicateError
 from pytest_crystallize.core.seeds import ReplicateSeeds
 from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask
+from pytest_crystallize.core.timeouts import ReplicateTimeout, replicate_deadline
 from pytest_crystallize.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["BatchRunner"]
 
 _PACKAGE_DIR: Final = str(Path(__file__).resolve().parent.parent)
+_NO_DEADLINE: Final = contextlib.nullcontext()
 
 
 def _user_frames_only(exc: BaseException) -> str:
@@ -83,6 +86,7 @@ class BatchRunner:
         self._evaluators = experiment.evaluators
         self._source_names = tuple(experiment.datasources)
         self._sync_function = not inspect.iscoroutinefunction(experiment.function)
+        self._timeout = experiment.timeout
         self._init_hooks()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -135,7 +139,9 @@ class BatchRunner:
         batch = ReplicateBatch(task_count=len(tasks))
         conditions, progress = self.conditions, self.progress
         for code, replicate in tasks:
-            await drive_async(self._replicate(conditions[code], replicate, batch, awaiting=True))
+            await drive_async(
+                self._replicate(conditions[code], replicate, batch, awaiting=True), timeout=self._timeout
+            )
             if progress is not None:
                 progress(1)
         return batch
@@ -180,32 +186,34 @@ class BatchRunner:
         token = CURRENT_CONTEXT.set(ctx)
         error: BaseException | None = None
         try:
-            if self.before_hook is not None:
-                self.before_hook(experiment=self.experiment, ctx=ctx)
-            kwargs = self._arguments(condition, ctx)
-            if awaiting:
-                for key, value in kwargs.items():
-                    if inspect.isawaitable(value):
-                        try:
-                            kwargs[key] = yield value
-                        except Exception as exc:
-                            label_origin(exc, f"datasource:{key}")
-                            raise
-            if self._bindings:
-                self._bind(ctx, kwargs)
-            outcome = self.experiment.function(**kwargs)
-            if awaiting:
-                if self._sync_function and ctx.step_coroutines is not None:
-                    _check_awaited(self.experiment, ctx, outcome, returned_ok=True)
-                if inspect.isawaitable(outcome):
-                    outcome = yield outcome
-            elif ctx.step_coroutines is not None or (outcome is not None and isinstance(outcome, CoroutineType)):
-                _check_awaited(self.experiment, ctx, outcome, returned_ok=False)
-            if self._evaluators:
+            # On an event loop the awaits carry the deadline (drive_async), not a timer.
+            with _NO_DEADLINE if awaiting or self._timeout is None else replicate_deadline(self._timeout):
+                if self.before_hook is not None:
+                    self.before_hook(experiment=self.experiment, ctx=ctx)
+                kwargs = self._arguments(condition, ctx)
                 if awaiting:
-                    yield evaluate_async(self._evaluators, outcome, ctx, self._sources(kwargs))
-                else:
-                    evaluate_sync(self._evaluators, outcome, ctx, self._sources(kwargs))
+                    for key, value in kwargs.items():
+                        if inspect.isawaitable(value):
+                            try:
+                                kwargs[key] = yield value
+                            except Exception as exc:
+                                label_origin(exc, f"datasource:{key}")
+                                raise
+                if self._bindings:
+                    self._bind(ctx, kwargs)
+                outcome = self.experiment.function(**kwargs)
+                if awaiting:
+                    if self._sync_function and ctx.step_coroutines is not None:
+                        _check_awaited(self.experiment, ctx, outcome, returned_ok=True)
+                    if inspect.isawaitable(outcome):
+                        outcome = yield outcome
+                elif ctx.step_coroutines is not None or (outcome is not None and isinstance(outcome, CoroutineType)):
+                    _check_awaited(self.experiment, ctx, outcome, returned_ok=False)
+                if self._evaluators:
+                    if awaiting:
+                        yield evaluate_async(self._evaluators, outcome, ctx, self._sources(kwargs))
+                    else:
+                        evaluate_sync(self._evaluators, outcome, ctx, self._sources(kwargs))
         except Exception as exc:
             error = exc
             batch.errors.append(self._error(condition, replicate, exc))
@@ -214,14 +222,18 @@ class BatchRunner:
         if self.after_hook is not None:
             self.after_hook(experiment=self.experiment, ctx=ctx, error=error)
 
-    @staticmethod
-    def _error(condition: Condition, replicate: int, exc: BaseException) -> ReplicateError:
+    def _error(self, condition: Condition, replicate: int, exc: BaseException) -> ReplicateError:
         # Plain strings only: the error crosses process boundaries even when
         # the exception class cannot be pickled.
+        message = _safe_str(exc)
+        if isinstance(exc, ReplicateTimeout):
+            message = (
+                f"the replicate ran longer than the experiment's timeout of {self._timeout:g} s and was "
+                f"stopped; the other replicates ran"
+            )
         return ReplicateError(
             condition=condition.name, replicate=replicate, error_type=type(exc).__name__,
-            message=_safe_str(exc), traceback=_user_frames_only(exc),
-            step=_safe_step(exc),
+            message=message, traceback=_user_frames_only(exc), step=_safe_step(exc),
         )
 
 

@@ -283,6 +283,7 @@ def run_experiment(
     spending: Spending | None = None,
     evaluators: Any = None,
     localns: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
 ) -> ExperimentResult:
     """Run ``function`` as an experiment from a script or notebook and return its result.
 
@@ -313,6 +314,7 @@ def run_experiment(
         "replicates": replicates, "seed": seed, "treatments": treatments, "hypotheses": hypotheses,
         "plugins": plugins, "alpha": alpha, "correction": correction, "params": params,
         "max_replicates": max_replicates, "looks": looks, "spending": spending, "evaluators": evaluators,
+        "timeout": timeout,
     }
     where = f"experiment {name or getattr(function, '__name__', repr(function))!r}"
     options = {**_ENGINE_DEFAULTS, **function_marker_options(function, where)}

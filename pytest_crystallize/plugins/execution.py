@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from pytest_crystallize.core.eventloops import run_coroutine_sync
 from pytest_crystallize.errors import ConfigurationError
 from pytest_crystallize.hookspecs import hookimpl
+from pytest_crystallize.plugins.threads import run_in_threads
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -34,7 +34,6 @@ __all__ = ["AsyncExecution", "ExecutionBackend", "ParallelExecution", "SerialExe
 #: Chunks per worker: enough to balance uneven replicates, few enough that
 #: shipping tasks and results costs little next to the replicates themselves.
 CHUNKS_PER_WORKER: Final = 4
-_POLL_SECONDS: Final = 0.1
 
 
 class ExecutionBackend(Protocol):
@@ -64,20 +63,6 @@ def _check_workers(owner: str, value: int | None) -> None:
 def _chunks(tasks: Sequence[ReplicateTask], size: int) -> list[list[ReplicateTask]]:
     listed = list(tasks)
     return [listed[i:i + size] for i in range(0, len(listed), size)]
-
-
-def _run_threads(
-    run_batch: RunBatch, chunks: list[list[ReplicateTask]], workers: int
-) -> list[ReplicateBatch]:
-    """Run ``chunks`` in ``workers`` threads; batches in chunk order."""
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crystallize") as pool:
-        futures: list[Future[ReplicateBatch]] = [pool.submit(run_batch, chunk) for chunk in chunks]
-        pending = set(futures)
-        while pending:
-            # Wake up now and then so the progress display (main thread only) moves.
-            _, pending = wait(pending, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
-            run_batch.advance(0)
-        return [future.result() for future in futures]
 
 
 class SerialExecution:
@@ -156,7 +141,7 @@ class ParallelExecution:
         if workers == 1 and self.kind == "thread":
             return [run_batch(tasks)]
         if self.kind == "thread":
-            return _run_threads(run_batch, _chunks(tasks, size), workers)
+            return run_in_threads(run_batch, _chunks(tasks, size), workers)
         import multiprocessing
 
         from pytest_crystallize.plugins.processes import run_chunks
@@ -194,7 +179,7 @@ class AsyncExecution:
     ) -> list[ReplicateBatch]:
         """Run ``tasks`` concurrently, at most :attr:`limit` at a time."""
         if not experiment.is_async:
-            return _run_threads(run_batch, _chunks(tasks, 1), min(self.limit, max(1, len(tasks))))
+            return run_in_threads(run_batch, _chunks(tasks, 1), min(self.limit, max(1, len(tasks))))
         return run_coroutine_sync(self._gather(run_batch, tasks))
 
     async def _gather(self, run_batch: RunBatch, tasks: Sequence[ReplicateTask]) -> list[ReplicateBatch]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import time
 import traceback
 from collections import deque
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.results import ReplicateError
 from pytest_crystallize.core.tasks import ReplicateBatch
+from pytest_crystallize.core.timeouts import TIMEOUT_ERROR
 from pytest_crystallize.errors import ConfigurationError, CrystallizeError
 
 if TYPE_CHECKING:
@@ -42,6 +44,9 @@ WORKER_DIED: Final = "WorkerProcessDied"
 Chunk = tuple[int, list["ReplicateTask"]]
 
 _STOP_TIMEOUT: Final = 5.0
+_POLL_SECONDS: Final = 0.1
+#: How long past its chunk's timeout a worker may take before the parent kills it.
+_GRACE: Final = 1.0
 
 
 def _worker_main(connection: Connection, run_batch: RunBatch) -> None:
@@ -72,6 +77,9 @@ class _Worker:
     connection: Connection
     ready: bool = False
     chunk: Chunk | None = None
+    #: When the current chunk was sent (time.monotonic), and whether the parent killed it for its timeout.
+    sent_at: float = 0.0
+    timed_out: bool = False
 
 
 class _Pool:
@@ -133,11 +141,23 @@ class _Pool:
             waitables: list[Any] = []
             for worker in self.workers:
                 waitables += [worker.connection, worker.process.sentinel]
-            ready = set(wait(waitables))
+            timeout = self.run_batch.experiment.timeout
+            ready = set(wait(waitables, timeout=None if timeout is None else _POLL_SECONDS))
+            if timeout is not None:
+                self._kill_overdue(timeout)
             for worker in list(self.workers):
                 if worker.connection in ready or worker.process.sentinel in ready:
                     self._service(worker)
         return [self.batches[start] for start in sorted(self.batches)]
+
+    def _kill_overdue(self, timeout: float) -> None:
+        """Kill a worker whose chunk outran its timeout (stuck in C code the worker's own timer cannot stop)."""
+        now = time.monotonic()
+        for worker in self.workers:
+            chunk = worker.chunk
+            if chunk is not None and not worker.timed_out and now - worker.sent_at > timeout * len(chunk[1]) + _GRACE:
+                worker.timed_out = True
+                worker.process.kill()
 
     def _service(self, worker: _Worker) -> None:
         # A message sent just before dying is handled first; the death on the next round.
@@ -168,6 +188,7 @@ class _Pool:
             return
         if self.queue:
             worker.chunk = self.queue.popleft()
+            worker.sent_at = time.monotonic()
             # If it died, its sentinel says so next round and the chunk runs again.
             with contextlib.suppress(OSError):
                 worker.connection.send(worker.chunk)
@@ -205,13 +226,24 @@ class _Pool:
                 # Which task killed it is unknown: run each again on its own.
                 self.queue.extendleft(reversed([(start + i, [t]) for i, t in enumerate(tasks)]))
             else:
-                self.batches[start] = self._died_batch(tasks[0], code)
+                self.batches[start] = self._died_batch(tasks[0], code, timed_out=worker.timed_out)
                 self.run_batch.advance(1)
         if self.queue and len(self.workers) < self.size:
             self.start_worker()
 
-    def _died_batch(self, task: ReplicateTask, code: int | None) -> ReplicateBatch:
+    def _died_batch(self, task: ReplicateTask, code: int | None, *, timed_out: bool) -> ReplicateBatch:
         condition = self.run_batch.experiment.condition_names[task[0]]
+        if timed_out:
+            timeout = self.run_batch.experiment.timeout
+            error = ReplicateError(
+                condition=condition, replicate=task[1], error_type=TIMEOUT_ERROR,
+                message=(
+                    f"the replicate ran longer than the experiment's timeout of {timeout:g} s, stuck where "
+                    f"its worker could not stop it; the worker process was killed and the other replicates ran"
+                ),
+                traceback="",
+            )
+            return ReplicateBatch(errors=[error], task_count=1)
         how = f"exit code {code}"
         if code is not None and code < 0:
             try:

@@ -213,6 +213,7 @@ def test_async_execution_needs_only_the_run_batch_protocol(is_async: bool) -> No
 
     experiment = Experiment()
     experiment.is_async = is_async  # type: ignore[attr-defined]
+    experiment.timeout = None  # type: ignore[attr-defined]
     fake = FakeRunBatch(experiment)
     checked: RunBatch = fake  # the fake satisfies the protocol (mypy checks this line)
     batches = AsyncExecution(2).crystallize_replicates_run(experiment, [(0, r) for r in range(5)], checked)  # type: ignore[arg-type]
