@@ -84,6 +84,17 @@ class MetricSink:
         """Metric names in code order."""
         return tuple(self.metric_codes)
 
+    def drop_unfinished(self, condition: int, replicate: int) -> None:
+        """Forget the values the replicate ``(condition, replicate)`` recorded: it did not finish.
+
+        Its values are the newest ones (a sink is filled one replicate at a time).
+        """
+        keep = len(self.value)
+        while keep and self.condition[keep - 1] == condition and self.replicate[keep - 1] == replicate:
+            keep -= 1
+        for column in (self.condition, self.replicate, self.metric, self.value, self.tags):
+            del column[keep:]
+
 
 def _as_number(name: str, value: object) -> float:
     """Return ``value`` as a float, or raise :class:`MetricError` naming ``name``."""

@@ -53,7 +53,7 @@ async def drive_async(body: Body[T], *, timeout: float | None = None) -> T:
                     value = await awaitable
                 else:
                     value = await _before(deadline, awaitable)
-            except Exception as exc:  # hand the failure to the body, which may handle it
+            except BaseException as exc:  # the body handles it, or its finally clauses run here, in order
                 awaitable = body.throw(exc)
             else:
                 awaitable = body.send(value)

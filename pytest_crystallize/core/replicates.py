@@ -36,7 +36,7 @@ from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager
 from pytest_crystallize.core.pipeline import STEP_ATTRIBUTE, StepHooks, label_origin
 from pytest_crystallize.core.results import ReplicateError
 from pytest_crystallize.core.seeds import ReplicateSeeds
-from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask
+from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask, keep_finished
 from pytest_crystallize.core.timeouts import ReplicateTimeout, replicate_deadline
 from pytest_crystallize.errors import ConfigurationError
 
@@ -128,23 +128,42 @@ class BatchRunner:
             return run_coroutine_sync(self.run_async(tasks))
         batch = ReplicateBatch(task_count=len(tasks))
         conditions, progress = self.conditions, self.progress
-        for code, replicate in tasks:
-            drive_sync(self._replicate(conditions[code], replicate, batch, awaiting=False))
-            if progress is not None:
-                progress(1)
+        done = 0
+        try:
+            for code, replicate in tasks:
+                drive_sync(self._replicate(conditions[code], replicate, batch, awaiting=False))
+                done += 1
+                if progress is not None:
+                    progress(1)
+        except BaseException as exc:  # Ctrl-C, pytest-timeout: keep what finished for the report
+            self._keep_partial(exc, batch, tasks, done)
+            raise
         return batch
 
     async def run_async(self, tasks: Sequence[ReplicateTask]) -> ReplicateBatch:
         """Run ``tasks`` in order on the running event loop and return their batch."""
         batch = ReplicateBatch(task_count=len(tasks))
         conditions, progress = self.conditions, self.progress
-        for code, replicate in tasks:
-            await drive_async(
-                self._replicate(conditions[code], replicate, batch, awaiting=True), timeout=self._timeout
-            )
-            if progress is not None:
-                progress(1)
+        done = 0
+        try:
+            for code, replicate in tasks:
+                await drive_async(
+                    self._replicate(conditions[code], replicate, batch, awaiting=True), timeout=self._timeout
+                )
+                done += 1
+                if progress is not None:
+                    progress(1)
+        except BaseException as exc:  # Ctrl-C, cancellation: keep what finished for the report
+            self._keep_partial(exc, batch, tasks, done)
+            raise
         return batch
+
+    @staticmethod
+    def _keep_partial(exc: BaseException, batch: ReplicateBatch, tasks: Sequence[ReplicateTask], done: int) -> None:
+        if done < len(tasks):
+            batch.sink.drop_unfinished(*tasks[done])
+        batch.task_count = done
+        keep_finished(exc, [batch])
 
     def _context(self, condition: Condition, replicate: int, sink: MetricSink) -> FrozenContext:
         return FrozenContext(

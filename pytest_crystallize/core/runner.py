@@ -11,6 +11,7 @@ crashes. Running the tasks themselves is :mod:`pytest_crystallize.core.replicate
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -38,19 +39,23 @@ from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager, 
 from pytest_crystallize.core.markers import ITEM_OPTIONS, function_marker_options
 from pytest_crystallize.core.replicates import BatchRunner
 from pytest_crystallize.core.results import ExperimentResult, Provenance
-from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask
+from pytest_crystallize.core.tasks import FINISHED_BATCHES, ReplicateBatch, ReplicateTask
 from pytest_crystallize.core.treatments import Treatment
 from pytest_crystallize.core.versions import package_versions
 from pytest_crystallize.core.vocabulary import Correction, Spending
 from pytest_crystallize.errors import CrystallizeError
 
-__all__ = ["ExperimentRunner", "run_experiment"]
+__all__ = ["PARTIAL_RESULT", "ExperimentRunner", "run_experiment"]
 
 #: What ``run_experiment`` uses for an option neither it nor the function's marker sets.
 _ENGINE_DEFAULTS: Final[Mapping[str, Any]] = {
     "replicates": DEFAULT_REPLICATES, "seed": DEFAULT_SEED, "alpha": DEFAULT_ALPHA,
     "correction": DEFAULT_CORRECTION, "looks": DEFAULT_LOOKS, "spending": DEFAULT_SPENDING,
 }
+
+#: Attribute of an exception that interrupted a run (Ctrl-C, pytest-timeout): the
+#: ExperimentResult of the replicates that finished before it, without verdicts.
+PARTIAL_RESULT: Final = "__crystallize_partial_result__"
 
 #: Seconds between two progress hook calls at most.
 PROGRESS_INTERVAL: Final = 0.1
@@ -114,6 +119,8 @@ class ExperimentRunner:
         else:
             register_plugins(plugin_manager, experiment.plugins)
         self.plugin_manager = plugin_manager
+        #: Batches of tasks finished so far, for a partial result if the run is interrupted.
+        self._finished: list[ReplicateBatch] = []
 
     def tasks(self, start: int = 0, stop: int | None = None) -> list[ReplicateTask]:
         """``(condition_code, replicate)`` of replicates ``start..stop``, replicate-major.
@@ -138,13 +145,18 @@ class ExperimentRunner:
         if implemented(hook.crystallize_replicates_progress):
             total = len(self.tasks())
             progress = run_batch.progress = _Progress(experiment, hook.crystallize_replicates_progress, total)
-        if experiment.sequential is None:
-            batches = self._execute(hook, run_batch, self.tasks())
-            result = self._collect(batches, started_at, clock)
-            result = _with(result, verdicts=evaluate(experiment, result))
-        else:
-            monitor = SequentialMonitor(experiment, experiment.sequential)
-            result = self._run_looks(monitor, hook, run_batch, started_at, clock)
+        try:
+            if experiment.sequential is None:
+                batches = self._execute(hook, run_batch, self.tasks())
+                result = self._collect(batches, started_at, clock)
+                result = _with(result, verdicts=evaluate(experiment, result))
+            else:
+                monitor = SequentialMonitor(experiment, experiment.sequential)
+                result = self._run_looks(monitor, hook, run_batch, started_at, clock)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # Ctrl-C, pytest-timeout: report what finished
+                self._keep_partial_result(exc, started_at, clock)
+            raise
         if progress is not None:
             progress.finish()
         hook.crystallize_run_after(experiment=experiment, result=result)
@@ -154,7 +166,17 @@ class ExperimentRunner:
         """Run ``tasks`` through the execution backend hook (the built-in default runs them serially)."""
         batches = hook.crystallize_replicates_run(experiment=self.experiment, tasks=tasks, run_batch=run_batch)
         _check_batches(self.experiment, batches, len(tasks))
+        self._finished += batches
         return list(batches)
+
+    def _keep_partial_result(self, exc: BaseException, started_at: str, clock: float) -> None:
+        """Attach the result of the replicates that finished (no verdicts) to ``exc``: :data:`PARTIAL_RESULT`."""
+        finished = [*self._finished, *getattr(exc, FINISHED_BATCHES, ())]
+        names = self.experiment.condition_names
+        # Reporting the partial run must never mask the interruption itself.
+        with contextlib.suppress(Exception):
+            done = _complete_replicates(finished, names)
+            setattr(exc, PARTIAL_RESULT, self._collect(finished, started_at, clock, replicates=done))
 
     def _run_looks(
         self, monitor: SequentialMonitor, hook: Any, run_batch: BatchRunner, started_at: str, clock: float
@@ -198,6 +220,17 @@ class ExperimentRunner:
             values=np.asarray(merged.value, dtype=np.float64), tags=tuple(merged.tags),
             errors=tuple(errors), verdicts=(), provenance=provenance,
         )
+
+
+def _complete_replicates(batches: Sequence[ReplicateBatch], conditions: Sequence[str]) -> int:
+    """How many replicates every condition finished, counting recorded values and errors."""
+    finished: dict[int, set[int]] = {code: set() for code in range(len(conditions))}
+    for batch in batches:
+        for condition, replicate in zip(batch.sink.condition, batch.sink.replicate, strict=True):
+            finished[condition].add(replicate)
+        for error in batch.errors:
+            finished[conditions.index(error.condition)].add(error.replicate)
+    return min(len(done) for done in finished.values())
 
 
 def _described(treatment: Treatment) -> dict[str, str]:

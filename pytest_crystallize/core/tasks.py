@@ -9,18 +9,18 @@ runner hands it.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from pytest_crystallize.core.context import MetricSink
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from pytest_crystallize.core.experiment import Experiment
     from pytest_crystallize.core.results import ReplicateError
 
-__all__ = ["ReplicateBatch", "ReplicateTask", "RunBatch"]
+__all__ = ["FINISHED_BATCHES", "ReplicateBatch", "ReplicateTask", "RunBatch", "keep_finished"]
 
 #: ``(condition_code, replicate)``: one replicate of one condition.
 ReplicateTask = tuple[int, int]
@@ -37,6 +37,18 @@ class ReplicateBatch:
     sink: MetricSink = field(default_factory=MetricSink)
     errors: list[ReplicateError] = field(default_factory=list)
     task_count: int = 0
+
+
+#: Attribute of an exception that stopped a run midway (Ctrl-C, pytest-timeout): the
+#: batches of the tasks that finished before it, so the runner can report them.
+FINISHED_BATCHES: Final = "__crystallize_finished_batches__"
+
+
+def keep_finished(exc: BaseException, batches: Sequence[ReplicateBatch]) -> None:
+    """Attach ``batches`` (finished before ``exc`` stopped the run) to ``exc`` for the runner."""
+    kept = getattr(exc, FINISHED_BATCHES, None)
+    with contextlib.suppress(AttributeError, TypeError):  # an exception that refuses attributes
+        setattr(exc, FINISHED_BATCHES, [*(kept or ()), *batches])
 
 
 class RunBatch(Protocol):

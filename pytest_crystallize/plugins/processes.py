@@ -24,7 +24,7 @@ from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.results import ReplicateError
-from pytest_crystallize.core.tasks import ReplicateBatch
+from pytest_crystallize.core.tasks import ReplicateBatch, keep_finished
 from pytest_crystallize.core.timeouts import TIMEOUT_ERROR
 from pytest_crystallize.errors import ConfigurationError, CrystallizeError
 
@@ -268,8 +268,9 @@ def run_chunks(
     pool = _Pool(run_batch, context, workers, chunks)
     try:
         batches = pool.run()
-    except BaseException:
+    except BaseException as exc:
         pool.stop(force=True)
+        keep_finished(exc, list(pool.batches.values()))
         raise
     pool.stop()
     return batches

@@ -24,7 +24,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Final
 
 from pytest_crystallize.core.results import ReplicateError
-from pytest_crystallize.core.tasks import ReplicateBatch
+from pytest_crystallize.core.tasks import ReplicateBatch, keep_finished
 from pytest_crystallize.core.timeouts import TIMEOUT_ERROR
 
 if TYPE_CHECKING:
@@ -133,8 +133,10 @@ def run_in_threads(
                 run_batch.advance(given_up)
                 for _ in range(to_start):
                     pool.start_worker()
-    except BaseException:
+    except BaseException as exc:
         with pool.lock:
             pool.stopping = True  # workers stop after their current task; none is joined
+            finished = list(pool.batches.values())
+        keep_finished(exc, finished)
         raise
     return [pool.batches[i] for i in range(len(chunks))]
