@@ -152,10 +152,6 @@ class GateReport:
             return True
         return bool(self.failing_rows)
 
-    def count(self, status: str) -> int:
-        """How many rows have ``status``."""
-        return sum(1 for r in self.rows if r.status == status)
-
     def to_dict(self) -> dict[str, Any]:
         """Return a plain, JSON-able dict."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
