@@ -29,6 +29,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.defaults import DEFAULT_STORAGE, LATEST
 from pytest_crystallize.core.report.gate_text import gate_lines, gate_totals
+from pytest_crystallize.core.report.table import Column, Table
 from pytest_crystallize.core.store.gate import gate_experiment
 from pytest_crystallize.core.store.gate_specs import GateSpec, parse_margin
 from pytest_crystallize.core.store.stores import RUNS_DIR, DirectoryStore
@@ -215,9 +216,15 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, st
     return code
 
 
-def _table(rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+_LISTING_COLUMNS: Final = tuple(Column(h) for h in ("id", "name", "created", "commit", "branch", "experiments",
+                                                     "failed"))
+
+
+def _listing_cells(run: RunRecord) -> tuple[str, ...]:
+    git = run.git
+    failed = sum(not e.passed for e in run.experiments.values())
+    return (run.id, run.name or "", run.created_at, git.short if git else "", (git.branch or "") if git else "",
+            str(len(run.experiments)), str(failed))
 
 
 def _list(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
@@ -230,12 +237,8 @@ def _list(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err: IO
     if not listing.runs:
         out.write(f"no saved runs in {store.root} (from {getattr(args, 'storage_source', 'the default')})\n")
         return EXIT_OK
-    rows = [("id", "name", "created", "commit", "branch", "experiments", "failed")]
-    for r in listing.runs:
-        failed = sum(not e.passed for e in r.experiments.values())
-        rows.append((r.id, r.name or "", r.created_at, r.git.short if r.git else "", (r.git.branch or "") if r.git
-                     else "", str(len(r.experiments)), str(failed)))
-    out.write("\n".join(_table(rows)) + "\n")
+    rows = tuple(_listing_cells(r) for r in listing.runs)
+    out.write("\n".join(Table(_LISTING_COLUMNS, rows).lines()) + "\n")
     return EXIT_OK
 
 

@@ -31,6 +31,8 @@ from pytest_crystallize.core.pipeline import label_origin
 from pytest_crystallize.errors import ConfigurationError, MetricError
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from pytest_crystallize.core.context import FrozenContext
 
 __all__ = ["EXPECTED", "Evaluator", "check_evaluators", "evaluate_async", "evaluate_sync"]
@@ -114,30 +116,38 @@ def evaluate_sync(
 ) -> None:
     """Run every evaluator on ``output`` and record its metrics; errors name the evaluator."""
     for evaluator in evaluators:
-        try:
+        with _Labelled(evaluator):
             evaluator.record(evaluator.call(output, ctx, values), ctx)
-        except Exception as exc:
-            _label(exc, evaluator)
-            raise
 
 
 async def evaluate_async(
     evaluators: tuple[Evaluator, ...], output: Any, ctx: FrozenContext, values: Mapping[str, Any]
 ) -> None:
-    """Async twin of :func:`evaluate_sync`: awaits ``async def`` evaluators."""
+    """Async twin of :func:`evaluate_sync`: awaits what an ``async def`` evaluator returns."""
     for evaluator in evaluators:
-        try:
-            result = evaluator.call(output, ctx, values)
-            if inspect.isawaitable(result):
-                result = await result
-            evaluator.record(result, ctx)
-        except Exception as exc:
-            _label(exc, evaluator)
-            raise
+        with _Labelled(evaluator):
+            returned = evaluator.call(output, ctx, values)
+            evaluator.record(await returned if inspect.isawaitable(returned) else returned, ctx)
 
 
-def _label(exc: BaseException, evaluator: Evaluator) -> None:
-    label_origin(exc, f"evaluator:{evaluator.name}")
+class _Labelled:
+    """``with _Labelled(evaluator):`` labels an exception escaping the block ``evaluator:<name>``.
+
+    What both twins share; a class rather than ``contextlib.contextmanager``
+    because it runs for every evaluator of every replicate.
+    """
+
+    __slots__ = ("_origin",)
+
+    def __init__(self, evaluator: Evaluator) -> None:
+        self._origin = f"evaluator:{evaluator.name}"
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if isinstance(exc, Exception):  # KeyboardInterrupt and the like stay unlabelled
+            label_origin(exc, self._origin)
 
 
 def _inspect(where: str, name: str, function: Callable[..., Any], sources: tuple[str, ...]) -> Evaluator:

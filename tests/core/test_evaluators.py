@@ -150,6 +150,19 @@ def test_an_evaluator_error_is_an_error_of_that_replicate_only() -> None:
     assert sorted(result.select("picky", "baseline")[0].tolist()) == [0, 2]
 
 
+def test_an_async_evaluator_error_after_its_await_names_the_evaluator_and_shows_the_users_line() -> None:
+    async def picky(output: int, ctx: FrozenContext) -> float:
+        await asyncio.sleep(0)
+        if ctx.replicate == 1:
+            raise ZeroDivisionError("cannot score replicate 1")
+        return float(output)
+
+    result = run_experiment(_doubler, replicates=3, datasources={"qa": _qa}, evaluators=[picky])
+    assert [(e.replicate, e.error_type, e.step) for e in result.errors] == [(1, "ZeroDivisionError", "evaluator:picky")]
+    assert 'raise ZeroDivisionError("cannot score replicate 1")' in result.errors[0].traceback
+    assert sorted(result.select("picky", "baseline")[0].tolist()) == [0, 2]
+
+
 @pytest.mark.parametrize(
     ("evaluator", "message"),
     [

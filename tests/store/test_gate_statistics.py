@@ -169,6 +169,26 @@ def test_identical_runs_never_regress_and_reports_survive_json() -> None:
                       .rows[0].ci_low)
 
 
+def test_a_gate_note_says_what_had_no_spread_in_the_words_of_saved_and_current_runs() -> None:
+    varying = [1.0, 4.0, 2.0, 6.0, 3.0, 5.0]
+
+    def note(saved: Sequence[float], current: Sequence[float], *, seed: int = 1) -> str:
+        runs = result_of({"baseline": {"acc": saved}}), result_of({"baseline": {"acc": current}}, seed=seed)
+        return compare_results(runs[1], runs[0], [GateSpec("acc", "higher")])[0].note
+
+    assert note(varying, varying) == "identical to the saved run, replicate for replicate"
+    assert note([0.5] * 6, [0.5] * 6) == "no variation: the saved and the current run gave the same constant value"
+    assert note(varying, [v + 2 for v in varying]) == (
+        "no variation in the paired differences: every current value is its saved value + 2; "
+        "the p-value is the exact sign-flip one (at best 2^-6 one-sided)"
+    )
+    assert note([0.5] * 6, [0.75] * 6, seed=2) == (  # other seeds: unpaired
+        "no variation: saved is always 0.5 and current always 0.75; "
+        "the p-value is the exact label-shuffle one (at best 1/C(12, 6) one-sided)"
+    )
+    assert note(varying, [v + 0.5 for v in reversed(varying)]) == ""
+
+
 def test_non_finite_current_values_fail_the_gate_naming_metric_condition_and_replicates() -> None:
     saved = result_of({"baseline": {"acc": SAVED_A[:6]}, "t": {"acc": SAVED_B[:6]}})
     current_a = SAVED_A[:6].copy()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
+from pytest_crystallize.core.report.table import Column, Table
 from pytest_crystallize.core.store.gate import (
     CHANGED,
     COMPARED,
@@ -19,9 +20,9 @@ from pytest_crystallize.core.store.gate import (
 
 __all__ = ["gate_failure", "gate_lines", "gate_totals"]
 
-_HEADERS = ("condition", "metric", "better", "n saved/now", "saved", "current", "diff", "95% CI", "margin",
-            "p worse", "p better", "p no worse", "status")
-_NO_WORSE_COLUMN = _HEADERS.index("p no worse")
+_NO_WORSE = "p no worse"
+_COLUMNS = tuple(Column(h) for h in ("condition", "metric", "better", "n saved/now", "saved", "current", "diff",
+                                     "95% CI", "margin", "p worse", "p better", _NO_WORSE, "status"))
 
 
 def _fmt(value: float, signed: bool = False) -> str:
@@ -47,11 +48,6 @@ def _cells(row: GateRow) -> tuple[str, ...]:
         f"[{_fmt(row.ci_low, True)}, {_fmt(row.ci_high, True)}]", margin,
         _p(row.p_worse_adjusted), _p(row.p_better_adjusted), _p(row.p_no_worse_adjusted), row.status.upper(),
     )
-
-
-def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
 def _counts(report: GateReport) -> str:
@@ -97,10 +93,10 @@ def gate_lines(report: GateReport, *, title: str | None = None) -> list[str]:
     """The heading, the table of rows and the notes of one experiment's comparison."""
     lines = [f"{title or report.nodeid}: {gate_heading(report)}"]
     if report.rows:
-        rows = [_HEADERS, *(_cells(r) for r in report.rows)]
+        table = Table(_COLUMNS, tuple(_cells(r) for r in report.rows))
         if not any(math.isfinite(r.p_no_worse) for r in report.rows):  # no margin: no non-inferiority test
-            rows = [r[:_NO_WORSE_COLUMN] + r[_NO_WORSE_COLUMN + 1:] for r in rows]
-        lines += _table(rows)
+            table = table.without(_NO_WORSE)
+        lines += table.lines(indent="  ")
     lines += _note_lines(report.rows)
     paired = {r.paired for r in report.rows if r.n_saved}
     if paired:

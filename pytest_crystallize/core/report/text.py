@@ -8,18 +8,19 @@ here writes to a terminal; functions return lines.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
 from pytest_crystallize.core.alignment import replicate_means
+from pytest_crystallize.core.report.table import Column, Table
 from pytest_crystallize.core.results import ExperimentResult
 from pytest_crystallize.core.treatments import BASELINE
 
 __all__ = ["failure_report", "summarize", "summary_lines", "totals_line", "verdict_lines"]
 
-_HEADERS = ("condition", "metric", "n", "mean", "std", "95% CI", "diff", "p", "verdict")
+_COLUMNS = tuple(Column(h) for h in ("condition", "metric", "n", "mean", "std", "95% CI", "diff", "p", "verdict"))
 
 
 def _num(value: float | None) -> float | None:
@@ -97,11 +98,6 @@ def _cells(row: Mapping[str, Any]) -> tuple[str, ...]:
             ci, diff, p, verdict)
 
 
-def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-
-
 def _status(payload: Mapping[str, Any]) -> str:
     """``passed``/``FAILED``; with a regression gate, both outcomes: ``hypotheses passed; gate FAILED``."""
     gate = payload.get("gate")
@@ -122,7 +118,7 @@ def summary_lines(payload: Mapping[str, Any], *, title: str | None = None, verbo
     head = f"{title or payload['experiment']} ({payload['replicates']} replicates, seed {payload['seed']}): {status}"
     lines = [head]
     if payload["rows"]:
-        lines += _table([_HEADERS, *(_cells(r) for r in payload["rows"])])
+        lines += Table(_COLUMNS, tuple(_cells(r) for r in payload["rows"])).lines(indent="  ")
     else:
         lines.append("  no metrics recorded")
     lines += [f"  note: {note}" for note in payload.get("notes", ())]

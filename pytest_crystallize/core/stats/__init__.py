@@ -38,14 +38,15 @@ risk-difference intervals (hybrid score unpaired, square-and-add paired).
 
 Degenerate data never give nan: two identical constant samples give p = 1;
 samples without any spread (constant samples, or a constant paired
-difference) get the exact permutation p-value, and ``degenerate`` says why.
+difference) get the exact permutation p-value; ``degenerate`` says why, and
+``no_variation`` holds what had no spread as data.
 """
 
 from __future__ import annotations
 
 from pytest_crystallize.core.vocabulary import CORRECTIONS, DIRECTIONS, SPENDING
 
-from ._comparison import Comparison
+from ._comparison import Comparison, NoVariation
 from ._corrections import adjust_pvalues
 from ._describe import Summary, describe
 from ._power import power, replicates_needed
@@ -59,6 +60,7 @@ __all__ = [
     "SPENDING",
     "TESTS",
     "Comparison",
+    "NoVariation",
     "SequentialPlan",
     "Summary",
     "adjust_pvalues",

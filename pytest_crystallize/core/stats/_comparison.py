@@ -1,11 +1,49 @@
-"""The result of comparing a treatment with its baseline."""
+"""The result of comparing a treatment with its baseline, and what had no spread when nothing varied."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
 
-__all__ = ["Comparison"]
+__all__ = ["Comparison", "NoVariation"]
+
+#: A JSON scalar, as :meth:`Comparison.to_dict` gives fields.
+Plain = str | float | int | bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class NoVariation:
+    """What had no spread, so the usual test could not run as is (see :attr:`Comparison.no_variation`).
+
+    Attributes:
+        paired: the paired differences were constant; else both samples were.
+        shift: the constant difference, treatment minus baseline.
+        baseline, treatment: each side's constant value; nan for a side whose
+            values vary (possible only when the paired differences are constant).
+        n_baseline, n_treatment: how many values each side had; they bound
+            the exact p-value.
+
+    """
+
+    paired: bool
+    shift: float
+    baseline: float
+    treatment: float
+    n_baseline: int
+    n_treatment: int
+
+    @property
+    def identical(self) -> bool:
+        """Both sides gave one and the same constant value."""
+        return self.shift == 0.0 and self.baseline == self.treatment
+
+    def to_dict(self) -> dict[str, Plain]:
+        """Every field as plain JSON-able data; nan becomes ``None``."""
+        return {field.name: _plain(getattr(self, field.name)) for field in fields(self)}
+
+
+def _plain(value: Plain) -> Plain:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +86,8 @@ class Comparison:
             for equivalent).
         degenerate: why the usual test could not run as is (no variation,
             no discordant pairs...), or ``""``.
+        no_variation: what had no spread, as data (None when something
+            varied); ``degenerate`` says it in words.
         mde: minimum detectable effect the power was computed for (nan if none).
         power: power of this test at ``mde`` with the observed sample sizes
             and spread (nan without ``mde``).
@@ -80,17 +120,15 @@ class Comparison:
     better: str
     direction_ok: bool
     degenerate: str
+    no_variation: NoVariation | None
     mde: float
     power: float
     replicates_needed: int | None
 
-    def to_dict(self) -> dict[str, str | float | int | bool | None]:
+    def to_dict(self) -> dict[str, Plain | dict[str, Plain]]:
         """Every field as plain JSON-able data; nan and inf become ``None``."""
-        out: dict[str, str | float | int | bool | None] = {}
+        out: dict[str, Plain | dict[str, Plain]] = {}
         for field in fields(self):
             value = getattr(self, field.name)
-            if isinstance(value, float):
-                out[field.name] = value if math.isfinite(value) else None
-            else:
-                out[field.name] = value
+            out[field.name] = value.to_dict() if isinstance(value, NoVariation) else _plain(value)
         return out

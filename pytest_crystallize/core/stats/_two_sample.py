@@ -7,19 +7,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pytest_crystallize.core.report.wording import no_variation_note
 from pytest_crystallize.errors import StatisticsError
 
 from . import _binary
-from ._comparison import Comparison
+from ._comparison import Comparison, NoVariation
 from ._effects import effect_size
 from ._inputs import BETTER, DIRECTIONS, Samples, prepare
 from ._power import power_and_replicates
 from ._registry import TestSpec, UserTest, resolve, unpaired
 
 __all__ = ["compare"]
-
-_IDENTICAL = "no variation: both conditions gave the same constant value"
-
 
 @dataclass(frozen=True, slots=True)
 class _Null:
@@ -85,7 +83,7 @@ def compare(
             "'welch_t') for no_worse/equivalent hypotheses"
         )
         raise StatisticsError(msg)
-    statistic, p_value, degenerate = _run(spec, used, nulls, seed)
+    statistic, p_value, found = _run(spec, used, nulls, seed)
     difference = used.mean_treatment - used.mean_baseline
     ci_low, ci_high = spec.interval(used, confidence, seed)
     effect, effect_name = effect_size(used, binary=spec.binary)
@@ -117,7 +115,8 @@ def compare(
         margin=abs_margin if abs_margin is not None else float("nan"),
         better=better,
         direction_ok=all(_points_right(difference, null) for null in nulls),
-        degenerate=degenerate,
+        degenerate="" if found is None else no_variation_note(found),
+        no_variation=found,
         mde=float("nan") if mde is None else float(mde),
         power=power,
         replicates_needed=needed,
@@ -213,8 +212,10 @@ def _relative(difference: float, base: float) -> float:
     return difference / abs(base) if base != 0.0 else float("nan")
 
 
-def _run(spec: TestSpec, samples: Samples, nulls: tuple[_Null, ...], seed: int) -> tuple[float, float, str]:
-    """(statistic, p-value, degenerate reason); for two nulls the larger p wins."""
+def _run(
+    spec: TestSpec, samples: Samples, nulls: tuple[_Null, ...], seed: int
+) -> tuple[float, float, NoVariation | None]:
+    """(statistic, p-value, what had no spread); for two nulls the larger p wins."""
     results = []
     for null in nulls:
         # A user's own test is always asked, even when the data have no spread.
@@ -225,7 +226,7 @@ def _run(spec: TestSpec, samples: Samples, nulls: tuple[_Null, ...], seed: int) 
             statistic, p = float("nan"), exact
         results.append((p, statistic))
     p, statistic = max(results, key=lambda r: r[0])
-    return statistic, p, _degenerate_reason(samples)
+    return statistic, p, _no_variation(samples)
 
 
 def _constant(values: np.ndarray, var: float, mean: float) -> bool:
@@ -265,31 +266,19 @@ def _no_variation_p(samples: Samples, alternative: str) -> float | None:
     return math.exp(log_p) if right_way else 1.0
 
 
-def _degenerate_reason(samples: Samples) -> str:
+def _no_variation(samples: Samples) -> NoVariation | None:
+    """What had no spread: constant paired differences, else two constant samples; None if anything varied."""
     base, treat = samples.baseline, samples.treatment
-    if samples.differences is not None and _constant(
-        samples.differences, samples.var_diff, samples.mean_diff
-    ):
-        shift = float(samples.differences[0])
-        if shift == 0.0:
-            return (
-                _IDENTICAL
-                if _constant(base, samples.var_baseline, samples.mean_baseline)
-                else ("no variation in the paired differences: every treatment value equals its baseline")
-            )
-        return (
-            f"no variation in the paired differences: every treatment value is its baseline "
-            f"{'+' if shift > 0 else '-'} {abs(shift):g}; the p-value is the exact sign-flip "
-            f"one (at best 2^-{samples.n_baseline} one-sided)"
+    base_constant = _constant(base, samples.var_baseline, samples.mean_baseline)
+    treat_constant = _constant(treat, samples.var_treatment, samples.mean_treatment)
+    if samples.differences is not None and _constant(samples.differences, samples.var_diff, samples.mean_diff):
+        return NoVariation(
+            paired=True, shift=float(samples.differences[0]),
+            baseline=float(base[0]) if base_constant else math.nan,
+            treatment=float(treat[0]) if treat_constant else math.nan,
+            n_baseline=base.size, n_treatment=treat.size,
         )
-    if _constant(base, samples.var_baseline, samples.mean_baseline) and _constant(
-        treat, samples.var_treatment, samples.mean_treatment
-    ):
-        if base[0] == treat[0]:
-            return _IDENTICAL
-        return (
-            f"no variation: baseline is always {base[0]:g} and treatment always {treat[0]:g}; "
-            "the p-value is the exact label-shuffle one "
-            f"(at best 1/C({base.size + treat.size}, {base.size}) one-sided)"
-        )
-    return ""
+    if base_constant and treat_constant:
+        return NoVariation(paired=False, shift=float(treat[0] - base[0]), baseline=float(base[0]),
+                           treatment=float(treat[0]), n_baseline=base.size, n_treatment=treat.size)
+    return None

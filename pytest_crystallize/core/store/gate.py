@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from pytest_crystallize.core.defaults import DEFAULT_CORRECTION
+from pytest_crystallize.core.report.wording import no_variation_note
 from pytest_crystallize.core.store.definitions import changed_conditions, definition_changes, fingerprint
 from pytest_crystallize.core.store.gate_specs import GateSpec
 from pytest_crystallize.errors import ResultsError, StatisticsError
@@ -150,10 +151,6 @@ class GateReport:
         if self.status == UNREADABLE or (self.strict and self.status != COMPARED):
             return True
         return bool(self.failing_rows)
-
-    def count(self, status: str) -> int:
-        """How many rows have ``status``."""
-        return sum(1 for r in self.rows if r.status == status)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a plain, JSON-able dict."""
@@ -364,16 +361,13 @@ def _row(t: _Tested, p_worse: float, p_better: float, p_no_worse: float, alpha: 
         ci_low=c.ci_low, ci_high=c.ci_high, p_worse=c.p_value, p_worse_adjusted=p_worse,
         p_better=t.better.p_value, p_better_adjusted=p_better,
         p_no_worse=math.nan if t.no_worse is None else t.no_worse.p_value, p_no_worse_adjusted=p_no_worse,
-        paired=c.paired, test=c.test, note=_join(_gate_words(c.degenerate), t.note),
+        paired=c.paired, test=c.test, note=_join(_no_variation_words(c), t.note),
     )
 
 
-def _gate_words(note: str) -> str:
-    """A note of compare() in the words of a gate: saved run for baseline, current run for treatment."""
-    if note.startswith("no variation in the paired differences: every treatment value equals"):
-        return "identical to the saved run, replicate for replicate"
-    return note.replace("treatment value", "current value").replace("its baseline", "its saved value").replace(
-        "baseline is always", "saved is always").replace("treatment always", "current always")
+def _no_variation_words(c: Comparison) -> str:
+    """What had no spread, in the gate's words: saved run for baseline, current run for treatment."""
+    return "" if c.no_variation is None else no_variation_note(c.no_variation, versus_saved=True)
 
 
 def _direction_changes(saved_gate: Mapping[str, Any], specs: Iterable[GateSpec]) -> dict[str, str]:

@@ -48,3 +48,34 @@ def test_describe_gives_0_1_values_the_wilson_interval(successes: int, n: int) -
     assert summary.method == "wilson"
     assert (summary.ci_low, summary.ci_high) == (pytest.approx(low, rel=1e-9, abs=1e-12),
                                                  pytest.approx(high, rel=1e-9, abs=1e-12))
+
+
+def test_what_had_no_spread_comes_as_data_beside_the_words() -> None:
+    paired = compare([1.0, 4.0, 2.0], [3.0, 6.0, 4.0], direction="maximize", paired=True)
+    assert paired.no_variation is not None
+    found = paired.no_variation
+    assert (found.paired, found.shift, found.n_baseline, found.n_treatment) == (True, 2.0, 3, 3)
+    assert math.isnan(found.baseline)  # each side varies; only the shift is constant
+    assert math.isnan(found.treatment)
+    assert not found.identical
+    assert paired.degenerate == (
+        "no variation in the paired differences: every treatment value is its baseline + 2; "
+        "the p-value is the exact sign-flip one (at best 2^-3 one-sided)"
+    )
+    constants = compare([0.5] * 4, [0.7] * 3, direction="maximize")
+    assert constants.no_variation is not None
+    found = constants.no_variation
+    assert (found.paired, found.baseline, found.treatment, found.n_baseline, found.n_treatment) == (
+        False, 0.5, 0.7, 4, 3)
+    assert found.shift == pytest.approx(0.2)
+    assert constants.degenerate == (
+        "no variation: baseline is always 0.5 and treatment always 0.7; "
+        "the p-value is the exact label-shuffle one (at best 1/C(7, 4) one-sided)"
+    )
+    same = compare([0.5] * 4, [0.5] * 4, paired=True).no_variation
+    assert same is not None
+    assert same.identical
+    assert compare([1.0, 2.0, 4.0], [2.0, 1.0, 3.0]).no_variation is None
+    assert paired.to_dict()["no_variation"] == {
+        "paired": True, "shift": 2.0, "baseline": None, "treatment": None, "n_baseline": 3, "n_treatment": 3,
+    }
