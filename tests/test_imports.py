@@ -290,6 +290,24 @@ def test_no_module_imports_another_modules_underscore_name() -> None:
     assert private == [], "\n".join(private)
 
 
+#: The outer layer: the adapters to pytest and to a shell. Nothing inside may import them.
+ADAPTERS = (f"{PACKAGE}.pytest_plugin", f"{PACKAGE}.cli", f"{PACKAGE}.__main__")
+
+
+def _is_adapter(module: str) -> bool:
+    return any(module == adapter or module.startswith(f"{adapter}.") for adapter in ADAPTERS)
+
+
+def test_imports_point_inward_the_engine_hooks_and_plugins_import_no_adapter() -> None:
+    outward = sorted(
+        f"{edge.where()}: {edge.importer} imports {edge.target}"
+        for targets in GRAPH.values()
+        for edge in targets.values()
+        if _is_adapter(edge.target) and not _is_adapter(edge.importer)
+    )
+    assert outward == [], "\n".join(outward)
+
+
 def _private_owner(module: str) -> str | None:
     """The package whose private module ``module`` is (``a.b`` for ``a.b._c.d``), or None."""
     parts = module.split(".")
