@@ -44,14 +44,14 @@ def test_the_docs_build_strictly(tmp_path: Path):
     _skip_without_mkdocs()
     proc = _build(CONFIG, tmp_path / "site")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for page in ("index.html",):
+    for page in ("index.html", "architecture/index.html"):
         assert (tmp_path / "site" / page).is_file(), page
 
 
 BREAKAGES = {
     "a link to a missing page": ("index.md", "See [nowhere](missing.md).", "not found among documentation files"),
     "a link to a missing heading": (
-        "index.md", "See [the set-up](index.md#no-such-heading).", "#no-such-heading",
+        "index.md", "See [the layers](architecture.md#no-such-heading).", "#no-such-heading",
     ),
     "a page left out of the nav": ("orphan.md", "# Orphan", "not included in the \"nav\""),
 }
