@@ -2,12 +2,15 @@
 
 Each example folder is run in a fresh interpreter from inside the folder, as a
 user would; the repository's pytest settings (``filterwarnings = error``,
-``--strict-markers``) apply because pytest finds pyproject.toml above it.
+``--strict-markers``) apply because pytest finds pyproject.toml above it. So
+does the repository's root conftest.py (pytester for our own tests): each
+example is also run without it, and its output must not change.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import os
 import re
@@ -55,18 +58,22 @@ def test_examples_exist():
     assert _example_folders(), f"no example folder with an experiment_*.py under {EXAMPLES}"
 
 
-@pytest.mark.parametrize("folder", _example_folders(), ids=lambda p: p.name)
-def test_example_runs_green(folder: Path):
+def _skip_unless_runnable(folder: Path) -> None:
     missing = _missing_imports(folder)
     if missing:
         pytest.skip(f"example {folder.name} needs {', '.join(missing)}: pip install -e '.[examples]'")
+
+
+@functools.cache
+def _run_example(folder: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """``pytest --crystallize`` inside ``folder``, as a user runs it (cached: examples are deterministic)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave no __pycache__ in examples/
     # Dev-only plugins off: the README's first command installs just the
     # examples extra, and our ini must still be valid there (--strict-config).
     dev_only = ["-p", "no:asyncio", "-p", "no:xdist"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--crystallize", "-p", "no:cacheprovider", *dev_only, str(folder)],
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "--crystallize", "-p", "no:cacheprovider", *dev_only, *extra, str(folder)],
         cwd=folder,
         env=env,
         capture_output=True,
@@ -74,6 +81,17 @@ def test_example_runs_green(folder: Path):
         timeout=300,
         check=False,
     )
+
+
+def _untimed(output: str) -> str:
+    # The closing line's duration, and its width: pytest centres it between '=' signs.
+    return re.sub(r"^=+ (.*?) in [\d.]+s( \([^)]*\))? =+$", r"== \1 in <time> ==", output, flags=re.MULTILINE)
+
+
+@pytest.mark.parametrize("folder", _example_folders(), ids=lambda p: p.name)
+def test_example_runs_green(folder: Path):
+    _skip_unless_runnable(folder)
+    proc = _run_example(folder)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
     assert re.search(r"^=+ crystallize =+$", proc.stdout, re.MULTILINE), output
@@ -86,6 +104,27 @@ def test_example_runs_green(folder: Path):
     closing = proc.stdout.rstrip().splitlines()[-1]
     assert re.fullmatch(r"=+ \d+ passed in [\d.]+s( \(.*\))? =+", closing), output
     assert "warnings summary" not in proc.stdout, output
+
+
+@pytest.mark.parametrize("folder", _example_folders(), ids=lambda p: p.name)
+def test_example_runs_the_same_without_the_repositorys_root_conftest(folder: Path):
+    _skip_unless_runnable(folder)
+    with_root = _run_example(folder)
+    # Conftests above --confcutdir are not loaded; the example's own ones still are.
+    without_root = _run_example(folder, "--confcutdir", str(folder))
+    assert "rootdir: " + str(ROOT) in with_root.stdout, with_root.stdout  # so the root conftest applied
+    assert with_root.returncode == without_root.returncode, without_root.stdout + without_root.stderr
+    assert _untimed(with_root.stdout) == _untimed(without_root.stdout)
+    assert with_root.stderr == without_root.stderr
+
+
+def test_the_root_conftest_is_loaded_in_an_examples_run():
+    # What the comparison above compares: the root conftest does reach an example's run
+    # (its pytester fixtures show), and --confcutdir keeps it out.
+    folder = _example_folders()[0]
+    listed = [_run_example(folder, "--fixtures", *extra).stdout for extra in ((), ("--confcutdir", str(folder)))]
+    assert re.search(r"^pytester -- ", listed[0], re.MULTILINE), listed[0]
+    assert not re.search(r"^pytester -- ", listed[1], re.MULTILINE), listed[1]
 
 
 def test_readme_example_command_names_an_existing_examples_path():
