@@ -223,20 +223,21 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
 def _list(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     listing = store.listing()
     for problem in listing.problems:
-        err.write(f"{PROGRAM}: warning: unreadable run: {problem}\n")
+        err.write(f"{PROGRAM}: error: unreadable run: {problem}\n")
+    code = EXIT_ERROR if listing.problems else EXIT_OK  # the readable runs are still listed
     if args.json:
         out.write(json.dumps([r.to_dict() for r in listing.runs], indent=2) + "\n")
-        return EXIT_OK
+        return code
     if not listing.runs:
         out.write(f"no saved runs in {store.root} (from {getattr(args, 'storage_source', 'the default')})\n")
-        return EXIT_OK
+        return code
     rows = [("id", "name", "created", "commit", "branch", "experiments", "failed")]
     for r in listing.runs:
         failed = sum(not e.passed for e in r.experiments.values())
         rows.append((r.id, r.name or "", r.created_at, r.git.short if r.git else "", (r.git.branch or "") if r.git
                      else "", str(len(r.experiments)), str(failed)))
     out.write("\n".join(_table(rows)) + "\n")
-    return EXIT_OK
+    return code
 
 
 def _show(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:

@@ -27,6 +27,7 @@ from pytest_crystallize.core.vocabulary import BETTER
 from pytest_crystallize.errors import ResultsError
 
 __all__ = [
+    "RUN_ID",
     "ExperimentRun",
     "Listing",
     "NewRun",
@@ -42,7 +43,8 @@ __all__ = [
 RUN_FORMAT: Final = "pytest-crystallize/run"
 RUN_FORMAT_VERSION: Final = 1
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_RUN_ID: Final = re.compile(r"\d{8}-\d{6}-\d{6}-[0-9a-f]{8}")
+#: What a run id looks like (see :func:`new_run_id`).
+RUN_ID: Final = re.compile(r"\d{8}-\d{6}-\d{6}-[0-9a-f]{8}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +321,7 @@ def _refuse_newer_unreadable(
     """Raise ResultsError if an unreadable run newer than ``found`` may be the one ``reference`` means."""
     # Only directories named like run ids have a time to be newer by; others are only listed as problems.
     newer = [u for u in listing.unreadable
-             if _RUN_ID.fullmatch(u.id) and (found is None or u.id > found.id) and may_match(u)]
+             if RUN_ID.fullmatch(u.id) and (found is None or u.id > found.id) and may_match(u)]
     if not newer:
         return
     # A run known to carry the name is the likelier culprit than one whose name cannot be read.
