@@ -80,6 +80,9 @@ def _toml_table(path: Path, keys: Sequence[Sequence[str]]) -> dict[str, Any] | N
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         msg = f"{path}: cannot be read as TOML ({exc})"
         raise _Failure(msg) from None
+    except RecursionError:
+        msg = f"{path}: cannot be read as TOML (nested too deeply to parse)"
+        raise _Failure(msg) from None
     for key in keys:
         table = document
         for part in key:

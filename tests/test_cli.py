@@ -282,8 +282,55 @@ def test_a_config_file_without_the_setting_means_the_default_store_at_its_rootdi
     assert len(out.splitlines()) == 4
 
 
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
 def _files(directory: Path) -> dict[str, bytes]:
     return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_a_deeply_nested_run_record_is_an_error_naming_it_in_every_command(store: DirectoryStore) -> None:
+    record = store.find("main")
+    path = Path(record.location) / "run.json"
+    data = json.loads(path.read_text())
+    data["options"]["deep"] = "@"
+    path.write_text(json.dumps(data).replace('"@"', DEEP))
+    before = _files(store.root)
+    problem = f"{path}: not a readable run record (nested more than 100 levels deep)"
+    code, out, err = cli("list")
+    assert code == 2
+    assert [line.split()[1] for line in out.splitlines()[1:]] == ["same", "worse"]
+    assert err == f"crystallize: error: unreadable run: {problem}\n"
+    for args in (("show", record.id), ("show", str(path)), ("compare", record.id, "worse"),
+                 ("compare", "worse", record.id), ("export", record.id), ("export", record.id, "--format", "json"),
+                 ("list", "--json")):
+        code, out, err = cli(*args)
+        assert code == 2, args
+        _no_traceback(err)
+        assert problem in err, (args, err)
+    assert _files(store.root) == before  # nothing repaired, moved or deleted
+    assert cli("compare", "same", "worse")[0] == 1  # the other runs still work
+
+
+def test_a_deeply_nested_parquet_header_is_an_error_naming_it_in_every_command(store: DirectoryStore) -> None:
+    record = store.find("main")
+    parquet = Path(record.location) / "0000.parquet"
+    _rewrite_header(parquet, lambda h: {**h, "provenance": {**h["provenance"], "versions": "@"}})
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(parquet)
+    raw = table.schema.metadata[b"pytest_crystallize"].replace(b'"@"', DEEP.encode())
+    pq.write_table(table.replace_schema_metadata({b"pytest_crystallize": raw}), parquet)
+    _reseal(Path(record.location), "0000.parquet")
+    before = _files(store.root)
+    for args in (("show", "main"), ("compare", "main", "worse"), ("compare", "worse", "main"), ("export", "main"),
+                 ("export", "main", "--format", "json")):
+        code, out, err = cli(*args)
+        assert (code, out) == (2, ""), args
+        _no_traceback(err)
+        assert f"{parquet}: malformed Parquet result (nested more than 100 levels deep)" in err, (args, err)
+    assert cli("list")[0] == 0  # the record itself is fine
+    assert _files(store.root) == before
 
 
 @pytest.mark.parametrize("shape", ["runs is a file", "runs is a link", "the store is a file"])
@@ -324,3 +371,10 @@ def test_a_run_directory_without_its_record_is_an_error_naming_it(store: Directo
     code, out, err = cli("show", record.id)
     assert (code, out) == (2, "")
     assert f"{record.location}/run.json: missing (not a saved run)" in err
+
+
+def test_a_deeply_nested_project_config_is_an_error_naming_it(store: DirectoryStore, tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.other]\nx = " + DEEP + "\n")
+    code, out, err = cli("list")
+    assert (code, out) == (2, "")
+    assert err == f"crystallize: error: {tmp_path / 'pyproject.toml'}: cannot be read as TOML (nested too deeply to parse)\n"

@@ -5,6 +5,8 @@ After each fault the saved runs are exactly as they were.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -25,6 +27,7 @@ EXPERIMENT = """
         ctx.metrics.add("score", rng.normal(10, 1) + ctx.get("bump", 0.0))
 """
 NODE = "test_faults.py::experiment_score"
+DEEP = "[" * 100_000 + "]" * 100_000
 
 
 @pytest.fixture
@@ -74,6 +77,46 @@ def test_a_symlinked_staging_directory_fails_the_save_and_deletes_nothing(
     ])
 
 
+def test_a_gate_against_a_deeply_nested_run_record_is_a_usage_error_naming_it(saved: pytest.Pytester) -> None:
+    store = _store(saved)
+    record = store.find("main")
+    path = Path(record.location) / "run.json"
+    data = json.loads(path.read_text())
+    data["options"]["deep"] = "@"
+    path.write_text(json.dumps(data).replace('"@"', DEEP))
+    before = _files(store.root)
+    for args in (["--crystallize-gate"], ["--crystallize-gate", f"--crystallize-compare={record.id}"],
+                 [f"--crystallize-compare={path}"]):
+        result = saved.runpytest("--crystallize", *args)
+        _no_internal_error(result)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, args
+        assert f"{path}: not a readable run record (nested more than 100 levels deep)" in result.stderr.str(), args
+    assert _files(store.root) == before
+
+
+def test_a_gate_against_a_deeply_nested_parquet_header_fails_the_item_naming_it(saved: pytest.Pytester) -> None:
+    import pyarrow.parquet as pq
+
+    store = _store(saved)
+    run_dir = Path(store.find("main").location)
+    parquet = run_dir / "0000.parquet"
+    table = pq.read_table(parquet)
+    header = json.loads(table.schema.metadata[b"pytest_crystallize"])
+    header["provenance"]["versions"] = "@"
+    raw = json.dumps(header).replace('"@"', DEEP).encode()
+    pq.write_table(table.replace_schema_metadata({b"pytest_crystallize": raw}), parquet)
+    record = json.loads((run_dir / "run.json").read_text())
+    record["experiments"][0]["sha256"] = hashlib.sha256(parquet.read_bytes()).hexdigest()
+    (run_dir / "run.json").write_text(json.dumps(record))
+    before = _files(store.root)
+    result = saved.runpytest("--crystallize", "--crystallize-gate")
+    _no_internal_error(result)
+    result.assert_outcomes(failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([f"*{parquet}: malformed Parquet result (nested more than 100 levels deep)*"])
+    assert _files(store.root) == before
+
+
 def test_a_runs_directory_that_is_a_file_fails_gates_and_saves_naming_it(saved: pytest.Pytester) -> None:
     store = _store(saved)
     kept = saved.path / "kept-runs"
@@ -105,3 +148,20 @@ def test_a_store_path_too_long_for_the_file_system_is_a_clear_failure(saved: pyt
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["crystallize: ERROR: could not save the run to *: *File name too long*"])
     assert _files(_store(saved).root) == before
+
+
+def test_a_deeply_nested_config_file_is_a_collection_error_naming_it(pytester: pytest.Pytester) -> None:
+    config = pytester.path / "treatments.json"  # named as the test module names it
+    config.write_text('{"params": {"x": ' + DEEP + "}}")
+    pytester.makepyfile(test_config="""
+        from pytest_crystallize import load_config
+
+        CONFIG = load_config("treatments.json")
+
+        def test_never_collected():
+            pass
+    """)
+    result = pytester.runpytest("--crystallize")
+    _no_internal_error(result)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"E   *ConfigurationError: {config.name}: nested more than 100 levels deep; flatten it*"])

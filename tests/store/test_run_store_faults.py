@@ -1,4 +1,4 @@
-"""The run store under faults: links and files where its directories belong.
+"""The run store under faults: links, files where directories belong, deep nesting.
 
 Each fault is a ResultsError naming the path, and the store (and anything
 outside it) is left as it was.
@@ -6,6 +6,8 @@ outside it) is left as it was.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from collections.abc import Callable
@@ -19,6 +21,7 @@ from pytest_crystallize.core.store.records import ExperimentRun, NewRun
 from pytest_crystallize.core.store.stores import DirectoryStore
 
 NODE = "test_x.py::exp"
+DEEP = "[" * 100_000 + "]" * 100_000
 OLD = time.time() - 3 * 24 * 3600
 
 
@@ -178,3 +181,66 @@ def test_a_link_in_runs_is_reported_not_read(store: DirectoryStore, tmp_path: Pa
                                 "a link out of itself); move the run it points to into the store instead",)
     with pytest.raises(ResultsError, match=f"run {foreign.id} in .* cannot be read: .* is a symbolic link"):
         store.find(foreign.id)
+
+
+def _reseal(run_dir: Path) -> None:
+    path = run_dir / "run.json"
+    data = json.loads(path.read_text())
+    data["experiments"][0]["sha256"] = hashlib.sha256((run_dir / "0000.parquet").read_bytes()).hexdigest()
+    path.write_text(json.dumps(data))
+
+
+def test_a_deeply_nested_run_record_is_an_unreadable_run_naming_its_file(store: DirectoryStore) -> None:
+    record = store.save(_run("deep"))
+    path = Path(record.location) / "run.json"
+    data = json.loads(path.read_text())
+    data["machine"] = {"deep": "@"}
+    path.write_text(json.dumps(data).replace('"@"', DEEP))
+    before = _snapshot(store.runs_dir)
+    listing = store.listing()
+    assert [r.name for r in listing.runs] == ["before"]
+    assert listing.problems == (f"{path}: not a readable run record (nested more than 100 levels deep)",)
+    for reference in (record.id, "latest", str(path)):
+        with pytest.raises(ResultsError, match="nested more than 100 levels deep") as info:
+            store.find(reference)
+        assert str(path) in str(info.value)
+    _intact(store, before)
+
+
+def test_a_deeply_nested_parquet_header_is_a_results_error_naming_its_file(
+    store: DirectoryStore, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    record = store.save(_run("deep"))
+    parquet = Path(record.location) / "0000.parquet"
+    table = pq.read_table(parquet)
+    header = json.loads(table.schema.metadata[b"pytest_crystallize"])
+    header["provenance"]["versions"] = "@"
+    raw = json.dumps(header).replace('"@"', DEEP).encode()
+    pq.write_table(table.replace_schema_metadata({b"pytest_crystallize": raw}), parquet)
+    _reseal(Path(record.location))
+    before = _snapshot(store.runs_dir)
+    expected = f"{parquet}: malformed Parquet result (nested more than 100 levels deep)"
+    with pytest.raises(ResultsError) as info:
+        store.result(store.find("deep"), NODE)
+    assert str(info.value) == expected
+    with pytest.raises(ResultsError) as info:
+        ExperimentResult.from_parquet(parquet)
+    assert str(info.value) == expected
+    as_json = tmp_path / "result.json"
+    as_json.write_text(_result().to_json().replace('"versions": {}', f'"versions": {DEEP}'))
+    with pytest.raises(ResultsError, match=r"not a readable JSON result \(nested more than 100 levels deep\)"):
+        ExperimentResult.from_json(as_json)
+    _intact(store, before)
+
+
+def test_a_run_nested_too_deeply_to_be_read_back_is_not_saved(store: DirectoryStore) -> None:
+    deep: object = 1
+    for _ in range(150):
+        deep = {"k": deep}
+    before = _snapshot(store.runs_dir)
+    with pytest.raises(ResultsError, match="nest more than the 100 levels a saved run may have"):
+        store.save(_run("deep", definition=deep))
+    _intact(store, before)
+    assert list((store.root / "staging").iterdir()) == []

@@ -43,6 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Protocol
 
+from pytest_crystallize.core.nesting import MAX_DEPTH, deeper_than, load_strict_json
 from pytest_crystallize.core.results import ExperimentResult
 from pytest_crystallize.core.store.records import (
     RUN_ID,
@@ -214,8 +215,12 @@ class DirectoryStore:
                 return _sync_and_hash(staging / file)
 
             record = _make_record(run, write)
-            text = json.dumps(record.to_dict(), indent=2, allow_nan=False)
-            write_atomic(staging / RECORD_FILE, text.encode())
+            data = record.to_dict()
+            if deeper_than(data):
+                msg = (f"run not saved to {self.root}: its definitions or options nest more than the "
+                       f"{MAX_DEPTH} levels a saved run may have, so it could not be read back")
+                raise ResultsError(msg)
+            write_atomic(staging / RECORD_FILE, json.dumps(data, indent=2, allow_nan=False).encode())
             target = runs_dir / record.id
             os.rename(staging, target)  # atomic; fails rather than merge if the id exists
         except BaseException:
@@ -228,7 +233,7 @@ class DirectoryStore:
         """Read the record of the run in ``directory``; ResultsError names what is wrong."""
         path = directory / RECORD_FILE
         try:
-            data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+            data = load_strict_json(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             what = "not a saved run" if directory.is_dir() else "no such run directory"
             msg = f"{path}: missing ({what})"
@@ -294,12 +299,6 @@ class DirectoryStore:
         return ExperimentResult.from_parquet(path)
 
 
-def _refuse_constant(name: str) -> object:
-    """``json.loads`` hook: records are strict JSON, without NaN or Infinity."""
-    msg = f"{name} is not valid in strict JSON"
-    raise ValueError(msg)
-
-
 def _not_a_directory(path: Path, what: str) -> str:
     return (f"{path}: is a file, not a directory, so it cannot be {what}; move it away, or point "
             "crystallize_storage or --crystallize-storage at another directory")
@@ -315,8 +314,8 @@ def _link_target(path: Path) -> str:
 def _name_hint(path: Path) -> tuple[bool, str | None]:
     """``(True, name)`` when an unreadable record still shows its run's name, else ``(False, None)``."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        data = load_strict_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
         return False, None
     name = data.get("name", False) if isinstance(data, dict) else False
     return (True, name) if name is None or isinstance(name, str) else (False, None)
