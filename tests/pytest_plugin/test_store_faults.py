@@ -136,6 +136,18 @@ def test_a_runs_directory_that_is_a_file_fails_gates_and_saves_naming_it(saved: 
     assert store.runs_dir.read_text() == "not a directory"
 
 
+def test_a_run_name_too_long_is_a_usage_error_naming_the_limit(saved: pytest.Pytester) -> None:
+    before = _files(_store(saved).root)
+    result = saved.runpytest("--crystallize", "--crystallize-save=" + "a" * 300)
+    _no_internal_error(result)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        f"ERROR: --crystallize-save: run name {'a' * 24!r}... is not allowed: it is too long (300 characters, "
+        "at most 64)*",
+    ])
+    assert _files(_store(saved).root) == before
+
+
 def test_a_store_path_too_long_for_the_file_system_is_a_clear_failure(saved: pytest.Pytester) -> None:
     before = _files(_store(saved).root)
     storage = f"--crystallize-storage={'s' * 300}"

@@ -1,4 +1,4 @@
-"""The run store under faults: links, files where directories belong, deep nesting.
+"""The run store under faults: links, files where directories belong, deep nesting, long names.
 
 Each fault is a ResultsError naming the path, and the store (and anything
 outside it) is left as it was.
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from pytest_crystallize import ExperimentResult, Provenance, ResultsError
-from pytest_crystallize.core.store.records import ExperimentRun, NewRun
+from pytest_crystallize.core.store.records import ExperimentRun, NewRun, check_run_name
 from pytest_crystallize.core.store.stores import DirectoryStore
 
 NODE = "test_x.py::exp"
@@ -244,3 +244,12 @@ def test_a_run_nested_too_deeply_to_be_read_back_is_not_saved(store: DirectorySt
         store.save(_run("deep", definition=deep))
     _intact(store, before)
     assert list((store.root / "staging").iterdir()) == []
+
+
+def test_a_run_name_too_long_names_the_limit_and_its_length() -> None:
+    with pytest.raises(ResultsError) as info:
+        check_run_name("a" * 300)
+    message = str(info.value)
+    assert message.startswith(f"run name {'a' * 24!r}... is not allowed: it is too long (300 characters, at most 64)")
+    assert len(message) < 250
+    assert check_run_name("a" * 64) == "a" * 64
