@@ -207,6 +207,16 @@ def test_a_deeply_nested_run_record_is_an_unreadable_run_naming_its_file(store: 
     _intact(store, before)
 
 
+def test_an_unreadable_record_still_shows_its_name_unless_nested_too_deeply(store: DirectoryStore) -> None:
+    nan = store.save(_run("other"))
+    path = Path(nan.location) / "run.json"
+    path.write_text(path.read_text().replace('"master_seed": 1', '"master_seed": NaN'))
+    assert store.find("before").name == "before"  # the newer unreadable run is named 'other', so not skipped over
+    path.write_text(json.dumps({"name": "other", "deep": "@"}).replace('"@"', DEEP))
+    with pytest.raises(ResultsError, match=r"may be the newest 'before' \(its name cannot be read\) is unreadable"):
+        store.find("before")
+
+
 def test_a_deeply_nested_parquet_header_is_a_results_error_naming_its_file(
     store: DirectoryStore, tmp_path: Path
 ) -> None:

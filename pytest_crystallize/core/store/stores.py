@@ -314,8 +314,8 @@ def _link_target(path: Path) -> str:
 def _name_hint(path: Path) -> tuple[bool, str | None]:
     """``(True, name)`` when an unreadable record still shows its run's name, else ``(False, None)``."""
     try:
-        data = load_strict_json(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+        data = json.loads(path.read_text(encoding="utf-8"))  # lenient: only the name is wanted
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return False, None
     name = data.get("name", False) if isinstance(data, dict) else False
     return (True, name) if name is None or isinstance(name, str) else (False, None)
