@@ -81,6 +81,9 @@ def _toml_table(path: Path, keys: Sequence[Sequence[str]]) -> dict[str, Any] | N
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         msg = f"{path}: cannot be read as TOML ({exc})"
         raise _Failure(msg) from None
+    except RecursionError:
+        msg = f"{path}: cannot be read as TOML (nested too deeply to parse)"
+        raise _Failure(msg) from None
     for key in keys:
         table = document
         for part in key:
@@ -230,16 +233,17 @@ def _listing_cells(run: RunRecord) -> tuple[str, ...]:
 def _list(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     listing = store.listing()
     for problem in listing.problems:
-        err.write(f"{PROGRAM}: warning: unreadable run: {problem}\n")
+        err.write(f"{PROGRAM}: error: unreadable run: {problem}\n")
+    code = EXIT_ERROR if listing.problems else EXIT_OK  # the readable runs are still listed
     if args.json:
         out.write(json.dumps([r.to_dict() for r in listing.runs], indent=2) + "\n")
-        return EXIT_OK
+        return code
     if not listing.runs:
         out.write(f"no saved runs in {store.root} (from {getattr(args, 'storage_source', 'the default')})\n")
-        return EXIT_OK
+        return code
     rows = tuple(_listing_cells(r) for r in listing.runs)
     out.write("\n".join(Table(_LISTING_COLUMNS, rows).lines()) + "\n")
-    return EXIT_OK
+    return code
 
 
 def _show(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:

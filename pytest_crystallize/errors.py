@@ -11,7 +11,7 @@ derive from the builtin a caller would naturally catch::
     │   └── TreatmentError                          a bad or duplicate treatment
     ├── MetricError                 (+ ValueError)  a non-numeric or missing metric
     ├── StatisticsError             (+ ValueError)  data a statistical test cannot use
-    └── ResultsError                (+ ValueError)  a results file that cannot be read
+    └── ResultsError                (+ ValueError)  a results file or store that cannot be read or used
 
     CrystallizeWarning              (UserWarning)
     └── LowPowerWarning                             too few replicates for the effect that matters
@@ -100,7 +100,7 @@ class StatisticsError(CrystallizeError, ValueError):
 
 
 class ResultsError(CrystallizeError, ValueError):
-    """A saved result cannot be read: missing, corrupt, or of an unknown format."""
+    """A saved result cannot be read (missing, corrupt, of an unknown format), or its store cannot be used."""
 
 
 class CrystallizeWarning(UserWarning):

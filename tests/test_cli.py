@@ -74,9 +74,9 @@ def test_list_shows_runs_oldest_first_and_warns_about_unreadable_ones(store: Dir
     broken = store.find("same")
     (Path(broken.location) / "run.json").write_text("[]")
     code, out, err = cli("list", "--json")
-    assert code == 0
+    assert code == 2  # the readable runs are listed, but a run that cannot be read is an error
     assert [r["name"] for r in json.loads(out)] == ["main", "worse"]
-    assert f"warning: unreadable run: {broken.location}/run.json: not a pytest-crystallize run record" in err
+    assert f"error: unreadable run: {broken.location}/run.json: not a pytest-crystallize run record" in err
 
 
 def test_show_prints_the_record_and_each_experiment(store: DirectoryStore) -> None:
@@ -231,8 +231,8 @@ def test_a_run_record_with_nan_or_wrong_types_is_refused_by_every_command(store:
         _no_traceback(err)
         assert f"{path}: not a readable run record (NaN is not valid in strict JSON)" in err
     code, out, err = cli("list")
-    assert code == 0
-    assert "warning: unreadable run:" in err
+    assert code == 2
+    assert "error: unreadable run:" in err
     data["experiments"][0]["gate"] = {"acc": {"metric": "acc", "better": "sideways"}}
     path.write_text(json.dumps(data))
     code, _, err = cli("compare", record.id, "worse")
@@ -280,3 +280,101 @@ def test_a_config_file_without_the_setting_means_the_default_store_at_its_rootdi
     code, out, _ = cli("list")
     assert code == 0
     assert len(out.splitlines()) == 4
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_a_deeply_nested_run_record_is_an_error_naming_it_in_every_command(store: DirectoryStore) -> None:
+    record = store.find("main")
+    path = Path(record.location) / "run.json"
+    data = json.loads(path.read_text())
+    data["options"]["deep"] = "@"
+    path.write_text(json.dumps(data).replace('"@"', DEEP))
+    before = _files(store.root)
+    problem = f"{path}: not a readable run record (nested more than 100 levels deep)"
+    code, out, err = cli("list")
+    assert code == 2
+    assert [line.split()[1] for line in out.splitlines()[1:]] == ["same", "worse"]
+    assert err == f"crystallize: error: unreadable run: {problem}\n"
+    for args in (("show", record.id), ("show", str(path)), ("compare", record.id, "worse"),
+                 ("compare", "worse", record.id), ("export", record.id), ("export", record.id, "--format", "json"),
+                 ("list", "--json")):
+        code, out, err = cli(*args)
+        assert code == 2, args
+        _no_traceback(err)
+        assert problem in err, (args, err)
+    assert _files(store.root) == before  # nothing repaired, moved or deleted
+    assert cli("compare", "same", "worse")[0] == 1  # the other runs still work
+
+
+def test_a_deeply_nested_parquet_header_is_an_error_naming_it_in_every_command(store: DirectoryStore) -> None:
+    record = store.find("main")
+    parquet = Path(record.location) / "0000.parquet"
+    _rewrite_header(parquet, lambda h: {**h, "provenance": {**h["provenance"], "versions": "@"}})
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(parquet)
+    raw = table.schema.metadata[b"pytest_crystallize"].replace(b'"@"', DEEP.encode())
+    pq.write_table(table.replace_schema_metadata({b"pytest_crystallize": raw}), parquet)
+    _reseal(Path(record.location), "0000.parquet")
+    before = _files(store.root)
+    for args in (("show", "main"), ("compare", "main", "worse"), ("compare", "worse", "main"), ("export", "main"),
+                 ("export", "main", "--format", "json")):
+        code, out, err = cli(*args)
+        assert (code, out) == (2, ""), args
+        _no_traceback(err)
+        assert f"{parquet}: malformed Parquet result (nested more than 100 levels deep)" in err, (args, err)
+    assert cli("list")[0] == 0  # the record itself is fine
+    assert _files(store.root) == before
+
+
+@pytest.mark.parametrize("shape", ["runs is a file", "runs is a link", "the store is a file"])
+def test_a_store_of_the_wrong_shape_exits_2_naming_the_path(
+    store: DirectoryStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str
+) -> None:
+    runs = store.runs_dir
+    kept = tmp_path / "kept"
+    store.root.rename(kept)
+    if shape == "the store is a file":
+        (tmp_path / "pytest.ini").write_text("[pytest]\n")  # so the CLI uses <rootdir>/.crystallize, as pytest would
+        store.root.write_text("not a store")
+        wrong, message = store.root, "is a file, not a directory, so it cannot be the store;"
+    else:
+        store.root.mkdir()
+        if shape == "runs is a file":
+            runs.write_text("not a directory")
+            wrong, message = runs, "is a file, not a directory, so it cannot be the store's runs/"
+        else:
+            runs.symlink_to(kept / "runs")
+            wrong, message = runs, "is a symbolic link"
+    before = _files(kept)
+    for args in (("list",), ("list", "--json"), ("show",), ("compare", "main", "worse"), ("export",)):
+        code, out, err = cli(*args)
+        assert (code, out) == (2, ""), args
+        _no_traceback(err)
+        assert err.startswith(f"crystallize: error: {wrong}: {message}"), (args, err)
+    assert _files(kept) == before
+
+
+def test_a_run_directory_without_its_record_is_an_error_naming_it(store: DirectoryStore) -> None:
+    record = store.find("same")
+    (Path(record.location) / "run.json").unlink()
+    code, out, err = cli("list")
+    assert code == 2
+    assert [line.split()[1] for line in out.splitlines()[1:]] == ["main", "worse"]
+    assert err == f"crystallize: error: unreadable run: {record.location}/run.json: missing (not a saved run)\n"
+    code, out, err = cli("show", record.id)
+    assert (code, out) == (2, "")
+    assert f"{record.location}/run.json: missing (not a saved run)" in err
+
+
+def test_a_deeply_nested_project_config_is_an_error_naming_it(store: DirectoryStore, tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.other]\nx = " + DEEP + "\n")
+    code, out, err = cli("list")
+    assert (code, out) == (2, "")
+    assert err == f"crystallize: error: {tmp_path / 'pyproject.toml'}: cannot be read as TOML (nested too deeply to parse)\n"

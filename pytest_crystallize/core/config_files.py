@@ -18,11 +18,13 @@ Two layouts:
 Loading is safe (``yaml.safe_load``'s loader, ``tomllib``, ``json``): no
 code runs. Nothing is dropped silently: an unknown key, a duplicate key or
 treatment name, a value of the wrong shape or another file in the directory
-is a ConfigurationError naming the file and the key. Treatments from files
-follow the rules of :mod:`~pytest_crystallize.core.treatments` like any
-other: a new key under a mapping of the baseline is refused when the
-experiment is defined (where typed bindings are known). YAML needs PyYAML
-(``pip install 'pytest-crystallize[config]'``), imported only to read YAML.
+is a ConfigurationError naming the file and the key; so is a file nested
+more than :data:`~pytest_crystallize.core.nesting.MAX_DEPTH` levels deep.
+Treatments from files follow the rules of
+:mod:`~pytest_crystallize.core.treatments` like any other: a new key
+under a mapping of the baseline is refused when the experiment is defined
+(where typed bindings are known). YAML needs PyYAML (``pip install
+'pytest-crystallize[config]'``), imported only to read YAML.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from pytest_crystallize.core.datasources import DataSource, get_datasource
+from pytest_crystallize.core.nesting import MAX_DEPTH, deeper_than
 from pytest_crystallize.core.sweeps import grid
 from pytest_crystallize.core.treatments import BASELINE, Treatment, merge_params
 from pytest_crystallize.errors import ConfigurationError, CrystallizeError
@@ -116,11 +119,18 @@ def read_file(path: Path) -> Any:
     if kind == "yaml" and not _has_yaml():
         msg = f"reading {path} needs PyYAML: pip install 'pytest-crystallize[config]' (or pyyaml)"
         raise ConfigurationError(msg)
+    cycle = " (or an alias refers to itself)" if kind == "yaml" else ""
+    too_deep = (f"{path}: nested more than {MAX_DEPTH} levels deep{cycle}; flatten it, e.g. with dotted keys "
+                "such as 'llm.temperature'")
     try:
         data = _parse(kind, text)
     except ValueError as exc:
         msg = f"{path}: not valid {kind.upper()}: {exc}"
         raise ConfigurationError(msg) from None
+    except RecursionError:  # every parser recurses once per level
+        raise ConfigurationError(too_deep) from None
+    if deeper_than(data):  # so that nothing that walks it later recurses too deeply
+        raise ConfigurationError(too_deep)
     if data is None:
         msg = f"{path}: is empty"
         raise ConfigurationError(msg)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from pytest_crystallize.core.hypotheses import Verdict
+from pytest_crystallize.core.nesting import load_strict_json
 from pytest_crystallize.core.seeds import replicate_seed
 from pytest_crystallize.errors import ResultsError
 
@@ -278,11 +279,11 @@ class ExperimentResult:
         """Load a result written by :meth:`to_json`."""
         path = Path(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+            data = load_strict_json(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             msg = f"{path}: no such result file"
             raise ResultsError(msg) from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
             msg = f"{path}: not a readable JSON result ({exc})"
             raise ResultsError(msg) from None
         if not isinstance(data, Mapping):
@@ -310,7 +311,7 @@ class ExperimentResult:
             msg = f"{path}: Parquet file without pytest-crystallize metadata"
             raise ResultsError(msg)
         try:
-            header = json.loads(raw, parse_constant=_refuse_constant)
+            header = load_strict_json(raw)
             columns = {
                 "condition": table.column("condition").combine_chunks().indices.to_numpy(),
                 "replicate": table.column("replicate").to_numpy(),
@@ -331,12 +332,6 @@ def _decode_value(value: float | str | None) -> float:
         msg = f"value {value!r} is not a number"
         raise TypeError(msg)
     return float(value)
-
-
-def _refuse_constant(name: str) -> Any:
-    """``json.loads`` hook: strict JSON has no NaN or Infinity (we never write them)."""
-    msg = f"{name} is not valid in strict JSON"
-    raise ValueError(msg)
 
 
 #: Checks of field annotations (strings: this module uses postponed annotations).
@@ -416,8 +411,8 @@ def _check_header(data: object, source: str) -> dict[str, Any]:
 
 def _is_json_object(text: object) -> bool:
     try:
-        return isinstance(text, str) and isinstance(json.loads(text), dict)
-    except (ValueError, RecursionError):
+        return isinstance(text, str) and isinstance(load_strict_json(text), dict)
+    except ValueError:
         return False
 
 

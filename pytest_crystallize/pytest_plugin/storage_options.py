@@ -115,8 +115,8 @@ def _flag(config: pytest.Config, name: str) -> bool:
 
 
 def _looks_like_a_path(name: str, base: Path) -> bool:
-    """True for a run name that is rather a test path swallowed by ``--crystallize-save NAME``."""
-    return "/" in name or os.sep in name or name.endswith(".py") or (base / name).exists()
+    """True for a run name that is rather a test path swallowed by ``--crystallize-save NAME``; never raises."""
+    return "/" in name or os.sep in name or name.endswith(".py") or os.path.exists(base / name)  # Path.exists raises
 
 
 def _check_save_name(name: str, source: str, base: Path) -> None:

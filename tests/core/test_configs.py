@@ -253,3 +253,36 @@ def test_reading_yaml_without_pyyaml_says_how_to_install_it(tmp_path: Path, monk
     assert "not valid YAML" not in str(info.value)
     # TOML and JSON need nothing extra.
     assert load_treatments(_write(tmp_path / "t.json", '[{"name": "hot"}]'))[0].name == "hot"
+
+
+DEEP = 100_000
+
+
+@pytest.mark.parametrize(
+    ("file", "text"),
+    [
+        ("t.json", '{"params": {"x": ' + "[" * DEEP + "]" * DEEP + "}}"),
+        ("t.yaml", "params:\n  x: " + "[" * DEEP + "]" * DEEP + "\n"),
+        ("t.toml", "[params]\nx = " + "[" * DEEP + "]" * DEEP + "\n"),
+        ("t.toml", "[params]\nx = " + "{a = " * DEEP + "1" + "}" * DEEP + "\n"),
+        ("t.json", '{"params": {"x": ' + "[" * 101 + "]" * 101 + "}}"),  # parses, but deeper than the bound
+        ("t.yaml", "params:\n  x: &loop [*loop]\n"),  # contains itself
+        ("dir/hot.json", '{"x": ' + "[" * DEEP + "]" * DEEP + "}"),
+    ],
+    ids=["json", "yaml", "toml-arrays", "toml-tables", "json-101-levels", "yaml-alias-cycle", "directory-file"],
+)
+def test_a_file_nested_too_deeply_is_an_error_naming_it(tmp_path: Path, file: str, text: str) -> None:
+    path = _write(tmp_path / file, text)
+    with pytest.raises(ConfigurationError) as info:
+        load_config(path.parent if file.startswith("dir/") else path)
+    assert str(info.value).startswith(f"{path}: nested more than 100 levels deep")
+    assert str(info.value).endswith("; flatten it, e.g. with dotted keys such as 'llm.temperature'")
+    assert path.read_text(encoding="utf-8") == text
+
+
+def test_nesting_short_of_the_bound_loads(tmp_path: Path) -> None:
+    path = _write(tmp_path / "t.json", '{"params": {"x": ' + "[" * 98 + "]" * 98 + "}}")  # 100 levels in all
+    value = load_config(path).params["x"]
+    for _ in range(97):
+        (value,) = value
+    assert value == []

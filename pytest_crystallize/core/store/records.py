@@ -27,6 +27,8 @@ from pytest_crystallize.core.vocabulary import BETTER
 from pytest_crystallize.errors import ResultsError
 
 __all__ = [
+    "MAX_NAME_LENGTH",
+    "RUN_ID",
     "ExperimentRun",
     "Listing",
     "NewRun",
@@ -41,8 +43,11 @@ __all__ = [
 
 RUN_FORMAT: Final = "pytest-crystallize/run"
 RUN_FORMAT_VERSION: Final = 1
-_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_RUN_ID: Final = re.compile(r"\d{8}-\d{6}-\d{6}-[0-9a-f]{8}")
+#: The longest run name, in characters (ASCII only, so also in bytes).
+MAX_NAME_LENGTH: Final = 64
+_NAME: Final = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME_LENGTH - 1}}}")
+#: What a run id looks like (see :func:`new_run_id`).
+RUN_ID: Final = re.compile(r"\d{8}-\d{6}-\d{6}-[0-9a-f]{8}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,10 +252,20 @@ class Listing:
 
 
 def check_run_name(name: str) -> str:
-    """Return ``name`` if it can name a run, else raise ResultsError saying why."""
+    """Return ``name`` if it can name a run, else raise ResultsError saying why.
+
+    A name is kept in the run's record, never in a file name, so its limit
+    of :data:`MAX_NAME_LENGTH` characters is the store's own, far below any
+    file system's.
+    """
+    rule = (f"use 1-{MAX_NAME_LENGTH} letters, digits, '.', '_' or '-', starting with a letter or digit, "
+            f"and not {LATEST!r}")
+    if len(name) > MAX_NAME_LENGTH:
+        msg = (f"run name {name[:24]!r}... is not allowed: it is too long ({len(name)} characters, at most "
+               f"{MAX_NAME_LENGTH}); {rule}")
+        raise ResultsError(msg)
     if not _NAME.fullmatch(name) or name == LATEST:
-        msg = (f"run name {name!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', "
-               f"starting with a letter or digit, and not {LATEST!r}")
+        msg = f"run name {name!r} is not allowed: {rule}"
         raise ResultsError(msg)
     return name
 
@@ -319,7 +334,7 @@ def _refuse_newer_unreadable(
     """Raise ResultsError if an unreadable run newer than ``found`` may be the one ``reference`` means."""
     # Only directories named like run ids have a time to be newer by; others are only listed as problems.
     newer = [u for u in listing.unreadable
-             if _RUN_ID.fullmatch(u.id) and (found is None or u.id > found.id) and may_match(u)]
+             if RUN_ID.fullmatch(u.id) and (found is None or u.id > found.id) and may_match(u)]
     if not newer:
         return
     # A run known to carry the name is the likelier culprit than one whose name cannot be read.

@@ -17,15 +17,25 @@ lock). Nothing is ever unpickled. A missing, corrupt or foreign file raises
 :class:`~pytest_crystallize.errors.ResultsError` naming the file; listing
 reports a corrupt run as a problem and still lists the others.
 :class:`MemoryStore` is the same protocol in memory, for tests.
+
+The store never follows a symbolic link out of itself: ``runs/`` or
+``staging/`` being a link (or a file) is a ResultsError naming it, never a
+write or a deletion elsewhere, and a link in ``runs/`` is reported, not read.
+(The root itself may be a link: it is where the user keeps the store.)
+Cleaning up ``staging/`` removes only directories named the way a save
+names them (``<run id>.<8 hex digits>``) and abandoned for a day.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -33,8 +43,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Protocol
 
+from pytest_crystallize.core.nesting import MAX_DEPTH, deeper_than, load_strict_json
 from pytest_crystallize.core.results import ExperimentResult
 from pytest_crystallize.core.store.records import (
+    RUN_ID,
     Listing,
     NewRun,
     RunRecord,
@@ -53,6 +65,8 @@ RECORD_FILE: Final = "run.json"
 RUNS_DIR: Final = "runs"
 STAGING_DIR: Final = "staging"
 _STALE_STAGING_S: Final = 24 * 3600.0
+#: The name of a save's staging directory, ``<run id>.<8 hex digits>``: cleanup removes nothing else.
+_STAGING_NAME: Final = re.compile(rf"(?:{RUN_ID.pattern})\.[0-9a-f]{{8}}")
 
 
 class RunStore(Protocol):
@@ -142,17 +156,56 @@ class DirectoryStore:
         """The directory holding one directory per saved run."""
         return self.root / RUNS_DIR
 
+    def _own_directory(self, name: str) -> Path | None:
+        """``root/name`` checked to be a real directory of the store, or None if it does not exist.
+
+        Raises ResultsError naming the path if the root or it is not a
+        directory, or it is a symbolic link (which would lead writes and
+        cleanups out of the store), or it cannot be inspected.
+        """
+        path = self.root / name
+        try:
+            if self.root.exists() and not self.root.is_dir():
+                raise ResultsError(_not_a_directory(self.root, "the store"))
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            msg = f"{path}: the store cannot use it ({exc})"
+            raise ResultsError(msg) from None
+        if stat.S_ISLNK(mode):
+            msg = (f"{path}: is a symbolic link{_link_target(path)}; the store never follows a link out of itself "
+                   f"(saves write to {name}/ and clean it up). Remove the link and let the store make {name}/ "
+                   "itself; to keep saved runs elsewhere, point crystallize_storage or --crystallize-storage there")
+            raise ResultsError(msg)
+        if not stat.S_ISDIR(mode):
+            raise ResultsError(_not_a_directory(path, f"the store's {name}/"))
+        return path
+
+    def _made_own_directory(self, name: str) -> Path:
+        """``root/name`` as :meth:`_own_directory` checks it, made first if it does not exist."""
+        path = self._own_directory(name)
+        if path is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):  # a concurrent save made it: checked below
+                (self.root / name).mkdir()
+            path = self._own_directory(name)
+        if path is None:
+            msg = f"{self.root / name}: removed while a run was being saved"
+            raise ResultsError(msg)
+        return path
+
     def save(self, run: NewRun) -> RunRecord:
         """Write the run to staging, then rename it into ``runs/`` atomically.
 
         Raises:
-            ResultsError: a bad run name.
+            ResultsError: a bad run name; the store, ``runs/`` or ``staging/`` is not a
+                directory or is a symbolic link.
             OSError: the store cannot be written.
 
         """
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
-        staging_root = self.root / STAGING_DIR
-        staging_root.mkdir(exist_ok=True)
+        runs_dir = self._made_own_directory(RUNS_DIR)
+        staging_root = self._made_own_directory(STAGING_DIR)
         _remove_stale(staging_root)
         staging = staging_root / f"{new_run_id()}.{secrets.token_hex(4)}"
         staging.mkdir()
@@ -162,21 +215,25 @@ class DirectoryStore:
                 return _sync_and_hash(staging / file)
 
             record = _make_record(run, write)
-            text = json.dumps(record.to_dict(), indent=2, allow_nan=False)
-            write_atomic(staging / RECORD_FILE, text.encode())
-            target = self.runs_dir / record.id
+            data = record.to_dict()
+            if deeper_than(data):
+                msg = (f"run not saved to {self.root}: its definitions or options nest more than the "
+                       f"{MAX_DEPTH} levels a saved run may have, so it could not be read back")
+                raise ResultsError(msg)
+            write_atomic(staging / RECORD_FILE, json.dumps(data, indent=2, allow_nan=False).encode())
+            target = runs_dir / record.id
             os.rename(staging, target)  # atomic; fails rather than merge if the id exists
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        _fsync_directory(self.runs_dir)
+        _fsync_directory(runs_dir)
         return replace(record, location=str(target))
 
     def read_record(self, directory: Path) -> RunRecord:
         """Read the record of the run in ``directory``; ResultsError names what is wrong."""
         path = directory / RECORD_FILE
         try:
-            data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+            data = load_strict_json(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             what = "not a saved run" if directory.is_dir() else "no such run directory"
             msg = f"{path}: missing ({what})"
@@ -193,9 +250,21 @@ class DirectoryStore:
     def listing(self) -> Listing:
         """Every readable run, oldest first; unreadable ones as problem lines."""
         runs, unreadable = [], []
-        directories = sorted(self.runs_dir.iterdir()) if self.runs_dir.is_dir() else []
+        runs_dir = self._own_directory(RUNS_DIR)
+        try:
+            directories = [] if runs_dir is None else sorted(runs_dir.iterdir())
+        except OSError as exc:
+            msg = f"{runs_dir}: the saved runs cannot be listed ({exc})"
+            raise ResultsError(msg) from None
         for directory in directories:
-            if not directory.is_dir() or directory.name.startswith("."):
+            if directory.name.startswith("."):
+                continue
+            if directory.is_symlink():
+                problem = (f"{directory}: is a symbolic link, not a run saved in this store (the store never "
+                           "follows a link out of itself); move the run it points to into the store instead")
+                unreadable.append(UnreadableRun(directory.name, problem))
+                continue
+            if not directory.is_dir():
                 continue
             try:
                 runs.append(self.read_record(directory))
@@ -230,16 +299,22 @@ class DirectoryStore:
         return ExperimentResult.from_parquet(path)
 
 
-def _refuse_constant(name: str) -> object:
-    """``json.loads`` hook: records are strict JSON, without NaN or Infinity."""
-    msg = f"{name} is not valid in strict JSON"
-    raise ValueError(msg)
+def _not_a_directory(path: Path, what: str) -> str:
+    return (f"{path}: is a file, not a directory, so it cannot be {what}; move it away, or point "
+            "crystallize_storage or --crystallize-storage at another directory")
+
+
+def _link_target(path: Path) -> str:
+    try:
+        return f" (to {os.readlink(path)!r})"
+    except OSError:
+        return ""
 
 
 def _name_hint(path: Path) -> tuple[bool, str | None]:
     """``(True, name)`` when an unreadable record still shows its run's name, else ``(False, None)``."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))  # lenient: only the name is wanted
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return False, None
     name = data.get("name", False) if isinstance(data, dict) else False
@@ -255,14 +330,20 @@ def _entry(record: RunRecord, nodeid: str) -> SavedExperiment:
 
 
 def _remove_stale(staging_root: Path) -> None:
-    """Remove saves abandoned (by a killed process) more than a day ago; best effort."""
+    """Remove saves abandoned (by a killed process) more than a day ago; best effort.
+
+    Only real directories named like a save's staging directory go; whatever
+    else is there (a link above all) is left alone.
+    """
     cutoff = time.time() - _STALE_STAGING_S
-    for directory in staging_root.iterdir():
-        try:
-            if directory.stat().st_mtime < cutoff:
-                shutil.rmtree(directory, ignore_errors=True)
-        except OSError:
-            continue
+    with os.scandir(staging_root) as entries:
+        for entry in entries:
+            try:
+                if (_STAGING_NAME.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False)
+                        and entry.stat(follow_symlinks=False).st_mtime < cutoff):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+            except OSError:
+                continue
 
 
 class MemoryStore:
