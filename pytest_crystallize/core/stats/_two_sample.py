@@ -14,7 +14,9 @@ from ._comparison import Comparison
 from ._effects import effect_size
 from ._inputs import BETTER, DIRECTIONS, Samples, prepare
 from ._power import power_and_replicates
-from ._registry import TestSpec, UserTest, resolve, unpaired
+from ._registry import SCREENED, TestSpec, UserTest, builtin, resolve, unpaired
+from ._relative import relative_difference
+from ._skewness import screened_t
 
 __all__ = ["compare"]
 
@@ -85,7 +87,10 @@ def compare(
             "'welch_t') for no_worse/equivalent hypotheses"
         )
         raise StatisticsError(msg)
-    statistic, p_value, degenerate = _run(spec, used, nulls, seed)
+    screen = test == "auto" and spec.name in SCREENED
+    statistic, p_value, degenerate, corrected = _run(spec, used, nulls, seed, screen=screen)
+    if corrected:
+        spec, reason = builtin("skew_corrected_t"), f"{reason}; skewness found: Hall's skewness-corrected t"
     difference = used.mean_treatment - used.mean_baseline
     ci_low, ci_high = spec.interval(used, confidence, seed)
     effect, effect_name = effect_size(used, binary=spec.binary)
@@ -104,7 +109,7 @@ def compare(
         mean_baseline=used.mean_baseline,
         mean_treatment=used.mean_treatment,
         difference=difference,
-        relative_difference=_relative(difference, used.mean_baseline),
+        relative_difference=relative_difference(used, difference, confidence),
         ci_low=float(ci_low),
         ci_high=float(ci_high),
         confidence=confidence,
@@ -209,23 +214,34 @@ def _true_difference(direction: str, mde: float | None) -> float | None:
     return float(mde)
 
 
-def _relative(difference: float, base: float) -> float:
-    return difference / abs(base) if base != 0.0 else float("nan")
+def _run(
+    spec: TestSpec, samples: Samples, nulls: tuple[_Null, ...], seed: int, *, screen: bool = False
+) -> tuple[float, float, str, bool]:
+    """(statistic, p-value, degenerate reason, skew-corrected?); for two nulls the larger p wins.
 
-
-def _run(spec: TestSpec, samples: Samples, nulls: tuple[_Null, ...], seed: int) -> tuple[float, float, str]:
-    """(statistic, p-value, degenerate reason); for two nulls the larger p wins."""
+    ``screen``: ``auto`` chose a t-test; screen it for skewness first
+    (:func:`~._skewness.screened_t`), whose note joins the degenerate reason.
+    """
     results = []
+    notes: list[str] = []
+    corrected = False
     for null in nulls:
         # A user's own test is always asked, even when the data have no spread.
         exact = None if spec.binary or spec.user else _no_variation_p(samples.shifted(null.delta), null.alternative)
-        if exact is None:
-            statistic, p = spec.run(samples, null.delta, null.alternative, seed)
-        else:
+        if exact is not None:
             statistic, p = float("nan"), exact
+        elif screen:
+            check = screened_t(samples.shifted(null.delta), null.alternative)
+            statistic, p = check.statistic, check.p_value
+            corrected = corrected or check.action == "corrected"
+            if check.action == "refused" and check.note not in notes:
+                notes.append(check.note)
+        else:
+            statistic, p = spec.run(samples, null.delta, null.alternative, seed)
         results.append((p, statistic))
     p, statistic = max(results, key=lambda r: r[0])
-    return statistic, p, _degenerate_reason(samples)
+    reason = "; ".join(filter(None, [_degenerate_reason(samples), *notes]))
+    return statistic, p, reason, corrected
 
 
 def _constant(values: np.ndarray, var: float, mean: float) -> bool:
