@@ -97,7 +97,9 @@ def compare(
     odds = float("nan")
     if _binary.is_binary(used.baseline) and _binary.is_binary(used.treatment):
         odds = _binary.odds_ratio(_binary.counts(used), paired=used.paired)
-    power, needed = power_and_replicates(spec.family, used, nulls, alpha, _true_difference(direction, mde))
+    power, needed = power_and_replicates(
+        spec.family, used, nulls, alpha, _true_difference(direction, mde), spec.name
+    )
     return Comparison(
         test=spec.name,
         test_reason=reason,
