@@ -121,9 +121,8 @@ def _unpaired_region(test: str, n_t: int, n_b: int, alpha: float, alternative: s
     if test == "fisher_exact" or max(n_t, n_b) > BOSCHLOO_MAX:
         return np.asarray(_fisher_p(n_t, n_b, alternative) <= alpha)
     if alternative == "two-sided":
-        return _boschloo_one_sided(n_t, n_b, alpha / 2, "greater") | _boschloo_one_sided(
-            n_t, n_b, alpha / 2, "less"
-        )
+        both = _boschloo_one_sided(n_t, n_b, alpha / 2, "greater") | _boschloo_one_sided(n_t, n_b, alpha / 2, "less")
+        return np.asarray(both)
     return _boschloo_one_sided(n_t, n_b, alpha, alternative)
 
 

@@ -225,8 +225,12 @@ class SkewCheck:
     replicates_needed: int | None = None
 
 
-def screened_t(samples: Samples, alternative: str) -> SkewCheck:
-    """The t-test ``auto`` runs: screened for skewness, corrected or refused when it is found."""
+def screened_t(samples: Samples, alternative: str, alpha: float = 0.05) -> SkewCheck:
+    """The t-test ``auto`` runs: screened for skewness, corrected or refused when it is found.
+
+    A refusal only replaces a p-value below ``alpha``: one the t-test would
+    not have called significant claims nothing already and is kept.
+    """
     statistic, p = paired_t(samples, alternative) if samples.paired else welch_t(samples, alternative)
     n = min(samples.n_baseline, samples.n_treatment)
     if n < MIN_SCREENED or not math.isfinite(statistic):
@@ -248,6 +252,8 @@ def screened_t(samples: Samples, alternative: str) -> SkewCheck:
     if _enough(shape.n_eff, shape.g1):
         corrected, p_corrected = corrected_t(samples, alternative)
         return SkewCheck(corrected, p_corrected, "corrected", f"{found}: Hall's skewness-corrected t")
+    if not p < alpha:
+        return SkewCheck(statistic, p, "t")
     needed = _replicates_for(shape)
     unit = "pairs" if samples.paired else "replicates per condition"
     note = (

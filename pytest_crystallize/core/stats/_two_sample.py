@@ -88,7 +88,7 @@ def compare(
         )
         raise StatisticsError(msg)
     screen = test == "auto" and spec.name in SCREENED
-    statistic, p_value, degenerate, corrected = _run(spec, used, nulls, seed, screen=screen)
+    statistic, p_value, degenerate, corrected = _run(spec, used, nulls, seed, screen=screen, alpha=alpha)
     if corrected:
         spec, reason = builtin("skew_corrected_t"), f"{reason}; skewness found: Hall's skewness-corrected t"
     difference = used.mean_treatment - used.mean_baseline
@@ -217,7 +217,8 @@ def _true_difference(direction: str, mde: float | None) -> float | None:
 
 
 def _run(
-    spec: TestSpec, samples: Samples, nulls: tuple[_Null, ...], seed: int, *, screen: bool = False
+    spec: TestSpec, samples: Samples, nulls: tuple[_Null, ...], seed: int, *, screen: bool = False,
+    alpha: float = 0.05,
 ) -> tuple[float, float, str, bool]:
     """(statistic, p-value, degenerate reason, skew-corrected?); for two nulls the larger p wins.
 
@@ -233,7 +234,7 @@ def _run(
         if exact is not None:
             statistic, p = float("nan"), exact
         elif screen:
-            check = screened_t(samples.shifted(null.delta), null.alternative)
+            check = screened_t(samples.shifted(null.delta), null.alternative, alpha)
             statistic, p = check.statistic, check.p_value
             corrected = corrected or check.action == "corrected"
             if check.action == "refused" and check.note not in notes:
