@@ -17,8 +17,9 @@ TWO_HYPOTHESES = """
     @hypothesis(metric="b", direction="maximize", test="welch_t")
     def experiment_two(ctx):
         rng = np.random.default_rng([ctx.seed, len(ctx.condition)])
-        ctx.metrics.add("a", rng.normal() + ctx.get("shift", 0.0))
-        ctx.metrics.add("b", rng.normal() + ctx.get("shift", 0.0) / 2)
+        # Means well away from zero, so the relative difference is printed.
+        ctx.metrics.add("a", 10 + rng.normal() + ctx.get("shift", 0.0))
+        ctx.metrics.add("b", 10 + rng.normal() + ctx.get("shift", 0.0) / 2)
 """
 
 

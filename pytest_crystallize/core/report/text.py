@@ -29,7 +29,7 @@ def _num(value: float | None) -> float | None:
 
 def summarize(result: ExperimentResult) -> dict[str, Any]:
     """Digest ``result`` into a plain-JSON payload for the summary table."""
-    from pytest_crystallize.core.stats import describe
+    from pytest_crystallize.core.stats import binary_outcome, describe
 
     rows = []
     notes = []
@@ -38,13 +38,14 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
         _, base, _ = replicate_means(base_rep, base, omit_non_finite=True)
         base_mean = float(base.mean()) if len(base) else math.nan
         most = 1
+        binary = binary_outcome(result.select(metric, c)[1] for c in result.conditions)
         for condition in result.conditions:
             replicates, values = result.select(metric, condition)
             replicates, finite, per_replicate = replicate_means(replicates, values, omit_non_finite=True)
             most = max(most, per_replicate)
             if not len(finite):
                 continue
-            s = describe(finite)
+            s = describe(finite, binary=binary)
             verdicts = [v for v in result.verdicts if v.metric == metric and v.treatment == condition]
             rows.append({
                 "condition": condition, "metric": metric, "n": s.n,

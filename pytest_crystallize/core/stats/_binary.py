@@ -12,6 +12,7 @@ square-and-add interval for paired proportions (1998b, as in Altman et al.,
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -24,6 +25,7 @@ from ._pvalues import clip_p, z_pvalue
 
 __all__ = [
     "Counts",
+    "binary_outcome",
     "boschloo",
     "check_binary",
     "chi_square",
@@ -62,6 +64,20 @@ class Counts:
 def is_binary(values: np.ndarray) -> bool:
     """Whether every value is exactly 0 or 1 (an empty sample is not binary)."""
     return bool(values.size) and bool(np.all((values == 0.0) | (values == 1.0)))
+
+
+def binary_outcome(conditions: Iterable[object]) -> bool:
+    """Whether a metric is a 0/1 outcome: every condition's values are 0 or 1.
+
+    One condition alone cannot say: a count or a sum that happens to be all
+    zeros (or all ones) in the baseline is not a proportion when another
+    condition recorded 3. Conditions without values are ignored; a metric
+    with no values at all is not binary.
+    """
+    arrays = [np.asarray(values, dtype=np.float64).ravel() for values in conditions]
+    arrays = [a[np.isfinite(a)] for a in arrays]
+    arrays = [a for a in arrays if a.size]
+    return bool(arrays) and all(is_binary(a) for a in arrays)
 
 
 def check_binary(samples: Samples, test: str) -> None:

@@ -65,8 +65,9 @@ class Comparison:
         n_baseline, n_treatment: values used (after ``nan_policy="omit"``).
         mean_baseline, mean_treatment: sample means (proportions for 0/1 data).
         difference: ``mean_treatment - mean_baseline``.
-        relative_difference: ``difference / |mean_baseline|`` (nan if the
-            baseline mean is 0).
+        relative_difference: ``difference / |mean_baseline|``; nan unless the
+            baseline mean is clearly away from 0 (not 0, not rounding
+            residue, and 0 outside its t-interval; any success for 0/1 data).
         ci_low, ci_high: two-sided ``confidence`` interval of the difference,
             from the test's own family (see the package docstring).
         confidence: level of that interval.

@@ -9,7 +9,7 @@ import numpy as np
 
 from pytest_crystallize.errors import StatisticsError
 
-from ._binary import wilson_interval
+from ._binary import is_binary, wilson_interval
 from ._inputs import as_values
 
 __all__ = ["Summary", "describe", "t_quantile"]
@@ -57,12 +57,17 @@ def _json_float(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def describe(values: object, *, confidence: float = 0.95) -> Summary:
+def describe(values: object, *, confidence: float = 0.95, binary: bool | None = None) -> Summary:
     """Summarise one sample of finite values.
 
     Args:
         values: one-dimensional numbers (one per replicate).
-        confidence: level of the two-sided t-interval of the mean.
+        confidence: level of the two-sided interval of the mean.
+        binary: whether the metric is a 0/1 outcome (Wilson interval), as
+            :func:`binary_outcome` decides over every condition; ``None``
+            judges this sample alone (all 0/1 values). A caller summarising
+            one condition of several should pass it: a baseline of zeros is
+            no proportion when the treatment recorded 3.
 
     Returns:
         A :class:`Summary`.
@@ -92,7 +97,9 @@ def describe(values: object, *, confidence: float = 0.95) -> Summary:
     nan = float("nan")
     centred = array - mean
     std = math.sqrt(float(np.dot(centred, centred)) / (n - 1)) if n > 1 else nan
-    if bool(np.all((array == 0.0) | (array == 1.0))):
+    if binary is None:
+        binary = is_binary(array)
+    if binary and is_binary(array):
         # A proportion: the t-interval can leave [0, 1] and fails at 0 or n successes.
         low, high = wilson_interval(int(array.sum()), n, confidence)
         return Summary(n, mean, std, low, high, confidence, method="wilson")

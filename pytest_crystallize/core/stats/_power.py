@@ -10,7 +10,11 @@ given (signed, usually 0) for no_worse and equivalent. Families:
   ``n - 1`` when paired (``TTestPower``);
 * ``normal`` (rank, resampling and users' tests): the same with a normal
   statistic (no asymptotic-relative-efficiency adjustment);
-* ``binary``: normal approximation for two proportions at the observed
+* ``binary``, for Fisher's, Boschloo's and the exact McNemar test: the exact
+  test's own power by enumeration (:mod:`~._exact_power`), at the observed
+  baseline rate or discordance; above the sizes enumerated, and for the other
+  0/1 tests (chi-square, score tests against a margin), the
+  normal approximation for two proportions at the observed
   baseline rate, null variance at the restricted MLE (Fleiss 1981 for a zero
   null, Farrington & Manning 1990 for a margin); paired: Connor (1987) for
   McNemar with the observed discordance, Tango's restricted MLE for a margin.
@@ -32,6 +36,7 @@ from typing import Protocol
 from pytest_crystallize.core.defaults import TARGET_POWER
 from pytest_crystallize.errors import StatisticsError
 
+from ._exact_power import EXACT_TESTS, exact_power
 from ._inputs import Samples
 from ._margins import restricted_proportions, tango_restricted_q21
 
@@ -169,17 +174,38 @@ def _nan_to_zero(value: float) -> float:
 
 
 def power_and_replicates(
-    family: str, samples: Samples, nulls: Sequence[NullLike], alpha: float, true_difference: float | None
+    family: str,
+    samples: Samples,
+    nulls: Sequence[NullLike],
+    alpha: float,
+    true_difference: float | None,
+    test: str = "",
 ) -> tuple[float, int | None]:
-    """Power at the observed sizes and replicates needed for 80%, at ``true_difference``."""
+    """Power at the observed sizes and replicates needed for 80%, at ``true_difference``.
+
+    ``test`` names the test that ran: Fisher's, Boschloo's and the exact
+    McNemar test get the power of the exact test itself
+    (:mod:`~._exact_power`), not of its normal approximation.
+    """
     if true_difference is None:
         return math.nan, None
     model = _model(family, samples)
-    achieved = _power_of(model, samples.n_baseline, samples.n_treatment, true_difference, nulls, alpha)
+
+    def power_at(nb: int, nt: int) -> float:
+        if test in EXACT_TESTS:
+            exact = exact_power(
+                test, nt, nb, p_baseline=model.p_baseline, discordance=model.discordance,
+                true=true_difference, alpha=alpha, alternative=nulls[0].alternative,
+            )
+            if not math.isnan(exact) or math.isnan(_power_of(model, nb, nt, true_difference, nulls, alpha)):
+                return exact
+        return _power_of(model, nb, nt, true_difference, nulls, alpha)
+
+    achieved = power_at(samples.n_baseline, samples.n_treatment)
     if math.isnan(achieved):
         return math.nan, None
     start = 1 if family == "binary" else 2
-    needed = _smallest_n(lambda n: _power_of(model, n, n, true_difference, nulls, alpha), start)
+    needed = _smallest_n(lambda n: power_at(n, n), start)
     return achieved, needed
 
 

@@ -10,10 +10,10 @@ import numpy as np
 from pytest_crystallize.core.vocabulary import MARGIN_DIRECTIONS
 from pytest_crystallize.errors import StatisticsError
 
-from . import _binary, _continuous, _margins, _rank, _resampling
+from . import _binary, _continuous, _margins, _rank, _resampling, _skewness
 from ._inputs import Samples
 
-__all__ = ["TESTS", "TestSpec", "UserTest", "choose", "resolve", "unpaired"]
+__all__ = ["SCREENED", "TESTS", "TestSpec", "UserTest", "builtin", "choose", "resolve", "unpaired"]
 
 Outcome = tuple[float, float]
 """A test's (statistic, p-value)."""
@@ -120,6 +120,9 @@ def _builtins() -> dict[str, TestSpec]:
             "student_t", _shifting(_continuous.student_t), _student_interval, "never", False, 2, True, "t"
         ),
         TestSpec("paired_t", _shifting(_continuous.paired_t), t, "always", False, 2, True, "t"),
+        TestSpec(
+            "skew_corrected_t", _shifting(_skewness.corrected_t), t, "optional", False, 2, True, "t"
+        ),
         TestSpec("mann_whitney", _shifting(_rank.mann_whitney), t, "never", False, 2, True, "normal"),
         TestSpec("wilcoxon", _shifting(_rank.wilcoxon), t, "always", False, 2, True, "normal"),
         TestSpec(
@@ -149,6 +152,13 @@ def _builtins() -> dict[str, TestSpec]:
 
 _BUILTINS = _builtins()
 TESTS: tuple[str, ...] = (*sorted(_BUILTINS), "auto")
+#: The tests ``auto`` screens for skewness before trusting them.
+SCREENED: tuple[str, ...] = ("paired_t", "welch_t")
+
+
+def builtin(name: str) -> TestSpec:
+    """The spec of the built-in test ``name`` (a KeyError for any other name)."""
+    return _BUILTINS[name]
 
 
 
@@ -166,10 +176,11 @@ def choose(samples: Samples, direction: str, *, margin: bool = False) -> tuple[T
             reason = "0/1 outcomes from paired replicates: exact McNemar test on the discordant pairs"
             return _BUILTINS["mcnemar"], reason
         return _BUILTINS["fisher_exact"], "0/1 outcomes from independent samples: Fisher's exact test"
+    screened = "; screened for skewness (see the note when it is found)"
     if samples.paired:
-        reason = "paired replicates (common random numbers): paired t-test on the differences"
+        reason = "paired replicates (common random numbers): paired t-test on the differences" + screened
         return _BUILTINS["paired_t"], reason
-    return _BUILTINS["welch_t"], "independent samples: Welch's t-test (no equal-variance assumption)"
+    return _BUILTINS["welch_t"], "independent samples: Welch's t-test (no equal-variance assumption)" + screened
 
 
 def resolve(

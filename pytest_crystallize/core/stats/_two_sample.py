@@ -15,7 +15,9 @@ from ._comparison import Comparison, NoVariation
 from ._effects import effect_size
 from ._inputs import BETTER, DIRECTIONS, Samples, prepare
 from ._power import power_and_replicates
-from ._registry import TestSpec, UserTest, resolve, unpaired
+from ._registry import SCREENED, TestSpec, UserTest, builtin, resolve, unpaired
+from ._relative import relative_difference
+from ._skewness import screened_t
 
 __all__ = ["compare"]
 
@@ -83,14 +85,20 @@ def compare(
             "'welch_t') for no_worse/equivalent hypotheses"
         )
         raise StatisticsError(msg)
-    statistic, p_value, found = _run(spec, used, nulls, seed)
+    screen = test == "auto" and spec.name in SCREENED
+    statistic, p_value, found, notes, corrected = _run(spec, used, nulls, seed, screen=screen, alpha=alpha)
+    if corrected:
+        spec, reason = builtin("skew_corrected_t"), f"{reason}; skewness found: Hall's skewness-corrected t"
+    degenerate = "; ".join(filter(None, ["" if found is None else no_variation_note(found), *notes]))
     difference = used.mean_treatment - used.mean_baseline
     ci_low, ci_high = spec.interval(used, confidence, seed)
     effect, effect_name = effect_size(used, binary=spec.binary)
     odds = float("nan")
     if _binary.is_binary(used.baseline) and _binary.is_binary(used.treatment):
         odds = _binary.odds_ratio(_binary.counts(used), paired=used.paired)
-    power, needed = power_and_replicates(spec.family, used, nulls, alpha, _true_difference(direction, mde))
+    power, needed = power_and_replicates(
+        spec.family, used, nulls, alpha, _true_difference(direction, mde), spec.name
+    )
     return Comparison(
         test=spec.name,
         test_reason=reason,
@@ -102,7 +110,7 @@ def compare(
         mean_baseline=used.mean_baseline,
         mean_treatment=used.mean_treatment,
         difference=difference,
-        relative_difference=_relative(difference, used.mean_baseline),
+        relative_difference=relative_difference(used, difference, confidence),
         ci_low=float(ci_low),
         ci_high=float(ci_high),
         confidence=confidence,
@@ -115,7 +123,7 @@ def compare(
         margin=abs_margin if abs_margin is not None else float("nan"),
         better=better,
         direction_ok=all(_points_right(difference, null) for null in nulls),
-        degenerate="" if found is None else no_variation_note(found),
+        degenerate=degenerate,
         no_variation=found,
         mde=float("nan") if mde is None else float(mde),
         power=power,
@@ -208,25 +216,34 @@ def _true_difference(direction: str, mde: float | None) -> float | None:
     return float(mde)
 
 
-def _relative(difference: float, base: float) -> float:
-    return difference / abs(base) if base != 0.0 else float("nan")
-
-
 def _run(
-    spec: TestSpec, samples: Samples, nulls: tuple[_Null, ...], seed: int
-) -> tuple[float, float, NoVariation | None]:
-    """(statistic, p-value, what had no spread); for two nulls the larger p wins."""
+    spec: TestSpec, samples: Samples, nulls: tuple[_Null, ...], seed: int, *, screen: bool = False,
+    alpha: float = 0.05,
+) -> tuple[float, float, NoVariation | None, list[str], bool]:
+    """(statistic, p-value, what had no spread, screen notes, skew-corrected?); for two nulls the larger p wins.
+
+    ``screen``: ``auto`` chose a t-test; screen it for skewness first
+    (:func:`~._skewness.screened_t`); its notes say why a claim was refused.
+    """
     results = []
+    notes: list[str] = []
+    corrected = False
     for null in nulls:
         # A user's own test is always asked, even when the data have no spread.
         exact = None if spec.binary or spec.user else _no_variation_p(samples.shifted(null.delta), null.alternative)
-        if exact is None:
-            statistic, p = spec.run(samples, null.delta, null.alternative, seed)
-        else:
+        if exact is not None:
             statistic, p = float("nan"), exact
+        elif screen:
+            check = screened_t(samples.shifted(null.delta), null.alternative, alpha)
+            statistic, p = check.statistic, check.p_value
+            corrected = corrected or check.action == "corrected"
+            if check.action == "refused" and check.note not in notes:
+                notes.append(check.note)
+        else:
+            statistic, p = spec.run(samples, null.delta, null.alternative, seed)
         results.append((p, statistic))
     p, statistic = max(results, key=lambda r: r[0])
-    return statistic, p, _no_variation(samples)
+    return statistic, p, _no_variation(samples), notes, corrected
 
 
 def _constant(values: np.ndarray, var: float, mean: float) -> bool:

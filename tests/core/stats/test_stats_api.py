@@ -22,6 +22,7 @@ def test_contract_names() -> None:
         "welch_t",
         "student_t",
         "paired_t",
+        "skew_corrected_t",
         "mann_whitney",
         "wilcoxon",
         "permutation",
