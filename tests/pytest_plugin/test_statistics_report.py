@@ -208,3 +208,32 @@ def test_warnings_as_errors_fail_the_experiment_with_the_message_not_a_traceback
     result.stdout.fnmatch_lines(["LowPowerWarning: experiment 'experiment_small': hypothesis 'x maximize'*"])
     result.stdout.no_fnmatch_line("*Traceback*")
     result.stdout.fnmatch_lines(["*= crystallize =*", "*experiment_small (5 replicates*"])
+
+
+MARGINS = """
+    import pytest
+    from pytest_crystallize import Treatment, hypothesis
+
+    @pytest.mark.experiment(replicates=20, seed=5, treatments=[Treatment("t", {{"d": {shift}}})])
+    @hypothesis(metric="acc", direction="{direction}", margin=0.02, better="{better}")
+    def experiment_margin(ctx):
+        ctx.metrics.add("acc", 0.8 + 0.01 * ctx.rng.normal() + ctx.get("d", 0.0))
+"""
+
+
+@pytest.mark.parametrize(
+    ("direction", "better", "shift", "outcome", "shown"),
+    [
+        ("no_worse", "higher", -0.03, "FAIL", "margin -0.02"),
+        ("no_worse", "higher", -0.01, "PASS", "margin -0.02"),
+        ("no_worse", "lower", 0.01, "PASS", "margin +0.02"),
+        ("equivalent", "higher", 0.03, "FAIL", "margin ±0.02"),
+        ("equivalent", "higher", 0.0, "PASS", "margin ±0.02"),
+    ],
+)
+def test_margin_verdicts_show_their_margin_passing_or_failing(
+    pytester: pytest.Pytester, direction: str, better: str, shift: float, outcome: str, shown: str
+) -> None:
+    pytester.makepyfile(MARGINS.format(direction=direction, better=better, shift=shift))
+    result = pytester.runpytest("--crystallize")
+    result.stdout.fnmatch_lines([f"*{outcome} 'acc {direction}' t vs baseline: diff *{shown}, *"])

@@ -17,6 +17,7 @@ from pytest_crystallize.core.alignment import replicate_means
 from pytest_crystallize.core.report.table import Column, Table
 from pytest_crystallize.core.results import ExperimentResult
 from pytest_crystallize.core.treatments import BASELINE
+from pytest_crystallize.core.vocabulary import MARGIN_DIRECTIONS
 
 __all__ = ["failure_report", "summarize", "summary_lines", "totals_line", "verdict_lines"]
 
@@ -142,6 +143,17 @@ def _pct(value: object) -> str:
     return f" ({value:+.1%})" if _number(value) else ""
 
 
+def _margin(v: Mapping[str, Any], d: Mapping[str, Any]) -> str:
+    """The margin a no_worse / equivalent verdict was judged against, as the difference it tolerates."""
+    margin = d.get("margin")
+    if v.get("direction") not in MARGIN_DIRECTIONS or not isinstance(margin, (int, float)):
+        return ""
+    if v["direction"] == "equivalent":
+        return f", margin ±{_fmt(margin)}"
+    # no_worse tolerates a difference down to -margin (higher is better) or up to +margin.
+    return f", margin {_fmt(-margin if d.get('better', 'higher') == 'higher' else margin, True)}"
+
+
 def verdict_lines(v: Mapping[str, Any], *, verbose: bool = False) -> list[str]:
     """One line per verdict: outcome, difference with CI, effect size, p raw and adjusted, test."""
     d = v.get("details") or {}
@@ -155,7 +167,7 @@ def verdict_lines(v: Mapping[str, Any], *, verbose: bool = False) -> list[str]:
     if v.get("p_adjusted") is not None and v["p_adjusted"] != v["p_value"]:
         p += f" (adjusted {_fmt(v['p_adjusted'])})"
     line = (f"{head}: diff {_fmt(v['difference'], True)}{_pct(d.get('relative_difference'))}{ci}"
-            f"{effect}, {p}, {v['test']}: {v['reason'].split(':')[0]}")
+            f"{_margin(v, d)}{effect}, {p}, {v['test']}: {v['reason'].split(':')[0]}")
     lines = [line]
     if verbose:
         lines.append(f"       test choice: {d.get('test_reason', '')}")
