@@ -11,16 +11,14 @@ import pytest
 
 from pytest_crystallize.core.defaults import DEFAULT_ARTIFACTS_DIR
 from pytest_crystallize.pytest_plugin.fixtures import ctx
-from pytest_crystallize.pytest_plugin.items import MARKER
+from pytest_crystallize.pytest_plugin.keys import MARKER, SESSION_KEY, SESSION_PLUGIN
 from pytest_crystallize.pytest_plugin.options import add_options, read_settings
-from pytest_crystallize.pytest_plugin.session import SESSION_KEY, CrystallizeSession
+from pytest_crystallize.pytest_plugin.session import CrystallizeSession
 from pytest_crystallize.pytest_plugin.storage import configure as configure_storage
 from pytest_crystallize.pytest_plugin.storage import unconfigure as unconfigure_storage
 from pytest_crystallize.pytest_plugin.storage_options import add_storage_options
 
 __all__ = ["ctx", "pytest_addhooks", "pytest_addoption", "pytest_configure", "pytest_unconfigure"]
-
-_SESSION_PLUGIN_NAME = "crystallize-session"
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -70,7 +68,7 @@ def pytest_configure(config: pytest.Config) -> None:
         files.append("experiment_*.py")
     session = CrystallizeSession(config, read_settings(config))
     config.stash[SESSION_KEY] = session
-    config.pluginmanager.register(session, _SESSION_PLUGIN_NAME)
+    config.pluginmanager.register(session, SESSION_PLUGIN)
     configure_storage(config, enabled=session.settings.enabled)
 
 

@@ -11,7 +11,6 @@ strings) and prints the summary.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from collections.abc import Generator, Sequence
@@ -24,16 +23,13 @@ import pytest
 from pytest_crystallize.core.datasources import DataSource
 from pytest_crystallize.core.defaults import DEFAULT_ARTIFACTS_DIR
 from pytest_crystallize.core.replicates import make_plugin_manager
+from pytest_crystallize.core.report.payload import ReportPayload
 from pytest_crystallize.core.report.text import summary_lines, totals_line
 from pytest_crystallize.errors import ConfigurationError
 from pytest_crystallize.hookspecs import hookimpl
 from pytest_crystallize.plugins import ArtifactPlugin, entry_point_plugins
-from pytest_crystallize.pytest_plugin.items import (
-    MARKER,
-    PAYLOAD_ATTRIBUTE,
-    ExperimentItem,
-    to_experiment_item,
-)
+from pytest_crystallize.pytest_plugin.items import ExperimentItem, to_experiment_item
+from pytest_crystallize.pytest_plugin.keys import EXPERIMENT_PREFIX, MARKER, PAYLOAD_PROPERTY, SESSION_KEY
 from pytest_crystallize.pytest_plugin.options import Settings
 
 if TYPE_CHECKING:
@@ -44,8 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PROGRESS_MODES", "SESSION_KEY", "CrystallizeSession", "ProgressDisplay"]
 
-SESSION_KEY: Final = pytest.StashKey["CrystallizeSession"]()
-EXPERIMENT_PREFIX: Final = "experiment_"
 PROGRESS_MODES: Final = ("auto", "on", "off")
 
 
@@ -55,7 +49,9 @@ class CrystallizeSession:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        self.payloads: dict[str, dict[str, Any]] = {}
+        #: Report payloads and outcomes of the experiments, by node id (also those of xdist workers).
+        self.payloads: dict[str, ReportPayload] = {}
+        self.outcomes: dict[str, str] = {}
         self._conftest_sources: dict[Path, dict[str, DataSource]] = {}
         self._entry_point_plugins: list[object] | None = None
         self._display: ProgressDisplay | None = None
@@ -189,22 +185,25 @@ class CrystallizeSession:
     # -- reporting ----------------------------------------------------------------
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-        """Copy the experiment's payload onto its call report (a JSON string: xdist-safe)."""
+        """Erase the progress display before the outcome is written; keep experiment reports sendable by xdist."""
         if call.when == "call":
             self._clear_display()  # also when the run raised, before pytest writes the outcome
         report = yield
-        if call.when == "call" and isinstance(item, ExperimentItem):
-            for key, value in item.user_properties:
-                if key == PAYLOAD_ATTRIBUTE:
-                    setattr(report, PAYLOAD_ATTRIBUTE, value)
+        if hasattr(self.config, "workerinput") and isinstance(item, ExperimentItem):
+            # An object in user_properties would crash the worker's report and end the
+            # run as "no tests ran" with exit code 0; JUnit XML writes str() anyway.
+            report.user_properties = [(str(k), v if _plain(v) else str(v)) for k, v in report.user_properties]
         return report
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Collect payloads, also from xdist workers."""
-        payload = getattr(report, PAYLOAD_ATTRIBUTE, None)
-        if report.when == "call" and isinstance(payload, str):
-            self.payloads[report.nodeid] = json.loads(payload)
+        """Collect the experiments' payloads and outcomes, also from xdist workers."""
+        if report.when != "call":
+            return
+        for key, value in report.user_properties:
+            if key == PAYLOAD_PROPERTY and isinstance(value, str):
+                self.payloads[report.nodeid] = ReportPayload.from_json(value)
+                self.outcomes[report.nodeid] = report.outcome
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
@@ -214,12 +213,12 @@ class CrystallizeSession:
         terminalreporter.write_sep("=", "crystallize")
         verbose = self.config.get_verbosity() > 0
         for nodeid in sorted(self.payloads):
-            for line in summary_lines(self.payloads[nodeid], title=nodeid, verbose=verbose):
+            for line in summary_lines(self.payloads[nodeid].to_dict(), title=nodeid, verbose=verbose):
                 terminalreporter.write_line(line)
             terminalreporter.write_line("")
-        clean = all(p["passed"] and not (p.get("gate") or {}).get("failed") for p in self.payloads.values())
+        clean = all(p.clean for p in self.payloads.values())
         markup = {"green": True} if clean else {"red": True}
-        terminalreporter.write_line(totals_line(self.payloads.values()), bold=True, **markup)
+        terminalreporter.write_line(totals_line(p.to_dict() for p in self.payloads.values()), bold=True, **markup)
 
 
 class ProgressDisplay:
@@ -309,3 +308,14 @@ def _artifacts_root(config: pytest.Config) -> Path:
 def _has_marker(obj: object) -> bool:
     marks = getattr(obj, "pytestmark", ())
     return callable(obj) and any(getattr(m, "name", None) == MARKER for m in marks)
+
+
+def _plain(value: Any) -> bool:
+    """True for data pytest-xdist can send: JSON-like builtins all the way down."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
