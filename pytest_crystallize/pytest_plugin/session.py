@@ -1,11 +1,11 @@
-"""The session object: collection of experiments, their plugins, progress, the terminal summary.
+"""The session object: collection of experiments, their plugins, progress, their reports.
 
 One :class:`CrystallizeSession` is made in ``pytest_configure``, registered as
 a plugin and kept in ``config.stash``; it lives until ``pytest_unconfigure``.
 It builds each experiment's plugin manager (entry-point plugins, conftest
 plugins, the progress display), collects the summary payloads of every
 experiment report (also those that come from pytest-xdist workers, as JSON
-strings) and prints the summary.
+strings) and has them written in the terminal summary (see ``terminal``).
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from pytest_crystallize.core.datasources import DataSource
 from pytest_crystallize.core.defaults import DEFAULT_ARTIFACTS_DIR
 from pytest_crystallize.core.replicates import make_plugin_manager
 from pytest_crystallize.core.report.payload import ReportPayload
-from pytest_crystallize.core.report.text import summary_lines, totals_line
 from pytest_crystallize.errors import ConfigurationError
 from pytest_crystallize.hookspecs import hookimpl
 from pytest_crystallize.plugins import ArtifactPlugin, entry_point_plugins
 from pytest_crystallize.pytest_plugin.items import ExperimentItem, to_experiment_item
-from pytest_crystallize.pytest_plugin.keys import EXPERIMENT_PREFIX, MARKER, PAYLOAD_PROPERTY, SESSION_KEY
+from pytest_crystallize.pytest_plugin.keys import EXPERIMENT_PREFIX, MARKER, PAYLOAD_PROPERTY, STORAGE_KEY
 from pytest_crystallize.pytest_plugin.options import Settings
+from pytest_crystallize.pytest_plugin.terminal import write_summary
 
 if TYPE_CHECKING:
     import pluggy
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from pytest_crystallize.core.experiment import Experiment
     from pytest_crystallize.core.results import ExperimentResult
 
-__all__ = ["PROGRESS_MODES", "SESSION_KEY", "CrystallizeSession", "ProgressDisplay"]
+__all__ = ["PROGRESS_MODES", "CrystallizeSession", "ProgressDisplay"]
 
 PROGRESS_MODES: Final = ("auto", "on", "off")
 
@@ -205,20 +205,11 @@ class CrystallizeSession:
                 self.payloads[report.nodeid] = ReportPayload.from_json(value)
                 self.outcomes[report.nodeid] = report.outcome
 
-    @pytest.hookimpl
+    @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        """Print the crystallize section: a table per experiment and the totals."""
-        if not self.payloads:
-            return
-        terminalreporter.write_sep("=", "crystallize")
-        verbose = self.config.get_verbosity() > 0
-        for nodeid in sorted(self.payloads):
-            for line in summary_lines(self.payloads[nodeid].to_dict(), title=nodeid, verbose=verbose):
-                terminalreporter.write_line(line)
-            terminalreporter.write_line("")
-        clean = all(p.clean for p in self.payloads.values())
-        markup = {"green": True} if clean else {"red": True}
-        terminalreporter.write_line(totals_line(p.to_dict() for p in self.payloads.values()), bold=True, **markup)
+        """Write the crystallize sections: the experiments, the comparison with the saved run, the saved run."""
+        storage = self.config.stash.get(STORAGE_KEY, None)
+        write_summary(terminalreporter, self.payloads, storage, verbose=self.config.get_verbosity() > 0)
 
 
 class ProgressDisplay:

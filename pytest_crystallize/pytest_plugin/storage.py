@@ -16,9 +16,9 @@ as a plugin and kept in ``config.stash`` until ``pytest_unconfigure``.
   attribute of the call report.
 * The controller (or the only process) collects those strings from the
   reports, saves the run and writes the JSON report (with the payloads the
-  session object collected) in ``pytest_sessionfinish``, and prints the
-  comparison in the terminal summary. Serial and xdist runs go through the
-  same path.
+  session object collected) in ``pytest_sessionfinish``; ``terminal``
+  writes the comparison and the saved run in the terminal summary. Serial
+  and xdist runs go through the same path.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from pytest_crystallize.core.report.gate_text import gate_failure, gate_lines, gate_totals
+from pytest_crystallize.core.report.gate_text import gate_failure
 from pytest_crystallize.core.report.payload import GateOutcome
 from pytest_crystallize.core.store.definitions import definition_of, fingerprint
 from pytest_crystallize.core.store.gate import GateReport, gate_experiment
@@ -241,25 +241,6 @@ class CrystallizeStorage:
             write_atomic(path, json.dumps(document, indent=2, allow_nan=False).encode())
         except OSError as exc:
             self.problems.append(f"could not write the JSON report {path}: {exc}")
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        """Print the comparison with the saved run, then where the run was saved."""
-        write = terminalreporter.write_line
-        if self.gates and self.reference is not None:
-            terminalreporter.write_sep("=", f"crystallize compare with {self.reference.label}")
-            for nodeid in sorted(self.gates):
-                for line in gate_lines(self.gates[nodeid]):
-                    write(line)
-                write("")
-            failed = any(g.failed for g in self.gates.values())
-            write(gate_totals(self.gates.values()), bold=True, **({"red": True} if failed else {"green": True}))
-        if self.saved is not None:
-            write(f"crystallize: saved run {self.saved.label} to {self.saved.location}")
-        elif self.settings.save and not self.records and not self.problems:
-            write("crystallize: no experiment ran, nothing saved")
-        for problem in self.problems:
-            write(f"crystallize: ERROR: {problem}", red=True, bold=True)
 
 
 def configure(config: pytest.Config, enabled: bool) -> CrystallizeStorage:
