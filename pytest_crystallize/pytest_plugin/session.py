@@ -10,9 +10,7 @@ strings) and has them written in the terminal summary (see ``terminal``).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import time
 from collections.abc import Generator, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -25,20 +23,19 @@ from pytest_crystallize.core.defaults import DEFAULT_ARTIFACTS_DIR
 from pytest_crystallize.core.replicates import make_plugin_manager
 from pytest_crystallize.core.report.payload import ReportPayload
 from pytest_crystallize.errors import ConfigurationError
-from pytest_crystallize.hookspecs import hookimpl
 from pytest_crystallize.plugins import ArtifactPlugin, entry_point_plugins
 from pytest_crystallize.pytest_plugin.items import ExperimentItem, to_experiment_item
 from pytest_crystallize.pytest_plugin.keys import EXPERIMENT_PREFIX, MARKER, PAYLOAD_PROPERTY, STORAGE_KEY
 from pytest_crystallize.pytest_plugin.options import Settings
+from pytest_crystallize.pytest_plugin.progress import ProgressDisplay, make_display
 from pytest_crystallize.pytest_plugin.terminal import write_summary
 
 if TYPE_CHECKING:
     import pluggy
 
     from pytest_crystallize.core.experiment import Experiment
-    from pytest_crystallize.core.results import ExperimentResult
 
-__all__ = ["PROGRESS_MODES", "CrystallizeSession", "ProgressDisplay"]
+__all__ = ["PROGRESS_MODES", "CrystallizeSession"]
 
 PROGRESS_MODES: Final = ("auto", "on", "off")
 
@@ -133,7 +130,7 @@ class CrystallizeSession:
         for plugin in [*plugins, *experiment.plugins]:
             if isinstance(plugin, ArtifactPlugin) and plugin.base_dir is None:
                 plugin.anchor(self.config.rootpath, self.artifacts_root)
-        self._display = self._make_display()
+        self._display = make_display(self.config, self.progress_mode)
         if self._display is not None:
             manager.register(self._display)
         return manager
@@ -159,24 +156,6 @@ class CrystallizeSession:
         return plugins
 
     # -- progress -----------------------------------------------------------------
-    def _make_display(self) -> ProgressDisplay | None:
-        config = self.config
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        if self.progress_mode == "off" or reporter is None or config.get_verbosity() < 0:
-            return None
-        writer = config.get_terminal_writer()
-        if self.progress_mode == "auto":
-            isatty = getattr(reporter, "isatty", False)
-            isatty = isatty() if callable(isatty) else isatty
-            # Live output (-s, live logs) would land between our text and its erasure.
-            live = config.getoption("capture", None) == "no" or bool(
-                config.getoption("log_cli_level", None) or config.getini("log_cli")
-            )
-            if not isatty or not writer.hasmarkup or live or hasattr(config, "workerinput"):
-                return None
-        capture = config.pluginmanager.get_plugin("capturemanager")
-        return ProgressDisplay(writer, capture, delay=0.0 if self.progress_mode == "on" else None)
-
     def _clear_display(self) -> None:
         if self._display is not None:
             self._display.clear()
@@ -210,73 +189,6 @@ class CrystallizeSession:
         """Write the crystallize sections: the experiments, the comparison with the saved run, the saved run."""
         storage = self.config.stash.get(STORAGE_KEY, None)
         write_summary(terminalreporter, self.payloads, storage, verbose=self.config.get_verbosity() > 0)
-
-
-class ProgressDisplay:
-    """Draws ``[done/total replicates, elapsed, ETA]`` after the running item's line.
-
-    A plugin of one experiment run. It draws after ``delay`` seconds, at most
-    every ``interval`` seconds, with pytest's capture suspended; the text is
-    written past the writer's bookkeeping and erased in place (ANSI cursor
-    moves) before pytest writes the item's outcome, so pytest's own output
-    is unchanged.
-    """
-
-    DELAY: Final = 0.5
-    INTERVAL: Final = 0.2
-
-    def __init__(self, writer: Any, capture: Any, *, delay: float | None = None) -> None:
-        self._writer = writer
-        self._capture = capture
-        self._delay = self.DELAY if delay is None else delay
-        self._shown = 0
-        self._last = 0.0
-
-    @staticmethod
-    def text(done: int, total: int, elapsed: float) -> str:
-        """The progress text for ``done`` of ``total`` tasks after ``elapsed`` seconds."""
-        eta = f"{elapsed / done * (total - done):.1f}s" if done else "?"
-        return f" [{done}/{total} replicates, {elapsed:.1f}s elapsed, ETA {eta}]"
-
-    @hookimpl
-    def crystallize_replicates_progress(
-        self, experiment: Experiment, done: int, total: int, elapsed: float
-    ) -> None:
-        """Redraw, throttled; erase when the loop is done."""
-        if done >= total:
-            self.clear()
-            return
-        now = time.perf_counter()
-        if elapsed < self._delay or (self._shown and now - self._last < self.INTERVAL):
-            return
-        self._last = now
-        text = self.text(done, total, elapsed)
-        room = self._writer.fullwidth - self._writer.width_of_current_line - 1
-        if len(text) > room:
-            text = f" [{done}/{total}]"
-        self._draw(text if len(text) <= room else "")
-
-    @hookimpl
-    def crystallize_run_after(self, experiment: Experiment, result: ExperimentResult) -> None:
-        """Erase the text when the run ends."""
-        self.clear()
-
-    def clear(self) -> None:
-        """Erase what is drawn, leaving the cursor where pytest left it."""
-        if self._shown:
-            self._draw("")
-
-    def _draw(self, text: str) -> None:
-        erase = f"\x1b[{self._shown}D\x1b[K" if self._shown else ""
-        if not erase and not text:
-            return
-        suspended = (
-            self._capture.global_and_fixture_disabled() if self._capture is not None
-            else contextlib.nullcontext()
-        )
-        with suspended:
-            self._writer.write_raw(erase + text, flush=True)
-        self._shown = len(text)
 
 
 def _progress_mode(config: pytest.Config) -> str:
