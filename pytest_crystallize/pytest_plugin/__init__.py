@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_crystallize.core.defaults import DEFAULT_ARTIFACTS_DIR
 from pytest_crystallize.pytest_plugin.fixtures import ctx
 from pytest_crystallize.pytest_plugin.keys import MARKER, SESSION_KEY, SESSION_PLUGIN
-from pytest_crystallize.pytest_plugin.options import add_options, read_settings
+from pytest_crystallize.pytest_plugin.options import add_options, read_settings, read_storage_settings
 from pytest_crystallize.pytest_plugin.session import CrystallizeSession
 from pytest_crystallize.pytest_plugin.storage import configure as configure_storage
 from pytest_crystallize.pytest_plugin.storage import unconfigure as unconfigure_storage
-from pytest_crystallize.pytest_plugin.storage_options import add_storage_options
 
 __all__ = ["ctx", "pytest_addhooks", "pytest_addoption", "pytest_configure", "pytest_unconfigure"]
 
@@ -31,22 +29,6 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Register our options and ini settings."""
     add_options(parser)
-    add_storage_options(parser)
-    group = parser.getgroup("crystallize")
-    group.addoption(
-        "--crystallize-progress", choices=("auto", "on", "off"), default=None,
-        help="show replicates done, elapsed time and ETA while an experiment runs: auto (on a "
-             "terminal, without -s or live logs), on (also when not a terminal), off; never "
-             "with -q. ini: crystallize_progress",
-    )
-    group.addoption(
-        "--crystallize-artifacts-dir", metavar="DIR", default=None,
-        help="default root of ArtifactPlugin, relative to the rootdir. ini: crystallize_artifacts_dir",
-    )
-    parser.addini("crystallize_progress", default="auto",
-                  help="progress display while experiments run: auto, on or off (default auto)")
-    parser.addini("crystallize_artifacts_dir", default=DEFAULT_ARTIFACTS_DIR,
-                  help=f"default root of ArtifactPlugin, relative to the rootdir (default {DEFAULT_ARTIFACTS_DIR})")
 
 
 @pytest.hookimpl(trylast=True)
@@ -66,10 +48,11 @@ def pytest_configure(config: pytest.Config) -> None:
     files = config.getini("python_files")
     if "experiment_*.py" not in files:
         files.append("experiment_*.py")
-    session = CrystallizeSession(config, read_settings(config))
+    settings, storage_settings = read_settings(config), read_storage_settings(config)
+    session = CrystallizeSession(config, settings)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, SESSION_PLUGIN)
-    configure_storage(config, enabled=session.settings.enabled)
+    configure_storage(config, storage_settings, enabled=settings.enabled)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -14,12 +14,11 @@ import os
 from collections.abc import Generator, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_crystallize.core.datasources import DataSource
-from pytest_crystallize.core.defaults import DEFAULT_ARTIFACTS_DIR
 from pytest_crystallize.core.replicates import make_plugin_manager
 from pytest_crystallize.core.report.payload import ReportPayload
 from pytest_crystallize.errors import ConfigurationError
@@ -35,9 +34,7 @@ if TYPE_CHECKING:
 
     from pytest_crystallize.core.experiment import Experiment
 
-__all__ = ["PROGRESS_MODES", "CrystallizeSession"]
-
-PROGRESS_MODES: Final = ("auto", "on", "off")
+__all__ = ["CrystallizeSession"]
 
 
 class CrystallizeSession:
@@ -52,8 +49,6 @@ class CrystallizeSession:
         self._conftest_sources: dict[Path, dict[str, DataSource]] = {}
         self._entry_point_plugins: list[object] | None = None
         self._display: ProgressDisplay | None = None
-        self.progress_mode = _progress_mode(config)
-        self.artifacts_root = _artifacts_root(config)
 
     # -- datasources in conftest.py files -------------------------------------
     @pytest.hookimpl
@@ -129,8 +124,8 @@ class CrystallizeSession:
         manager = make_plugin_manager(plugins)
         for plugin in [*plugins, *experiment.plugins]:
             if isinstance(plugin, ArtifactPlugin) and plugin.base_dir is None:
-                plugin.anchor(self.config.rootpath, self.artifacts_root)
-        self._display = make_display(self.config, self.progress_mode)
+                plugin.anchor(self.config.rootpath, self.settings.artifacts_root)
+        self._display = make_display(self.config, self.settings.progress)
         if self._display is not None:
             manager.register(self._display)
         return manager
@@ -189,23 +184,6 @@ class CrystallizeSession:
         """Write the crystallize sections: the experiments, the comparison with the saved run, the saved run."""
         storage = self.config.stash.get(STORAGE_KEY, None)
         write_summary(terminalreporter, self.payloads, storage, verbose=self.config.get_verbosity() > 0)
-
-
-def _progress_mode(config: pytest.Config) -> str:
-    value = config.getoption("crystallize_progress", None)
-    source = "--crystallize-progress"
-    if value is None:
-        value, source = str(config.getini("crystallize_progress")).strip(), "ini option crystallize_progress"
-    if value not in PROGRESS_MODES:
-        msg = f"{source} must be one of {', '.join(PROGRESS_MODES)}, got {value!r}"
-        raise pytest.UsageError(msg)
-    return str(value)
-
-
-def _artifacts_root(config: pytest.Config) -> Path:
-    value = config.getoption("crystallize_artifacts_dir", None) or config.getini("crystallize_artifacts_dir")
-    path = Path(str(value).strip() or DEFAULT_ARTIFACTS_DIR)
-    return path if path.is_absolute() else config.rootpath / path
 
 
 def _has_marker(obj: object) -> bool:

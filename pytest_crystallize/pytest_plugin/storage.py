@@ -46,7 +46,7 @@ from pytest_crystallize.pytest_plugin.keys import (
     STORAGE_KEY,
     STORAGE_PLUGIN,
 )
-from pytest_crystallize.pytest_plugin.storage_options import StorageSettings, read_storage_settings
+from pytest_crystallize.pytest_plugin.options import StorageSettings
 
 if TYPE_CHECKING:
     from pytest_crystallize.core.experiment import Experiment
@@ -243,9 +243,9 @@ class CrystallizeStorage:
             self.problems.append(f"could not write the JSON report {path}: {exc}")
 
 
-def configure(config: pytest.Config, enabled: bool) -> CrystallizeStorage:
+def configure(config: pytest.Config, settings: StorageSettings, enabled: bool) -> CrystallizeStorage:
     """Make, register and stash the storage object; resolve the run to compare with."""
-    storage = CrystallizeStorage(config, read_storage_settings(config))
+    storage = CrystallizeStorage(config, settings)
     storage.resolve_reference(enabled)
     config.stash[STORAGE_KEY] = storage
     config.pluginmanager.register(storage, STORAGE_PLUGIN)
