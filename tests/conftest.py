@@ -9,6 +9,15 @@ import numpy.fft  # noqa: F401
 import pytest
 import scipy.stats  # noqa: F401
 
+# The plugin imports the engine only once an experiment is collected (a run
+# without experiments stays light); import its experiment side here too, so
+# that the in-process runs find it in the snapshot instead of importing it
+# afresh every time.
+import pytest_crystallize.plugins
+import pytest_crystallize.pytest_plugin.items
+import pytest_crystallize.pytest_plugin.progress
+import pytest_crystallize.pytest_plugin.storage  # noqa: F401
+
 pytest_plugins = ["pytester"]
 
 

@@ -1,20 +1,22 @@
 """The pytest entry point (``pytest11`` name ``crystallize``; ``-p no:crystallize`` disables it).
 
-Import-light on purpose: options, configuration and the session object. The
-engine's heavy parts (scipy, pandas, pyarrow) load only when an experiment
-runs or a result is converted.
+Import-light on purpose: options, configuration and the session object. A
+pytest run that collects no experiment imports neither the engine nor numpy,
+scipy, pandas or pyarrow: the session object imports them once an experiment
+is collected, and the storage object (saved runs, the gate, the JSON report)
+exists only when one of its options is used.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pytest_crystallize.pytest_plugin.fixtures import ctx
-from pytest_crystallize.pytest_plugin.keys import MARKER, SESSION_KEY, SESSION_PLUGIN
+from pytest_crystallize.pytest_plugin.keys import EXPERIMENT_PREFIX, MARKER, SESSION_KEY, SESSION_PLUGIN, STORAGE_KEY
 from pytest_crystallize.pytest_plugin.options import add_options, read_settings, read_storage_settings
 from pytest_crystallize.pytest_plugin.session import CrystallizeSession
-from pytest_crystallize.pytest_plugin.storage import configure as configure_storage
-from pytest_crystallize.pytest_plugin.storage import unconfigure as unconfigure_storage
 
 __all__ = ["ctx", "pytest_addhooks", "pytest_addoption", "pytest_configure", "pytest_unconfigure"]
 
@@ -43,22 +45,26 @@ def pytest_configure(config: pytest.Config) -> None:
     # getini returns the cached list pytest's collectors read, so extending it
     # in place makes them collect experiment functions and files.
     functions = config.getini("python_functions")
-    if "experiment_" not in functions:
-        functions.append("experiment_")
+    if EXPERIMENT_PREFIX not in functions:
+        functions.append(EXPERIMENT_PREFIX)
     files = config.getini("python_files")
-    if "experiment_*.py" not in files:
-        files.append("experiment_*.py")
+    if f"{EXPERIMENT_PREFIX}*.py" not in files:
+        files.append(f"{EXPERIMENT_PREFIX}*.py")
     settings, storage_settings = read_settings(config), read_storage_settings(config)
     session = CrystallizeSession(config, settings)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, SESSION_PLUGIN)
-    configure_storage(config, storage_settings, enabled=settings.enabled)
+    if storage_settings.used:
+        from pytest_crystallize.pytest_plugin.storage import configure as configure_storage
+
+        configure_storage(config, storage_settings, enabled=settings.enabled)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Drop the session and storage objects."""
-    unconfigure_storage(config)
-    session = config.stash.get(SESSION_KEY, None)
-    if session is not None:
-        config.pluginmanager.unregister(session)
-        del config.stash[SESSION_KEY]
+    keys: tuple[pytest.StashKey[Any], ...] = (STORAGE_KEY, SESSION_KEY)
+    for key in keys:
+        plugin = config.stash.get(key, None)
+        if plugin is not None:
+            config.pluginmanager.unregister(plugin)
+            del config.stash[key]

@@ -6,35 +6,42 @@ It builds each experiment's plugin manager (entry-point plugins, conftest
 plugins, the progress display), collects the summary payloads of every
 experiment report (also those that come from pytest-xdist workers, as JSON
 strings) and has them written in the terminal summary (see ``terminal``).
+
+It costs nothing where no experiment is collected: the engine, the
+experiment items and the report payloads are imported only once an
+experiment is collected or a payload arrives, and a conftest.py can hold a
+datasource only once the datasources module was imported.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Generator, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
 import pytest
 
-from pytest_crystallize.core.datasources import DataSource
-from pytest_crystallize.core.replicates import make_plugin_manager
-from pytest_crystallize.core.report.payload import ReportPayload
 from pytest_crystallize.errors import ConfigurationError
-from pytest_crystallize.plugins import ArtifactPlugin, entry_point_plugins
-from pytest_crystallize.pytest_plugin.items import ExperimentItem, to_experiment_item
 from pytest_crystallize.pytest_plugin.keys import EXPERIMENT_PREFIX, MARKER, PAYLOAD_PROPERTY, STORAGE_KEY
-from pytest_crystallize.pytest_plugin.options import Settings
-from pytest_crystallize.pytest_plugin.progress import ProgressDisplay, make_display
 from pytest_crystallize.pytest_plugin.terminal import write_summary
 
 if TYPE_CHECKING:
     import pluggy
 
+    from pytest_crystallize.core.datasources import DataSource
     from pytest_crystallize.core.experiment import Experiment
+    from pytest_crystallize.core.report.payload import ReportPayload
+    from pytest_crystallize.pytest_plugin.items import ExperimentItem
+    from pytest_crystallize.pytest_plugin.options import Settings
+    from pytest_crystallize.pytest_plugin.progress import ProgressDisplay
 
 __all__ = ["CrystallizeSession"]
+
+#: Where DataSource is defined: no conftest.py holds one unless this module was imported.
+_DATASOURCES: Final = "pytest_crystallize.core.datasources"
 
 
 class CrystallizeSession:
@@ -49,17 +56,20 @@ class CrystallizeSession:
         self._conftest_sources: dict[Path, dict[str, DataSource]] = {}
         self._entry_point_plugins: list[object] | None = None
         self._display: ProgressDisplay | None = None
+        #: True once an experiment item was collected in this process (the items module is then loaded).
+        self._experiments_collected = False
 
     # -- datasources in conftest.py files -------------------------------------
     @pytest.hookimpl
     def pytest_plugin_registered(self, plugin: object) -> None:
         """Remember the datasources each conftest.py defines, by its directory."""
-        if not isinstance(plugin, ModuleType):
+        datasources = sys.modules.get(_DATASOURCES)
+        if datasources is None or not isinstance(plugin, ModuleType):
             return
         file = getattr(plugin, "__file__", None)
         if not file or os.path.basename(file) != "conftest.py":
             return
-        sources = {n: v for n, v in vars(plugin).items() if isinstance(v, DataSource)}
+        sources = {n: v for n, v in vars(plugin).items() if isinstance(v, datasources.DataSource)}
         if sources:
             self._conftest_sources[Path(file).resolve().parent] = sources
 
@@ -95,7 +105,7 @@ class CrystallizeSession:
         exception and take the whole module down; the item stays collected
         and errors at setup, its siblings untouched.
         """
-        wrong = [item for item in items if isinstance(item, ExperimentItem) and item.config_error]
+        wrong = [item for item in items if self._is_experiment(item) and item.config_error]
         if not wrong:
             return []
         lines = [f"crystallize: {len(wrong)} experiment(s) defined wrongly (each errors at setup):"]
@@ -103,9 +113,19 @@ class CrystallizeSession:
         return lines
 
     def _convert(self, item: pytest.Function) -> pytest.Item:
+        from pytest_crystallize.pytest_plugin.items import ExperimentItem, to_experiment_item
+
+        self._experiments_collected = True
         if isinstance(item, ExperimentItem):
             return item
         return to_experiment_item(item, self)
+
+    def _is_experiment(self, item: pytest.Item) -> TypeGuard[ExperimentItem]:
+        if not self._experiments_collected:
+            return False
+        from pytest_crystallize.pytest_plugin.items import ExperimentItem
+
+        return isinstance(item, ExperimentItem)
 
     # -- plugins ----------------------------------------------------------------
     def plugin_manager_for(self, item: ExperimentItem, experiment: Experiment) -> pluggy.PluginManager | None:
@@ -117,6 +137,10 @@ class CrystallizeSession:
         runner adds the experiment's own ``plugins=[...]``. Relative
         ``ArtifactPlugin`` roots are anchored at the rootdir.
         """
+        from pytest_crystallize.core.replicates import make_plugin_manager
+        from pytest_crystallize.plugins import ArtifactPlugin
+        from pytest_crystallize.pytest_plugin.progress import make_display
+
         try:
             plugins = [*self.entry_point_plugins(), *self._conftest_plugins(item, experiment)]
         except ConfigurationError as exc:
@@ -133,6 +157,8 @@ class CrystallizeSession:
     def entry_point_plugins(self) -> list[object]:
         """Plugins of the ``crystallize.plugins`` entry points, loaded once per session."""
         if self._entry_point_plugins is None:
+            from pytest_crystallize.plugins import entry_point_plugins
+
             self._entry_point_plugins = entry_point_plugins()
         return self._entry_point_plugins
 
@@ -163,7 +189,7 @@ class CrystallizeSession:
         if call.when == "call":
             self._clear_display()  # also when the run raised, before pytest writes the outcome
         report = yield
-        if hasattr(self.config, "workerinput") and isinstance(item, ExperimentItem):
+        if hasattr(self.config, "workerinput") and self._is_experiment(item):
             # An object in user_properties would crash the worker's report and end the
             # run as "no tests ran" with exit code 0; JUnit XML writes str() anyway.
             report.user_properties = [(str(k), v if _plain(v) else str(v)) for k, v in report.user_properties]
@@ -176,6 +202,8 @@ class CrystallizeSession:
             return
         for key, value in report.user_properties:
             if key == PAYLOAD_PROPERTY and isinstance(value, str):
+                from pytest_crystallize.core.report.payload import ReportPayload
+
                 self.payloads[report.nodeid] = ReportPayload.from_json(value)
                 self.outcomes[report.nodeid] = report.outcome
 

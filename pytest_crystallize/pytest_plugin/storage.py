@@ -1,7 +1,9 @@
 """Saved runs, the regression gate and the JSON report, on the pytest side.
 
-One :class:`CrystallizeStorage` is made in ``pytest_configure``, registered
-as a plugin and kept in ``config.stash`` until ``pytest_unconfigure``.
+One :class:`CrystallizeStorage` is made in ``pytest_configure`` when saved
+runs, a comparison or the JSON report are asked for (no object, no import
+of the store otherwise), registered as a plugin and kept in
+``config.stash`` until ``pytest_unconfigure``.
 
 * In ``pytest_configure`` it resolves the saved run to compare with (once,
   on the controller; pytest-xdist workers get its directory through
@@ -53,7 +55,7 @@ if TYPE_CHECKING:
     from pytest_crystallize.core.results import ExperimentResult
     from pytest_crystallize.core.store.records import RunRecord
 
-__all__ = ["REPORT_FORMAT", "CrystallizeStorage", "GateCheck", "configure", "unconfigure"]
+__all__ = ["REPORT_FORMAT", "CrystallizeStorage", "GateCheck", "configure"]
 
 REPORT_FORMAT: Final = "pytest-crystallize/report"
 _WORKER_KEY: Final = "crystallize_compare_run"
@@ -250,11 +252,3 @@ def configure(config: pytest.Config, settings: StorageSettings, enabled: bool) -
     config.stash[STORAGE_KEY] = storage
     config.pluginmanager.register(storage, STORAGE_PLUGIN)
     return storage
-
-
-def unconfigure(config: pytest.Config) -> None:
-    """Drop the storage object."""
-    storage = config.stash.get(STORAGE_KEY, None)
-    if storage is not None:
-        config.pluginmanager.unregister(storage)
-        del config.stash[STORAGE_KEY]
