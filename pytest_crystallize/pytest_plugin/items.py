@@ -31,6 +31,8 @@ from pytest_crystallize.pytest_plugin.selection import (
 )
 
 if TYPE_CHECKING:
+    import pluggy
+
     from pytest_crystallize.core.results import ExperimentResult
     from pytest_crystallize.pytest_plugin.session import CrystallizeSession
     from pytest_crystallize.pytest_plugin.storage import GateCheck
@@ -135,6 +137,12 @@ class ExperimentItem(pytest.Function):
         except CrystallizeError as exc:
             raise ExperimentFailed(str(exc)) from None
         manager = self.crystallize_session.plugin_manager_for(self, experiment)
+        try:
+            self._run(experiment, manager)
+        finally:  # also when the run raised: erased before pytest writes the outcome
+            self.crystallize_session.clear_display()
+
+    def _run(self, experiment: Experiment, manager: pluggy.PluginManager | None) -> None:
         try:
             experiment = choose_treatments(self, experiment, self.crystallize_session.settings.treatments, manager)
         except CrystallizeError as exc:

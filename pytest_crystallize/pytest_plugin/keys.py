@@ -26,6 +26,7 @@ __all__ = [
     "SESSION_PLUGIN",
     "STORAGE_KEY",
     "STORAGE_PLUGIN",
+    "WORKER_REPORTS_PLUGIN",
 ]
 
 #: The marker every experiment item carries: ``@pytest.mark.experiment(...)``.
@@ -40,9 +41,10 @@ STORAGE_KEY: Final[pytest.StashKey[CrystallizeStorage]] = pytest.StashKey()
 #: ``item.stash``: the experiment's result to save, a JSON string (set by the storage in ``runtest``).
 RECORD_KEY: Final[pytest.StashKey[str]] = pytest.StashKey()
 
-#: Plugin names of the session and storage objects.
+#: Plugin names of the session and storage objects, and of the xdist workers' report keeper.
 SESSION_PLUGIN: Final = "crystallize-session"
 STORAGE_PLUGIN: Final = "crystallize-storage"
+WORKER_REPORTS_PLUGIN: Final = "crystallize-worker-reports"
 
 #: User property holding an experiment's report payload (a JSON string; also in JUnit XML).
 PAYLOAD_PROPERTY: Final = "crystallize_payload"

@@ -6,11 +6,14 @@ It builds each experiment's plugin manager (entry-point plugins, conftest
 plugins, the progress display), collects the summary payloads of every
 experiment report (also those that come from pytest-xdist workers, as JSON
 strings) and has them written in the terminal summary (see ``terminal``).
+On a pytest-xdist worker that collects an experiment it also registers
+:class:`WorkerReports`, which keeps experiment reports sendable.
 
 It costs nothing where no experiment is collected: the engine, the
 experiment items and the report payloads are imported only once an
-experiment is collected or a payload arrives, and a conftest.py can hold a
-datasource only once the datasources module was imported.
+experiment is collected or a payload arrives, no hook of ours runs per test
+phase but the report collector, and a conftest.py can hold a datasource
+only once the datasources module was imported.
 """
 
 from __future__ import annotations
@@ -25,7 +28,13 @@ from typing import TYPE_CHECKING, Any, Final, TypeGuard
 import pytest
 
 from pytest_crystallize.errors import ConfigurationError
-from pytest_crystallize.pytest_plugin.keys import EXPERIMENT_PREFIX, MARKER, PAYLOAD_PROPERTY, STORAGE_KEY
+from pytest_crystallize.pytest_plugin.keys import (
+    EXPERIMENT_PREFIX,
+    MARKER,
+    PAYLOAD_PROPERTY,
+    STORAGE_KEY,
+    WORKER_REPORTS_PLUGIN,
+)
 from pytest_crystallize.pytest_plugin.terminal import write_summary
 
 if TYPE_CHECKING:
@@ -38,7 +47,7 @@ if TYPE_CHECKING:
     from pytest_crystallize.pytest_plugin.options import Settings
     from pytest_crystallize.pytest_plugin.progress import ProgressDisplay
 
-__all__ = ["CrystallizeSession"]
+__all__ = ["CrystallizeSession", "WorkerReports"]
 
 #: Where DataSource is defined: no conftest.py holds one unless this module was imported.
 _DATASOURCES: Final = "pytest_crystallize.core.datasources"
@@ -105,7 +114,7 @@ class CrystallizeSession:
         exception and take the whole module down; the item stays collected
         and errors at setup, its siblings untouched.
         """
-        wrong = [item for item in items if self._is_experiment(item) and item.config_error]
+        wrong = [item for item in items if self.is_experiment(item) and item.config_error]
         if not wrong:
             return []
         lines = [f"crystallize: {len(wrong)} experiment(s) defined wrongly (each errors at setup):"]
@@ -115,12 +124,16 @@ class CrystallizeSession:
     def _convert(self, item: pytest.Function) -> pytest.Item:
         from pytest_crystallize.pytest_plugin.items import ExperimentItem, to_experiment_item
 
-        self._experiments_collected = True
+        if not self._experiments_collected:
+            self._experiments_collected = True
+            if hasattr(self.config, "workerinput"):
+                self.config.pluginmanager.register(WorkerReports(self), WORKER_REPORTS_PLUGIN)
         if isinstance(item, ExperimentItem):
             return item
         return to_experiment_item(item, self)
 
-    def _is_experiment(self, item: pytest.Item) -> TypeGuard[ExperimentItem]:
+    def is_experiment(self, item: pytest.Item) -> TypeGuard[ExperimentItem]:
+        """True for an experiment item (cheap where none was collected: nothing is imported)."""
         if not self._experiments_collected:
             return False
         from pytest_crystallize.pytest_plugin.items import ExperimentItem
@@ -177,24 +190,13 @@ class CrystallizeSession:
         return plugins
 
     # -- progress -----------------------------------------------------------------
-    def _clear_display(self) -> None:
+    def clear_display(self) -> None:
+        """Erase the progress display of the experiment that ran (its item calls this when its run ends)."""
         if self._display is not None:
             self._display.clear()
             self._display = None
 
     # -- reporting ----------------------------------------------------------------
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-        """Erase the progress display before the outcome is written; keep experiment reports sendable by xdist."""
-        if call.when == "call":
-            self._clear_display()  # also when the run raised, before pytest writes the outcome
-        report = yield
-        if hasattr(self.config, "workerinput") and self._is_experiment(item):
-            # An object in user_properties would crash the worker's report and end the
-            # run as "no tests ran" with exit code 0; JUnit XML writes str() anyway.
-            report.user_properties = [(str(k), v if _plain(v) else str(v)) for k, v in report.user_properties]
-        return report
-
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect the experiments' payloads and outcomes, also from xdist workers."""
@@ -212,6 +214,27 @@ class CrystallizeSession:
         """Write the crystallize sections: the experiments, the comparison with the saved run, the saved run."""
         storage = self.config.stash.get(STORAGE_KEY, None)
         write_summary(terminalreporter, self.payloads, storage, verbose=self.config.get_verbosity() > 0)
+
+
+class WorkerReports:
+    """Keeps experiment reports sendable on a pytest-xdist worker.
+
+    Registered by the session object when a worker collects its first
+    experiment; it lives as long as the worker's session.
+    """
+
+    def __init__(self, session: CrystallizeSession) -> None:
+        self._session = session
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        """Turn the user properties of an experiment's reports that xdist cannot send into strings."""
+        report = yield
+        if self._session.is_experiment(item):
+            # An object in user_properties would crash the worker's report and end the
+            # run as "no tests ran" with exit code 0; JUnit XML writes str() anyway.
+            report.user_properties = [(str(k), v if _plain(v) else str(v)) for k, v in report.user_properties]
+        return report
 
 
 def _has_marker(obj: object) -> bool:
