@@ -150,7 +150,7 @@ class ExperimentItem(pytest.Function):
         result = ExperimentRunner(experiment, plugin_manager=manager).run()
         self.result = result
         failures: list[str] = [] if result.passed else [failure_report(result)]
-        check = self._check_against_saved_run(experiment, result)
+        check = self._gate_and_report(experiment, result)
         if check is not None and check.failure:
             failures.append(check.failure)
         try:
@@ -160,11 +160,12 @@ class ExperimentItem(pytest.Function):
         if failures:
             raise ExperimentFailed("\n\n".join(failures))
 
-    def _check_against_saved_run(self, experiment: Experiment, result: ExperimentResult) -> GateCheck | None:
-        """Run the regression gate (when saved runs are in use), then report the payload, built once.
+    def _gate_and_report(self, experiment: Experiment, result: ExperimentResult) -> GateCheck | None:
+        """Run the regression gate (when saved runs are in use), then add the report payload, built once.
 
-        The payload and the comparison travel as user properties (JSON
-        strings: JUnit XML writes them, pytest-xdist sends them).
+        The payload and the comparison with the saved run travel as user
+        properties (JSON strings: JUnit XML writes them, pytest-xdist sends
+        them). Returns what the gate found, or None without saved runs.
         """
         storage = self.config.stash.get(STORAGE_KEY, None)
         check: GateCheck | None = None
