@@ -30,6 +30,10 @@ def _crystallize_numeric_preload() -> None:
     """
     importlib.import_module("numpy.fft")
     importlib.import_module("scipy.stats")
+    # The plugin loads its experiment side only once an experiment is collected;
+    # load it here too, so in-process runs find it in the snapshot.
+    for module in ("plugins", "pytest_plugin.items", "pytest_plugin.progress", "pytest_plugin.storage"):
+        importlib.import_module(f"pytest_crystallize.{module}")
 
 
 @pytest.fixture

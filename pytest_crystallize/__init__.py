@@ -1,47 +1,55 @@
 """pytest-crystallize: experiments as pytest tests, with real statistics.
 
 The public API. Everything lives in private modules; this namespace is the
-contract. It never imports pytest, and importing it loads neither scipy,
-pandas nor pyarrow.
+contract. It never imports pytest, and importing it loads nothing else: each
+name is imported from its module on first use (PEP 562), so the pytest plugin,
+which loads with every pytest run, pays for the engine only when an
+experiment needs it. Type checkers and IDEs see the names through the
+``TYPE_CHECKING`` imports below.
 """
 
 from __future__ import annotations
 
-from pytest_crystallize.core.asyncrun import arun_experiment
-from pytest_crystallize.core.binding import Bind
-from pytest_crystallize.core.config_files import LoadedConfig, load_config, load_treatments
-from pytest_crystallize.core.context import FrozenContext, standalone_context
-from pytest_crystallize.core.datasources import DataSource, data_source, get_datasource
-from pytest_crystallize.core.defaults import DEFAULT_SEED
-from pytest_crystallize.core.experiment import Experiment
-from pytest_crystallize.core.hypotheses import Hypothesis, Verdict, hypothesis
-from pytest_crystallize.core.pipeline import PipelineStep, current_context, pipeline_step
-from pytest_crystallize.core.results import ExperimentResult, Provenance, ReplicateError
-from pytest_crystallize.core.runner import ExperimentRunner, run_experiment
-from pytest_crystallize.core.sweeps import grid
-from pytest_crystallize.core.treatments import Treatment
-from pytest_crystallize.errors import (
-    ConfigurationError,
-    ContextMutationError,
-    CrystallizeError,
-    CrystallizeWarning,
-    DataSourceError,
-    HypothesisError,
-    LowPowerWarning,
-    MetricError,
-    ResultsError,
-    StatisticsError,
-    TreatmentError,
-)
-from pytest_crystallize.hookspecs import hookimpl
-from pytest_crystallize.plugins import (
-    ArtifactPlugin,
-    AsyncExecution,
-    LoggingPlugin,
-    ParallelExecution,
-    SeedPlugin,
-    SerialExecution,
-)
+import importlib
+import typing as _typing
+from typing import Any as _Any
+
+if _typing.TYPE_CHECKING:
+    from pytest_crystallize.core.asyncrun import arun_experiment
+    from pytest_crystallize.core.binding import Bind
+    from pytest_crystallize.core.config_files import LoadedConfig, load_config, load_treatments
+    from pytest_crystallize.core.context import FrozenContext, standalone_context
+    from pytest_crystallize.core.datasources import DataSource, data_source, get_datasource
+    from pytest_crystallize.core.defaults import DEFAULT_SEED
+    from pytest_crystallize.core.experiment import Experiment
+    from pytest_crystallize.core.hypotheses import Hypothesis, Verdict, hypothesis
+    from pytest_crystallize.core.pipeline import PipelineStep, current_context, pipeline_step
+    from pytest_crystallize.core.results import ExperimentResult, Provenance, ReplicateError
+    from pytest_crystallize.core.runner import ExperimentRunner, run_experiment
+    from pytest_crystallize.core.sweeps import grid
+    from pytest_crystallize.core.treatments import Treatment
+    from pytest_crystallize.errors import (
+        ConfigurationError,
+        ContextMutationError,
+        CrystallizeError,
+        CrystallizeWarning,
+        DataSourceError,
+        HypothesisError,
+        LowPowerWarning,
+        MetricError,
+        ResultsError,
+        StatisticsError,
+        TreatmentError,
+    )
+    from pytest_crystallize.hookspecs import hookimpl
+    from pytest_crystallize.plugins import (
+        ArtifactPlugin,
+        AsyncExecution,
+        LoggingPlugin,
+        ParallelExecution,
+        SeedPlugin,
+        SerialExecution,
+    )
 
 __all__ = [
     "ArtifactPlugin",
@@ -88,3 +96,69 @@ __all__ = [
     "run_experiment",
     "standalone_context",
 ]
+
+#: The module each public name lives in (the same imports as under TYPE_CHECKING above).
+_HOMES: dict[str, str] = {
+    "arun_experiment": "pytest_crystallize.core.asyncrun",
+    "Bind": "pytest_crystallize.core.binding",
+    "LoadedConfig": "pytest_crystallize.core.config_files",
+    "load_config": "pytest_crystallize.core.config_files",
+    "load_treatments": "pytest_crystallize.core.config_files",
+    "FrozenContext": "pytest_crystallize.core.context",
+    "standalone_context": "pytest_crystallize.core.context",
+    "DataSource": "pytest_crystallize.core.datasources",
+    "data_source": "pytest_crystallize.core.datasources",
+    "get_datasource": "pytest_crystallize.core.datasources",
+    "DEFAULT_SEED": "pytest_crystallize.core.defaults",
+    "Experiment": "pytest_crystallize.core.experiment",
+    "Hypothesis": "pytest_crystallize.core.hypotheses",
+    "Verdict": "pytest_crystallize.core.hypotheses",
+    "hypothesis": "pytest_crystallize.core.hypotheses",
+    "PipelineStep": "pytest_crystallize.core.pipeline",
+    "current_context": "pytest_crystallize.core.pipeline",
+    "pipeline_step": "pytest_crystallize.core.pipeline",
+    "ExperimentResult": "pytest_crystallize.core.results",
+    "Provenance": "pytest_crystallize.core.results",
+    "ReplicateError": "pytest_crystallize.core.results",
+    "ExperimentRunner": "pytest_crystallize.core.runner",
+    "run_experiment": "pytest_crystallize.core.runner",
+    "grid": "pytest_crystallize.core.sweeps",
+    "Treatment": "pytest_crystallize.core.treatments",
+    "ConfigurationError": "pytest_crystallize.errors",
+    "ContextMutationError": "pytest_crystallize.errors",
+    "CrystallizeError": "pytest_crystallize.errors",
+    "CrystallizeWarning": "pytest_crystallize.errors",
+    "DataSourceError": "pytest_crystallize.errors",
+    "HypothesisError": "pytest_crystallize.errors",
+    "LowPowerWarning": "pytest_crystallize.errors",
+    "MetricError": "pytest_crystallize.errors",
+    "ResultsError": "pytest_crystallize.errors",
+    "StatisticsError": "pytest_crystallize.errors",
+    "TreatmentError": "pytest_crystallize.errors",
+    "hookimpl": "pytest_crystallize.hookspecs",
+    "ArtifactPlugin": "pytest_crystallize.plugins",
+    "AsyncExecution": "pytest_crystallize.plugins",
+    "LoggingPlugin": "pytest_crystallize.plugins",
+    "ParallelExecution": "pytest_crystallize.plugins",
+    "SeedPlugin": "pytest_crystallize.plugins",
+    "SerialExecution": "pytest_crystallize.plugins",
+}
+
+
+def __getattr__(name: str) -> _Any:
+    """Import a public name from its module on first use.
+
+    Not cached in this namespace on purpose: the lookup goes through
+    ``sys.modules`` each time, so it never hands out an object of a module
+    that was since dropped from ``sys.modules`` (pytester's in-process runs
+    restore it after each run) and imported again.
+    """
+    home = _HOMES.get(name)
+    if home is None:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    return getattr(importlib.import_module(home), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -275,11 +275,6 @@ def test_every_package_import_names_a_module_of_the_package() -> None:
     assert unresolved == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9: pytest_plugin items -> storage -> session -> items is a cycle (storage imports session "
-    "inside a method); the split is under way in parallel: remove this mark with it",
-)
 def test_the_package_has_no_import_cycle() -> None:
     cycles = describe_cycles(GRAPH)
     assert not cycles, "import cycles (imports under TYPE_CHECKING excluded):\n" + "\n".join(cycles)

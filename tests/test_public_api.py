@@ -31,3 +31,20 @@ def test_errors_share_one_root_and_the_builtins_callers_expect() -> None:
     assert issubclass(errors.ContextMutationError, KeyError)
     assert issubclass(errors.ConfigurationError, ValueError)
     assert issubclass(errors.DataSourceError, LookupError)
+
+
+def test_each_lazy_name_is_the_object_its_type_checking_import_names() -> None:
+    # The names load lazily (PEP 562); the imports under TYPE_CHECKING are what type checkers see.
+    import ast
+    import importlib
+    from pathlib import Path
+
+    tree = ast.parse(Path(pytest_crystallize.__file__).read_text())
+    (block,) = [node for node in tree.body if isinstance(node, ast.If)]
+    imported = {
+        alias.name: node.module for node in block.body if isinstance(node, ast.ImportFrom) for alias in node.names
+    }
+    assert sorted(imported) == sorted(pytest_crystallize.__all__)
+    for name, module in imported.items():
+        assert getattr(pytest_crystallize, name) is getattr(importlib.import_module(str(module)), name), name
+    assert set(pytest_crystallize.__all__) <= set(dir(pytest_crystallize))

@@ -1,26 +1,24 @@
 """The pytest entry point (``pytest11`` name ``crystallize``; ``-p no:crystallize`` disables it).
 
-Import-light on purpose: options, configuration and the session object. The
-engine's heavy parts (scipy, pandas, pyarrow) load only when an experiment
-runs or a result is converted.
+Import-light on purpose: options, configuration and the session object. A
+pytest run that collects no experiment imports neither the engine nor numpy,
+scipy, pandas or pyarrow: the session object imports them once an experiment
+is collected, and the storage object (saved runs, the gate, the JSON report)
+exists only when one of its options is used.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from pytest_crystallize.core.defaults import DEFAULT_ARTIFACTS_DIR
 from pytest_crystallize.pytest_plugin.fixtures import ctx
-from pytest_crystallize.pytest_plugin.items import MARKER
-from pytest_crystallize.pytest_plugin.options import add_options, read_settings
-from pytest_crystallize.pytest_plugin.session import SESSION_KEY, CrystallizeSession
-from pytest_crystallize.pytest_plugin.storage import configure as configure_storage
-from pytest_crystallize.pytest_plugin.storage import unconfigure as unconfigure_storage
-from pytest_crystallize.pytest_plugin.storage_options import add_storage_options
+from pytest_crystallize.pytest_plugin.keys import EXPERIMENT_PREFIX, MARKER, SESSION_KEY, SESSION_PLUGIN, STORAGE_KEY
+from pytest_crystallize.pytest_plugin.options import add_options, read_settings, read_storage_settings
+from pytest_crystallize.pytest_plugin.session import CrystallizeSession
 
 __all__ = ["ctx", "pytest_addhooks", "pytest_addoption", "pytest_configure", "pytest_unconfigure"]
-
-_SESSION_PLUGIN_NAME = "crystallize-session"
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -33,22 +31,6 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Register our options and ini settings."""
     add_options(parser)
-    add_storage_options(parser)
-    group = parser.getgroup("crystallize")
-    group.addoption(
-        "--crystallize-progress", choices=("auto", "on", "off"), default=None,
-        help="show replicates done, elapsed time and ETA while an experiment runs: auto (on a "
-             "terminal, without -s or live logs), on (also when not a terminal), off; never "
-             "with -q. ini: crystallize_progress",
-    )
-    group.addoption(
-        "--crystallize-artifacts-dir", metavar="DIR", default=None,
-        help="default root of ArtifactPlugin, relative to the rootdir. ini: crystallize_artifacts_dir",
-    )
-    parser.addini("crystallize_progress", default="auto",
-                  help="progress display while experiments run: auto, on or off (default auto)")
-    parser.addini("crystallize_artifacts_dir", default=DEFAULT_ARTIFACTS_DIR,
-                  help=f"default root of ArtifactPlugin, relative to the rootdir (default {DEFAULT_ARTIFACTS_DIR})")
 
 
 @pytest.hookimpl(trylast=True)
@@ -63,21 +45,26 @@ def pytest_configure(config: pytest.Config) -> None:
     # getini returns the cached list pytest's collectors read, so extending it
     # in place makes them collect experiment functions and files.
     functions = config.getini("python_functions")
-    if "experiment_" not in functions:
-        functions.append("experiment_")
+    if EXPERIMENT_PREFIX not in functions:
+        functions.append(EXPERIMENT_PREFIX)
     files = config.getini("python_files")
-    if "experiment_*.py" not in files:
-        files.append("experiment_*.py")
-    session = CrystallizeSession(config, read_settings(config))
+    if f"{EXPERIMENT_PREFIX}*.py" not in files:
+        files.append(f"{EXPERIMENT_PREFIX}*.py")
+    settings, storage_settings = read_settings(config), read_storage_settings(config)
+    session = CrystallizeSession(config, settings)
     config.stash[SESSION_KEY] = session
-    config.pluginmanager.register(session, _SESSION_PLUGIN_NAME)
-    configure_storage(config, enabled=session.settings.enabled)
+    config.pluginmanager.register(session, SESSION_PLUGIN)
+    if storage_settings.used:
+        from pytest_crystallize.pytest_plugin.storage import configure as configure_storage
+
+        configure_storage(config, storage_settings, enabled=settings.enabled)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Drop the session and storage objects."""
-    unconfigure_storage(config)
-    session = config.stash.get(SESSION_KEY, None)
-    if session is not None:
-        config.pluginmanager.unregister(session)
-        del config.stash[SESSION_KEY]
+    keys: tuple[pytest.StashKey[Any], ...] = (STORAGE_KEY, SESSION_KEY)
+    for key in keys:
+        plugin = config.stash.get(key, None)
+        if plugin is not None:
+            config.pluginmanager.unregister(plugin)
+            del config.stash[key]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from pytest_crystallize.core.context import FrozenContext, standalone_context
+if TYPE_CHECKING:
+    from pytest_crystallize.core.context import FrozenContext
 
 __all__ = ["ctx"]
 
@@ -15,4 +18,6 @@ def ctx() -> FrozenContext:
 
     In an experiment, a parameter named ``ctx`` is the replicate's context instead.
     """
+    from pytest_crystallize.core.context import standalone_context  # the engine loads only when a test asks
+
     return standalone_context()

@@ -17,33 +17,28 @@ import pytest
 from pytest_crystallize.core.analysis import warn_low_power
 from pytest_crystallize.core.datasources import DataSource, registered_datasources
 from pytest_crystallize.core.experiment import CONTEXT_PARAMETER, Experiment
+from pytest_crystallize.core.report.payload import ReportPayload
 from pytest_crystallize.core.report.text import failure_report, summarize
 from pytest_crystallize.core.runner import ExperimentRunner
 from pytest_crystallize.core.store.gate_specs import check_gate_option
 from pytest_crystallize.errors import CrystallizeError, CrystallizeWarning
+from pytest_crystallize.pytest_plugin.keys import GATE_PROPERTY, MARKER, PAYLOAD_PROPERTY, STORAGE_KEY
 from pytest_crystallize.pytest_plugin.selection import (
     bound_parameters,
     choose_treatments,
     register_selection,
     selection_skip,
 )
-from pytest_crystallize.pytest_plugin.storage import PAYLOAD_PROPERTY, STORAGE_KEY
 
 if TYPE_CHECKING:
+    import pluggy
+
     from pytest_crystallize.core.results import ExperimentResult
     from pytest_crystallize.pytest_plugin.session import CrystallizeSession
+    from pytest_crystallize.pytest_plugin.storage import GateCheck
 
-__all__ = ["MARKER", "ExperimentFailed", "ExperimentItem", "to_experiment_item"]
+__all__ = ["SKIP_REASON", "ExperimentFailed", "ExperimentItem", "to_experiment_item"]
 
-MARKER: Final = "experiment"
-#: Key of the summary payload, on user properties and call reports (defined with the other transport keys).
-PAYLOAD_ATTRIBUTE: Final = PAYLOAD_PROPERTY
-_MARKER_OPTIONS: Final = frozenset({
-    "replicates", "seed", "treatments", "hypotheses", "plugins", "alpha", "correction", "params",
-    "max_replicates", "looks", "spending", "gate", "evaluators", "localns",
-})
-#: Marker options the pytest layer reads itself rather than passing to the engine.
-_ITEM_OPTIONS: Final = frozenset({"gate"})
 SKIP_REASON: Final = "experiment: run experiments with 'pytest --crystallize'"
 #: Iterators given to a marker (``treatments=(t for t in ...)``), read once: a marker is shared
 #: by every item of its function and is read at collection and again at run time.
@@ -75,30 +70,19 @@ class ExperimentItem(pytest.Function):
     result: ExperimentResult | None
 
     def _marker_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {}
+        from pytest_crystallize.core.markers import checked_options
+
         # Outermost marks first (module, class), so the closest one wins.
-        for mark in reversed(list(self.iter_markers(MARKER))):
-            if mark.args:
-                msg = (
-                    f"experiment {self.name!r}: @pytest.mark.experiment takes keyword "
-                    f"arguments only (replicates=, seed=, ...), got {mark.args!r}"
-                )
-                raise CrystallizeError(msg)
-            unknown = sorted(set(mark.kwargs) - _MARKER_OPTIONS)
-            if unknown:
-                msg = (
-                    f"experiment {self.name!r}: unknown @pytest.mark.experiment option "
-                    f"{unknown[0]!r}; known options: {', '.join(sorted(_MARKER_OPTIONS))}"
-                )
-                raise CrystallizeError(msg)
-            options.update({key: _read_once(value) for key, value in mark.kwargs.items()})
-        return options
+        options = checked_options(reversed(list(self.iter_markers(MARKER))), f"experiment {self.name!r}")
+        return {key: _read_once(value) for key, value in options.items()}
 
     def define(self, arguments: Mapping[str, Any]) -> Experiment:
         """Build the experiment from markers, settings and resolved fixture values."""
         settings = self.crystallize_session.settings
         options = {**settings.defaults, **self._marker_options(), **settings.overrides}
-        for key in _ITEM_OPTIONS:
+        from pytest_crystallize.core.markers import ITEM_OPTIONS
+
+        for key in ITEM_OPTIONS:
             options.pop(key, None)
         return Experiment.define(
             self.obj, name=self.name, datasources=self.datasource_params,
@@ -137,23 +121,47 @@ class ExperimentItem(pytest.Function):
             raise ExperimentFailed(str(exc)) from None
         manager = self.crystallize_session.plugin_manager_for(self, experiment)
         try:
+            self._run(experiment, manager)
+        finally:  # also when the run raised: erased before pytest writes the outcome
+            self.crystallize_session.clear_display()
+
+    def _run(self, experiment: Experiment, manager: pluggy.PluginManager | None) -> None:
+        try:
             experiment = choose_treatments(self, experiment, self.crystallize_session.settings.treatments, manager)
         except CrystallizeError as exc:
             raise ExperimentFailed(str(exc)) from None
         result = ExperimentRunner(experiment, plugin_manager=manager).run()
         self.result = result
-        self.user_properties.append((PAYLOAD_ATTRIBUTE, json.dumps(summarize(result), allow_nan=False)))
         failures: list[str] = [] if result.passed else [failure_report(result)]
-        storage = self.config.stash.get(STORAGE_KEY, None)
-        if storage is not None:
-            gate_failure = storage.after_run(self, experiment, result, self._marker_options().get("gate"))
-            failures += [gate_failure] if gate_failure else []
+        check = self._gate_and_report(experiment, result)
+        if check is not None and check.failure:
+            failures.append(check.failure)
         try:
             warn_low_power(self.obj, result)
         except CrystallizeWarning as warning:  # -W error: a failure with the message, no traceback of ours
             failures.append(f"{type(warning).__name__}: {warning}")
         if failures:
             raise ExperimentFailed("\n\n".join(failures))
+
+    def _gate_and_report(self, experiment: Experiment, result: ExperimentResult) -> GateCheck | None:
+        """Run the regression gate (when saved runs are in use), then add the report payload, built once.
+
+        The payload and the comparison with the saved run travel as user
+        properties (JSON strings: JUnit XML writes them, pytest-xdist sends
+        them). Returns what the gate found, or None without saved runs.
+        """
+        storage = self.config.stash.get(STORAGE_KEY, None)
+        check: GateCheck | None = None
+        try:
+            if storage is not None:
+                check = storage.after_run(self, experiment, result, self._marker_options().get("gate"))
+        finally:  # a comparison that crashed still leaves the experiment's own outcome in the summary
+            payload = ReportPayload(summarize(result), gate=None if check is None else check.outcome)
+            self.user_properties.append((PAYLOAD_PROPERTY, payload.to_json()))
+        if check is not None and check.comparison is not None:
+            comparison = json.dumps(check.comparison.to_dict(), allow_nan=False)
+            self.user_properties.append((GATE_PROPERTY, comparison))
+        return check
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
         """Show an experiment failure as its report, without our traceback."""

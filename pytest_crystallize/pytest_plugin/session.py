@@ -1,52 +1,56 @@
-"""The session object: collection of experiments, their plugins, progress, the terminal summary.
+"""The session object: collection of experiments, their plugins, progress, their reports.
 
 One :class:`CrystallizeSession` is made in ``pytest_configure``, registered as
 a plugin and kept in ``config.stash``; it lives until ``pytest_unconfigure``.
 It builds each experiment's plugin manager (entry-point plugins, conftest
 plugins, the progress display), collects the summary payloads of every
 experiment report (also those that come from pytest-xdist workers, as JSON
-strings) and prints the summary.
+strings) and has them written in the terminal summary (see ``terminal``).
+On a pytest-xdist worker that collects an experiment it also registers
+:class:`WorkerReports`, which keeps experiment reports sendable.
+
+It costs nothing where no experiment is collected: the engine, the
+experiment items and the report payloads are imported only once an
+experiment is collected or a payload arrives, no hook of ours runs per test
+phase but the report collector, and a conftest.py can hold a datasource
+only once the datasources module was imported.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import time
+import sys
 from collections.abc import Generator, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
 import pytest
 
-from pytest_crystallize.core.datasources import DataSource
-from pytest_crystallize.core.defaults import DEFAULT_ARTIFACTS_DIR
-from pytest_crystallize.core.lifecycle import entry_point_plugins, make_plugin_manager, register_plugins
-from pytest_crystallize.core.report.text import summary_lines, totals_line
 from pytest_crystallize.errors import ConfigurationError
-from pytest_crystallize.hookspecs import hookimpl
-from pytest_crystallize.plugins import ArtifactPlugin
-from pytest_crystallize.pytest_plugin.items import (
+from pytest_crystallize.pytest_plugin.keys import (
+    EXPERIMENT_PREFIX,
     MARKER,
-    PAYLOAD_ATTRIBUTE,
-    ExperimentItem,
-    to_experiment_item,
+    PAYLOAD_PROPERTY,
+    STORAGE_KEY,
+    WORKER_REPORTS_PLUGIN,
 )
-from pytest_crystallize.pytest_plugin.options import Settings
+from pytest_crystallize.pytest_plugin.terminal import write_summary
 
 if TYPE_CHECKING:
     import pluggy
 
+    from pytest_crystallize.core.datasources import DataSource
     from pytest_crystallize.core.experiment import Experiment
-    from pytest_crystallize.core.results import ExperimentResult
+    from pytest_crystallize.core.report.payload import ReportPayload
+    from pytest_crystallize.pytest_plugin.items import ExperimentItem
+    from pytest_crystallize.pytest_plugin.options import Settings
+    from pytest_crystallize.pytest_plugin.progress import ProgressDisplay
 
-__all__ = ["PROGRESS_MODES", "SESSION_KEY", "CrystallizeSession", "ProgressDisplay"]
+__all__ = ["CrystallizeSession", "WorkerReports"]
 
-SESSION_KEY: Final = pytest.StashKey["CrystallizeSession"]()
-EXPERIMENT_PREFIX: Final = "experiment_"
-PROGRESS_MODES: Final = ("auto", "on", "off")
+#: Where DataSource is defined: no conftest.py holds one unless this module was imported.
+_DATASOURCES: Final = "pytest_crystallize.core.datasources"
 
 
 class CrystallizeSession:
@@ -55,23 +59,26 @@ class CrystallizeSession:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        self.payloads: dict[str, dict[str, Any]] = {}
+        #: Report payloads and outcomes of the experiments, by node id (also those of xdist workers).
+        self.payloads: dict[str, ReportPayload] = {}
+        self.outcomes: dict[str, str] = {}
         self._conftest_sources: dict[Path, dict[str, DataSource]] = {}
         self._entry_point_plugins: list[object] | None = None
         self._display: ProgressDisplay | None = None
-        self.progress_mode = _progress_mode(config)
-        self.artifacts_root = _artifacts_root(config)
+        #: True once an experiment item was collected in this process (the items module is then loaded).
+        self._experiments_collected = False
 
     # -- datasources in conftest.py files -------------------------------------
     @pytest.hookimpl
     def pytest_plugin_registered(self, plugin: object) -> None:
         """Remember the datasources each conftest.py defines, by its directory."""
-        if not isinstance(plugin, ModuleType):
+        datasources = sys.modules.get(_DATASOURCES)
+        if datasources is None or not isinstance(plugin, ModuleType):
             return
         file = getattr(plugin, "__file__", None)
         if not file or os.path.basename(file) != "conftest.py":
             return
-        sources = {n: v for n, v in vars(plugin).items() if isinstance(v, DataSource)}
+        sources = {n: v for n, v in vars(plugin).items() if isinstance(v, datasources.DataSource)}
         if sources:
             self._conftest_sources[Path(file).resolve().parent] = sources
 
@@ -107,7 +114,7 @@ class CrystallizeSession:
         exception and take the whole module down; the item stays collected
         and errors at setup, its siblings untouched.
         """
-        wrong = [item for item in items if isinstance(item, ExperimentItem) and item.config_error]
+        wrong = [item for item in items if self.is_experiment(item) and item.config_error]
         if not wrong:
             return []
         lines = [f"crystallize: {len(wrong)} experiment(s) defined wrongly (each errors at setup):"]
@@ -115,9 +122,23 @@ class CrystallizeSession:
         return lines
 
     def _convert(self, item: pytest.Function) -> pytest.Item:
+        from pytest_crystallize.pytest_plugin.items import ExperimentItem, to_experiment_item
+
+        if not self._experiments_collected:
+            self._experiments_collected = True
+            if hasattr(self.config, "workerinput"):
+                self.config.pluginmanager.register(WorkerReports(self), WORKER_REPORTS_PLUGIN)
         if isinstance(item, ExperimentItem):
             return item
         return to_experiment_item(item, self)
+
+    def is_experiment(self, item: pytest.Item) -> TypeGuard[ExperimentItem]:
+        """True for an experiment item (cheap where none was collected: nothing is imported)."""
+        if not self._experiments_collected:
+            return False
+        from pytest_crystallize.pytest_plugin.items import ExperimentItem
+
+        return isinstance(item, ExperimentItem)
 
     # -- plugins ----------------------------------------------------------------
     def plugin_manager_for(self, item: ExperimentItem, experiment: Experiment) -> pluggy.PluginManager | None:
@@ -129,6 +150,10 @@ class CrystallizeSession:
         runner adds the experiment's own ``plugins=[...]``. Relative
         ``ArtifactPlugin`` roots are anchored at the rootdir.
         """
+        from pytest_crystallize.core.lifecycle import make_plugin_manager, register_plugins
+        from pytest_crystallize.plugins import ArtifactPlugin
+        from pytest_crystallize.pytest_plugin.progress import make_display
+
         try:
             plugins = [*self.entry_point_plugins(), *self._conftest_plugins(item, experiment)]
             manager = make_plugin_manager(plugins)
@@ -136,8 +161,8 @@ class CrystallizeSession:
             pytest.fail(str(exc), pytrace=False)
         for plugin in [*plugins, *experiment.plugins]:
             if isinstance(plugin, ArtifactPlugin) and plugin.base_dir is None:
-                plugin.anchor(self.config.rootpath, self.artifacts_root)
-        self._display = self._make_display()
+                plugin.anchor(self.config.rootpath, self.settings.artifacts_root)
+        self._display = make_display(self.config, self.settings.progress)
         if self._display is not None:
             register_plugins(manager, [self._display])
         return manager
@@ -145,6 +170,8 @@ class CrystallizeSession:
     def entry_point_plugins(self) -> list[object]:
         """Plugins of the ``crystallize.plugins`` entry points, loaded once per session."""
         if self._entry_point_plugins is None:
+            from pytest_crystallize.core.lifecycle import entry_point_plugins
+
             self._entry_point_plugins = entry_point_plugins()
         return self._entry_point_plugins
 
@@ -163,149 +190,64 @@ class CrystallizeSession:
         return plugins
 
     # -- progress -----------------------------------------------------------------
-    def _make_display(self) -> ProgressDisplay | None:
-        config = self.config
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        if self.progress_mode == "off" or reporter is None or config.get_verbosity() < 0:
-            return None
-        writer = config.get_terminal_writer()
-        if self.progress_mode == "auto":
-            isatty = getattr(reporter, "isatty", False)
-            isatty = isatty() if callable(isatty) else isatty
-            # Live output (-s, live logs) would land between our text and its erasure.
-            live = config.getoption("capture", None) == "no" or bool(
-                config.getoption("log_cli_level", None) or config.getini("log_cli")
-            )
-            if not isatty or not writer.hasmarkup or live or hasattr(config, "workerinput"):
-                return None
-        capture = config.pluginmanager.get_plugin("capturemanager")
-        return ProgressDisplay(writer, capture, delay=0.0 if self.progress_mode == "on" else None)
-
-    def _clear_display(self) -> None:
+    def clear_display(self) -> None:
+        """Erase the progress display of the experiment that ran (its item calls this when its run ends)."""
         if self._display is not None:
             self._display.clear()
             self._display = None
 
     # -- reporting ----------------------------------------------------------------
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-        """Copy the experiment's payload onto its call report (a JSON string: xdist-safe)."""
-        if call.when == "call":
-            self._clear_display()  # also when the run raised, before pytest writes the outcome
-        report = yield
-        if call.when == "call" and isinstance(item, ExperimentItem):
-            for key, value in item.user_properties:
-                if key == PAYLOAD_ATTRIBUTE:
-                    setattr(report, PAYLOAD_ATTRIBUTE, value)
-        return report
-
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Collect payloads, also from xdist workers."""
-        payload = getattr(report, PAYLOAD_ATTRIBUTE, None)
-        if report.when == "call" and isinstance(payload, str):
-            self.payloads[report.nodeid] = json.loads(payload)
-
-    @pytest.hookimpl
-    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        """Print the crystallize section: a table per experiment and the totals."""
-        if not self.payloads:
+        """Collect the experiments' payloads and outcomes, also from xdist workers."""
+        if report.when != "call":
             return
-        terminalreporter.write_sep("=", "crystallize")
-        verbose = self.config.get_verbosity() > 0
-        for nodeid in sorted(self.payloads):
-            for line in summary_lines(self.payloads[nodeid], title=nodeid, verbose=verbose):
-                terminalreporter.write_line(line)
-            terminalreporter.write_line("")
-        clean = all(p["passed"] and not (p.get("gate") or {}).get("failed") for p in self.payloads.values())
-        markup = {"green": True} if clean else {"red": True}
-        terminalreporter.write_line(totals_line(self.payloads.values()), bold=True, **markup)
+        for key, value in report.user_properties:
+            if key == PAYLOAD_PROPERTY and isinstance(value, str):
+                from pytest_crystallize.core.report.payload import ReportPayload
+
+                self.payloads[report.nodeid] = ReportPayload.from_json(value)
+                self.outcomes[report.nodeid] = report.outcome
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        """Write the crystallize sections: the experiments, the comparison with the saved run, the saved run."""
+        storage = self.config.stash.get(STORAGE_KEY, None)
+        write_summary(terminalreporter, self.payloads, storage, verbose=self.config.get_verbosity() > 0)
 
 
-class ProgressDisplay:
-    """Draws ``[done/total replicates, elapsed, ETA]`` after the running item's line.
+class WorkerReports:
+    """Keeps experiment reports sendable on a pytest-xdist worker.
 
-    A plugin of one experiment run. It draws after ``delay`` seconds, at most
-    every ``interval`` seconds, with pytest's capture suspended; the text is
-    written past the writer's bookkeeping and erased in place (ANSI cursor
-    moves) before pytest writes the item's outcome, so pytest's own output
-    is unchanged.
+    Registered by the session object when a worker collects its first
+    experiment; it lives as long as the worker's session.
     """
 
-    DELAY: Final = 0.5
-    INTERVAL: Final = 0.2
+    def __init__(self, session: CrystallizeSession) -> None:
+        self._session = session
 
-    def __init__(self, writer: Any, capture: Any, *, delay: float | None = None) -> None:
-        self._writer = writer
-        self._capture = capture
-        self._delay = self.DELAY if delay is None else delay
-        self._shown = 0
-        self._last = 0.0
-
-    @staticmethod
-    def text(done: int, total: int, elapsed: float) -> str:
-        """The progress text for ``done`` of ``total`` tasks after ``elapsed`` seconds."""
-        eta = f"{elapsed / done * (total - done):.1f}s" if done else "?"
-        return f" [{done}/{total} replicates, {elapsed:.1f}s elapsed, ETA {eta}]"
-
-    @hookimpl
-    def crystallize_replicates_progress(
-        self, experiment: Experiment, done: int, total: int, elapsed: float
-    ) -> None:
-        """Redraw, throttled; erase when the loop is done."""
-        if done >= total:
-            self.clear()
-            return
-        now = time.perf_counter()
-        if elapsed < self._delay or (self._shown and now - self._last < self.INTERVAL):
-            return
-        self._last = now
-        text = self.text(done, total, elapsed)
-        room = self._writer.fullwidth - self._writer.width_of_current_line - 1
-        if len(text) > room:
-            text = f" [{done}/{total}]"
-        self._draw(text if len(text) <= room else "")
-
-    @hookimpl
-    def crystallize_run_after(self, experiment: Experiment, result: ExperimentResult) -> None:
-        """Erase the text when the run ends."""
-        self.clear()
-
-    def clear(self) -> None:
-        """Erase what is drawn, leaving the cursor where pytest left it."""
-        if self._shown:
-            self._draw("")
-
-    def _draw(self, text: str) -> None:
-        erase = f"\x1b[{self._shown}D\x1b[K" if self._shown else ""
-        if not erase and not text:
-            return
-        suspended = (
-            self._capture.global_and_fixture_disabled() if self._capture is not None
-            else contextlib.nullcontext()
-        )
-        with suspended:
-            self._writer.write_raw(erase + text, flush=True)
-        self._shown = len(text)
-
-
-def _progress_mode(config: pytest.Config) -> str:
-    value = config.getoption("crystallize_progress", None)
-    source = "--crystallize-progress"
-    if value is None:
-        value, source = str(config.getini("crystallize_progress")).strip(), "ini option crystallize_progress"
-    if value not in PROGRESS_MODES:
-        msg = f"{source} must be one of {', '.join(PROGRESS_MODES)}, got {value!r}"
-        raise pytest.UsageError(msg)
-    return str(value)
-
-
-def _artifacts_root(config: pytest.Config) -> Path:
-    value = config.getoption("crystallize_artifacts_dir", None) or config.getini("crystallize_artifacts_dir")
-    path = Path(str(value).strip() or DEFAULT_ARTIFACTS_DIR)
-    return path if path.is_absolute() else config.rootpath / path
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        """Turn the user properties of an experiment's reports that xdist cannot send into strings."""
+        report = yield
+        if self._session.is_experiment(item):
+            # An object in user_properties would crash the worker's report and end the
+            # run as "no tests ran" with exit code 0; JUnit XML writes str() anyway.
+            report.user_properties = [(str(k), v if _plain(v) else str(v)) for k, v in report.user_properties]
+        return report
 
 
 def _has_marker(obj: object) -> bool:
     marks = getattr(obj, "pytestmark", ())
     return callable(obj) and any(getattr(m, "name", None) == MARKER for m in marks)
+
+
+def _plain(value: Any) -> bool:
+    """True for data pytest-xdist can send: JSON-like builtins all the way down."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False

@@ -1,0 +1,54 @@
+"""Keys the pytest layer's modules share: the marker, stash keys, plugin names, report keys.
+
+A leaf module: it imports pytest and, for type checkers only, the classes
+the stash keys hold, so every other module of the layer can import it
+without importing one another.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+import pytest
+
+if TYPE_CHECKING:
+    from pytest_crystallize.pytest_plugin.session import CrystallizeSession
+    from pytest_crystallize.pytest_plugin.storage import CrystallizeStorage
+
+__all__ = [
+    "EXPERIMENT_PREFIX",
+    "GATE_PROPERTY",
+    "MARKER",
+    "PAYLOAD_PROPERTY",
+    "RECORD_ATTRIBUTE",
+    "RECORD_KEY",
+    "SESSION_KEY",
+    "SESSION_PLUGIN",
+    "STORAGE_KEY",
+    "STORAGE_PLUGIN",
+    "WORKER_REPORTS_PLUGIN",
+]
+
+#: The marker every experiment item carries: ``@pytest.mark.experiment(...)``.
+MARKER: Final = "experiment"
+#: Functions (and files, ``experiment_*.py``) collected as experiments.
+EXPERIMENT_PREFIX: Final = "experiment_"
+
+#: ``config.stash``: the session object, from ``pytest_configure`` to ``pytest_unconfigure``.
+SESSION_KEY: Final[pytest.StashKey[CrystallizeSession]] = pytest.StashKey()
+#: ``config.stash``: the storage object, present only when saving, comparing or a JSON report is asked for.
+STORAGE_KEY: Final[pytest.StashKey[CrystallizeStorage]] = pytest.StashKey()
+#: ``item.stash``: the experiment's result to save, a JSON string (set by the storage in ``runtest``).
+RECORD_KEY: Final[pytest.StashKey[str]] = pytest.StashKey()
+
+#: Plugin names of the session and storage objects, and of the xdist workers' report keeper.
+SESSION_PLUGIN: Final = "crystallize-session"
+STORAGE_PLUGIN: Final = "crystallize-storage"
+WORKER_REPORTS_PLUGIN: Final = "crystallize-worker-reports"
+
+#: User property holding an experiment's report payload (a JSON string; also in JUnit XML).
+PAYLOAD_PROPERTY: Final = "crystallize_payload"
+#: User property holding an experiment's comparison with the saved run (a JSON string).
+GATE_PROPERTY: Final = "crystallize_gate"
+#: Call-report attribute holding an experiment's result to save (a JSON string).
+RECORD_ATTRIBUTE: Final = "crystallize_record"
