@@ -17,6 +17,7 @@ test_x.py`` swallows the path as the name) is a usage error.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -91,6 +92,13 @@ def _add_experiment_options(group: pytest.OptionGroup, parser: pytest.Parser) ->
                   help=f"default significance level (default {DEFAULT_ALPHA})")
     parser.addini("crystallize_correction", default=DEFAULT_CORRECTION,
                   help=f"default multiple-comparison correction (default {DEFAULT_CORRECTION})")
+    group.addoption(
+        "--crystallize-timeout", metavar="SECONDS", default=None,
+        help="stop a replicate that runs longer than SECONDS: it becomes a ReplicateTimeout error of that "
+             "replicate and the others run ('none': no limit), overriding markers and ini. ini: crystallize_timeout",
+    )
+    parser.addini("crystallize_timeout", default="none",
+                  help="default per-replicate timeout in seconds, or none (default none)")
 
 
 def _add_storage_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
@@ -208,11 +216,25 @@ def _correction(value: str, source: str) -> str:
     return value
 
 
+def _timeout(value: str, source: str) -> float | None:
+    if value.lower() in ("", "none"):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 < number < math.inf:
+        msg = f"{source} must be a number of seconds > 0, or none for no limit, got {value!r}"
+        raise pytest.UsageError(msg)
+    return number
+
+
 _PARSERS: Final = {
     "replicates": lambda v, s: _integer(v, s, 1),
     "seed": lambda v, s: _integer(v, s, 0),
     "alpha": _alpha,
     "correction": _correction,
+    "timeout": _timeout,
 }
 
 
