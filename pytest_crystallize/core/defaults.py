@@ -12,6 +12,7 @@ from pytest_crystallize.core.vocabulary import Correction, Spending
 
 __all__ = [
     "DEFAULT_ALPHA",
+    "DEFAULT_BASELINE",
     "DEFAULT_ARTIFACTS_DIR",
     "DEFAULT_CORRECTION",
     "DEFAULT_LOOKS",
@@ -36,6 +37,8 @@ DEFAULT_SPENDING: Final[Spending] = "obrien_fleming"
 DEFAULT_STORAGE: Final = ".crystallize"
 #: ArtifactPlugin's root, relative to the rootdir.
 DEFAULT_ARTIFACTS_DIR: Final = "crystallize_artifacts"
+#: The run name the gate compares with when no reference is given: its newest run.
+DEFAULT_BASELINE: Final = "main"
 #: The reference that means "the newest saved run".
 LATEST: Final = "latest"
 #: The power a planned experiment should reach at its ``mde``; below it, LowPowerWarning.

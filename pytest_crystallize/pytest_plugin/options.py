@@ -30,6 +30,7 @@ import pytest
 from pytest_crystallize.core.defaults import (
     DEFAULT_ALPHA,
     DEFAULT_ARTIFACTS_DIR,
+    DEFAULT_BASELINE,
     DEFAULT_CORRECTION,
     DEFAULT_REPLICATES,
     DEFAULT_SEED,
@@ -123,8 +124,15 @@ def _add_storage_options(group: pytest.OptionGroup, parser: pytest.Parser) -> No
     group.addoption(
         "--crystallize-gate", metavar="MARGIN", nargs="?", const="0", default=None,
         help="fail an experiment whose metric is significantly worse than in the saved run (of "
-             "--crystallize-compare, default latest) by more than MARGIN: a number, or a percentage of "
-             "the saved mean such as 2%% (default 0). ini: crystallize_gate",
+             "--crystallize-compare; default: the newest run named by --crystallize-baseline) by more "
+             "than MARGIN: a number, or a percentage of the saved mean such as 2%% (default 0). "
+             "ini: crystallize_gate",
+    )
+    group.addoption(
+        "--crystallize-baseline", metavar="NAME", default=None,
+        help=f"the run name the gate compares with when --crystallize-compare is not given: its newest "
+             f"saved run (default {DEFAULT_BASELINE}; save it on the main branch with "
+             f"--crystallize-save={DEFAULT_BASELINE}). ini: crystallize_baseline",
     )
     group.addoption(
         "--crystallize-gate-strict", action="store_true", default=None,
@@ -143,6 +151,8 @@ def _add_storage_options(group: pytest.OptionGroup, parser: pytest.Parser) -> No
     parser.addini("crystallize_autosave", type="bool", default=False, help="save every run's results")
     parser.addini("crystallize_compare", default="",
                   help="saved run to compare with: latest, a run id, a name or a path (default: none)")
+    parser.addini("crystallize_baseline", default=DEFAULT_BASELINE,
+                  help=f"run name the gate compares with by default (default {DEFAULT_BASELINE})")
     parser.addini("crystallize_gate", default="",
                   help="enable the regression gate with this margin, e.g. 0 or 2% (default: off)")
     parser.addini("crystallize_gate_strict", type="bool", default=False,
@@ -304,6 +314,8 @@ class StorageSettings:
     save: bool = False
     save_name: str | None = None
     compare: str | None = None
+    #: Where ``compare`` came from: an option, or the baseline name when only the gate was asked for.
+    compare_source: str = "--crystallize-compare"
     gate: bool = False
     margin: float = 0.0
     relative: bool = False
@@ -380,14 +392,16 @@ def read_storage_settings(config: pytest.Config) -> StorageSettings:
         msg = ("--crystallize-gate-strict needs a margin > 0 (e.g. --crystallize-gate=2%): with margin 0, "
                "'no worse' would mean 'significantly better'")
         raise pytest.UsageError(msg)
-    reference, _, base = _value(config, "crystallize_compare")
+    reference, compare_source, base = _value(config, "crystallize_compare")
     if reference is None and margin_text is not None:
-        reference = LATEST
+        reference, compare_source, _ = _value(config, "crystallize_baseline")
+        reference = reference or DEFAULT_BASELINE
     if reference is not None and ("/" in reference or "\\" in reference):
         reference = str(base / reference)
     json_text, _, json_base = _value(config, "crystallize_json")
     return StorageSettings(
-        root=root, save=save, save_name=name or None, compare=reference, gate=margin_text is not None,
+        root=root, save=save, save_name=name or None, compare=reference, compare_source=compare_source,
+        gate=margin_text is not None,
         margin=margin, relative=relative, strict=strict,
         json_path=None if json_text is None else json_base / json_text,
     )

@@ -107,8 +107,17 @@ class CrystallizeStorage:
             self.reference = self.store.find(reference)
         except CrystallizeError as exc:
             if worker_input is None:
+                source = self.settings.compare_source
+                if "baseline" in source and str(exc).startswith("no saved run matches"):
+                    msg = (
+                        f"regression gate: no saved run named {reference!r} to compare with ({source}): "
+                        f"{exc}. Save one on your main branch with "
+                        f"--crystallize-save={reference}, name another baseline with --crystallize-baseline=NAME "
+                        f"(ini crystallize_baseline), or pick a run with --crystallize-compare=REF"
+                    )
+                    raise pytest.UsageError(msg) from None
                 hint = " (a test path? write --crystallize-compare=REF, with '=')" if reference.endswith(".py") else ""
-                msg = f"--crystallize-compare: {exc}{hint}"
+                msg = f"{source}: {exc}{hint}"
                 raise pytest.UsageError(msg) from None
             self.reference_error = str(exc)
 
@@ -186,6 +195,12 @@ class CrystallizeStorage:
             self._save()
         if self.settings.json_path is not None:
             self._write_json()
+        if self.settings.gate and self.gates:
+            from pytest_crystallize.core.store.gate import nothing_compared
+
+            why = nothing_compared(self.gates.values())
+            if why is not None:
+                self.problems.append(why)
         if self.problems and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

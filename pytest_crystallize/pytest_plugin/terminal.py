@@ -60,7 +60,8 @@ def write_comparison(reporter: pytest.TerminalReporter, storage: CrystallizeStor
         return
     from pytest_crystallize.core.report.gate_text import gate_lines, gate_totals
 
-    reporter.write_sep("=", f"crystallize compare with {storage.reference.label}")
+    reference = storage.reference
+    reporter.write_sep("=", f"crystallize compare with {reference.label}, saved {reference.created_at}")
     for nodeid in sorted(storage.gates):
         for line in gate_lines(storage.gates[nodeid]):
             reporter.write_line(line)

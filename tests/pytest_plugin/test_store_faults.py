@@ -127,7 +127,7 @@ def test_a_runs_directory_that_is_a_file_fails_gates_and_saves_naming_it(saved: 
     result = saved.runpytest("--crystallize", "--crystallize-gate")
     _no_internal_error(result)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert f"ERROR: --crystallize-compare: {problem}" in result.stderr.str()
+    assert f"ERROR: ini option crystallize_baseline: {problem}" in result.stderr.str()
     result = saved.runpytest("--crystallize", "--crystallize-save")
     _no_internal_error(result)
     assert result.ret == pytest.ExitCode.TESTS_FAILED

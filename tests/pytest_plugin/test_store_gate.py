@@ -44,7 +44,7 @@ def test_the_gate_passes_an_unchanged_run(saved: pytest.Pytester) -> None:
     result = saved.runpytest("--crystallize", "--crystallize-gate")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([
-        "*= crystallize compare with * (main) =*",
+        "*= crystallize compare with * (main*), saved 20* =*",
         f"{NODE}: vs saved run * (main): 4 no change -> gate passed",
         "*condition*metric*better*n saved/now*saved*current*diff*95% CI*margin*p worse*p better*status",
         "*baseline*score*higher*12/12*NO CHANGE",
@@ -145,6 +145,11 @@ def test_a_corrupt_saved_result_fails_the_gate_naming_the_file(saved: pytest.Pyt
     ])
     (saved.path / ".crystallize" / "runs" / record.id / "run.json").write_text("{")
     result = saved.runpytest("--crystallize", "--crystallize-gate")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    # The gate looks for the baseline name; the only run cannot say its name, so it is named as unreadable.
+    result.stderr.fnmatch_lines([f"*no saved run named 'main'*no saved run matches 'main'*1 unreadable run(s)*"
+                                 f"{record.id}*run.json: not a readable run record*--crystallize-save=main*"])
+    result = saved.runpytest("--crystallize", "--crystallize-gate", "--crystallize-compare=latest")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*the newest run matching 'latest' cannot be read: *{record.id}*run.json: not a "
                                  "readable run record*Delete or repair that run, or name another run*"])
@@ -265,3 +270,51 @@ def test_a_run_of_some_treatments_still_gates_the_conditions_it_ran(
     result.stdout.fnmatch_lines(["*treatments not run this time, so not compared: 'cold'"])
     result.stdout.no_fnmatch_line("*cold*latency*")
     result.stdout.no_fnmatch_line("*not compared:*changed*")
+
+
+def test_the_gate_compares_with_the_baseline_name_not_the_newest_save(
+    saved: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    main = DirectoryStore(saved.path / ".crystallize").find("main")
+    monkeypatch.setenv("CRYSTALLIZE_TEST_SHIFT", "3")  # a better run, saved last under another name
+    saved.runpytest("--crystallize", "--crystallize-save=branch")
+    monkeypatch.delenv("CRYSTALLIZE_TEST_SHIFT")
+    result = saved.runpytest("--crystallize", "--crystallize-gate")
+    # Against the newest save ('branch') this run regressed; against 'main' it is unchanged.
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["0 regressed, * gate passed"])
+    # What the old default (the newest run) would have compared with:
+    saved.runpytest("--crystallize", "--crystallize-gate", "--crystallize-compare=latest").assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*= crystallize compare with {main.id} (main*), saved {main.created_at} =*"])
+
+
+def test_the_baseline_name_comes_from_the_ini(saved: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRYSTALLIZE_TEST_SHIFT", "3")
+    saved.runpytest("--crystallize", "--crystallize-save=release")
+    saved.makeini("[pytest]\ncrystallize_baseline = release\n")
+    saved.runpytest("--crystallize", "--crystallize-gate").assert_outcomes(passed=1)  # same numbers as 'release'
+
+
+def test_without_a_baseline_run_the_gate_is_a_usage_error_naming_what_is_saved(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_gate=EXPERIMENT)
+    pytester.runpytest("--crystallize", "--crystallize-save=nightly").assert_outcomes(passed=1)
+    result = pytester.runpytest("--crystallize", "--crystallize-gate")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*no saved run named 'main' to compare with*1 runs, newest * (nightly*"
+                                 "--crystallize-save=main*"])
+
+
+def test_a_gate_that_compared_nothing_fails_the_session(saved: pytest.Pytester) -> None:
+    saved.makepyfile(test_gate="""
+        import pytest
+
+        @pytest.mark.experiment(replicates=5, gate={"x": "maximize"})
+        def experiment_brand_new(ctx):
+            ctx.metrics.add("x", 1.0)
+    """)
+    result = saved.runpytest("--crystallize", "--crystallize-gate")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "*gate failed: nothing was compared*",
+        "*ERROR: the regression gate compared nothing with saved run*not in saved run*cannot pass*",
+    ])

@@ -275,6 +275,7 @@ def test_more_replicates_now_pair_on_the_common_ones_and_say_so() -> None:
 def test_totals_count_only_compared_rows_and_name_the_rest() -> None:
     rows = (GateRow("baseline", "a", "higher", NOT_COMPARED), GateRow("t", "a", "higher", NOT_COMPARED))
     report = GateReport("x", "r", "compared", rows=rows)
+    # Nothing tested: the gate must not read as passed.
     assert gate_totals([report]) == ("0 regressed, 0 improved of 0 compared metric(s) in 1 experiment; "
-                                     "2 not compared metric(s); gate passed")
+                                     "2 not compared metric(s); gate failed: nothing was compared")
     assert gate_heading(report) == "vs saved run r: 2 not compared -> gate passed"

@@ -16,6 +16,7 @@ from pytest_crystallize.core.store.gate import (
     UNREADABLE,
     GateReport,
     GateRow,
+    nothing_compared,
 )
 
 __all__ = ["gate_failure", "gate_lines", "gate_totals"]
@@ -139,5 +140,8 @@ def gate_totals(reports: Iterable[GateReport]) -> str:
     if skipped:
         line += f"; {skipped} experiment{'s' if skipped != 1 else ''} not compared"
     if any(report.enforced for report in reports):
-        line += f"; {failed} failed the gate" if failed else "; gate passed"
+        if nothing_compared(reports) is not None:
+            line += "; gate failed: nothing was compared"
+        else:
+            line += f"; {failed} failed the gate" if failed else "; gate passed"
     return line

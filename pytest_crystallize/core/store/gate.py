@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from pytest_crystallize.core.stats import Comparison
     from pytest_crystallize.core.store.records import RunRecord
 
-__all__ = ["GateReport", "GateRow", "compare_results", "gate_experiment"]
+__all__ = ["GateReport", "GateRow", "compare_results", "gate_experiment", "nothing_compared"]
 
 REGRESSED: Final = "regressed"
 IMPROVED: Final = "improved"
@@ -142,6 +142,11 @@ class GateReport:
         """The rows that fail the gate (when enforced)."""
         bad = FAILING | {INCONCLUSIVE, NOT_COMPARED} if self.strict else FAILING
         return tuple(r for r in self.rows if r.status in bad)
+
+    @property
+    def compared_anything(self) -> bool:
+        """True when at least one metric was tested against the saved run."""
+        return self.status == COMPARED and any(r.status in TESTED for r in self.rows)
 
     @property
     def failed(self) -> bool:
@@ -435,3 +440,23 @@ def gate_experiment(
     if not rows:
         notes += ("no metric has a known good direction: add a maximize/minimize hypothesis or gate= to the marker",)
     return GateReport(**common, status=COMPARED, rows=rows, notes=notes)
+
+
+def nothing_compared(reports: Iterable[GateReport]) -> str | None:
+    """Why a gated session compared nothing with the saved run (so it must fail), or None if it compared something.
+
+    A gate that compared nothing must never read as passed: every experiment
+    new to the saved run, changed, unreadable or without a tested metric.
+    """
+    enforced = [r for r in reports if r.enforced]
+    if not enforced or any(r.compared_anything for r in enforced):
+        return None
+    counts: dict[str, int] = {}
+    for report in enforced:
+        counts[report.status] = counts.get(report.status, 0) + 1
+    why = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return (
+        f"the regression gate compared nothing with saved run {enforced[0].saved_run} ({why}): a gate that "
+        f"tested no metric cannot pass. Gate against a run that holds these experiments (save one on the "
+        f"main branch with --crystallize-save=main), or run without --crystallize-gate"
+    )
