@@ -130,7 +130,12 @@ class ExperimentItem(pytest.Function):
             experiment = choose_treatments(self, experiment, self.crystallize_session.settings.treatments, manager)
         except CrystallizeError as exc:
             raise ExperimentFailed(str(exc)) from None
-        result = ExperimentRunner(experiment, plugin_manager=manager).run()
+        try:
+            result = ExperimentRunner(experiment, plugin_manager=manager).run()
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # Ctrl-C, pytest-timeout: show what finished
+                self._report_interrupted(experiment, exc)
+            raise
         self.result = result
         failures: list[str] = [] if result.passed else [failure_report(result)]
         check = self._gate_and_report(experiment, result)
@@ -142,6 +147,27 @@ class ExperimentItem(pytest.Function):
             failures.append(f"{type(warning).__name__}: {warning}")
         if failures:
             raise ExperimentFailed("\n\n".join(failures))
+
+    def _report_interrupted(self, experiment: Experiment, exc: BaseException) -> None:
+        """Put the replicates that finished before ``exc`` in the summary, saying the run stopped and was not saved."""
+        from pytest_crystallize.core.report.payload import ReportPayload
+        from pytest_crystallize.core.report.text import summarize
+        from pytest_crystallize.core.runner import PARTIAL_RESULT
+
+        partial = getattr(exc, PARTIAL_RESULT, None)
+        if partial is None:
+            return
+        self.result = partial
+        summary = dict(summarize(partial))
+        summary["notes"] = [
+            *summary.get("notes", ()),
+            f"interrupted ({type(exc).__name__}) after {partial.provenance.replicates} of {experiment.replicates} "
+            f"replicates per condition: no verdicts, and this experiment's result was not saved",
+        ]
+        payload = ReportPayload(summary, gate=None)
+        self.user_properties.append((PAYLOAD_PROPERTY, payload.to_json()))
+        # Ctrl-C leaves no report behind to carry the property: hand the payload to the summary directly.
+        self.crystallize_session.payloads[self.nodeid] = payload
 
     def _gate_and_report(self, experiment: Experiment, result: ExperimentResult) -> GateCheck | None:
         """Run the regression gate (when saved runs are in use), then add the report payload, built once.
