@@ -279,3 +279,24 @@ def test_totals_count_only_compared_rows_and_name_the_rest() -> None:
     assert gate_totals([report]) == ("0 regressed, 0 improved of 0 compared metric(s) in 1 experiment; "
                                      "2 not compared metric(s); gate failed: nothing was compared")
     assert gate_heading(report) == "vs saved run r: 2 not compared -> gate passed"
+
+
+def test_each_tested_row_says_the_regression_it_catches_with_80_percent_power() -> None:
+    n = 30
+    rng = np.random.default_rng(11)
+    saved_values = rng.normal(10, 1, n)
+    current_values = saved_values + rng.normal(0, 0.5, n)
+    (row,) = compare_results(result_of({"baseline": {"acc": current_values}}),
+                             result_of({"baseline": {"acc": saved_values}}), [GateSpec("acc", "higher", margin=0.1)])
+    # By hand: the paired t's standard error, and the sample-size formula run backwards, plus the margin.
+    d = current_values - saved_values
+    se = d.std(ddof=1) / np.sqrt(n)
+    expected = 0.1 + (stats.t.ppf(0.95, n - 1) + stats.t.ppf(0.8, n - 1)) * se
+    assert row.detectable == pytest.approx(expected, rel=1e-9)
+    # Independently, the exact power of the one-sided paired t (noncentral t) at that true regression is ~80%.
+    sigma = d.std(ddof=1)
+    noncentrality = (row.detectable - 0.1) / (sigma / np.sqrt(n))
+    exact = stats.nct.sf(stats.t.ppf(0.95, n - 1), n - 1, noncentrality)
+    assert 0.78 < exact < 0.82
+    lines = gate_lines(GateReport("x", "r", "compared", rows=(row,)))
+    assert any(line.startswith("  80% power to catch a regression of about: acc (baseline, n 30) ") for line in lines)

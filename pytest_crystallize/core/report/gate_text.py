@@ -90,6 +90,18 @@ def _note_lines(rows: Iterable[GateRow]) -> list[str]:
     return lines
 
 
+def _power_lines(rows: Iterable[GateRow]) -> list[str]:
+    """What the gate can see: the regression each tested metric catches 4 times in 5 at its replicates."""
+    sized = [r for r in rows if math.isfinite(r.detectable) and r.detectable > 0]
+    if not sized:
+        return []
+    parts = []
+    for r in sized:
+        relative = f" ({r.detectable / abs(r.mean_saved):.1%})" if math.isfinite(r.mean_saved) and r.mean_saved else ""
+        parts.append(f"{r.metric} ({r.condition}, n {r.n_current}) {_fmt(r.detectable)}{relative}")
+    return [f"  80% power to catch a regression of about: {'; '.join(parts)}; more replicates catch smaller ones"]
+
+
 def gate_lines(report: GateReport, *, title: str | None = None) -> list[str]:
     """The heading, the table of rows and the notes of one experiment's comparison."""
     lines = [f"{title or report.nodeid}: {gate_heading(report)}"]
@@ -98,6 +110,7 @@ def gate_lines(report: GateReport, *, title: str | None = None) -> list[str]:
         if not any(math.isfinite(r.p_no_worse) for r in report.rows):  # no margin: no non-inferiority test
             table = table.without(_NO_WORSE)
         lines += table.lines(indent="  ")
+        lines += _power_lines(report.rows)
     lines += _note_lines(report.rows)
     paired = {r.paired for r in report.rows if r.n_saved}
     if paired:

@@ -105,6 +105,9 @@ class GateRow:
     paired: bool = False
     test: str = ""
     note: str = ""
+    #: About the regression (beyond the margin included, in the metric's units) this comparison
+    #: catches 4 times in 5 at its replicates: what the gate can see (nan when unknown).
+    detectable: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         """Return a plain, JSON-able dict (nan becomes None)."""
@@ -367,7 +370,25 @@ def _row(t: _Tested, p_worse: float, p_better: float, p_no_worse: float, alpha: 
         p_better=t.better.p_value, p_better_adjusted=p_better,
         p_no_worse=math.nan if t.no_worse is None else t.no_worse.p_value, p_no_worse_adjusted=p_no_worse,
         paired=c.paired, test=c.test, note=_join(_no_variation_words(c), t.note),
+        detectable=t.margin + _detectable_shift(c, alpha),
     )
+
+
+def _detectable_shift(c: Comparison, alpha: float, power: float = 0.8) -> float:
+    """About the true regression past the margin that a one-sided test at ``alpha`` detects with ``power``.
+
+    The standard error is read off the comparison's interval; the shift is
+    ``(t_{1-alpha} + t_{power}) x se`` (the usual sample-size formula run
+    backwards), with the t quantiles on the test's degrees of freedom.
+    """
+    from scipy import stats
+
+    df = c.n_baseline - 1 if c.paired else c.n_baseline + c.n_treatment - 2
+    width = c.ci_high - c.ci_low
+    if df < 1 or not math.isfinite(width) or width <= 0:
+        return math.nan
+    se = width / (2 * float(stats.t.ppf(0.5 + c.confidence / 2, df)))
+    return (float(stats.t.ppf(1 - alpha, df)) + float(stats.t.ppf(power, df))) * se
 
 
 def _no_variation_words(c: Comparison) -> str:
