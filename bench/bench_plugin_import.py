@@ -22,10 +22,15 @@ RSS comes from ``os.wait4``. Figures: medians with min-max and the
 interquartile range, and the median of the per-round CPU ratios
 with/without. Target: at most 1.03.
 
+CPU time on a busy machine is noisy (a round's ratio can stray by 10-20 %);
+``--instructions`` also counts each variant's instructions once under
+valgrind's callgrind, which no other load on the machine changes.
+
 Usage::
 
     python bench/bench_plugin_import.py               # 2,000 tests, 7 rounds
     python bench/bench_plugin_import.py --quick       # 500 tests, 3 rounds
+    python bench/bench_plugin_import.py --instructions   # also count instructions (valgrind, ~1 min)
     PYTHONPATH=/path/to/other/checkout python bench/bench_plugin_import.py   # measure another checkout
 
 Unix only (``resource``, ``os.wait4``). The children inherit the
@@ -36,7 +41,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -110,6 +117,18 @@ def run_pytest(root: Path, args: Sequence[str], tests: int) -> Run:
     return Run(cpu=cpu, wall=wall, rss_mib=rss_kib / 1024)
 
 
+def count_instructions(root: Path, args: Sequence[str], tests: int) -> int:
+    """Instructions one pytest run executes, counted by valgrind's callgrind."""
+    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+               sys.executable, "-m", "pytest", "-q", *args, str(root / "tests")]
+    child = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False,
+                           env=child_environment(root))
+    collected = re.search(r"Collected : (\d+)", child.stderr)
+    if child.returncode != 0 or f"{tests} passed" not in child.stdout or collected is None:
+        raise RuntimeError(f"callgrind run failed (exit code {child.returncode}): {child.stderr[-2000:]}")
+    return int(collected.group(1))
+
+
 def spread(values: Sequence[float], fmt: str) -> str:
     """``median [min-max] IQR q1-q3`` of ``values``."""
     q1, _, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else (values[0],) * 3
@@ -122,12 +141,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_TESTS} tests, {QUICK_ROUNDS} rounds")
     parser.add_argument("--tests", type=int, default=None, help=f"plain tests in the suite (default {TESTS})")
     parser.add_argument("--rounds", type=int, default=None, help=f"measured rounds (default {ROUNDS})")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count each variant's instructions once under valgrind (callgrind)")
     args = parser.parse_args(argv)
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions needs valgrind on PATH")
     tests = args.tests or (QUICK_TESTS if args.quick else TESTS)
     rounds = max(1, args.rounds or (QUICK_ROUNDS if args.quick else ROUNDS))
     others = other_plugins()
     variants = {"with crystallize": others, "-p no:crystallize": [*others, "-p", f"no:{PLUGIN}"]}
     runs: dict[str, list[Run]] = {name: [] for name in variants}
+    instructions: dict[str, int] = {}
 
     with tempfile.TemporaryDirectory(prefix="bench_plugin_import_") as directory:
         root = Path(directory)
@@ -140,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs[name].append(run_pytest(root, variants[name], tests))
             print(f"  round {index + 1}/{rounds}: " + ", ".join(
                 f"{name} {runs[name][-1].cpu:.3f}s CPU" for name in variants), flush=True)
+        if args.instructions:
+            instructions = {name: count_instructions(root, extra, tests) for name, extra in variants.items()}
 
     with_, without = runs["with crystallize"], runs["-p no:crystallize"]
     ratios = [a.cpu / b.cpu for a, b in zip(with_, without, strict=True)]
@@ -161,6 +187,11 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"per run (median of rounds)")
     print(f"  peak RSS difference: {statistics.median(rss_deltas):+.1f} MiB "
           f"[{min(rss_deltas):+.1f} to {max(rss_deltas):+.1f}] (median of rounds)")
+    if instructions:
+        counted = instructions["with crystallize"] / instructions["-p no:crystallize"]
+        extra = instructions["with crystallize"] - instructions["-p no:crystallize"]
+        print(f"  instructions (callgrind, one run each): with {instructions['with crystallize']:,}, "
+              f"without {instructions['-p no:crystallize']:,}; ratio {counted:.4f} ({extra / 1e6:+.1f} M)")
     ok = "PASS" if ratio <= TARGET_RATIO else "MISS"
     print(f"\ntarget: CPU ratio with/without <= {TARGET_RATIO}: {ratio:.3f} -> {ok}")
     return 0 if ratio <= TARGET_RATIO else 1
