@@ -144,8 +144,10 @@ def crystallize_step_call(experiment: Experiment, call: StepCall) -> Any:
     ``async def`` step the output is an awaitable: a wrapper that looks at it
     must return an awaitable too. Implement it as a wrapper
     (``@hookimpl(wrapper=True)``) to see the output, or return a non-None
-    value to replace the call. An exception raised here is the step's error.
-    Example, a cache of a pure step in memory::
+    value to replace the call. A supplied output skips the step entirely: the
+    metrics, records and artifacts it would have added are not added (a cache
+    that must keep them replays them itself). An exception raised here is the
+    step's error. Example, a cache of a pure step in memory::
 
         CACHE = {}
 
