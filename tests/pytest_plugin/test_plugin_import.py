@@ -37,7 +37,7 @@ PLAIN = """
     import pytest
 
     def test_one():
-        assert 1 + 1 == 2
+        assert sum([1, 1]) == 2
 
     @pytest.mark.parametrize("n", range(3))
     def test_many(n):
@@ -45,7 +45,7 @@ PLAIN = """
 
     class TestGrouped:
         def test_method(self):
-            assert True
+            assert isinstance(self, TestGrouped)
 """
 
 
