@@ -37,7 +37,7 @@ from pytest_crystallize.core.pipeline import STEP_ATTRIBUTE, StepHooks, label_or
 from pytest_crystallize.core.results import ReplicateError
 from pytest_crystallize.core.seeds import ReplicateSeeds
 from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask, keep_finished
-from pytest_crystallize.core.timeouts import ReplicateTimeout, replicate_deadline
+from pytest_crystallize.core.timeouts import ReplicateTimeout, replicate_deadline, timeout_message
 from pytest_crystallize.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -246,10 +246,7 @@ class BatchRunner:
         # the exception class cannot be pickled.
         message = _safe_str(exc)
         if isinstance(exc, ReplicateTimeout):
-            message = (
-                f"the replicate ran longer than the experiment's timeout of {self._timeout:g} s and was "
-                f"stopped; the other replicates ran"
-            )
+            message = timeout_message(self._timeout, " and was stopped; the other replicates ran")
         return ReplicateError(
             condition=condition.name, replicate=replicate, error_type=type(exc).__name__,
             message=message, traceback=_user_frames_only(exc), step=_safe_step(exc),

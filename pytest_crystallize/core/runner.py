@@ -26,14 +26,6 @@ import pluggy
 
 from pytest_crystallize.core.analysis import SequentialMonitor, evaluate, warn_low_power
 from pytest_crystallize.core.context import MetricSink
-from pytest_crystallize.core.defaults import (
-    DEFAULT_ALPHA,
-    DEFAULT_CORRECTION,
-    DEFAULT_LOOKS,
-    DEFAULT_REPLICATES,
-    DEFAULT_SEED,
-    DEFAULT_SPENDING,
-)
 from pytest_crystallize.core.experiment import Experiment
 from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager, register_plugins, worker_plugins
 from pytest_crystallize.core.markers import ITEM_OPTIONS, function_marker_options
@@ -46,12 +38,6 @@ from pytest_crystallize.core.vocabulary import Correction, Spending
 from pytest_crystallize.errors import CrystallizeError
 
 __all__ = ["PARTIAL_RESULT", "ExperimentRunner", "run_experiment"]
-
-#: What ``run_experiment`` uses for an option neither it nor the function's marker sets.
-_ENGINE_DEFAULTS: Final[Mapping[str, Any]] = {
-    "replicates": DEFAULT_REPLICATES, "seed": DEFAULT_SEED, "alpha": DEFAULT_ALPHA,
-    "correction": DEFAULT_CORRECTION, "looks": DEFAULT_LOOKS, "spending": DEFAULT_SPENDING,
-}
 
 #: Attribute of an exception that interrupted a run (Ctrl-C, pytest-timeout): the
 #: ExperimentResult of the replicates that finished before it, without verdicts.
@@ -183,12 +169,11 @@ class ExperimentRunner:
     ) -> ExperimentResult:
         """A sequential run: a look at a time, until every hypothesis is decided."""
         experiment = self.experiment
-        batches: list[ReplicateBatch] = []
         done = 0
         for look, upto in enumerate(monitor.schedule, start=1):
-            batches += self._execute(hook, run_batch, self.tasks(done, upto))
+            self._execute(hook, run_batch, self.tasks(done, upto))  # adds to self._finished
             done = upto
-            result = self._collect(batches, started_at, clock, replicates=done)
+            result = self._collect(self._finished, started_at, clock, replicates=done)
             if monitor.observe(result, look):
                 break
         provenance = replace(
@@ -350,7 +335,8 @@ def run_experiment(
         "timeout": timeout,
     }
     where = f"experiment {name or getattr(function, '__name__', repr(function))!r}"
-    options = {**_ENGINE_DEFAULTS, **function_marker_options(function, where)}
+    # What neither sets keeps Experiment.define's defaults.
+    options = function_marker_options(function, where)
     for key in ITEM_OPTIONS:
         options.pop(key, None)
     options.update({key: value for key, value in given.items() if value is not None})

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Final
 
-__all__ = ["TIMEOUT_ERROR", "ReplicateTimeout", "replicate_deadline"]
+__all__ = ["TIMEOUT_ERROR", "TIMEOUT_GRACE", "ReplicateTimeout", "replicate_deadline", "timeout_message"]
 
 _HAS_TIMER: Final = hasattr(signal, "setitimer") and hasattr(signal, "SIGALRM")
 
@@ -44,6 +44,14 @@ class ReplicateTimeout(Exception):  # named for what the user reads: the replica
 
 #: The ``error_type`` of a replicate stopped for its timeout, however it was stopped.
 TIMEOUT_ERROR: Final = ReplicateTimeout.__name__
+#: Seconds past its timeout a replicate's thread or worker may take to stop before it is
+#: abandoned (a thread) or killed (a worker process).
+TIMEOUT_GRACE: Final = 1.0
+
+
+def timeout_message(timeout: float | None, how: str) -> str:
+    """The message of a replicate stopped for running past ``timeout``; ``how`` says how it was stopped."""
+    return f"the replicate ran longer than the experiment's timeout of {timeout:g} s{how}"
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.results import ReplicateError
 from pytest_crystallize.core.tasks import ReplicateBatch, keep_finished
-from pytest_crystallize.core.timeouts import TIMEOUT_ERROR
+from pytest_crystallize.core.timeouts import TIMEOUT_ERROR, TIMEOUT_GRACE, timeout_message
 from pytest_crystallize.errors import ConfigurationError, CrystallizeError
 
 if TYPE_CHECKING:
@@ -45,8 +45,6 @@ Chunk = tuple[int, list["ReplicateTask"]]
 
 _STOP_TIMEOUT: Final = 5.0
 _POLL_SECONDS: Final = 0.1
-#: How long past its chunk's timeout a worker may take before the parent kills it.
-_GRACE: Final = 1.0
 
 
 def _worker_main(connection: Connection, run_batch: RunBatch) -> None:
@@ -155,7 +153,8 @@ class _Pool:
         now = time.monotonic()
         for worker in self.workers:
             chunk = worker.chunk
-            if chunk is not None and not worker.timed_out and now - worker.sent_at > timeout * len(chunk[1]) + _GRACE:
+            overdue = chunk is not None and now - worker.sent_at > timeout * len(chunk[1]) + TIMEOUT_GRACE
+            if overdue and not worker.timed_out:
                 worker.timed_out = True
                 worker.process.kill()
 
@@ -237,10 +236,10 @@ class _Pool:
             timeout = self.run_batch.experiment.timeout
             error = ReplicateError(
                 condition=condition, replicate=task[1], error_type=TIMEOUT_ERROR,
-                message=(
-                    f"the replicate ran longer than the experiment's timeout of {timeout:g} s, stuck where "
-                    f"its worker could not stop it; the worker process was killed and the other replicates ran"
-                ),
+                message=timeout_message(timeout, (
+                    ", stuck where its worker could not stop it; the worker process was killed and the other "
+                    "replicates ran"
+                )),
                 traceback="",
             )
             return ReplicateBatch(errors=[error], task_count=1)

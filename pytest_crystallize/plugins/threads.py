@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Final
 
 from pytest_crystallize.core.results import ReplicateError
 from pytest_crystallize.core.tasks import ReplicateBatch, keep_finished
-from pytest_crystallize.core.timeouts import TIMEOUT_ERROR
+from pytest_crystallize.core.timeouts import TIMEOUT_ERROR, TIMEOUT_GRACE, timeout_message
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["run_in_threads"]
 
 _POLL_SECONDS: Final = 0.1
-#: How long past its timeout a replicate's thread may take to stop before it is abandoned.
-GRACE_SECONDS: Final = 1.0
 
 
 class _Pool:
@@ -89,7 +87,7 @@ class _Pool:
         now = time.monotonic()
         experiment = self.run_batch.experiment
         with self.lock:
-            overdue = [(n, i, c) for n, (i, c, t) in self.running.items() if now - t > timeout + GRACE_SECONDS]
+            overdue = [(n, i, c) for n, (i, c, t) in self.running.items() if now - t > timeout + TIMEOUT_GRACE]
             for number, index, chunk in overdue:
                 self.abandoned.add(number)
                 del self.running[number]
@@ -97,11 +95,10 @@ class _Pool:
                 error = ReplicateError(
                     condition=experiment.condition_names[code], replicate=replicate,
                     error_type=TIMEOUT_ERROR,
-                    message=(
-                        f"the replicate ran longer than the experiment's timeout of {timeout:g} s and "
-                        f"its thread is stuck in a call Python cannot interrupt; it was abandoned and the "
-                        f"other replicates ran (use ParallelExecution(kind='process') to have it killed)"
-                    ),
+                    message=timeout_message(timeout, (
+                        " and its thread is stuck in a call Python cannot interrupt; it was abandoned and the "
+                        "other replicates ran (use ParallelExecution(kind='process') to have it killed)"
+                    )),
                     traceback="",
                 )
                 self.batches[index] = ReplicateBatch(errors=[error], task_count=len(chunk))
