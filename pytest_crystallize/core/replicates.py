@@ -42,6 +42,7 @@ from pytest_crystallize.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from pytest_crystallize.core.experiment import Condition, Experiment
+    from pytest_crystallize.core.store.journal import Journal, JournalWriter
 
 __all__ = ["BatchRunner"]
 
@@ -82,6 +83,8 @@ class BatchRunner:
         #: Plugins to register in a worker process; by default the experiment's own.
         self.plugins = tuple(experiment.plugins if plugins is None else plugins)
         self.progress: Callable[[int], None] | None = None
+        #: Where finished tasks are journaled as they complete (None: not journaled).
+        self.journal: Journal | None = None
         self._bindings = experiment.bindings
         self._evaluators = experiment.evaluators
         self._source_names = tuple(experiment.datasources)
@@ -90,12 +93,13 @@ class BatchRunner:
         self._init_hooks()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"experiment": self.experiment, "plugins": self.plugins}
+        return {"experiment": self.experiment, "plugins": self.plugins, "journal": self.journal}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         plugins = state["plugins"]
         hook = make_plugin_manager(plugins).hook if plugins else None
         self.__init__(state["experiment"], hook, plugins=plugins)  # type: ignore[misc]  # rebuild derived state
+        self.journal = state["journal"]
 
     def advance(self, count: int) -> None:
         """Report ``count`` finished tasks to the progress display, if there is one."""
@@ -128,6 +132,7 @@ class BatchRunner:
             return run_coroutine_sync(self.run_async(tasks))
         batch = ReplicateBatch(task_count=len(tasks))
         conditions, progress = self.conditions, self.progress
+        journal = None if self.journal is None else self.journal.writer(tasks)
         done = 0
         try:
             for code, replicate in tasks:
@@ -135,15 +140,20 @@ class BatchRunner:
                 done += 1
                 if progress is not None:
                     progress(1)
+                if journal is not None:
+                    journal.finished(batch, done)
         except BaseException as exc:  # Ctrl-C, pytest-timeout: keep what finished for the report
-            self._keep_partial(exc, batch, tasks, done)
+            self._keep_partial(exc, batch, tasks, done, journal)
             raise
+        if journal is not None:
+            journal.flush(batch, done)
         return batch
 
     async def run_async(self, tasks: Sequence[ReplicateTask]) -> ReplicateBatch:
         """Run ``tasks`` in order on the running event loop and return their batch."""
         batch = ReplicateBatch(task_count=len(tasks))
         conditions, progress = self.conditions, self.progress
+        journal = None if self.journal is None else self.journal.writer(tasks)
         done = 0
         try:
             for code, replicate in tasks:
@@ -153,17 +163,28 @@ class BatchRunner:
                 done += 1
                 if progress is not None:
                     progress(1)
+                if journal is not None:
+                    journal.finished(batch, done)
         except BaseException as exc:  # Ctrl-C, cancellation: keep what finished for the report
-            self._keep_partial(exc, batch, tasks, done)
+            self._keep_partial(exc, batch, tasks, done, journal)
             raise
+        if journal is not None:
+            journal.flush(batch, done)
         return batch
 
     @staticmethod
-    def _keep_partial(exc: BaseException, batch: ReplicateBatch, tasks: Sequence[ReplicateTask], done: int) -> None:
+    def _keep_partial(
+        exc: BaseException, batch: ReplicateBatch, tasks: Sequence[ReplicateTask], done: int,
+        journal: JournalWriter | None,
+    ) -> None:
+        """Keep the ``done`` tasks that finished before ``exc``: for the report, and in the journal."""
         if done < len(tasks):
-            batch.sink.drop_unfinished(*tasks[done])
+            batch.sink.drop_unfinished(*tasks[done])  # an interruption is never a replicate error
         batch.task_count = done
         keep_finished(exc, [batch])
+        if journal is not None:
+            with contextlib.suppress(Exception):  # journaling must never mask the interruption
+                journal.flush(batch, done)
 
     def _context(self, condition: Condition, replicate: int, sink: MetricSink) -> FrozenContext:
         return FrozenContext(

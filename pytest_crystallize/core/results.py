@@ -95,9 +95,14 @@ class Provenance:
     max_replicates: int | None = None
     looks: int | None = None
     looks_taken: int | None = None
+    #: Resumed runs only: replicate tasks taken from the journal of an interrupted run, not run again.
+    resumed: int | None = None
+    #: What the journal said when resuming (parts discarded, and why).
+    journal_notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "conditions", tuple(self.conditions))
+        object.__setattr__(self, "journal_notes", tuple(self.journal_notes))
         object.__setattr__(
             self, "treatments",
             MappingProxyType({k: MappingProxyType(dict(v)) for k, v in self.treatments.items()}),

@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pluggy
@@ -35,7 +35,10 @@ from pytest_crystallize.core.tasks import FINISHED_BATCHES, ReplicateBatch, Repl
 from pytest_crystallize.core.treatments import Treatment
 from pytest_crystallize.core.versions import package_versions
 from pytest_crystallize.core.vocabulary import Correction, Spending
-from pytest_crystallize.errors import CrystallizeError
+from pytest_crystallize.errors import ConfigurationError, CrystallizeError
+
+if TYPE_CHECKING:
+    from pytest_crystallize.core.store.journal import Journal, JournalContents
 
 __all__ = ["PARTIAL_RESULT", "ExperimentRunner", "run_experiment"]
 
@@ -97,9 +100,16 @@ class ExperimentRunner:
     """
 
     def __init__(
-        self, experiment: Experiment, *, plugin_manager: pluggy.PluginManager | None = None
+        self, experiment: Experiment, *, plugin_manager: pluggy.PluginManager | None = None,
+        journal: Journal | None = None, resume: bool = False,
     ) -> None:
         self.experiment = experiment
+        #: Where finished tasks are kept as they complete; ``resume`` runs only the tasks it lacks.
+        self.journal = journal
+        self.resume = resume
+        self._journaled: JournalContents | None = None
+        self._journal_notes: list[str] = []
+        self._resumed = 0
         if plugin_manager is None:
             plugin_manager = make_plugin_manager(experiment.plugins)
         else:
@@ -127,6 +137,9 @@ class ExperimentRunner:
         hook.crystallize_experiment_init(experiment=experiment)
         hook.crystallize_run_before(experiment=experiment)
         run_batch = BatchRunner(experiment, hook, plugins=worker_plugins(self.plugin_manager))
+        if self.journal is not None:
+            self._open_journal()
+            run_batch.journal = self.journal
         progress = None
         if implemented(hook.crystallize_replicates_progress):
             total = len(self.tasks())
@@ -145,15 +158,56 @@ class ExperimentRunner:
             raise
         if progress is not None:
             progress.finish()
+        if self.journal is not None:  # the run is whole: nothing is left to resume
+            with contextlib.suppress(OSError, CrystallizeError):
+                self.journal.clear()
+        if self._journal_notes or self._journaled is not None:
+            result = _with(result, provenance=replace(
+                result.provenance, resumed=None if self._journaled is None else self._resumed,
+                journal_notes=tuple(self._journal_notes),
+            ))
         hook.crystallize_run_after(experiment=experiment, result=result)
         return result
 
+    def _open_journal(self) -> None:
+        """Read the journal to resume from it, or start it afresh; one that cannot be used is turned off.
+
+        A journal is a safety net: a store that cannot hold it (a file or a
+        link in its place, a path too long, no space) never stops the run,
+        and the result's notes say why nothing was journaled.
+        """
+        journal = self.journal
+        assert journal is not None
+        try:
+            if self.resume:
+                self._journaled = journal.load()
+                self._journal_notes += self._journaled.discarded
+            else:
+                journal.clear()
+            journal.prepare()
+        except (OSError, CrystallizeError) as exc:
+            self.journal = None
+            self._journal_notes.append(f"not kept for this run ({exc}); it cannot be resumed if interrupted")
+
     def _execute(self, hook: Any, run_batch: BatchRunner, tasks: list[ReplicateTask]) -> list[ReplicateBatch]:
-        """Run ``tasks`` through the execution backend hook (the built-in default runs them serially)."""
-        batches = hook.crystallize_replicates_run(experiment=self.experiment, tasks=tasks, run_batch=run_batch)
-        _check_batches(self.experiment, batches, len(tasks))
+        """Run ``tasks`` through the execution backend hook (the built-in default runs them serially).
+
+        When resuming, the tasks the journal holds are taken from it and only
+        the others reach the backend.
+        """
+        batches: list[ReplicateBatch] = []
+        if self._journaled is not None:
+            kept, tasks = self._journaled.batch_for(tasks)
+            if kept.task_count:
+                batches.append(kept)
+                self._resumed += kept.task_count
+                run_batch.advance(kept.task_count)
+        if tasks:
+            ran = hook.crystallize_replicates_run(experiment=self.experiment, tasks=tasks, run_batch=run_batch)
+            _check_batches(self.experiment, ran, len(tasks))
+            batches += ran
         self._finished += batches
-        return list(batches)
+        return batches
 
     def _keep_partial_result(self, exc: BaseException, started_at: str, clock: float) -> None:
         """Attach the result of the replicates that finished (no verdicts) to ``exc``: :data:`PARTIAL_RESULT`."""
@@ -302,6 +356,8 @@ def run_experiment(
     evaluators: Any = None,
     localns: Mapping[str, Any] | None = None,
     timeout: float | None = None,
+    journal: str | os.PathLike[str] | None = None,
+    resume: bool = False,
 ) -> ExperimentResult:
     """Run ``function`` as an experiment from a script or notebook and return its result.
 
@@ -320,6 +376,10 @@ def run_experiment(
     caller's local names, so models defined in the calling function work).
     Plugins implementing ``crystallize_conditions_choose`` may choose and
     order the treatments first.
+
+    ``journal`` names a store directory (such as ``".crystallize"``) whose
+    journal keeps the finished replicates while the run goes; after an
+    interruption, ``resume=True`` runs only the ones it lacks.
 
     Works from sync code and from inside a running event loop (an async
     experiment then runs on a loop in a worker thread); in ``async`` code,
@@ -346,6 +406,17 @@ def run_experiment(
     )
     manager = make_plugin_manager(experiment.plugins)
     experiment = choose_conditions(experiment, manager.hook)
-    result = ExperimentRunner(experiment, plugin_manager=manager).run()
+    kept = None
+    if journal is not None:
+        from pathlib import Path
+
+        from pytest_crystallize.core.store.journal import Journal
+
+        identity = f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', experiment.name)}"
+        kept = Journal.for_experiment(Path(journal), f"{identity}::{experiment.name}", experiment)
+    elif resume:
+        msg = f"{where}: resume=True needs journal= (the store directory whose journal to resume from)"
+        raise ConfigurationError(msg)
+    result = ExperimentRunner(experiment, plugin_manager=manager, journal=kept, resume=resume).run()
     warn_low_power(experiment.function, result)
     return result

@@ -21,7 +21,7 @@ from pytest_crystallize.core.report.payload import ReportPayload
 from pytest_crystallize.core.report.text import failure_report, summarize
 from pytest_crystallize.core.runner import ExperimentRunner
 from pytest_crystallize.core.store.gate_specs import check_gate_option
-from pytest_crystallize.errors import CrystallizeError, CrystallizeWarning
+from pytest_crystallize.errors import CrystallizeError, CrystallizeWarning, ResultsError
 from pytest_crystallize.pytest_plugin.keys import GATE_PROPERTY, MARKER, PAYLOAD_PROPERTY, STORAGE_KEY
 from pytest_crystallize.pytest_plugin.selection import (
     bound_parameters,
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import pluggy
 
     from pytest_crystallize.core.results import ExperimentResult
+    from pytest_crystallize.core.store.journal import Journal
     from pytest_crystallize.pytest_plugin.session import CrystallizeSession
     from pytest_crystallize.pytest_plugin.storage import GateCheck
 
@@ -130,11 +131,21 @@ class ExperimentItem(pytest.Function):
             experiment = choose_treatments(self, experiment, self.crystallize_session.settings.treatments, manager)
         except CrystallizeError as exc:
             raise ExperimentFailed(str(exc)) from None
+        settings = self.crystallize_session.settings
+        journal = None
+        if settings.journal_root is not None:
+            from pytest_crystallize.core.store.journal import Journal
+
+            journal = Journal.for_experiment(settings.journal_root, self.nodeid, experiment)
         try:
-            result = ExperimentRunner(experiment, plugin_manager=manager).run()
+            result = ExperimentRunner(
+                experiment, plugin_manager=manager, journal=journal, resume=settings.resume,
+            ).run()
+        except ResultsError as exc:  # the journal cannot be used: say where, and how to fix it
+            raise ExperimentFailed(str(exc)) from None
         except BaseException as exc:
             if not isinstance(exc, Exception):  # Ctrl-C, pytest-timeout: show what finished
-                self._report_interrupted(experiment, exc)
+                self._report_interrupted(experiment, exc, journal)
             raise
         self.result = result
         failures: list[str] = [] if result.passed else [failure_report(result)]
@@ -148,8 +159,11 @@ class ExperimentItem(pytest.Function):
         if failures:
             raise ExperimentFailed("\n\n".join(failures))
 
-    def _report_interrupted(self, experiment: Experiment, exc: BaseException) -> None:
-        """Put the replicates that finished before ``exc`` in the summary, saying the run stopped and was not saved."""
+    def _report_interrupted(self, experiment: Experiment, exc: BaseException, journal: Journal | None) -> None:
+        """Put the replicates that finished before ``exc`` in the summary, saying the run stopped and was not saved.
+
+        The note also says what the journal kept, and how to resume from it.
+        """
         from pytest_crystallize.core.report.payload import ReportPayload
         from pytest_crystallize.core.report.text import summarize
         from pytest_crystallize.core.runner import PARTIAL_RESULT
@@ -159,11 +173,12 @@ class ExperimentItem(pytest.Function):
             return
         self.result = partial
         summary = dict(summarize(partial))
-        summary["notes"] = [
-            *summary.get("notes", ()),
+        note = (
             f"interrupted ({type(exc).__name__}) after {partial.provenance.replicates} of {experiment.replicates} "
-            f"replicates per condition: no verdicts, and this experiment's result was not saved",
-        ]
+            f"replicates per condition: no verdicts, and this experiment's result was not saved"
+        )
+        summary["notes"] = [*summary.get("notes", ()), note + _journal_note(journal)]
+        summary["interrupted"], summary["passed"] = True, False
         payload = ReportPayload(summary, gate=None)
         self.user_properties.append((PAYLOAD_PROPERTY, payload.to_json()))
         # Ctrl-C leaves no report behind to carry the property: hand the payload to the summary directly.
@@ -194,6 +209,20 @@ class ExperimentItem(pytest.Function):
         if isinstance(excinfo.value, ExperimentFailed):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
+
+
+def _journal_note(journal: Journal | None) -> str:
+    """What the journal kept of an interrupted run, and how to resume; never raises."""
+    if journal is None:
+        return " (the journal is off: --crystallize-no-journal)"
+    try:
+        kept = len(journal.load().tasks)
+    except Exception:  # reporting must never mask the interruption
+        return ""
+    if not kept:
+        return ""
+    return (f"; {kept} finished replicate tasks are kept in the journal ({journal.directory}): "
+            f"rerun with --crystallize-resume to run only the missing ones")
 
 
 def find_datasources(

@@ -158,6 +158,21 @@ def _add_storage_options(group: pytest.OptionGroup, parser: pytest.Parser) -> No
     parser.addini("crystallize_gate_strict", type="bool", default=False,
                   help="the gate also fails metrics not shown to be no worse within the margin")
     parser.addini("crystallize_json", default="", help="write a JSON report of the experiments to this path")
+    group.addoption(
+        "--crystallize-resume", action="store_true", default=None,
+        help="take the replicates an interrupted run (Ctrl-C, a crash, a killed job, a timeout) kept in "
+             "the journal under the store, and run only the missing ones; the result is the uninterrupted "
+             "one. A changed experiment discards its journal and says so. ini: crystallize_resume",
+    )
+    group.addoption(
+        "--crystallize-no-journal", action="store_true", default=None,
+        help="do not keep finished replicates in the journal while experiments run (then nothing can be "
+             "resumed). ini: crystallize_journal = false",
+    )
+    parser.addini("crystallize_resume", type="bool", default=False,
+                  help="resume interrupted experiments from the journal (default false)")
+    parser.addini("crystallize_journal", type="bool", default=True,
+                  help="keep finished replicates in the journal under the store while running (default true)")
 
 
 def _add_display_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
@@ -195,6 +210,10 @@ class Settings:
     progress: ProgressMode = "auto"
     #: Default root of ``ArtifactPlugin`` (absolute: anchored at the rootdir).
     artifacts_root: Path = Path(DEFAULT_ARTIFACTS_DIR)
+    #: The store whose journal keeps finished replicates while running; None: no journal.
+    journal_root: Path | None = None
+    #: Take what the journal holds and run only the missing replicates.
+    resume: bool = False
 
 
 def _integer(value: str, source: str, minimum: int) -> int:
@@ -263,9 +282,11 @@ def read_settings(config: pytest.Config) -> Settings:
     except (ValueError, pytest.UsageError) as exc:  # pytest's message names no option
         msg = f"ini option crystallize: {exc}; use true or false"
         raise pytest.UsageError(msg) from None
+    journal = not config.getoption("crystallize_no_journal", None) and _flag(config, "crystallize_journal")
     return Settings(
         enabled=enabled, defaults=MappingProxyType(defaults), overrides=MappingProxyType(overrides),
         treatments=_treatments(config), progress=_progress(config), artifacts_root=_artifacts_root(config),
+        journal_root=_store_root(config) if journal else None, resume=_flag(config, "crystallize_resume"),
     )
 
 
@@ -337,6 +358,13 @@ def _value(config: pytest.Config, name: str) -> tuple[str | None, str, Path]:
     return (ini or None), f"ini option {name}", config.rootpath
 
 
+def _store_root(config: pytest.Config) -> Path:
+    """The store directory (``--crystallize-storage``, its ini twin, or the default), anchored at the rootdir."""
+    storage, _, _ = _value(config, "crystallize_storage")
+    root = Path(storage or DEFAULT_STORAGE)
+    return root if root.is_absolute() else config.rootpath / root
+
+
 def _flag(config: pytest.Config, name: str) -> bool:
     if config.getoption(name, None):
         return True
@@ -370,9 +398,7 @@ def _check_save_name(name: str, source: str, base: Path) -> None:
 
 def read_storage_settings(config: pytest.Config) -> StorageSettings:
     """Parse the options of saved runs, the gate and the JSON report; raise pytest.UsageError naming a bad one."""
-    storage, _, _ = _value(config, "crystallize_storage")
-    root = Path(storage or DEFAULT_STORAGE)
-    root = root if root.is_absolute() else config.rootpath / root
+    root = _store_root(config)
     name, name_source, name_base = _value(config, "crystallize_save")
     save = name is not None or _flag(config, "crystallize_autosave")
     if name:

@@ -61,6 +61,11 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
             notes.append(f"{metric!r}: up to {most} values per replicate; rows show per-replicate means")
     first = result.errors[0].to_dict() if result.errors else None
     prov = result.provenance
+    if prov.resumed is not None:
+        total = prov.replicates * len(result.conditions)
+        notes.append(f"resumed: {prov.resumed} of {total} replicate tasks came from the journal of an "
+                     f"interrupted run; the others ran now")
+    notes += [f"journal: {note}" for note in prov.journal_notes]
     sequential = None
     if prov.max_replicates is not None:
         sequential = {"replicates": prov.replicates, "max_replicates": prov.max_replicates,
@@ -102,6 +107,8 @@ def _cells(row: Mapping[str, Any]) -> tuple[str, ...]:
 
 def _status(payload: Mapping[str, Any]) -> str:
     """``passed``/``FAILED``; with a regression gate, both outcomes: ``hypotheses passed; gate FAILED``."""
+    if payload.get("interrupted"):
+        return "interrupted"
     gate = payload.get("gate")
     if not gate:
         return "passed" if payload["passed"] else "FAILED"
