@@ -15,7 +15,9 @@ batches and always stops the workers before returning or raising.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import threading
 import time
 import traceback
 from collections import deque
@@ -45,12 +47,27 @@ Chunk = tuple[int, list["ReplicateTask"]]
 
 _STOP_TIMEOUT: Final = 5.0
 _POLL_SECONDS: Final = 0.1
+#: How often an idle worker checks that its parent is alive.
+_ORPHAN_CHECK_SECONDS: Final = 0.5
+
+
+def _leave_when_orphaned(parent: int) -> None:
+    """End this worker once its parent is gone (killed outright, it could not stop it).
+
+    Forked siblings hold copies of the pipe, so a dead parent may bring no EOF,
+    and a chunk may run for minutes: nobody would read its results, so the
+    worker exits at once (the journal already holds what finished).
+    """
+    while os.getppid() == parent:
+        time.sleep(_ORPHAN_CHECK_SECONDS)
+    os._exit(1)
 
 
 def _worker_main(connection: Connection, run_batch: RunBatch) -> None:
     """Run chunks received on ``connection`` until told to stop (``None``)."""
     # Ctrl-C reaches the whole process group: the parent stops the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_leave_when_orphaned, args=(os.getppid(),), daemon=True).start()
     connection.send(("ready", None, None))
     while True:
         try:
