@@ -45,9 +45,13 @@ class ProgressDisplay:
 
     @staticmethod
     def text(done: int, total: int, elapsed: float) -> str:
-        """The progress text for ``done`` of ``total`` tasks after ``elapsed`` seconds."""
-        eta = f"{elapsed / done * (total - done):.1f}s" if done else "?"
-        return f" [{done}/{total} replicates, {elapsed:.1f}s elapsed, ETA {eta}]"
+        """The progress text for ``done`` of ``total`` tasks after ``elapsed`` seconds: rate and ETA."""
+        if not done or elapsed <= 0:
+            return f" [{done}/{total} replicates, {duration(elapsed)} elapsed, ETA ?]"
+        rate = done / elapsed
+        speed = f"{rate:.3g}/s" if rate >= 1 else f"{1 / rate:.3g}s each"
+        eta = duration((total - done) / rate)
+        return f" [{done}/{total} replicates, {speed}, {duration(elapsed)} elapsed, ETA {eta}]"
 
     @hookimpl
     def crystallize_replicates_progress(
@@ -88,6 +92,20 @@ class ProgressDisplay:
         with suspended:
             self._writer.write_raw(erase + text, flush=True)
         self._shown = len(text)
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` as a person reads it: ``4.2s``, ``3m 05s``, ``2h 10m``, ``12d 3h``."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days:,}d {hours}h"
 
 
 def make_display(config: pytest.Config, mode: str) -> ProgressDisplay | None:

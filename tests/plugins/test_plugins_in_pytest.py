@@ -283,3 +283,19 @@ def _rendered(line: str) -> str:
         elif token.endswith("K"):
             del screen[cursor:]
     return "".join(screen)
+
+
+@pytest.mark.parametrize(
+    ("done", "total", "elapsed", "expected"),
+    [
+        (0, 10, 0.3, " [0/10 replicates, 0.3s elapsed, ETA ?]"),
+        (50, 100, 10.0, " [50/100 replicates, 5/s, 10.0s elapsed, ETA 10.0s]"),
+        (2, 1000, 120.0, " [2/1000 replicates, 60s each, 2m 00s elapsed, ETA 16h 38m]"),
+        (3, 3_000_000, 1.0, " [3/3000000 replicates, 3/s, 1.0s elapsed, ETA 11d 13h]"),
+    ],
+)
+def test_the_progress_text_gives_rate_and_a_readable_eta(done: int, total: int, elapsed: float, expected: str) -> None:
+    from pytest_crystallize.pytest_plugin.progress import ProgressDisplay
+
+    # ETA by hand: (total - done) / (done / elapsed) seconds; 998 * 60 s = 16 h 38 m, 2,999,997 / 3 s = 11 d 13 h.
+    assert ProgressDisplay.text(done, total, elapsed) == expected
