@@ -58,7 +58,7 @@ def _same(a: Any, b: Any) -> None:
 
 
 def _journal_parts(store: Path) -> list[Path]:
-    return sorted((store / JOURNAL_DIR).rglob("part-*.arrow"))
+    return sorted((store / JOURNAL_DIR).rglob("part-*.npz"))
 
 
 @pytest.mark.parametrize(
@@ -209,3 +209,26 @@ def test_a_killed_run_loses_at_most_the_last_moments(tmp_path: Path, process: bo
     ran_again = len(log.read_text().splitlines()) - 60  # the uninterrupted run's 60 calls came last
     assert kept > 0
     assert ran_again == 60 - kept
+
+
+class _Planted:
+    """Unpickling this creates a file: proof that a planted part was never unpickled."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path(self.path).touch, ())
+
+
+def test_a_planted_part_that_needs_pickle_is_never_unpickled(tmp_path: Path) -> None:
+    whole = run_experiment(_noisy, **OPTIONS)
+    _interrupted(tmp_path)
+    (part,) = _journal_parts(tmp_path)
+    proof = tmp_path / "unpickled"
+    planted = part.with_name("part-1-1-deadbeef.npz")
+    np.savez(planted, header=np.array([_Planted(str(proof))], dtype=object))
+    resumed = run_experiment(_noisy, journal=tmp_path, resume=True, **OPTIONS)
+    assert not proof.exists()
+    _same(resumed, whole)
+    assert any("part-1-1-deadbeef.npz could not be read" in note for note in resumed.provenance.journal_notes)

@@ -7,11 +7,12 @@ the tasks the journal lacks. Every task's values depend only on its
 condition and replicate index, so the resumed result is the uninterrupted
 one, value for value. Layout::
 
-    <root>/journal/<experiment key>/part-<pid>-<ns>-<hex>.arrow
+    <root>/journal/<experiment key>/part-<pid>-<ns>-<hex>.npz
 
-A part is an Arrow IPC file (nothing in it can run code when read) holding
-the values of the tasks it covers; its schema metadata holds those tasks,
-their errors and the *fingerprint* of the experiment that wrote it (its
+A part is a numpy ``.npz`` of plain arrays, read with ``allow_pickle=False``
+(nothing in it can run code when read; numpy is loaded anyway, pyarrow need
+not be), holding the values of the tasks it covers; its JSON header holds
+those tasks, their errors, the recorded tags and the *fingerprint* of the experiment that wrote it (its
 definition, seed and code). A part is written to a temporary name and
 renamed, so a reader sees whole parts only, and any number of processes
 (worker pools, xdist workers) append to one journal without a lock.
@@ -32,6 +33,7 @@ import os
 import re
 import secrets
 import time
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +53,7 @@ __all__ = ["FLUSH_INTERVAL", "Journal", "JournalContents", "JournalWriter", "jou
 #: Seconds between two parts written by one batch at most (a crash loses at most this much work).
 FLUSH_INTERVAL: Final = 0.5
 JOURNAL_DIR: Final = "journal"
-_PART: Final = re.compile(r"part-\d+-\d+-[0-9a-f]{8}\.arrow")
+_PART: Final = re.compile(r"part-\d+-\d+-[0-9a-f]{8}\.npz")
 _FORMAT: Final = 1
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9_.=-]+")
 
@@ -174,28 +176,25 @@ class Journal:
         self, tasks: Sequence[ReplicateTask], sink: MetricSink, start: int, errors: Sequence[ReplicateError]
     ) -> None:
         """Append a part: ``tasks``, the sink's values from index ``start`` on, and ``errors``."""
-        import pyarrow as pa
-        import pyarrow.ipc
+        import numpy as np
 
         directory = self._checked_directory(create=True)
         assert directory is not None
-        names = sink.metric_names
-        table = pa.table({
-            "condition": pa.array(sink.condition[start:], pa.int32()),
-            "replicate": pa.array(sink.replicate[start:], pa.int64()),
-            "metric": pa.array([names[code] for code in sink.metric[start:]], pa.string()),
-            "value": pa.array(sink.value[start:], pa.float64()),
-            "tags": pa.array(sink.tags[start:], pa.string()),
-        })
         header = {
             "format": _FORMAT, "fingerprint": self.fingerprint, "tasks": [list(task) for task in tasks],
-            "errors": [e.to_dict() for e in errors],
+            "errors": [e.to_dict() for e in errors], "metrics": list(sink.metric_names),
+            "tags": sink.tags[start:],
         }
-        table = table.replace_schema_metadata({"crystallize-journal": json.dumps(header)})
-        name = f"part-{os.getpid()}-{time.time_ns()}-{secrets.token_hex(4)}.arrow"
+        name = f"part-{os.getpid()}-{time.time_ns()}-{secrets.token_hex(4)}.npz"
         temporary = directory / f".{name}.tmp"
-        with pa.OSFile(str(temporary), "wb") as out, pyarrow.ipc.new_file(out, table.schema) as ipc:
-            ipc.write_table(table)
+        with temporary.open("wb") as out:
+            np.savez(
+                out, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+                condition=np.asarray(sink.condition[start:], dtype=np.int32),
+                replicate=np.asarray(sink.replicate[start:], dtype=np.int64),
+                metric=np.asarray(sink.metric[start:], dtype=np.int32),
+                value=np.asarray(sink.value[start:], dtype=np.float64),
+            )
         os.replace(temporary, directory / name)
 
     def load(self) -> JournalContents:
@@ -204,13 +203,13 @@ class Journal:
         stale = 0
         for part in self._parts():
             try:
-                header, table = _read_part(part)
+                header, columns = _read_part(part)
                 if header.get("fingerprint") != self.fingerprint:
                     stale += len(header.get("tasks", ()))
                     part.unlink(missing_ok=True)
                     continue
-                self._merge(contents, header, table)
-            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                self._merge(contents, header, columns)
+            except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as exc:
                 contents.discarded.append(f"{part.name} could not be read ({exc}); its replicates run again")
                 part.unlink(missing_ok=True)
         if stale:
@@ -220,11 +219,10 @@ class Journal:
             )
         return contents
 
-    def _merge(self, contents: JournalContents, header: dict[str, Any], table: Any) -> None:
+    def _merge(self, contents: JournalContents, header: dict[str, Any], columns: dict[str, list[Any]]) -> None:
         """Add a part's tasks the contents lack; raises (changing nothing) when the part is malformed."""
         tasks = {(int(c), int(r)) for c, r in header["tasks"]}
         new = tasks - contents.tasks  # a task journaled twice (never by design) counts once
-        columns = table.to_pydict()
         rows = [
             i for i, task in enumerate(zip(columns["condition"], columns["replicate"], strict=True)) if task in new
         ]
@@ -245,7 +243,7 @@ class Journal:
             part.unlink(missing_ok=True)
         directory = self._checked_directory(create=False)
         if directory is not None:
-            for leftover in directory.glob(".part-*.arrow.tmp"):
+            for leftover in directory.glob(".part-*.npz.tmp"):
                 if leftover.is_file() and not leftover.is_symlink():
                     leftover.unlink(missing_ok=True)
             for path in (directory, directory.parent):
@@ -255,18 +253,26 @@ class Journal:
                     break
 
 
-def _read_part(path: Path) -> tuple[dict[str, Any], Any]:
-    import pyarrow as pa
-    import pyarrow.ipc
+def _read_part(path: Path) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """A part's header and columns (metric names decoded); raises ValueError and kin when malformed."""
+    import numpy as np
 
-    with pa.memory_map(str(path), "r") as source:
-        table = pyarrow.ipc.open_file(source).read_all()
-    metadata = table.schema.metadata or {}
-    header = json.loads(metadata[b"crystallize-journal"])
-    if not isinstance(header, dict) or header.get("format") != _FORMAT:
-        msg = "not a part of this version's journal"
+    # numpy leaks the file it opened when a corrupt file makes it raise: own the file.
+    with path.open("rb") as file, np.load(file, allow_pickle=False) as data:  # never unpickles
+        header = json.loads(data["header"].tobytes())
+        if not isinstance(header, dict) or header.get("format") != _FORMAT:
+            msg = "not a part of this version's journal"
+            raise ValueError(msg)
+        names = header["metrics"]
+        columns = {
+            "condition": data["condition"].tolist(), "replicate": data["replicate"].tolist(),
+            "metric": [names[code] for code in data["metric"].tolist()], "value": data["value"].tolist(),
+            "tags": list(header["tags"]),
+        }
+    if len({len(column) for column in columns.values()}) != 1:
+        msg = "its columns differ in length"
         raise ValueError(msg)
-    return header, table
+    return header, columns
 
 
 class JournalWriter:
