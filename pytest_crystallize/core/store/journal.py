@@ -246,10 +246,11 @@ class Journal:
             for leftover in directory.glob(".part-*.npz.tmp"):
                 if leftover.is_file() and not leftover.is_symlink():
                     leftover.unlink(missing_ok=True)
-            for path in (directory, directory.parent):
+            # The store root too, when the journal was all it held: a run that saves nothing leaves nothing.
+            for path in (directory, directory.parent, directory.parent.parent):
                 try:
                     path.rmdir()
-                except OSError:  # not empty: another experiment's journal, or the user's files
+                except OSError:  # not empty (another journal, saved runs, the user's files) or a link
                     break
 
 
