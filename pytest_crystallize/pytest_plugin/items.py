@@ -21,7 +21,7 @@ from pytest_crystallize.core.report.payload import ReportPayload
 from pytest_crystallize.core.report.text import failure_report, summarize
 from pytest_crystallize.core.runner import ExperimentRunner
 from pytest_crystallize.core.store.gate_specs import check_gate_option
-from pytest_crystallize.errors import CrystallizeError, CrystallizeWarning, ResultsError
+from pytest_crystallize.errors import CrystallizeError, CrystallizeWarning
 from pytest_crystallize.pytest_plugin.keys import GATE_PROPERTY, MARKER, PAYLOAD_PROPERTY, STORAGE_KEY
 from pytest_crystallize.pytest_plugin.selection import (
     bound_parameters,
@@ -141,8 +141,6 @@ class ExperimentItem(pytest.Function):
             result = ExperimentRunner(
                 experiment, plugin_manager=manager, journal=journal, resume=settings.resume,
             ).run()
-        except ResultsError as exc:  # the journal cannot be used: say where, and how to fix it
-            raise ExperimentFailed(str(exc)) from None
         except BaseException as exc:
             if not isinstance(exc, Exception):  # Ctrl-C, pytest-timeout: show what finished
                 self._report_interrupted(experiment, exc, journal)
