@@ -40,9 +40,20 @@ from pytest_crystallize.core.defaults import (
 from pytest_crystallize.core.vocabulary import CORRECTIONS, PROGRESS_MODES, ProgressMode
 from pytest_crystallize.errors import ConfigurationError, ResultsError
 
-__all__ = ["Settings", "StorageSettings", "add_options", "read_settings", "read_storage_settings"]
+__all__ = [
+    "GITHUB_SUMMARY",
+    "MarkdownTarget",
+    "Settings",
+    "StorageSettings",
+    "add_options",
+    "read_markdown_target",
+    "read_settings",
+    "read_storage_settings",
+]
 
 GROUP: Final = "crystallize"
+#: The environment variable GitHub Actions sets to the file shown on a step's job page.
+GITHUB_SUMMARY: Final = "GITHUB_STEP_SUMMARY"
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -186,6 +197,13 @@ def _add_display_options(group: pytest.OptionGroup, parser: pytest.Parser) -> No
         "--crystallize-artifacts-dir", metavar="DIR", default=None,
         help="default root of ArtifactPlugin, relative to the rootdir. ini: crystallize_artifacts_dir",
     )
+    group.addoption(
+        "--crystallize-markdown", metavar="PATH", nargs="?", const="", default=None,
+        help="write the summary, verdict and gate tables to PATH as GitHub-flavoured Markdown; without PATH "
+             f"append them to ${GITHUB_SUMMARY} (the job page of a GitHub Actions step). ini: crystallize_markdown",
+    )
+    parser.addini("crystallize_markdown", default="",
+                  help="write the Markdown summary to this path (default: none)")
     parser.addini("crystallize_progress", default="auto",
                   help="progress display while experiments run: auto, on or off (default auto)")
     parser.addini("crystallize_artifacts_dir", default=DEFAULT_ARTIFACTS_DIR,
@@ -431,3 +449,28 @@ def read_storage_settings(config: pytest.Config) -> StorageSettings:
         margin=margin, relative=relative, strict=strict,
         json_path=None if json_text is None else json_base / json_text,
     )
+
+
+# -- the Markdown summary -------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class MarkdownTarget:
+    """Where the Markdown summary goes: ``path``, replaced, or appended to (GitHub's step summary)."""
+
+    path: Path
+    append: bool = False
+
+
+def read_markdown_target(config: pytest.Config) -> MarkdownTarget | None:
+    """Parse ``--crystallize-markdown[=PATH]`` (or its ini twin); a bare option needs ``$GITHUB_STEP_SUMMARY``."""
+    text, source, base = _value(config, "crystallize_markdown")
+    if text is None:
+        return None
+    if text:
+        return MarkdownTarget(base / text)
+    summary = os.environ.get(GITHUB_SUMMARY, "").strip()
+    if not summary:
+        msg = (f"{source} without a PATH appends to ${GITHUB_SUMMARY}, which is not set here (GitHub Actions "
+               f"sets it in a job's steps): give a file, --crystallize-markdown=PATH")
+        raise pytest.UsageError(msg)
+    return MarkdownTarget(config.invocation_params.dir / summary, append=True)
