@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from pytest_crystallize.pytest_plugin.storage import CrystallizeStorage
 
 __all__ = [
+    "CONTROLLER_PROGRESS_PLUGIN",
     "EXPERIMENT_PREFIX",
     "GATE_PROPERTY",
     "MARKDOWN_KEY",
@@ -51,6 +52,8 @@ SESSION_PLUGIN: Final = "crystallize-session"
 STORAGE_PLUGIN: Final = "crystallize-storage"
 WORKER_REPORTS_PLUGIN: Final = "crystallize-worker-reports"
 MARKDOWN_PLUGIN: Final = "crystallize-markdown"
+#: Plugin name of the pytest-xdist controller's progress display.
+CONTROLLER_PROGRESS_PLUGIN: Final = "crystallize-controller-progress"
 
 #: User property holding an experiment's report payload (a JSON string; also in JUnit XML).
 PAYLOAD_PROPERTY: Final = "crystallize_payload"
