@@ -71,6 +71,7 @@ class StatusLine:
         self._column: int | None = None  # the line's width after live output, when the writer cannot know it
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     @property
     def running(self) -> bool:
@@ -80,6 +81,8 @@ class StatusLine:
     def start(self, render: Render) -> None:
         """Draw ``render``'s text now and every interval from a daemon thread, until :meth:`stop`."""
         with self.lock:
+            if self._closed:  # a late message after the session ended draws nothing
+                return
             self._render = render
             self._column = None
             if self._thread is not None:
@@ -101,7 +104,9 @@ class StatusLine:
             self.erase()
 
     def close(self) -> None:
-        """Stop, and close the terminal descriptor (the end of the session)."""
+        """Stop for good, and close the terminal descriptor (the end of the session)."""
+        with self.lock:
+            self._closed = True
         self.stop()
         if self._descriptor is not None:
             with contextlib.suppress(OSError):
