@@ -64,13 +64,18 @@ def _elapsed_values(output: str, pattern: str) -> list[float]:
     return [float(value) for value in re.findall(pattern, output)]
 
 
-def test_the_bar_ticks_from_the_start_and_captured_output_holds_none_of_it(pytester: pytest.Pytester) -> None:
+def _run_slow_start(pytester: pytest.Pytester, *args: str) -> str:
+    """Run SLOW_START in a subprocess with the progress display on; its output, once it passed."""
     pytester.makepyfile(test_slow=SLOW_START)
     result = pytester.runpytest_subprocess(
-        "--crystallize", "--crystallize-replicates=3", "--crystallize-progress=on", "-rP", "-p", "no:randomly",
+        "--crystallize", "--crystallize-replicates=3", "--crystallize-progress=on", "-p", "no:randomly", *args,
     )
     result.assert_outcomes(passed=1)
-    out = result.stdout.str()
+    return result.stdout.str()
+
+
+def test_the_bar_ticks_from_the_start_and_captured_output_holds_none_of_it(pytester: pytest.Pytester) -> None:
+    out = _run_slow_start(pytester, "-rP")
     # Before any replicate finished: 0 of 3 done, the elapsed time moving on (the thread redraws every 0.2 s).
     ticks = _elapsed_values(out, r"\] 0/3 replicates, (\d+\.\d)s elapsed, ETA \?")
     assert len(ticks) >= 3
@@ -88,12 +93,7 @@ def test_the_bar_ticks_from_the_start_and_captured_output_holds_none_of_it(pytes
 
 
 def test_live_output_under_s_is_neither_split_nor_erased_by_the_bar(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_slow=SLOW_START)
-    result = pytester.runpytest_subprocess(
-        "--crystallize", "--crystallize-replicates=3", "--crystallize-progress=on", "-s", "-p", "no:randomly",
-    )
-    result.assert_outcomes(passed=1)
-    out = result.stdout.str()
+    out = _run_slow_start(pytester, "-s")
     # The bar was on screen between the user's lines: before "out r0 done" (replicate 0 takes a second).
     assert 0 <= out.find("0/3 replicates") < out.find("out r0 done")
     screen = _screen(out)
