@@ -5,8 +5,9 @@ each with its ``crystallize_*`` ini twin. Two frozen values hold what they
 say: :class:`Settings` (running experiments: their settings, the treatments
 to run, the progress display, the artifacts root) and
 :class:`StorageSettings` (saved runs, the regression gate, the JSON
-report). The parsers are small pure functions raising pytest.UsageError
-that names the bad option.
+report); :class:`MarkdownTarget` says where the Markdown summary goes.
+The parsers are small pure functions raising pytest.UsageError that names
+the bad option.
 
 Precedence for an experiment's settings: command line, then the
 ``@pytest.mark.experiment`` marker, then the ini file, then built-in defaults.
@@ -467,7 +468,16 @@ def read_markdown_target(config: pytest.Config) -> MarkdownTarget | None:
     if text is None:
         return None
     if text:
-        return MarkdownTarget(base / text)
+        path = base / text
+        apart = source.startswith("--") and not any(
+            str(arg).startswith("--crystallize-markdown=") for arg in config.invocation_params.args
+        )
+        if apart and (text.endswith(".py") or "::" in text or path.is_dir()):
+            msg = (f"{source}: {text!r} looks like a test path, not a file for the summary (written without '=', "
+                   f"the option takes the next argument as its PATH, and would write over it): write "
+                   f"--crystallize-markdown=PATH, or a bare --crystallize-markdown after the test paths")
+            raise pytest.UsageError(msg)
+        return MarkdownTarget(path)
     summary = os.environ.get(GITHUB_SUMMARY, "").strip()
     if not summary:
         msg = (f"{source} without a PATH appends to ${GITHUB_SUMMARY}, which is not set here (GitHub Actions "

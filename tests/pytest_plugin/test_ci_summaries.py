@@ -133,6 +133,17 @@ def test_a_bare_markdown_option_outside_github_actions_is_a_usage_error(
     ])
 
 
+@pytest.mark.parametrize("swallowed", ["test_tuning.py", "tests", "test_tuning.py::experiment_tuning"])
+def test_a_test_path_taken_as_the_markdown_path_is_a_usage_error(pytester: pytest.Pytester, swallowed: str) -> None:
+    pytester.makepyfile(test_tuning=EXPERIMENT)
+    (pytester.path / "tests").mkdir()
+    before = (pytester.path / "test_tuning.py").read_text()
+    result = pytester.runpytest("--crystallize", "--crystallize-markdown", swallowed)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--crystallize-markdown: {swallowed!r} looks like a test path*--crystallize-markdown=PATH*"])
+    assert (pytester.path / "test_tuning.py").read_text() == before  # never written over
+
+
 def test_a_markdown_summary_that_cannot_be_written_fails_the_session(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_tuning=EXPERIMENT.replace('Treatment("worse", {"gain": -0.1})', ""))
     (pytester.path / "taken").mkdir()
