@@ -238,8 +238,9 @@ def crystallize_replicates_progress(
 ) -> None:
     """Called in the main process as replicate tasks finish: ``done`` of ``total`` after ``elapsed`` s.
 
-    Throttled by the runner (at most about ten calls a second) and called a
-    last time with ``done == total`` when the loop ends. Execution backends
+    Called a first time with ``done == 0`` when the loop starts, then
+    throttled by the runner (at most about ten calls a second), and a last
+    time with ``done == total`` when the loop ends. Execution backends
     report finished tasks with ``run_batch.advance(n)``; tasks run through
     ``run_batch(tasks)`` in this process report themselves. Return value
     ignored. Example::

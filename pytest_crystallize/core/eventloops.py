@@ -73,15 +73,35 @@ async def _before(deadline: float, awaitable: Awaitable[T]) -> T:
 
 
 def run_coroutine_sync(awaitable: Awaitable[T]) -> T:
-    """Run ``awaitable`` to completion from sync code, even inside a running loop."""
-    async def main() -> T:
-        return await awaitable
+    """Run ``awaitable`` to completion from sync code, even inside a running loop.
+
+    An interrupt (``KeyboardInterrupt``, ``SystemExit``, pytest's outcome
+    exceptions) reaches the caller as it is, and no asyncio task is left
+    holding it: asyncio lets an interrupt escape its loop but also keeps it
+    on the task, where nobody retrieves it, so the garbage collector later
+    logs "Task exception was never retrieved" with its traceback. On Python
+    3.11, formatting that traceback parses source with ``ast``; run by the
+    collector from inside another ``ast`` conversion (pytest rewriting a
+    module) it corrupts that conversion's depth counter, which then fails
+    with "SystemError: AST constructor recursion depth mismatch".
+    """
+    async def main() -> tuple[T | None, BaseException | None]:
+        try:
+            return await awaitable, None
+        except (Exception, asyncio.CancelledError):
+            raise
+        except BaseException as interrupt:  # returned, so the task ends with a result (see above)
+            return None, interrupt
 
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(main())
-    # A loop already runs in this thread (a notebook, an async test): use another.
-    ctx = contextvars.copy_context()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(ctx.run, asyncio.run, main()).result()
+        value, interrupt = asyncio.run(main())
+    else:
+        # A loop already runs in this thread (a notebook, an async test): use another.
+        ctx = contextvars.copy_context()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            value, interrupt = pool.submit(ctx.run, asyncio.run, main()).result()
+    if interrupt is not None:
+        raise interrupt
+    return value  # type: ignore[return-value]  # None only alongside an interrupt

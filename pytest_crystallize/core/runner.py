@@ -81,6 +81,10 @@ class _Progress:
             self._last = now
             self._emit(now)
 
+    def start(self) -> None:
+        """Call the hook with nothing done yet, so a display can show the run from its start."""
+        self._emit(self._start)
+
     def finish(self) -> None:
         self.done = self.total
         self._emit(time.perf_counter())
@@ -144,6 +148,7 @@ class ExperimentRunner:
         if implemented(hook.crystallize_replicates_progress):
             total = len(self.tasks())
             progress = run_batch.progress = _Progress(experiment, hook.crystallize_replicates_progress, total)
+            progress.start()
         try:
             if experiment.sequential is None:
                 batches = self._execute(hook, run_batch, self.tasks())

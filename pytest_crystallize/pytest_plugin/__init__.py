@@ -14,8 +14,21 @@ from typing import Any
 import pytest
 
 from pytest_crystallize.pytest_plugin.fixtures import ctx
-from pytest_crystallize.pytest_plugin.keys import EXPERIMENT_PREFIX, MARKER, SESSION_KEY, SESSION_PLUGIN, STORAGE_KEY
-from pytest_crystallize.pytest_plugin.options import add_options, read_settings, read_storage_settings
+from pytest_crystallize.pytest_plugin.keys import (
+    EXPERIMENT_PREFIX,
+    MARKDOWN_KEY,
+    MARKDOWN_PLUGIN,
+    MARKER,
+    SESSION_KEY,
+    SESSION_PLUGIN,
+    STORAGE_KEY,
+)
+from pytest_crystallize.pytest_plugin.options import (
+    add_options,
+    read_markdown_target,
+    read_settings,
+    read_storage_settings,
+)
 from pytest_crystallize.pytest_plugin.session import CrystallizeSession
 
 __all__ = ["ctx", "pytest_addhooks", "pytest_addoption", "pytest_configure", "pytest_unconfigure"]
@@ -58,11 +71,17 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_crystallize.pytest_plugin.storage import configure as configure_storage
 
         configure_storage(config, storage_settings, enabled=settings.enabled)
+    markdown = read_markdown_target(config)
+    if markdown is not None and not hasattr(config, "workerinput"):  # workers send their reports to the controller
+        from pytest_crystallize.pytest_plugin.step_summary import MarkdownSummary
+
+        config.stash[MARKDOWN_KEY] = summary = MarkdownSummary(config, markdown)
+        config.pluginmanager.register(summary, MARKDOWN_PLUGIN)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Drop the session and storage objects."""
-    keys: tuple[pytest.StashKey[Any], ...] = (STORAGE_KEY, SESSION_KEY)
+    """Drop the session, storage and Markdown summary objects."""
+    keys: tuple[pytest.StashKey[Any], ...] = (MARKDOWN_KEY, STORAGE_KEY, SESSION_KEY)
     for key in keys:
         plugin = config.stash.get(key, None)
         if plugin is not None:

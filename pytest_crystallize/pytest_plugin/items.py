@@ -17,6 +17,7 @@ import pytest
 from pytest_crystallize.core.analysis import warn_low_power
 from pytest_crystallize.core.datasources import DataSource, registered_datasources
 from pytest_crystallize.core.experiment import CONTEXT_PARAMETER, Experiment
+from pytest_crystallize.core.report.junit import verdict_properties
 from pytest_crystallize.core.report.payload import ReportPayload
 from pytest_crystallize.core.report.text import failure_report, summarize
 from pytest_crystallize.core.runner import ExperimentRunner
@@ -187,7 +188,8 @@ class ExperimentItem(pytest.Function):
 
         The payload and the comparison with the saved run travel as user
         properties (JSON strings: JUnit XML writes them, pytest-xdist sends
-        them). Returns what the gate found, or None without saved runs.
+        them), and each verdict's fields as properties of their own.
+        Returns what the gate found, or None without saved runs.
         """
         storage = self.config.stash.get(STORAGE_KEY, None)
         check: GateCheck | None = None
@@ -197,6 +199,7 @@ class ExperimentItem(pytest.Function):
         finally:  # a comparison that crashed still leaves the experiment's own outcome in the summary
             payload = ReportPayload(summarize(result), gate=None if check is None else check.outcome)
             self.user_properties.append((PAYLOAD_PROPERTY, payload.to_json()))
+            self.user_properties += verdict_properties(payload.summary)  # readable one by one in JUnit XML
         if check is not None and check.comparison is not None:
             comparison = json.dumps(check.comparison.to_dict(), allow_nan=False)
             self.user_properties.append((GATE_PROPERTY, comparison))

@@ -13,11 +13,15 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_crystallize.pytest_plugin.session import CrystallizeSession
+    from pytest_crystallize.pytest_plugin.step_summary import MarkdownSummary
     from pytest_crystallize.pytest_plugin.storage import CrystallizeStorage
 
 __all__ = [
+    "CONTROLLER_PROGRESS_PLUGIN",
     "EXPERIMENT_PREFIX",
     "GATE_PROPERTY",
+    "MARKDOWN_KEY",
+    "MARKDOWN_PLUGIN",
     "MARKER",
     "PAYLOAD_PROPERTY",
     "RECORD_ATTRIBUTE",
@@ -38,6 +42,8 @@ EXPERIMENT_PREFIX: Final = "experiment_"
 SESSION_KEY: Final[pytest.StashKey[CrystallizeSession]] = pytest.StashKey()
 #: ``config.stash``: the storage object, present only when saving, comparing or a JSON report is asked for.
 STORAGE_KEY: Final[pytest.StashKey[CrystallizeStorage]] = pytest.StashKey()
+#: ``config.stash``: the Markdown summary writer, present only with ``--crystallize-markdown`` (not on xdist workers).
+MARKDOWN_KEY: Final[pytest.StashKey[MarkdownSummary]] = pytest.StashKey()
 #: ``item.stash``: the experiment's result to save, a JSON string (set by the storage in ``runtest``).
 RECORD_KEY: Final[pytest.StashKey[str]] = pytest.StashKey()
 
@@ -45,6 +51,9 @@ RECORD_KEY: Final[pytest.StashKey[str]] = pytest.StashKey()
 SESSION_PLUGIN: Final = "crystallize-session"
 STORAGE_PLUGIN: Final = "crystallize-storage"
 WORKER_REPORTS_PLUGIN: Final = "crystallize-worker-reports"
+MARKDOWN_PLUGIN: Final = "crystallize-markdown"
+#: Plugin name of the pytest-xdist controller's progress display.
+CONTROLLER_PROGRESS_PLUGIN: Final = "crystallize-controller-progress"
 
 #: User property holding an experiment's report payload (a JSON string; also in JUnit XML).
 PAYLOAD_PROPERTY: Final = "crystallize_payload"

@@ -5,8 +5,9 @@ each with its ``crystallize_*`` ini twin. Two frozen values hold what they
 say: :class:`Settings` (running experiments: their settings, the treatments
 to run, the progress display, the artifacts root) and
 :class:`StorageSettings` (saved runs, the regression gate, the JSON
-report). The parsers are small pure functions raising pytest.UsageError
-that names the bad option.
+report); :class:`MarkdownTarget` says where the Markdown summary goes.
+The parsers are small pure functions raising pytest.UsageError that names
+the bad option.
 
 Precedence for an experiment's settings: command line, then the
 ``@pytest.mark.experiment`` marker, then the ini file, then built-in defaults.
@@ -40,9 +41,20 @@ from pytest_crystallize.core.defaults import (
 from pytest_crystallize.core.vocabulary import CORRECTIONS, PROGRESS_MODES, ProgressMode
 from pytest_crystallize.errors import ConfigurationError, ResultsError
 
-__all__ = ["Settings", "StorageSettings", "add_options", "read_settings", "read_storage_settings"]
+__all__ = [
+    "GITHUB_SUMMARY",
+    "MarkdownTarget",
+    "Settings",
+    "StorageSettings",
+    "add_options",
+    "read_markdown_target",
+    "read_settings",
+    "read_storage_settings",
+]
 
 GROUP: Final = "crystallize"
+#: The environment variable GitHub Actions sets to the file shown on a step's job page.
+GITHUB_SUMMARY: Final = "GITHUB_STEP_SUMMARY"
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -186,6 +198,13 @@ def _add_display_options(group: pytest.OptionGroup, parser: pytest.Parser) -> No
         "--crystallize-artifacts-dir", metavar="DIR", default=None,
         help="default root of ArtifactPlugin, relative to the rootdir. ini: crystallize_artifacts_dir",
     )
+    group.addoption(
+        "--crystallize-markdown", metavar="PATH", nargs="?", const="", default=None,
+        help="write the summary, verdict and gate tables to PATH as GitHub-flavoured Markdown; without PATH "
+             f"append them to ${GITHUB_SUMMARY} (the job page of a GitHub Actions step). ini: crystallize_markdown",
+    )
+    parser.addini("crystallize_markdown", default="",
+                  help="write the Markdown summary to this path (default: none)")
     parser.addini("crystallize_progress", default="auto",
                   help="progress display while experiments run: auto, on or off (default auto)")
     parser.addini("crystallize_artifacts_dir", default=DEFAULT_ARTIFACTS_DIR,
@@ -431,3 +450,37 @@ def read_storage_settings(config: pytest.Config) -> StorageSettings:
         margin=margin, relative=relative, strict=strict,
         json_path=None if json_text is None else json_base / json_text,
     )
+
+
+# -- the Markdown summary -------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class MarkdownTarget:
+    """Where the Markdown summary goes: ``path``, replaced, or appended to (GitHub's step summary)."""
+
+    path: Path
+    append: bool = False
+
+
+def read_markdown_target(config: pytest.Config) -> MarkdownTarget | None:
+    """Parse ``--crystallize-markdown[=PATH]`` (or its ini twin); a bare option needs ``$GITHUB_STEP_SUMMARY``."""
+    text, source, base = _value(config, "crystallize_markdown")
+    if text is None:
+        return None
+    if text:
+        path = base / text
+        apart = source.startswith("--") and not any(
+            str(arg).startswith("--crystallize-markdown=") for arg in config.invocation_params.args
+        )
+        if apart and (text.endswith(".py") or "::" in text or path.is_dir()):
+            msg = (f"{source}: {text!r} looks like a test path, not a file for the summary (written without '=', "
+                   f"the option takes the next argument as its PATH, and would write over it): write "
+                   f"--crystallize-markdown=PATH, or a bare --crystallize-markdown after the test paths")
+            raise pytest.UsageError(msg)
+        return MarkdownTarget(path)
+    summary = os.environ.get(GITHUB_SUMMARY, "").strip()
+    if not summary:
+        msg = (f"{source} without a PATH appends to ${GITHUB_SUMMARY}, which is not set here (GitHub Actions "
+               f"sets it in a job's steps): give a file, --crystallize-markdown=PATH")
+        raise pytest.UsageError(msg)
+    return MarkdownTarget(config.invocation_params.dir / summary, append=True)

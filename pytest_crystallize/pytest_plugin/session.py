@@ -29,6 +29,7 @@ import pytest
 
 from pytest_crystallize.errors import ConfigurationError
 from pytest_crystallize.pytest_plugin.keys import (
+    CONTROLLER_PROGRESS_PLUGIN,
     EXPERIMENT_PREFIX,
     MARKER,
     PAYLOAD_PROPERTY,
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
     from pytest_crystallize.pytest_plugin.items import ExperimentItem
     from pytest_crystallize.pytest_plugin.options import Settings
     from pytest_crystallize.pytest_plugin.progress import ProgressDisplay
+    from pytest_crystallize.pytest_plugin.status_line import StatusLine
+    from pytest_crystallize.pytest_plugin.xdist_progress import ControllerProgress, ProgressSender
 
 __all__ = ["CrystallizeSession", "WorkerReports"]
 
@@ -64,7 +67,11 @@ class CrystallizeSession:
         self.outcomes: dict[str, str] = {}
         self._conftest_sources: dict[Path, dict[str, DataSource]] = {}
         self._entry_point_plugins: list[object] | None = None
-        self._display: ProgressDisplay | None = None
+        self._display: ProgressDisplay | ProgressSender | None = None
+        #: The line progress is drawn on (opened at the end of collection), or None where nothing is drawn.
+        self._status_line: StatusLine | None = None
+        #: The controller's view of the workers' progress (pytest-xdist), or False where none is drawn.
+        self._controller: ControllerProgress | bool | None = None
         #: True once an experiment item was collected in this process (the items module is then loaded).
         self._experiments_collected = False
 
@@ -152,7 +159,6 @@ class CrystallizeSession:
         """
         from pytest_crystallize.core.lifecycle import make_plugin_manager, register_plugins
         from pytest_crystallize.plugins import ArtifactPlugin
-        from pytest_crystallize.pytest_plugin.progress import make_display
 
         try:
             plugins = [*self.entry_point_plugins(), *self._conftest_plugins(item, experiment)]
@@ -162,7 +168,7 @@ class CrystallizeSession:
         for plugin in [*plugins, *experiment.plugins]:
             if isinstance(plugin, ArtifactPlugin) and plugin.base_dir is None:
                 plugin.anchor(self.config.rootpath, self.settings.artifacts_root)
-        self._display = make_display(self.config, self.settings.progress)
+        self._display = self._make_display(item)
         if self._display is not None:
             register_plugins(manager, [self._display])
         return manager
@@ -190,11 +196,53 @@ class CrystallizeSession:
         return plugins
 
     # -- progress -----------------------------------------------------------------
+    @pytest.hookimpl
+    def pytest_collection_finish(self) -> None:
+        """Open the progress line when experiments will run here: capture is suspended now (see ``status_line``)."""
+        if self._experiments_collected and self.settings.enabled:
+            from pytest_crystallize.pytest_plugin.progress import make_status_line
+
+            self._status_line = make_status_line(self.config, self.settings.progress)
+
+    def _make_display(self, item: ExperimentItem) -> ProgressDisplay | ProgressSender | None:
+        """The progress plugin of ``item``'s run: drawn here, sent to the xdist controller, or none."""
+        from pytest_crystallize.pytest_plugin.progress import DELAY, ProgressDisplay, live_output
+        from pytest_crystallize.pytest_plugin.xdist_progress import PROGRESS_CHANNEL, ProgressSender
+
+        if self._status_line is not None:
+            delay = 0.0 if self.settings.progress == "on" else DELAY
+            return ProgressDisplay(self._status_line, delay=delay, live=live_output(self.config))
+        channel = getattr(self.config, "workerinput", {}).get(PROGRESS_CHANNEL)
+        return None if channel is None else ProgressSender(channel, item.nodeid)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """pytest-xdist: open a progress channel to each worker, when the controller shows progress."""
+        if self._controller is None:
+            from pytest_crystallize.pytest_plugin.progress import DELAY, make_status_line
+            from pytest_crystallize.pytest_plugin.xdist_progress import ControllerProgress
+
+            line = make_status_line(self.config, self.settings.progress) if self.settings.enabled else None
+            self._controller = False
+            if line is not None:
+                delay = 0.0 if self.settings.progress == "on" else DELAY
+                self._controller = ControllerProgress(line, delay=delay)
+                self.config.pluginmanager.register(self._controller, CONTROLLER_PROGRESS_PLUGIN)
+        if not isinstance(self._controller, bool):
+            self._controller.configure_node(node)
+
     def clear_display(self) -> None:
         """Erase the progress display of the experiment that ran (its item calls this when its run ends)."""
         if self._display is not None:
             self._display.clear()
             self._display = None
+
+    @pytest.hookimpl
+    def pytest_sessionfinish(self) -> None:
+        """Close the progress line (its terminal descriptor)."""
+        if self._status_line is not None:
+            self._status_line.close()
+            self._status_line = None
 
     # -- reporting ----------------------------------------------------------------
     @pytest.hookimpl

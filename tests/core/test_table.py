@@ -68,3 +68,13 @@ def test_without_drops_one_column_and_its_cells_and_the_rest_close_up() -> None:
 def test_a_row_with_the_wrong_number_of_cells_is_refused_naming_the_columns() -> None:
     with pytest.raises(ValueError, match=r"table row 2 has 1 cell\(s\) for 2 column\(s\) \(id, name\): \('x',\)"):
         Table((Column("id"), Column("name")), (("a", "b"), ("x",)))
+
+
+def test_the_markdown_table_has_an_alignment_row_and_escapes_what_markdown_would_read() -> None:
+    table = Table((Column("condition"), Column("n", align="right")), (("a|b", "40"), ("x_*y*", "")))
+    assert table.markdown() == [
+        "| condition | n |",
+        "| --- | ---: |",
+        r"| a\|b | 40 |",  # a pipe would split the cell
+        r"| x\_\*y\* |  |",  # emphasis stays literal; an empty cell stays empty
+    ]

@@ -154,7 +154,7 @@ def test_a_backend_returning_the_wrong_thing_is_named(returned: Any, message: st
         run_experiment(_two_steps, name="wrong", replicates=2, plugins=[Wrong()])
 
 
-def test_progress_hook_gets_a_final_call_with_everything_done() -> None:
+def test_progress_hook_gets_a_first_call_with_nothing_done_and_a_final_one_with_everything() -> None:
     calls: list[tuple[int, int]] = []
 
     class Watcher:
@@ -164,6 +164,7 @@ def test_progress_hook_gets_a_final_call_with_everything_done() -> None:
             calls.append((done, total))
 
     run_experiment(_two_steps, replicates=5, treatments=[Treatment("t", {"k": 1})], plugins=[Watcher()])
+    assert calls[0] == (0, 10)  # before any replicate finished: a display can show the run from its start
     assert calls[-1] == (10, 10)
     assert all(done <= total for done, total in calls)
 

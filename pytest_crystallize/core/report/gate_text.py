@@ -19,7 +19,7 @@ from pytest_crystallize.core.store.gate import (
     nothing_compared,
 )
 
-__all__ = ["gate_failure", "gate_lines", "gate_totals"]
+__all__ = ["gate_failure", "gate_heading", "gate_lines", "gate_notes", "gate_table", "gate_totals"]
 
 _NO_WORSE = "p no worse"
 _COLUMNS = tuple(Column(h) for h in ("condition", "metric", "better", "n saved/now", "saved", "current", "diff",
@@ -86,7 +86,7 @@ def _note_lines(rows: Iterable[GateRow]) -> list[str]:
             label = f"{condition}, {metric}"
         else:
             label = "; ".join(f"{metric}: {', '.join(conditions)}" for metric, conditions in metrics.items())
-        lines.append(f"  note ({label}): {note}")
+        lines.append(f"note ({label}): {note}")
     return lines
 
 
@@ -99,27 +99,38 @@ def _power_lines(rows: Iterable[GateRow]) -> list[str]:
     for r in sized:
         relative = f" ({r.detectable / abs(r.mean_saved):.1%})" if math.isfinite(r.mean_saved) and r.mean_saved else ""
         parts.append(f"{r.metric} ({r.condition}, n {r.n_current}) {_fmt(r.detectable)}{relative}")
-    return [f"  80% power to catch a regression of about: {'; '.join(parts)}; more replicates catch smaller ones"]
+    return [f"80% power to catch a regression of about: {'; '.join(parts)}; more replicates catch smaller ones"]
+
+
+def gate_table(report: GateReport) -> Table | None:
+    """The table of one experiment's comparison: current vs saved per condition and metric (None without rows)."""
+    if not report.rows:
+        return None
+    table = Table(_COLUMNS, tuple(_cells(r) for r in report.rows))
+    if not any(math.isfinite(r.p_no_worse) for r in report.rows):  # no margin: no non-inferiority test
+        table = table.without(_NO_WORSE)
+    return table
+
+
+def gate_notes(report: GateReport) -> list[str]:
+    """What a reader needs besides the table, unindented: power, notes, pairing and tests, the report's notes."""
+    lines = _power_lines(report.rows) + _note_lines(report.rows)
+    paired = {r.paired for r in report.rows if r.n_saved}
+    if paired:
+        how = "paired by replicate" if paired == {True} else ("unpaired" if paired == {False} else "mixed pairing")
+        tests = sorted({r.test for r in report.rows if r.test})
+        lines.append(f"{how}; {', '.join(tests)}; p-values {report.correction}-adjusted, alpha {report.alpha:g}"
+                     + ("; strict" if report.strict else ""))
+    return lines + list(report.notes)
 
 
 def gate_lines(report: GateReport, *, title: str | None = None) -> list[str]:
     """The heading, the table of rows and the notes of one experiment's comparison."""
     lines = [f"{title or report.nodeid}: {gate_heading(report)}"]
-    if report.rows:
-        table = Table(_COLUMNS, tuple(_cells(r) for r in report.rows))
-        if not any(math.isfinite(r.p_no_worse) for r in report.rows):  # no margin: no non-inferiority test
-            table = table.without(_NO_WORSE)
+    table = gate_table(report)
+    if table is not None:
         lines += table.lines(indent="  ")
-        lines += _power_lines(report.rows)
-    lines += _note_lines(report.rows)
-    paired = {r.paired for r in report.rows if r.n_saved}
-    if paired:
-        how = "paired by replicate" if paired == {True} else ("unpaired" if paired == {False} else "mixed pairing")
-        tests = sorted({r.test for r in report.rows if r.test})
-        lines.append(f"  {how}; {', '.join(tests)}; p-values {report.correction}-adjusted, alpha {report.alpha:g}"
-                     + ("; strict" if report.strict else ""))
-    lines += [f"  {note}" for note in report.notes]
-    return lines
+    return lines + [f"  {line}" for line in gate_notes(report)]
 
 
 def gate_failure(report: GateReport) -> str:

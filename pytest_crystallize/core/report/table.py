@@ -1,4 +1,4 @@
-"""Plain-text tables: columns with a header and an alignment, rows of cells already formatted.
+"""Tables: columns with a header and an alignment, rows of cells already formatted; as text or Markdown.
 
 A :class:`Table` only lays cells out: every column is as wide as its widest
 cell (the header included), columns are two spaces apart and trailing blanks
@@ -8,6 +8,9 @@ table is built, so nothing is computed while lines are written::
     >>> table = Table((Column("metric"), Column("n", align="right")), (("accuracy", "40"), ("loss", "8")))
     >>> table.lines(indent="  ")
     ['  metric     n', '  accuracy  40', '  loss       8']
+
+:meth:`Table.markdown` lays the same cells out as a GitHub-flavoured
+Markdown table, for a CI job's summary page.
 """
 
 from __future__ import annotations
@@ -15,11 +18,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-__all__ = ["Align", "Column", "Table"]
+__all__ = ["Align", "Column", "Table", "escape_markdown"]
 
 #: How a column places a cell narrower than the column.
 Align = Literal["left", "right"]
 _GAP: Final = "  "
+#: Characters Markdown could read as markup (emphasis, links, code, HTML, table cells), escaped by a backslash.
+_MARKDOWN_SPECIAL: Final = frozenset("\\`*_[]<>|~#")
+
+
+def escape_markdown(text: str) -> str:
+    r"""``text`` as literal Markdown: every character that could be read as markup is backslash-escaped.
+
+    >>> print(escape_markdown("p_value [a|b]"))
+    p\_value \[a\|b\]
+    """
+    return "".join(f"\\{c}" if c in _MARKDOWN_SPECIAL else c for c in text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +78,15 @@ class Table:
             indent + _GAP.join(pad(cell, width) for pad, cell, width in zip(pads, row, widths, strict=True)).rstrip()
             for row in cells
         ]
+
+    def markdown(self) -> list[str]:
+        """The table in GitHub-flavoured Markdown: the header row, the alignment row, one row per row.
+
+        Cells are escaped (:func:`escape_markdown`), so a ``|`` in a name
+        cannot split a cell; an empty cell stays empty.
+        """
+        def row(cells: tuple[str, ...]) -> str:
+            return "| " + " | ".join(escape_markdown(cell) for cell in cells) + " |"
+
+        rule = "| " + " | ".join("---:" if c.align == "right" else "---" for c in self.columns) + " |"
+        return [row(tuple(c.header for c in self.columns)), rule, *(row(r) for r in self.rows)]

@@ -19,7 +19,17 @@ from pytest_crystallize.core.results import ExperimentResult
 from pytest_crystallize.core.treatments import BASELINE
 from pytest_crystallize.core.vocabulary import MARGIN_DIRECTIONS
 
-__all__ = ["failure_report", "summarize", "summary_lines", "totals_line", "verdict_lines"]
+__all__ = [
+    "failure_report",
+    "summarize",
+    "summary_heading",
+    "summary_lines",
+    "summary_notes",
+    "summary_table",
+    "totals_line",
+    "verdict_lines",
+    "verdict_table",
+]
 
 _COLUMNS = tuple(Column(h) for h in ("condition", "metric", "n", "mean", "std", "95% CI", "diff", "p", "verdict"))
 
@@ -116,6 +126,44 @@ def _status(payload: Mapping[str, Any]) -> str:
     return f"{run}; gate {'FAILED' if gate.get('failed') else 'passed'}"
 
 
+def summary_heading(payload: Mapping[str, Any], *, title: str | None = None) -> str:
+    """The experiment's title, replicates and seed, and its outcome (with a gate, both outcomes)."""
+    name = title or payload["experiment"]
+    return f"{name} ({payload['replicates']} replicates, seed {payload['seed']}): {_status(payload)}"
+
+
+def summary_table(payload: Mapping[str, Any]) -> Table | None:
+    """The table of one experiment: a row per condition and metric (None when no metric was recorded)."""
+    if not payload["rows"]:
+        return None
+    return Table(_COLUMNS, tuple(_cells(r) for r in payload["rows"]))
+
+
+def _notes(payload: Mapping[str, Any]) -> list[str]:
+    return [f"note: {note}" for note in payload.get("notes", ())]
+
+
+def _run_notes(payload: Mapping[str, Any]) -> list[str]:
+    """How a sequential design stopped, and the replicates that raised."""
+    lines = []
+    seq = payload.get("sequential")
+    if seq:
+        saved = (seq["max_replicates"] - seq["replicates"]) * seq["conditions"]
+        lines.append(
+            f"sequential: stopped at look {seq['looks_taken']} of {seq['looks']} after "
+            f"{seq['replicates']} of {seq['max_replicates']} replicates per condition; "
+            f"saved {saved} replicate runs"
+        )
+    if payload["error_count"]:
+        lines.append(f"{payload['error_count']} replicate error(s); first: {_error_headline(payload['first_error'])}")
+    return lines
+
+
+def summary_notes(payload: Mapping[str, Any]) -> list[str]:
+    """The notes of one experiment, unindented: notes, how a sequential design stopped, replicate errors."""
+    return [*_notes(payload), *_run_notes(payload)]
+
+
 def summary_lines(payload: Mapping[str, Any], *, title: str | None = None, verbose: bool = False) -> list[str]:
     """The table of one experiment, then one line per verdict (more with ``verbose``).
 
@@ -123,27 +171,36 @@ def summary_lines(payload: Mapping[str, Any], *, title: str | None = None, verbo
     the outcome of the regression gate (added by the pytest plugin's storage),
     shown next to the experiment's own outcome.
     """
-    status = _status(payload)
-    head = f"{title or payload['experiment']} ({payload['replicates']} replicates, seed {payload['seed']}): {status}"
-    lines = [head]
-    if payload["rows"]:
-        lines += Table(_COLUMNS, tuple(_cells(r) for r in payload["rows"])).lines(indent="  ")
-    else:
-        lines.append("  no metrics recorded")
-    lines += [f"  note: {note}" for note in payload.get("notes", ())]
+    lines = [summary_heading(payload, title=title)]
+    table = summary_table(payload)
+    lines += ["  no metrics recorded"] if table is None else table.lines(indent="  ")
+    lines += [f"  {note}" for note in _notes(payload)]
     for verdict in payload["verdicts"]:
         lines += verdict_lines(verdict, verbose=verbose)
-    seq = payload.get("sequential")
-    if seq:
-        saved = (seq["max_replicates"] - seq["replicates"]) * seq["conditions"]
-        lines.append(
-            f"  sequential: stopped at look {seq['looks_taken']} of {seq['looks']} after "
-            f"{seq['replicates']} of {seq['max_replicates']} replicates per condition; "
-            f"saved {saved} replicate runs"
-        )
-    if payload["error_count"]:
-        lines.append(f"  {payload['error_count']} replicate error(s); first: {_error_headline(payload['first_error'])}")
+    lines += [f"  {note}" for note in _run_notes(payload)]
     return lines
+
+
+_VERDICT_COLUMNS = (
+    Column("hypothesis"), Column("treatment"), Column("outcome"), Column("diff"), Column("95% CI"),
+    Column("margin"), Column("p"), Column("p adjusted"), Column("test"), Column("reason"),
+)
+
+
+def verdict_table(verdicts: Iterable[Mapping[str, Any]]) -> Table:
+    """A row per verdict: outcome, difference with CI, margin, p raw and adjusted, test, reason (in short)."""
+    rows = []
+    for v in verdicts:
+        d = v.get("details") or {}
+        ci = "" if d.get("ci_low") is None else f"[{_fmt(d['ci_low'], True)}, {_fmt(d.get('ci_high'), True)}]"
+        rows.append((
+            str(v["hypothesis"]), str(v["treatment"]), "PASS" if v["holds"] else "FAIL",
+            _fmt(v.get("difference"), True) + _pct(d.get("relative_difference")), ci,
+            _margin(v, d).removeprefix(", margin "), _fmt(v.get("p_value")), _fmt(v.get("p_adjusted")),
+            str(v.get("test") or ""), str(v["reason"]).split(":")[0],
+        ))
+    table = Table(_VERDICT_COLUMNS, tuple(rows))
+    return table if any(row[5] for row in rows) else table.without("margin")
 
 
 def _pct(value: object) -> str:
