@@ -190,7 +190,7 @@ class BatchRunner:
         return FrozenContext(
             condition.values, replicate=replicate, condition=condition.name,
             condition_code=condition.code, seeds=self.seeds, sink=sink,
-            step_hooks=self.step_hooks,
+            step_hooks=self.step_hooks, design=self.experiment.design,
         )
 
     def _arguments(self, condition: Condition, ctx: FrozenContext) -> dict[str, Any]:

@@ -356,6 +356,7 @@ def run_experiment(
     evaluators: Any = None,
     localns: Mapping[str, Any] | None = None,
     timeout: float | None = None,
+    design: Any = None,
     journal: str | os.PathLike[str] | None = None,
     resume: bool = False,
 ) -> ExperimentResult:
@@ -377,6 +378,10 @@ def run_experiment(
     Plugins implementing ``crystallize_conditions_choose`` may choose and
     order the treatments first.
 
+    ``design=cv(k=10, repeats=10)`` runs repeated k-fold cross-validation
+    (``ctx.folds(n)`` gives each replicate's fold; the verdicts use the
+    corrected repeated k-fold t).
+
     ``journal`` names a store directory (such as ``".crystallize"``) whose
     journal keeps the finished replicates while the run goes; after an
     interruption, ``resume=True`` runs only the ones it lacks.
@@ -392,7 +397,7 @@ def run_experiment(
         "replicates": replicates, "seed": seed, "treatments": treatments, "hypotheses": hypotheses,
         "plugins": plugins, "alpha": alpha, "correction": correction, "params": params,
         "max_replicates": max_replicates, "looks": looks, "spending": spending, "evaluators": evaluators,
-        "timeout": timeout,
+        "timeout": timeout, "design": design,
     }
     where = f"experiment {name or getattr(function, '__name__', repr(function))!r}"
     # What neither sets keeps Experiment.define's defaults.
