@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pytest_crystallize.core.attribution import warn_at
 from pytest_crystallize.core.defaults import TARGET_POWER
 from pytest_crystallize.core.verdicts import Decision, PairComparison, build_verdict, compare_pair
 from pytest_crystallize.errors import LowPowerWarning
@@ -169,13 +169,5 @@ def warn_low_power(function: Any, result: ExperimentResult) -> None:
     Called after the run, so that warnings turned into errors (``-W error``)
     cannot lose the result.
     """
-    code = getattr(function, "__code__", None)
     for message in low_power_messages(result):
-        if code is None:
-            warnings.warn(LowPowerWarning(message), stacklevel=2)
-            continue
-        warnings.warn_explicit(
-            LowPowerWarning(message), LowPowerWarning, code.co_filename, code.co_firstlineno,
-            module=getattr(function, "__module__", None),
-            registry=getattr(function, "__globals__", {}).setdefault("__warningregistry__", {}),
-        )
+        warn_at(function, LowPowerWarning(message))

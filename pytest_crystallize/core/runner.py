@@ -31,6 +31,7 @@ from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager, 
 from pytest_crystallize.core.markers import ITEM_OPTIONS, function_marker_options
 from pytest_crystallize.core.replicates import BatchRunner
 from pytest_crystallize.core.results import ExperimentResult, Provenance
+from pytest_crystallize.core.shared_data import shared_data_notes, warn_shared_data
 from pytest_crystallize.core.tasks import FINISHED_BATCHES, ReplicateBatch, ReplicateTask
 from pytest_crystallize.core.treatments import Treatment
 from pytest_crystallize.core.versions import package_versions
@@ -250,6 +251,8 @@ class ExperimentRunner:
             treatments={t.name: _described(t) for t in experiment.treatments},
             alpha=experiment.alpha, correction=experiment.correction,
             started_at=started_at, duration_s=time.perf_counter() - clock, versions=package_versions(),
+            design=None if experiment.design is None else str(experiment.design),
+            shared_data=shared_data_notes(experiment, (d for b in batches for d in b.digests)),
         )
         return ExperimentResult(
             experiment=experiment.name, conditions=experiment.condition_names, metrics=merged.metric_names,
@@ -424,4 +427,5 @@ def run_experiment(
         raise ConfigurationError(msg)
     result = ExperimentRunner(experiment, plugin_manager=manager, journal=kept, resume=resume).run()
     warn_low_power(experiment.function, result)
+    warn_shared_data(experiment.function, result)
     return result
