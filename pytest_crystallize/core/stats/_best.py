@@ -46,7 +46,6 @@ import numpy as np
 from pytest_crystallize.errors import StatisticsError
 
 from ._inputs import as_values
-from ._pvalues import t_pvalue
 
 __all__ = ["BestComparison", "compare_best"]
 
@@ -167,10 +166,14 @@ def compare_best(
         raise StatisticsError(msg)
     k = len(names)
     means = [float(a.mean()) for a in arrays]
-    pairs = {
-        (i, j): _pair(arrays[i], arrays[j], paired, test_train_ratio) for i in range(k) for j in range(k) if i != j
-    }
-    quantile = {key: _quantile(1.0 - alpha / (k - 1), pair.df) for key, pair in pairs.items()}
+    pairs: dict[tuple[int, int], _Pair] = {}
+    for i in range(k):
+        for j in range(i + 1, k):
+            pair = pairs[i, j] = _pair(arrays[i], arrays[j], paired, test_train_ratio)
+            pairs[j, i] = _Pair(-pair.difference, pair.se, pair.df)
+    keys = list(pairs)
+    quantiles = _quantiles(1.0 - alpha / (k - 1), np.array([pairs[key].df for key in keys]))
+    quantile = dict(zip(keys, quantiles, strict=True))
     lower, upper = [], []
     for i in range(k):
         others = [j for j in range(k) if j != i]
@@ -178,8 +181,7 @@ def compare_best(
         upper.append(max(0.0, min(pairs[i, j].difference + quantile[i, j] * pairs[i, j].se for j in others)))
     order = sorted(range(k), key=lambda i: -means[i])
     w = order[0]
-    p_each = [_one_sided_p(pairs[w, j], margin) for j in range(k) if j != w]
-    p_value = min(1.0, (k - 1) * max(p_each))
+    p_value = min(1.0, (k - 1) * max(_one_sided_p([pairs[w, j] for j in range(k) if j != w], margin)))
     return BestComparison(
         names=names, means=tuple(sign * m for m in means), sizes=tuple(a.size for a in arrays),
         lower=tuple(lower), upper=tuple(upper), winner=names[w], runner_up=names[order[1]],
@@ -190,18 +192,25 @@ def compare_best(
     )
 
 
-def _one_sided_p(pair: _Pair, margin: float) -> float:
-    """P-value of "the winner is better than this one, or worse by less than ``margin``"."""
-    shift = pair.difference + margin
-    if pair.se > 0.0:
-        return t_pvalue(shift / pair.se, pair.df, "greater")
-    return 0.0 if shift > 0.0 else 1.0
-
-
-def _quantile(level: float, df: float) -> float:
+def _one_sided_p(pairs: list[_Pair], margin: float) -> list[float]:
+    """P-values of "the winner is better than each of these, or worse by less than ``margin``"."""
     from scipy import stats  # local: keep scipy out of `import pytest_crystallize`
 
-    return float(stats.t.ppf(level, df))
+    shifts = np.array([pair.difference + margin for pair in pairs])
+    se = np.array([pair.se for pair in pairs])
+    df = np.array([pair.df for pair in pairs])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.asarray(stats.t.sf(shifts / np.where(se > 0.0, se, 1.0), df))
+    # Without spread the difference is what it is: past the null or not.
+    return [float(v) if s > 0.0 else (0.0 if shift > 0.0 else 1.0) for v, s, shift in zip(p, se, shifts, strict=True)]
+
+
+def _quantiles(level: float, dfs: np.ndarray) -> list[float]:
+    """Student's t quantiles at ``level`` for each of ``dfs``, in one call (scipy's overhead is per call)."""
+    from scipy import stats  # local: keep scipy out of `import pytest_crystallize`
+
+    unique, index = np.unique(dfs, return_inverse=True)
+    return [float(q) for q in np.asarray(stats.t.ppf(level, unique))[index]]
 
 
 def _finite(array: np.ndarray, name: str) -> np.ndarray:
