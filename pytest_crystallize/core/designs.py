@@ -143,15 +143,16 @@ def design_problem(design: object, options: Mapping[str, Any]) -> str:
     if options.get("replicates") == "auto":
         return f"design={design} fixes which replicates run, so it cannot be sequential: drop replicates='auto'"
     for h in options.get("hypotheses", ()):
+        label = getattr(h, "label", repr(h))
         if getattr(h, "covariate", None) is not None:
             return (
-                f"hypothesis {h.label!r}: covariate adjustment is not available with design={design}; "
+                f"hypothesis {label!r}: covariate adjustment is not available with design={design}; "
                 f"drop covariate= or the design"
             )
         test = getattr(h, "test", "auto")
         if isinstance(test, str) and test not in ("auto", design.test):
             return (
-                f"hypothesis {h.label!r}: test={test!r} treats the replicates as independent, but under "
+                f"hypothesis {label!r}: test={test!r} treats the replicates as independent, but under "
                 f"design={design} they share training data; use test='auto' (the {design.test})"
             )
     return ""
