@@ -21,6 +21,7 @@ if _typing.TYPE_CHECKING:
     from pytest_crystallize.core.context import FrozenContext, standalone_context
     from pytest_crystallize.core.datasources import DataSource, data_source, get_datasource
     from pytest_crystallize.core.defaults import DEFAULT_SEED
+    from pytest_crystallize.core.designs import CrossValidation, Holdout, cv, holdout
     from pytest_crystallize.core.experiment import Experiment
     from pytest_crystallize.core.hypotheses import Hypothesis, Verdict, hypothesis
     from pytest_crystallize.core.pipeline import PipelineStep, current_context, pipeline_step
@@ -38,6 +39,7 @@ if _typing.TYPE_CHECKING:
         LowPowerWarning,
         MetricError,
         ResultsError,
+        SharedDataWarning,
         StatisticsError,
         TreatmentError,
     )
@@ -57,6 +59,7 @@ __all__ = [
     "Bind",
     "ConfigurationError",
     "ContextMutationError",
+    "CrossValidation",
     "CrystallizeError",
     "CrystallizeWarning",
     "DEFAULT_SEED",
@@ -66,6 +69,7 @@ __all__ = [
     "ExperimentResult",
     "ExperimentRunner",
     "FrozenContext",
+    "Holdout",
     "Hypothesis",
     "HypothesisError",
     "LoadedConfig",
@@ -79,15 +83,18 @@ __all__ = [
     "ResultsError",
     "SeedPlugin",
     "SerialExecution",
+    "SharedDataWarning",
     "StatisticsError",
     "Treatment",
     "TreatmentError",
     "Verdict",
     "arun_experiment",
     "current_context",
+    "cv",
     "data_source",
     "get_datasource",
     "grid",
+    "holdout",
     "hookimpl",
     "hypothesis",
     "load_config",
@@ -110,6 +117,10 @@ _HOMES: dict[str, str] = {
     "data_source": "pytest_crystallize.core.datasources",
     "get_datasource": "pytest_crystallize.core.datasources",
     "DEFAULT_SEED": "pytest_crystallize.core.defaults",
+    "CrossValidation": "pytest_crystallize.core.designs",
+    "Holdout": "pytest_crystallize.core.designs",
+    "cv": "pytest_crystallize.core.designs",
+    "holdout": "pytest_crystallize.core.designs",
     "Experiment": "pytest_crystallize.core.experiment",
     "Hypothesis": "pytest_crystallize.core.hypotheses",
     "Verdict": "pytest_crystallize.core.hypotheses",
@@ -133,6 +144,7 @@ _HOMES: dict[str, str] = {
     "LowPowerWarning": "pytest_crystallize.errors",
     "MetricError": "pytest_crystallize.errors",
     "ResultsError": "pytest_crystallize.errors",
+    "SharedDataWarning": "pytest_crystallize.errors",
     "StatisticsError": "pytest_crystallize.errors",
     "TreatmentError": "pytest_crystallize.errors",
     "hookimpl": "pytest_crystallize.hookspecs",

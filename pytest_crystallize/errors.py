@@ -14,7 +14,8 @@ derive from the builtin a caller would naturally catch::
     └── ResultsError                (+ ValueError)  a results file or store that cannot be read or used
 
     CrystallizeWarning              (UserWarning)
-    └── LowPowerWarning                             too few replicates for the effect that matters
+    ├── LowPowerWarning                             too few replicates for the effect that matters
+    └── SharedDataWarning                           replicates share data without a declared design
 
 Messages say what failed, where (names quoted with ``!r``), why, and how to fix it.
 """
@@ -31,6 +32,7 @@ __all__ = [
     "LowPowerWarning",
     "MetricError",
     "ResultsError",
+    "SharedDataWarning",
     "StatisticsError",
     "TreatmentError",
 ]
@@ -111,4 +113,13 @@ class LowPowerWarning(CrystallizeWarning):
     """A hypothesis with ``mde=`` has less than 80% power at that effect.
 
     The message says the power reached and how many replicates would give 80%.
+    """
+
+
+class SharedDataWarning(CrystallizeWarning):
+    """Several replicates got identical data from a datasource, and the experiment declares no design.
+
+    Replicates that are folds or resamples of one data set are not
+    independent; the message names the experiment, the datasource and the
+    design to declare (``design=cv(...)`` or ``design=holdout(...)``).
     """

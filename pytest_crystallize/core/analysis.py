@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pytest_crystallize.core.attribution import warn_at
 from pytest_crystallize.core.defaults import TARGET_POWER
 from pytest_crystallize.core.verdicts import Decision, PairComparison, build_verdict, compare_pair
 from pytest_crystallize.errors import LowPowerWarning
@@ -42,13 +42,22 @@ def evaluate(experiment: Experiment, result: ExperimentResult) -> tuple[Verdict,
     """Check every hypothesis of ``experiment`` for every treatment in ``result``."""
     if not experiment.hypotheses or not experiment.treatments:
         return ()
+    from pytest_crystallize.core.best import best_verdict, compare_conditions
     from pytest_crystallize.core.stats import adjust_pvalues
 
-    pairs = [compare_pair(experiment, result, h, t.name) for h in experiment.hypotheses for t in experiment.treatments]
-    tested = [(i, p.comparison.p_value) for i, p in enumerate(pairs) if p.comparison is not None]
+    pairs = [
+        compare_pair(experiment, result, h, t.name)
+        for h in experiment.hypotheses if h.direction != "best" for t in experiment.treatments
+    ]
+    # direction="best": one comparison of every condition per hypothesis, in the same family.
+    bests = [compare_conditions(experiment, result, h) for h in experiment.hypotheses if h.direction == "best"]
+    p_values = [None if p.comparison is None else p.comparison.p_value for p in pairs] + [b.p_value for b in bests]
+    tested = [(i, p) for i, p in enumerate(p_values) if p is not None]
     adjusted = adjust_pvalues([p for _, p in tested], experiment.correction)
     p_adjusted = {i: float(a) for (i, _), a in zip(tested, adjusted, strict=True)}
-    return tuple(build_verdict(experiment, p, p_adjusted.get(i, math.nan)) for i, p in enumerate(pairs))
+    return tuple(build_verdict(experiment, p, p_adjusted.get(i, math.nan)) for i, p in enumerate(pairs)) + tuple(
+        best_verdict(experiment, b, p_adjusted.get(len(pairs) + i, math.nan)) for i, b in enumerate(bests)
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -160,13 +169,5 @@ def warn_low_power(function: Any, result: ExperimentResult) -> None:
     Called after the run, so that warnings turned into errors (``-W error``)
     cannot lose the result.
     """
-    code = getattr(function, "__code__", None)
     for message in low_power_messages(result):
-        if code is None:
-            warnings.warn(LowPowerWarning(message), stacklevel=2)
-            continue
-        warnings.warn_explicit(
-            LowPowerWarning(message), LowPowerWarning, code.co_filename, code.co_firstlineno,
-            module=getattr(function, "__module__", None),
-            registry=getattr(function, "__globals__", {}).setdefault("__warningregistry__", {}),
-        )
+        warn_at(function, LowPowerWarning(message))

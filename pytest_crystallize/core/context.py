@@ -23,6 +23,8 @@ from pytest_crystallize.errors import ConfigurationError, ContextMutationError, 
 if TYPE_CHECKING:
     import numpy as np
 
+    from pytest_crystallize.core.designs import Design
+
 __all__ = [
     "CURRENT_CONTEXT",
     "Artifacts",
@@ -232,6 +234,7 @@ class FrozenContext:
         "_artifacts",
         "_condition",
         "_condition_code",
+        "_design",
         "_metrics",
         "_replicate",
         "_rng",
@@ -253,8 +256,10 @@ class FrozenContext:
         seeds: ReplicateSeeds,
         sink: MetricSink,
         step_hooks: Any = None,
+        design: Design | None = None,
     ) -> None:
         self._values = values
+        self._design = design
         self._added: dict[str, Any] | None = None
         self._replicate = replicate
         self._condition = condition
@@ -300,6 +305,18 @@ class FrozenContext:
 
             self._rng = np.random.default_rng(self.seed)
         return self._rng
+
+    def folds(self, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+        """The replicate's ``(train_indices, test_indices)`` of ``n_samples`` items, under the design.
+
+        With ``design=cv(k, repeats)``: fold ``replicate % k`` of repeat
+        ``replicate // k``; with ``design=holdout(test_size)``: the
+        replicate's random split. The same in every condition (see
+        :func:`~pytest_crystallize.core.designs.replicate_split`).
+        """
+        from pytest_crystallize.core.designs import replicate_split
+
+        return replicate_split(self._design, n_samples, self._replicate, self._seeds.master)
 
     @property
     def metrics(self) -> Metrics:
@@ -406,10 +423,12 @@ def standalone_context(
     seed: int = DEFAULT_SEED,
     replicate: int = 0,
     condition: str = "baseline",
+    design: Design | None = None,
 ) -> FrozenContext:
     """Return a context for running or unit-testing one step outside an experiment.
 
-    ``ctx.metrics.as_dict()`` afterwards shows what the step recorded.
+    ``ctx.metrics.as_dict()`` afterwards shows what the step recorded;
+    with a ``design`` (``cv(...)``), ``ctx.folds(n)`` works as in a run.
     """
     clash = sorted(set(values or ()) & BUILTIN_KEYS)
     if clash:
@@ -422,4 +441,5 @@ def standalone_context(
         condition_code=0,
         seeds=ReplicateSeeds(seed),
         sink=MetricSink(),
+        design=design,
     )

@@ -31,6 +31,7 @@ from pytest_crystallize.core.defaults import (
     DEFAULT_SPENDING,
     MAX_REPLICATES,
 )
+from pytest_crystallize.core.designs import Design, design_problem
 from pytest_crystallize.core.evaluators import Evaluator, check_evaluators
 from pytest_crystallize.core.hypotheses import Hypothesis, attached_hypotheses
 from pytest_crystallize.core.treatments import BASELINE, Treatment, check_treatments, merge_params
@@ -103,6 +104,8 @@ class Experiment:
     bindings: tuple[Binding, ...] = ()
     #: Seconds one replicate may run before it is stopped as a ReplicateTimeout error; None: no limit.
     timeout: float | None = None
+    #: A resampling design (``cv(...)``, ``holdout(...)``): replicates share data, verdicts are corrected.
+    design: Design | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # Read-only mapping views do not pickle: ship plain dicts to worker processes.
@@ -139,6 +142,7 @@ class Experiment:
         evaluators: Iterable[Callable[..., Any]] | Mapping[str, Callable[..., Any]] = (),
         localns: Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        design: Design | None = None,
     ) -> Experiment:
         """Validate and build an experiment from ``function`` and options.
 
@@ -165,6 +169,11 @@ class Experiment:
         :mod:`~pytest_crystallize.core.evaluators`). ``timeout`` (seconds)
         stops a replicate that runs longer: it becomes an error of that
         replicate and the others run (see :mod:`~pytest_crystallize.core.timeouts`).
+        ``design=cv(k=..., repeats=...)`` makes the replicates the folds of
+        repeated k-fold cross-validation (``k x repeats`` of them, whatever
+        ``replicates`` says); ``design=holdout(test_size=...)`` declares
+        repeated random splits. Either way the verdicts use a corrected test
+        (see :mod:`~pytest_crystallize.core.designs`).
         """
         label: str = name or getattr(function, "__name__", None) or repr(function)
         where = f"experiment {label!r}"
@@ -178,6 +187,13 @@ class Experiment:
             if value is not None and not isinstance(value, Mapping):
                 msg = f"{where}: {option} must be a mapping of names to values, e.g. {{'k': 1}}; got {value!r:.60}"
                 raise ConfigurationError(msg)
+        all_hypotheses = attached_hypotheses(function) + tuple(hypotheses)
+        if design is not None:
+            problem = design_problem(design, {"replicates": replicates, "hypotheses": all_hypotheses})
+            if problem:
+                msg = f"{where}: {problem}"
+                raise ConfigurationError(msg)
+            replicates = getattr(design, "replicates", replicates)
         sequential = None
         if replicates == AUTO:
             if max_replicates is None:
@@ -222,12 +238,12 @@ class Experiment:
         except TreatmentError as exc:
             msg = f"{where}: {exc}"
             raise ConfigurationError(msg) from None
-        all_hypotheses = attached_hypotheses(function) + tuple(hypotheses)
         for h in all_hypotheses:
             if not isinstance(h, Hypothesis):
                 msg = f"{where}: hypotheses must be made with hypothesis(...), got {h!r}"
                 raise ConfigurationError(msg)
             h.check(where)
+        _check_procedures(where, all_hypotheses, design, sequential is not None)
         if sequential is not None and not all_hypotheses:
             msg = f"{where}: replicates='auto' stops when every hypothesis is decided, but there are none"
             raise ConfigurationError(msg)
@@ -251,7 +267,7 @@ class Experiment:
             datasources=MappingProxyType(sources), arguments=MappingProxyType(fixed),
             takes_ctx=takes_ctx, sequential=sequential,
             evaluators=check_evaluators(where, evaluators, sources), bindings=bound,
-            timeout=None if timeout is None else float(timeout),
+            timeout=None if timeout is None else float(timeout), design=design,
         )
         # Validates treatment datasource swaps, nested keys and typed configuration now, not mid-run.
         experiment.check_bindings(experiment.conditions())
@@ -356,6 +372,23 @@ def _bound_paths(bindings: Iterable[Binding]) -> tuple[tuple[str, ...], ...]:
             out.append((binding.parameter,))
         out += [(name,) for name in field_names(binding.model)]  # a top-level binding reads these keys
     return tuple(out)
+
+
+def _check_procedures(where: str, hypotheses: Iterable[Hypothesis], design: Design | None, sequential: bool) -> None:
+    """Refuse procedures the experiment cannot run: a corrected test without a design, the best in looks."""
+    for h in hypotheses:
+        if design is None and h.test in ("corrected_repeated_kfold_t", "corrected_resampled_t"):
+            msg = (
+                f"{where}: hypothesis {h.label!r}: test {h.test!r} corrects for replicates that share training "
+                f"data; declare the design: design=cv(k=..., repeats=...) or design=holdout(test_size=...)"
+            )
+            raise ConfigurationError(msg)
+        if sequential and h.direction == "best":
+            msg = (
+                f"{where}: hypothesis {h.label!r}: direction 'best' needs a fixed number of replicates; "
+                f"drop replicates='auto'"
+            )
+            raise ConfigurationError(msg)
 
 
 def _check_params(where: str, owner: str, params: Mapping[str, Any]) -> None:

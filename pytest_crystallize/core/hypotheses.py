@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, Final
 
-from pytest_crystallize.core.vocabulary import BETTER, DIRECTIONS, NAN_POLICIES
+from pytest_crystallize.core.vocabulary import BETTER, HYPOTHESIS_DIRECTIONS, NAN_POLICIES
 from pytest_crystallize.errors import HypothesisError
 
 __all__ = ["HYPOTHESES_ATTRIBUTE", "Hypothesis", "Verdict", "attached_hypotheses", "hypothesis"]
@@ -41,6 +41,11 @@ class Hypothesis:
     ``direction`` is ``"maximize"``, ``"minimize"``, ``"two-sided"``,
     ``"no_worse"`` (non-inferiority within ``margin``) or ``"equivalent"``
     (within ``±margin``); ``better`` says which way is good for those two.
+    ``"best"`` compares every condition, baseline included, and names the
+    best one (or the ones that cannot be told from it); ``better`` says which
+    way is good, ``margin`` how far from the best still counts as best.
+    ``covariate`` names a metric each replicate records before the
+    treatment acts; the comparison is then adjusted for it (Lin 2013).
     ``alpha=None`` takes the experiment's alpha. ``predicate(baseline,
     treatment)`` gets the two numpy arrays of values and must also return true.
     """
@@ -56,6 +61,7 @@ class Hypothesis:
     better: str = "higher"
     mde: float | None = None
     nan_policy: str = "raise"
+    covariate: str | None = None
 
     def __post_init__(self) -> None:
         # margin="2%" reads as a relative margin of 0.02; a malformed one is
@@ -93,14 +99,18 @@ class Hypothesis:
 
     def _problems(self) -> Iterator[str]:
         """What is wrong with this hypothesis, most basic first."""
-        from pytest_crystallize.core.stats import TESTS
+        from pytest_crystallize.core.stats import PROCEDURES, TESTS
 
         if not isinstance(self.metric, str) or not self.metric:
             yield f"metric must be a non-empty string, got {self.metric!r}"
-        if self.direction not in DIRECTIONS:
-            yield f"unknown direction {self.direction!r}; use one of {', '.join(DIRECTIONS)}"
-        if isinstance(self.test, str) and self.test not in TESTS:
-            yield f"unknown test {self.test!r}; use one of {', '.join(TESTS)} or a callable"
+        if self.direction not in HYPOTHESIS_DIRECTIONS:
+            yield f"unknown direction {self.direction!r}; use one of {', '.join(HYPOTHESIS_DIRECTIONS)}"
+        if isinstance(self.test, str) and self.test not in TESTS + PROCEDURES:
+            yield f"unknown test {self.test!r}; use one of {', '.join(TESTS + PROCEDURES)} or a callable"
+        elif self.test == "mcb" and self.direction != "best":
+            yield "test 'mcb' (multiple comparisons with the best) needs direction='best'"
+        elif self.test == "covariate_adjusted_t" and self.covariate is None:
+            yield "test 'covariate_adjusted_t' needs covariate=, the metric to adjust for"
         if not isinstance(self.test, str) and not callable(self.test):
             yield f"test must be a name or a callable, got {self.test!r}"
         if self.alpha is not None and not _is_probability(self.alpha):
@@ -117,6 +127,10 @@ class Hypothesis:
             yield f"mde must be a positive number (the smallest effect worth detecting), got {self.mde!r}"
         if self.predicate is not None and not callable(self.predicate):
             yield f"predicate must be callable, got {self.predicate!r}"
+        yield from _covariate_problems(self.covariate, self.metric)
+        yield from _adjusted_test_problems(self)
+        if self.direction == "best":
+            yield from _best_problems(self)
 
     def __call__(self, function: Callable[..., Any]) -> Any:
         """Decorate a predicate (returns a new Hypothesis) or an experiment function.
@@ -154,6 +168,38 @@ def _margin_problems(margin: object, direction: str) -> Iterator[str]:
         yield "direction 'equivalent' needs a margin > 0"
 
 
+def _covariate_problems(covariate: object, metric: str) -> Iterator[str]:
+    if covariate is None:
+        return
+    if not isinstance(covariate, str) or not covariate:
+        yield f"covariate must be the name of a metric (a non-empty string), got {covariate!r}"
+    elif covariate == metric:
+        yield f"covariate {covariate!r} is the metric itself: name a metric recorded before the treatment acts"
+
+
+def _adjusted_test_problems(h: Hypothesis) -> Iterator[str]:
+    if h.covariate is not None and h.test not in ("auto", "covariate_adjusted_t"):
+        yield (
+            f"covariate {h.covariate!r} is adjusted for by regression (test 'covariate_adjusted_t'); "
+            f"use test='auto', not {h.test_name!r}"
+        )
+
+
+def _best_problems(h: Hypothesis) -> Iterator[str]:
+    """What direction='best' cannot be combined with."""
+    if isinstance(h.test, str) and h.test not in ("auto", "mcb"):
+        yield (
+            f"direction 'best' is decided by multiple comparisons with the best: use test='auto' "
+            f"(or 'mcb'), not {h.test!r}"
+        )
+    elif not isinstance(h.test, str):
+        yield "direction 'best' is decided by multiple comparisons with the best: a custom test cannot be used"
+    if h.predicate is not None:
+        yield "direction 'best' compares every condition at once: a (baseline, treatment) predicate does not apply"
+    if h.covariate is not None:
+        yield "direction 'best' cannot adjust for a covariate yet: drop covariate= or compare pairs"
+
+
 def _is_probability(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1
 
@@ -170,6 +216,7 @@ def hypothesis(
     better: str = "higher",
     mde: float | None = None,
     nan_policy: str = "raise",
+    covariate: str | None = None,
 ) -> Hypothesis:
     """Declare a hypothesis; use it as a decorator or in ``hypotheses=[...]``.
 
@@ -180,11 +227,18 @@ def hypothesis(
     below 80% a :class:`~pytest_crystallize.errors.LowPowerWarning` is issued.
     ``nan_policy="omit"`` drops non-finite values (pairwise when paired)
     instead of failing the verdict.
+
+    ``direction="best"`` asks which condition is best (multiple comparisons
+    with the best, Hsu 1996): it holds when one condition is identified as
+    best, or within ``margin`` of the best, with ``1 - alpha`` simultaneous
+    confidence. ``covariate="name"`` adjusts the comparison for a metric each
+    replicate records before the treatment acts (CUPED; Lin 2013), and the
+    verdict reports ``details["variance_reduction"]``.
     """
     return Hypothesis(
         metric=metric, direction=direction, test=test, alpha=alpha, name=name,
         margin=margin, relative_margin=relative_margin, better=better, mde=mde,
-        nan_policy=nan_policy,
+        nan_policy=nan_policy, covariate=covariate,
     )
 
 

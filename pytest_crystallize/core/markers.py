@@ -20,7 +20,7 @@ MARKER: Final = "experiment"
 #: Every option the marker takes.
 MARKER_OPTIONS: Final = frozenset({
     "replicates", "seed", "treatments", "hypotheses", "plugins", "alpha", "correction", "params",
-    "max_replicates", "looks", "spending", "gate", "evaluators", "localns", "timeout",
+    "max_replicates", "looks", "spending", "gate", "evaluators", "localns", "timeout", "design",
 })
 #: Options the pytest layer reads itself rather than passing to the engine.
 ITEM_OPTIONS: Final = frozenset({"gate"})

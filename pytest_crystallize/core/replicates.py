@@ -36,6 +36,7 @@ from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager
 from pytest_crystallize.core.pipeline import STEP_ATTRIBUTE, StepHooks, label_origin
 from pytest_crystallize.core.results import ReplicateError
 from pytest_crystallize.core.seeds import ReplicateSeeds
+from pytest_crystallize.core.shared_data import data_digest
 from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask, keep_finished
 from pytest_crystallize.core.timeouts import ReplicateTimeout, replicate_deadline, timeout_message
 from pytest_crystallize.errors import ConfigurationError
@@ -90,6 +91,11 @@ class BatchRunner:
         self._source_names = tuple(experiment.datasources)
         self._sync_function = not inspect.iscoroutinefunction(experiment.function)
         self._timeout = experiment.timeout
+        # Digest the baseline's datasource outputs to notice replicates that share data (see shared_data).
+        self._digest = (
+            experiment.design is None and bool(experiment.hypotheses) and bool(self._source_names)
+            and experiment.replicates > 1
+        )
         self._init_hooks()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -190,7 +196,7 @@ class BatchRunner:
         return FrozenContext(
             condition.values, replicate=replicate, condition=condition.name,
             condition_code=condition.code, seeds=self.seeds, sink=sink,
-            step_hooks=self.step_hooks,
+            step_hooks=self.step_hooks, design=self.experiment.design,
         )
 
     def _arguments(self, condition: Condition, ctx: FrozenContext) -> dict[str, Any]:
@@ -239,6 +245,8 @@ class BatchRunner:
                             except Exception as exc:
                                 label_origin(exc, f"datasource:{key}")
                                 raise
+                if self._digest and condition.code == 0:
+                    _record_digests(batch, replicate, self._source_names, kwargs)
                 if self._bindings:
                     self._bind(ctx, kwargs)
                 outcome = self.experiment.function(**kwargs)
@@ -305,6 +313,13 @@ def _check_awaited(experiment: Experiment, ctx: FrozenContext, outcome: Any, *, 
             f"which nothing awaits: make it 'async def' and await what it calls"
         )
         raise ConfigurationError(msg)
+
+
+def _record_digests(batch: ReplicateBatch, replicate: int, names: Sequence[str], kwargs: dict[str, Any]) -> None:
+    for name in names:
+        digest = data_digest(kwargs[name])
+        if digest is not None:
+            batch.digests.append((replicate, name, digest))
 
 
 def _safe_str(exc: BaseException) -> str:

@@ -99,10 +99,15 @@ class Provenance:
     resumed: int | None = None
     #: What the journal said when resuming (parts discarded, and why).
     journal_notes: tuple[str, ...] = ()
+    #: The resampling design the replicates followed (``"cv(k=10, repeats=10)"``), if one was declared.
+    design: str | None = None
+    #: Datasources that handed several replicates identical data without a declared design.
+    shared_data: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "conditions", tuple(self.conditions))
         object.__setattr__(self, "journal_notes", tuple(self.journal_notes))
+        object.__setattr__(self, "shared_data", tuple(self.shared_data))
         object.__setattr__(
             self, "treatments",
             MappingProxyType({k: MappingProxyType(dict(v)) for k, v in self.treatments.items()}),

@@ -31,6 +31,7 @@ from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager, 
 from pytest_crystallize.core.markers import ITEM_OPTIONS, function_marker_options
 from pytest_crystallize.core.replicates import BatchRunner
 from pytest_crystallize.core.results import ExperimentResult, Provenance
+from pytest_crystallize.core.shared_data import shared_data_notes, warn_shared_data
 from pytest_crystallize.core.tasks import FINISHED_BATCHES, ReplicateBatch, ReplicateTask
 from pytest_crystallize.core.treatments import Treatment
 from pytest_crystallize.core.versions import package_versions
@@ -255,6 +256,8 @@ class ExperimentRunner:
             treatments={t.name: _described(t) for t in experiment.treatments},
             alpha=experiment.alpha, correction=experiment.correction,
             started_at=started_at, duration_s=time.perf_counter() - clock, versions=package_versions(),
+            design=None if experiment.design is None else str(experiment.design),
+            shared_data=shared_data_notes(experiment, (d for b in batches for d in b.digests)),
         )
         return ExperimentResult(
             experiment=experiment.name, conditions=experiment.condition_names, metrics=merged.metric_names,
@@ -361,6 +364,7 @@ def run_experiment(
     evaluators: Any = None,
     localns: Mapping[str, Any] | None = None,
     timeout: float | None = None,
+    design: Any = None,
     journal: str | os.PathLike[str] | None = None,
     resume: bool = False,
 ) -> ExperimentResult:
@@ -382,6 +386,10 @@ def run_experiment(
     Plugins implementing ``crystallize_conditions_choose`` may choose and
     order the treatments first.
 
+    ``design=cv(k=10, repeats=10)`` runs repeated k-fold cross-validation
+    (``ctx.folds(n)`` gives each replicate's fold; the verdicts use the
+    corrected repeated k-fold t).
+
     ``journal`` names a store directory (such as ``".crystallize"``) whose
     journal keeps the finished replicates while the run goes; after an
     interruption, ``resume=True`` runs only the ones it lacks.
@@ -397,7 +405,7 @@ def run_experiment(
         "replicates": replicates, "seed": seed, "treatments": treatments, "hypotheses": hypotheses,
         "plugins": plugins, "alpha": alpha, "correction": correction, "params": params,
         "max_replicates": max_replicates, "looks": looks, "spending": spending, "evaluators": evaluators,
-        "timeout": timeout,
+        "timeout": timeout, "design": design,
     }
     where = f"experiment {name or getattr(function, '__name__', repr(function))!r}"
     # What neither sets keeps Experiment.define's defaults.
@@ -424,4 +432,5 @@ def run_experiment(
         raise ConfigurationError(msg)
     result = ExperimentRunner(experiment, plugin_manager=manager, journal=kept, resume=resume).run()
     warn_low_power(experiment.function, result)
+    warn_shared_data(experiment.function, result)
     return result

@@ -37,6 +37,8 @@ class ReplicateBatch:
     sink: MetricSink = field(default_factory=MetricSink)
     errors: list[ReplicateError] = field(default_factory=list)
     task_count: int = 0
+    #: ``(replicate, parameter, digest)`` of the baseline's datasource outputs, to notice shared data.
+    digests: list[tuple[int, str, str]] = field(default_factory=list)
 
 
 #: Attribute of an exception that stopped a run midway (Ctrl-C, pytest-timeout): the

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_crystallize.core.alignment import Aligned, aligned_values
 from pytest_crystallize.core.defaults import TARGET_POWER
 from pytest_crystallize.core.hypotheses import Hypothesis, Verdict
+from pytest_crystallize.core.procedures import needs_special_comparison, special_comparison
 from pytest_crystallize.core.treatments import BASELINE
 from pytest_crystallize.errors import StatisticsError
 
@@ -49,6 +50,8 @@ class PairComparison:
     predicate_note: str = ""
     #: The most values one replicate recorded (above 1: tested on per-replicate means).
     per_replicate: int = 1
+    #: What a design's corrected test or a covariate adjustment adds to the verdict's details.
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,14 +103,18 @@ def compare_pair(experiment: Experiment, result: ExperimentResult, h: Hypothesis
     empty = [c for c, v in ((BASELINE, baseline), (treatment, treated)) if len(v) == 0]
     if empty:
         return PairComparison(h, treatment, None, _missing(result, h.metric, empty, (BASELINE, treatment)))
+    extra: dict[str, Any] = {}
     try:
-        comparison = compare(
-            baseline, treated, test=h.test, direction=h.direction,
-            alpha=h.alpha or experiment.alpha, paired=paired,
-            margin=None if h.margin is None else float(h.margin),  # check() refused anything else
-            relative_margin=h.relative_margin, better=h.better, seed=experiment.seed, mde=h.mde,
-            nan_policy=h.nan_policy,
-        )
+        if needs_special_comparison(experiment, h):
+            comparison, extra = special_comparison(experiment, result, h, treatment, aligned)
+        else:
+            comparison = compare(
+                baseline, treated, test=h.test, direction=h.direction,
+                alpha=h.alpha or experiment.alpha, paired=paired,
+                margin=None if h.margin is None else float(h.margin),  # check() refused anything else
+                relative_margin=h.relative_margin, better=h.better, seed=experiment.seed, mde=h.mde,
+                nan_policy=h.nan_policy,
+            )
     except StatisticsError as exc:
         return PairComparison(h, treatment, None, _bad_value_message(exc, h.metric, treatment, aligned))
     except Exception as exc:  # a user's own test raised: a failed verdict that says where, not a crash
@@ -120,7 +127,7 @@ def compare_pair(experiment: Experiment, result: ExperimentResult, h: Hypothesis
             predicate_ok = bool(h.predicate(baseline, treated))
         except Exception as exc:  # the user's predicate: report, do not crash the run
             predicate_ok, note = False, f"predicate raised {type(exc).__name__}: {exc}"
-    return PairComparison(h, treatment, comparison, "", predicate_ok, note, aligned.per_replicate)
+    return PairComparison(h, treatment, comparison, "", predicate_ok, note, aligned.per_replicate, extra)
 
 
 def build_verdict(
@@ -144,7 +151,7 @@ def build_verdict(
                  else f"p={c.p_value:.3g}, {experiment.correction}-adjusted {p_adjusted:.3g}")
         decision = Decision(p_adjusted < alpha, shown, f"alpha {alpha:g}")
     holds, reason = _judge(h, c, pair, decision)
-    details = {**c.to_dict(), **decision.details}
+    details = {**c.to_dict(), **pair.details, **decision.details}
     if pair.per_replicate > 1:
         reason += f" (on per-replicate means of up to {pair.per_replicate} values)"
         details["values_per_replicate"] = pair.per_replicate

@@ -14,6 +14,7 @@ __all__ = [
     "BETTER",
     "CORRECTIONS",
     "DIRECTIONS",
+    "HYPOTHESIS_DIRECTIONS",
     "MARGIN_DIRECTIONS",
     "NAN_POLICIES",
     "PROGRESS_MODES",
@@ -37,6 +38,9 @@ SPENDING: Final[tuple[Spending, ...]] = get_args(Spending)
 #: What a hypothesis claims of treatment versus baseline.
 Direction = Literal["maximize", "minimize", "two-sided", "no_worse", "equivalent"]
 DIRECTIONS: Final[tuple[Direction, ...]] = get_args(Direction)
+#: What a hypothesis may claim: a direction of each treatment versus the baseline, or
+#: ``"best"``, which compares every condition at once (multiple comparisons with the best).
+HYPOTHESIS_DIRECTIONS: Final[tuple[str, ...]] = (*DIRECTIONS, "best")
 #: The directions that need a margin.
 MARGIN_DIRECTIONS: Final[tuple[Direction, ...]] = ("no_worse", "equivalent")
 

@@ -21,6 +21,7 @@ from pytest_crystallize.core.report.junit import verdict_properties
 from pytest_crystallize.core.report.payload import ReportPayload
 from pytest_crystallize.core.report.text import failure_report, summarize
 from pytest_crystallize.core.runner import ExperimentRunner
+from pytest_crystallize.core.shared_data import warn_shared_data
 from pytest_crystallize.core.store.gate_specs import check_gate_option
 from pytest_crystallize.errors import CrystallizeError, CrystallizeWarning
 from pytest_crystallize.pytest_plugin.keys import GATE_PROPERTY, MARKER, PAYLOAD_PROPERTY, STORAGE_KEY
@@ -153,6 +154,7 @@ class ExperimentItem(pytest.Function):
             failures.append(check.failure)
         try:
             warn_low_power(self.obj, result)
+            warn_shared_data(self.obj, result)
         except CrystallizeWarning as warning:  # -W error: a failure with the message, no traceback of ours
             failures.append(f"{type(warning).__name__}: {warning}")
         if failures:

@@ -20,6 +20,7 @@ from pytest_crystallize.core.treatments import BASELINE
 from pytest_crystallize.core.vocabulary import MARGIN_DIRECTIONS
 
 __all__ = [
+    "best_verdict_lines",
     "failure_report",
     "summarize",
     "summary_heading",
@@ -76,6 +77,8 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
         notes.append(f"resumed: {prov.resumed} of {total} replicate tasks came from the journal of an "
                      f"interrupted run; the others ran now")
     notes += [f"journal: {note}" for note in prov.journal_notes]
+    if prov.design is not None:
+        notes.append(f"design {prov.design}: replicates share training data; verdicts use a corrected test")
     sequential = None
     if prov.max_replicates is not None:
         sequential = {"replicates": prov.replicates, "max_replicates": prov.max_replicates,
@@ -218,8 +221,60 @@ def _margin(v: Mapping[str, Any], d: Mapping[str, Any]) -> str:
     return f", margin {_fmt(-margin if d.get('better', 'higher') == 'higher' else margin, True)}"
 
 
+def _p_text(v: Mapping[str, Any]) -> str:
+    p = f"p {_fmt(v['p_value'])}"
+    if v.get("p_adjusted") is not None and v["p_adjusted"] != v["p_value"]:
+        p += f" (adjusted {_fmt(v['p_adjusted'])})"
+    return p
+
+
+def _best_intervals(d: Mapping[str, Any], names: Iterable[str]) -> str:
+    conditions = d.get("conditions") or {}
+    return "; ".join(
+        f"{n} [{_fmt(conditions[n].get('low'), True)}, {_fmt(conditions[n].get('high'), True)}]"
+        for n in names if isinstance(conditions.get(n), Mapping)
+    )
+
+
+def _adjustment(d: Mapping[str, Any]) -> str:
+    """How a covariate adjustment changed the variance: ``" (covariate 'x': variance -62%)"``."""
+    reduction = d.get("variance_reduction")
+    if not isinstance(reduction, (int, float)) or isinstance(reduction, bool):
+        return ""
+    return f" (covariate {d.get('covariate')!r}: variance {-reduction:+.0%})"
+
+
+def best_verdict_lines(v: Mapping[str, Any], *, verbose: bool = False) -> list[str]:
+    """A ``direction="best"`` verdict: the winner, or the conditions that cannot be told from it.
+
+    Each interval bounds how much better a condition is than the best of the
+    others (simultaneous, multiple comparisons with the best).
+    """
+    d = v.get("details") or {}
+    mark = "PASS" if v["holds"] else "FAIL"
+    head = f"  {mark} {v['hypothesis']!r}"
+    if not d:
+        return [f"{head}: {v['reason']}"]
+    level = f"{d.get('procedure', v['test'])}, {_fmt(100 * d.get('confidence', 0.95))}% simultaneous"
+    margin = d.get("margin") or 0
+    if d.get("identified") and v["holds"]:
+        within = f" or within {_fmt(margin)} of it" if margin else ""
+        claim = f"{v['treatment']!r} is best{within}: {_best_intervals(d, [v['treatment']])}"
+    else:
+        claim = (f"cannot separate {', '.join(repr(n) for n in d.get('candidates', ()))}: "
+                 f"{_best_intervals(d, d.get('candidates', ()))}")
+    lines = [f"{head}: {claim} ({level}), {_p_text(v)}"]
+    if verbose:
+        lines.append(f"       every condition, better than the best of the others by: "
+                     f"{_best_intervals(d, d.get('conditions', {}))}")
+        lines.append(f"       reason: {v['reason']}")
+    return lines
+
+
 def verdict_lines(v: Mapping[str, Any], *, verbose: bool = False) -> list[str]:
     """One line per verdict: outcome, difference with CI, effect size, p raw and adjusted, test."""
+    if v.get("direction") == "best":
+        return best_verdict_lines(v, verbose=verbose)
     d = v.get("details") or {}
     mark = "PASS" if v["holds"] else "FAIL"
     head = f"  {mark} {v['hypothesis']!r} {v['treatment']} vs baseline"
@@ -227,11 +282,9 @@ def verdict_lines(v: Mapping[str, Any], *, verbose: bool = False) -> list[str]:
         return [f"{head}: {v['reason']}"]
     ci = "" if d.get("ci_low") is None else f" [95% CI {_fmt(d['ci_low'], True)}, {_fmt(d.get('ci_high'), True)}]"
     effect = "" if d.get("effect_size") is None else f", {d.get('effect_size_name')} {_fmt(d['effect_size'], True)}"
-    p = f"p {_fmt(v['p_value'])}"
-    if v.get("p_adjusted") is not None and v["p_adjusted"] != v["p_value"]:
-        p += f" (adjusted {_fmt(v['p_adjusted'])})"
+    p = _p_text(v)
     line = (f"{head}: diff {_fmt(v['difference'], True)}{_pct(d.get('relative_difference'))}{ci}"
-            f"{_margin(v, d)}{effect}, {p}, {v['test']}: {v['reason'].split(':')[0]}")
+            f"{_margin(v, d)}{effect}, {p}, {v['test']}{_adjustment(d)}: {v['reason'].split(':')[0]}")
     lines = [line]
     if verbose:
         lines.append(f"       test choice: {d.get('test_reason', '')}")
@@ -279,6 +332,11 @@ def totals_line(payloads: Iterable[Mapping[str, Any]]) -> str:
 
 def _verdict_block(v: Mapping[str, Any]) -> list[str]:
     d = v.get("details") or {}
+    if v.get("direction") == "best":
+        lines = [f"hypothesis {v['hypothesis']!r} (which condition is best): {v['reason']}"]
+        if d:
+            lines.append(f"    better than the best of the others by: {_best_intervals(d, d.get('conditions', {}))}")
+        return lines
     lines = [f"hypothesis {v['hypothesis']!r} for treatment {v['treatment']!r}: {v['reason']}"]
     if not d:
         return lines

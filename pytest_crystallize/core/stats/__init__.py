@@ -53,6 +53,12 @@ and permutation tests and users' tests -> the paired or Welch t-interval of
 the mean difference; bootstrap -> percentile interval; 0/1 tests -> Newcombe's
 risk-difference intervals (hybrid score unpaired, square-and-add paired).
 
+Beyond two samples: ``compare_resampled`` (the corrected resampled t of
+Nadeau & Bengio, and Bouckaert & Frank's corrected repeated k-fold t, for
+replicates that share training data), ``compare_adjusted`` (regression
+adjustment for a pre-treatment covariate, Lin 2013, HC2 standard errors)
+and ``compare_best`` (multiple comparisons with the best, Hsu 1996).
+
 Degenerate data never give nan: two identical constant samples give p = 1;
 samples without any spread (constant samples, or a constant paired
 difference) get the exact permutation p-value; ``degenerate`` says why, and
@@ -63,20 +69,30 @@ from __future__ import annotations
 
 from pytest_crystallize.core.vocabulary import CORRECTIONS, DIRECTIONS, SPENDING
 
+from ._best import BestComparison, compare_best
 from ._binary import binary_outcome
 from ._comparison import Comparison, NoVariation
 from ._corrections import adjust_pvalues
+from ._covariate import Adjusted, compare_adjusted
 from ._describe import Summary, describe
 from ._power import power, replicates_needed
 from ._registry import TESTS
+from ._resampled import compare_resampled, corrected_variance_factor
 from ._sequential import SequentialPlan
 from ._two_sample import compare
+
+#: Procedures a hypothesis may name that :func:`compare` does not run: each needs
+#: more than two samples (a resampling design, a covariate, every condition).
+PROCEDURES: tuple[str, ...] = ("corrected_repeated_kfold_t", "corrected_resampled_t", "covariate_adjusted_t", "mcb")
 
 __all__ = [
     "CORRECTIONS",
     "DIRECTIONS",
+    "PROCEDURES",
     "SPENDING",
     "TESTS",
+    "Adjusted",
+    "BestComparison",
     "Comparison",
     "NoVariation",
     "SequentialPlan",
@@ -84,6 +100,10 @@ __all__ = [
     "adjust_pvalues",
     "binary_outcome",
     "compare",
+    "compare_adjusted",
+    "compare_best",
+    "compare_resampled",
+    "corrected_variance_factor",
     "describe",
     "power",
     "replicates_needed",

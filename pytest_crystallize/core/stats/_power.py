@@ -40,7 +40,7 @@ from ._exact_power import EXACT_TESTS, exact_power
 from ._inputs import Samples
 from ._margins import restricted_proportions, tango_restricted_q21
 
-__all__ = ["power", "power_and_replicates", "replicates_needed"]
+__all__ = ["power", "power_and_replicates", "replicates_needed", "smallest_n"]
 
 _MAX_REPLICATES = 10**9
 _NORMAL = NormalDist()
@@ -140,7 +140,7 @@ def _power_of(model: _Model, nb: int, nt: int, true: float, nulls: Sequence[Null
     return min(1.0, powers[0])
 
 
-def _smallest_n(power_at: Callable[[int], float], start: int, target: float = TARGET_POWER) -> int | None:
+def smallest_n(power_at: Callable[[int], float], start: int, target: float = TARGET_POWER) -> int | None:
     """Smallest n >= start with power_at(n) >= target (power grows with n)."""
     low, high = start, start
     while not power_at(high) >= target:
@@ -205,7 +205,7 @@ def power_and_replicates(
     if math.isnan(achieved):
         return math.nan, None
     start = 1 if family == "binary" else 2
-    needed = _smallest_n(lambda n: power_at(n, n), start)
+    needed = smallest_n(lambda n: power_at(n, n), start)
     return achieved, needed
 
 
@@ -265,7 +265,7 @@ def replicates_needed(
         msg = f"target power must lie strictly between 0 and 1, got {target!r}"
         raise StatisticsError(msg)
     model, nulls = _Model("t", paired, sd=sd), _planning_null(alternative)
-    return _smallest_n(lambda k: _power_of(model, k, k, effect, nulls, alpha), 2, target)
+    return smallest_n(lambda k: _power_of(model, k, k, effect, nulls, alpha), 2, target)
 
 
 def _check_planning(sd: float, alpha: float) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -13,21 +12,14 @@ from pytest_crystallize.errors import StatisticsError
 from . import _binary
 from ._comparison import Comparison, NoVariation
 from ._effects import effect_size
-from ._inputs import BETTER, DIRECTIONS, Samples, prepare
+from ._inputs import Samples, prepare
+from ._nulls import Null, absolute_margin, check_options, nulls_for, points_right, true_difference
 from ._power import power_and_replicates
 from ._registry import SCREENED, TestSpec, UserTest, builtin, resolve, unpaired
 from ._relative import relative_difference
 from ._skewness import screened_t
 
 __all__ = ["compare"]
-
-@dataclass(frozen=True, slots=True)
-class _Null:
-    """One one-sided (or two-sided) null to test: difference = ``delta``."""
-
-    delta: float
-    alternative: str
-
 
 def compare(
     baseline: object,
@@ -70,14 +62,14 @@ def compare(
         StatisticsError: bad options, unusable data, too few values.
 
     """
-    _check_options(direction, alpha, better, confidence)
+    check_options(direction, alpha, better, confidence)
     samples = prepare(baseline, treatment, paired=paired, nan_policy=nan_policy)
     spec, reason = resolve(test, samples, direction, margin=bool(margin))
     uses_pairing = samples.paired and spec.pairing != "never"
     used = samples if uses_pairing else unpaired(samples)
     _check_sizes(spec, used)
-    abs_margin = _absolute_margin(direction, margin, relative_margin, used)
-    nulls = _nulls(direction, better, abs_margin)
+    abs_margin = absolute_margin(direction, margin, relative_margin, used)
+    nulls = nulls_for(direction, better, abs_margin)
     if nulls[0].delta != 0.0 and not spec.margins:
         msg = (
             f"test {spec.name!r} can only test 'no difference', not a margin of "
@@ -97,7 +89,7 @@ def compare(
     if _binary.is_binary(used.baseline) and _binary.is_binary(used.treatment):
         odds = _binary.odds_ratio(_binary.counts(used), paired=used.paired)
     power, needed = power_and_replicates(
-        spec.family, used, nulls, alpha, _true_difference(direction, mde), spec.name
+        spec.family, used, nulls, alpha, true_difference(direction, mde), spec.name
     )
     return Comparison(
         test=spec.name,
@@ -122,26 +114,13 @@ def compare(
         alpha=alpha,
         margin=abs_margin if abs_margin is not None else float("nan"),
         better=better,
-        direction_ok=all(_points_right(difference, null) for null in nulls),
+        direction_ok=all(points_right(difference, null) for null in nulls),
         degenerate=degenerate,
         no_variation=found,
         mde=float("nan") if mde is None else float(mde),
         power=power,
         replicates_needed=needed,
     )
-
-
-def _check_options(direction: str, alpha: float, better: str, confidence: float) -> None:
-    if direction not in DIRECTIONS:
-        msg = f"unknown direction {direction!r}: use one of {DIRECTIONS}"
-        raise StatisticsError(msg)
-    if better not in BETTER:
-        msg = f"unknown better={better!r}: use one of {BETTER}"
-        raise StatisticsError(msg)
-    for name, value in (("alpha", alpha), ("confidence", confidence)):
-        if not 0.0 < value < 1.0:
-            msg = f"{name} must lie strictly between 0 and 1, got {value!r}"
-            raise StatisticsError(msg)
 
 
 def _check_sizes(spec: TestSpec, samples: Samples) -> None:
@@ -156,68 +135,8 @@ def _check_sizes(spec: TestSpec, samples: Samples) -> None:
         raise StatisticsError(msg)
 
 
-def _absolute_margin(direction: str, margin: float | None, relative: bool, samples: Samples) -> float | None:
-    if margin is None:
-        if direction in ("no_worse", "equivalent"):
-            msg = (
-                f"direction {direction!r} needs a margin: pass margin=... (the largest "
-                "difference that still counts as 'no worse' / 'equivalent')"
-            )
-            raise StatisticsError(msg)
-        return None
-    if direction == "two-sided":
-        msg = "a margin has no meaning for a two-sided test: use 'equivalent' or drop the margin"
-        raise StatisticsError(msg)
-    if not (math.isfinite(margin) and margin >= 0.0) or (direction == "equivalent" and margin == 0):
-        msg = f"margin must be a finite number >= 0 (> 0 for 'equivalent'), got {margin!r}"
-        raise StatisticsError(msg)
-    if not relative:
-        return float(margin)
-    if samples.mean_baseline == 0.0:
-        msg = (
-            "relative_margin=True needs a non-zero baseline mean (the margin is a "
-            "fraction of it): pass an absolute margin instead"
-        )
-        raise StatisticsError(msg)
-    return float(margin) * abs(samples.mean_baseline)
-
-
-def _nulls(direction: str, better: str, margin: float | None) -> tuple[_Null, ...]:
-    m = 0.0 if margin is None else margin
-    if direction == "maximize":
-        return (_Null(m, "greater"),)
-    if direction == "minimize":
-        return (_Null(-m, "less"),)
-    if direction == "two-sided":
-        return (_Null(0.0, "two-sided"),)
-    if direction == "no_worse":
-        return (_Null(-m, "greater"),) if better == "higher" else (_Null(m, "less"),)
-    return (_Null(-m, "greater"), _Null(m, "less"))
-
-
-def _points_right(difference: float, null: _Null) -> bool:
-    if null.alternative == "greater":
-        return difference > null.delta
-    if null.alternative == "less":
-        return difference < null.delta
-    return difference != null.delta
-
-
-def _true_difference(direction: str, mde: float | None) -> float | None:
-    if mde is None:
-        return None
-    if not math.isfinite(mde):
-        msg = f"mde must be a finite number, got {mde!r}"
-        raise StatisticsError(msg)
-    if direction == "minimize":
-        return -abs(mde)
-    if direction in ("maximize", "two-sided"):
-        return abs(mde)
-    return float(mde)
-
-
 def _run(
-    spec: TestSpec, samples: Samples, nulls: tuple[_Null, ...], seed: int, *, screen: bool = False,
+    spec: TestSpec, samples: Samples, nulls: tuple[Null, ...], seed: int, *, screen: bool = False,
     alpha: float = 0.05,
 ) -> tuple[float, float, NoVariation | None, list[str], bool]:
     """(statistic, p-value, what had no spread, screen notes, skew-corrected?); for two nulls the larger p wins.

@@ -60,6 +60,13 @@ def _fields(obj: Any, ignored: frozenset[str] = frozenset()) -> dict[str, Any]:
     return {"repr": _stable(obj)}
 
 
+def _hypothesis_fields(h: Any) -> dict[str, Any]:
+    fields = _fields(h, _IGNORED_HYPOTHESIS_FIELDS)
+    if fields.get("covariate", "") is None:  # fields added later are left out unset: old fingerprints stay valid
+        del fields["covariate"]
+    return fields
+
+
 def definition_of(experiment: Experiment) -> dict[str, Any]:
     """The hypotheses and treatments of ``experiment`` as plain JSON data.
 
@@ -67,15 +74,18 @@ def definition_of(experiment: Experiment) -> dict[str, Any]:
     baseline's params, merged with a treatment's) and its datasources. A
     condition is comparable with a saved run when its inputs are unchanged.
     """
-    return {
+    out = {
         "conditions": list(experiment.condition_names),
         "inputs": {
             c.name: {"params": _stable(c.values), "datasources": _stable(dict(c.datasources))}
             for c in experiment.conditions()
         },
         "treatments": {t.name: _fields(t) for t in experiment.treatments},
-        "hypotheses": [_fields(h, _IGNORED_HYPOTHESIS_FIELDS) for h in experiment.hypotheses],
+        "hypotheses": [_hypothesis_fields(h) for h in experiment.hypotheses],
     }
+    if experiment.design is not None:  # other folds are other inputs (absent: fingerprints stay as they were)
+        out["design"] = str(experiment.design)
+    return out
 
 
 def definition_problem(definition: Mapping[str, Any]) -> str | None:
