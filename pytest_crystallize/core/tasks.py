@@ -32,11 +32,14 @@ class ReplicateBatch:
 
     Plain data, so a batch run in a worker process pickles back cheaply.
     ``task_count`` is how many tasks it covers (errors included).
+    ``artifacts`` holds what each task left in ``ctx.artifacts``, only when
+    the run keeps artifacts (an upstream of a chained experiment).
     """
 
     sink: MetricSink = field(default_factory=MetricSink)
     errors: list[ReplicateError] = field(default_factory=list)
     task_count: int = 0
+    artifacts: dict[ReplicateTask, dict[str, bytes | str]] = field(default_factory=dict)
 
 
 #: Attribute of an exception that stopped a run midway (Ctrl-C, pytest-timeout): the

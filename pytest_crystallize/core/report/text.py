@@ -66,6 +66,7 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
         notes.append(f"resumed: {prov.resumed} of {total} replicate tasks came from the journal of an "
                      f"interrupted run; the others ran now")
     notes += [f"journal: {note}" for note in prov.journal_notes]
+    notes += [f"upstream: {note}" for note in prov.upstream_notes]
     sequential = None
     if prov.max_replicates is not None:
         sequential = {"replicates": prov.replicates, "max_replicates": prov.max_replicates,
