@@ -78,7 +78,8 @@ def link(
                 added.append(found)
                 pending.append(found)
             item.upstream_items[link_.experiment] = found
-            found.downstream_items.append(item)
+            if not any(d is item for d in found.downstream_items):
+                found.downstream_items.append(item)
     _mark_cycles(known)
     _group(known)
     return added

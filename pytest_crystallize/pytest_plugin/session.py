@@ -120,11 +120,13 @@ class CrystallizeSession:
 
         experiments = [item for item in items if self.is_experiment(item)]
         extra = chains.link(experiments, self._collect_upstream)
-        items += extra  # collected for the chain: deselection and xdist see them like the others
+        if self.settings.enabled:
+            items += extra  # collected for the chain: deselection and xdist see them like the others
         result = yield
         if self.settings.enabled:
-            self.put_back = chains.schedule(items, self.is_experiment)
-            chains.forget_deselection(config, self.put_back)
+            put_back = chains.schedule(items, self.is_experiment)
+            chains.forget_deselection(config, put_back)
+            self.put_back = [*extra, *(item for item in put_back if not any(item is e for e in extra))]
         return result
 
     def _collect_upstream(self, downstream: ExperimentItem, name: str) -> ExperimentItem | None:
