@@ -153,6 +153,16 @@ def bind_upstreams(
     naming the experiment and the parameter when a result is missing, ran
     fewer replicates, or keeps no artifacts though one is asked for.
     """
+    for treatment in experiment.treatments:
+        swapped = treatment.datasource
+        swaps = swapped.values() if isinstance(swapped, Mapping) else () if swapped is None else (swapped,)
+        if any(isinstance(getattr(s, "function", None), Upstream) for s in swaps):
+            msg = (
+                f"experiment {experiment.name!r}: treatment {treatment.name!r} swaps in an upstream(...) "
+                f"datasource, which a treatment cannot do: take it as the experiment's own parameter (each "
+                f"condition then reads the upstream's condition of its name)"
+            )
+            raise ChainError(msg)
     links = upstreams_in(experiment.datasources)
     if not links:
         return experiment, ()

@@ -72,7 +72,7 @@ def link(
             if found is None:
                 found = make_item(item, link_.experiment)
                 if found is None:
-                    _fail(item, _missing(item, link_.experiment))
+                    _fail(item, _missing(item, link_.experiment, known))
                     continue
                 known.append(found)
                 added.append(found)
@@ -105,7 +105,13 @@ def _find(item: ExperimentItem, name: str, target: Any, known: Sequence[Experime
     return matches[0] if matches else None
 
 
-def _missing(item: ExperimentItem, name: str) -> str:
+def _missing(item: ExperimentItem, name: str, known: Sequence[ExperimentItem]) -> str:
+    variants = [e.nodeid for e in known if e.originalname == name]
+    if variants:
+        return (
+            f"experiment {item.name!r}: its upstream {name!r} is parametrized; name one of its items, "
+            f"e.g. upstream({variants[0]!r}, ...) (its items: {', '.join(map(repr, variants))})"
+        )
     return (
         f"experiment {item.name!r}: its upstream experiment {name!r} does not exist in this run: no "
         f"experiment of that name was collected (define it in {item.path.name} or name it by its node id, "

@@ -192,3 +192,11 @@ def test_artifacts_cross_process_workers_both_ways() -> None:
     )
     assert not down.errors
     assert _values(down, "model", "hot") == _values(serial, "weight", "hot")
+
+
+def test_a_treatment_cannot_swap_in_an_upstream() -> None:
+    with pytest.raises(ChainError, match=r"treatment 'other' swaps in an upstream\(...\) datasource"):
+        run_experiment(
+            evaluate, replicates=2, upstreams={"train": _trained()},
+            treatments=[Treatment("other", datasource={"weight": upstream("train", metric="weight")})],
+        )

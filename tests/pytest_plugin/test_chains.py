@@ -353,3 +353,55 @@ def test_handoff_says_why_an_upstream_has_no_result_or_its_worker_died(tmp_path:
     pid_files[0].write_text(gone.stdout.strip())
     with pytest.raises(ChainError, match=r"the pytest-xdist worker running it stopped before it finished"):
         published(tmp_path, "t.py::experiment_c", "experiment_d")
+
+
+def test_a_parametrized_upstream_is_named_by_its_item(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_param="""
+        import pytest
+        from pytest_crystallize import upstream
+
+        @pytest.mark.parametrize("size", [1, 2])
+        @pytest.mark.experiment(replicates=2)
+        def experiment_fit(size, ctx):
+            ctx.metrics.add("size", size)
+
+        vague = upstream("experiment_fit", metric="size")
+        exact = upstream("experiment_fit[2]", metric="size")
+
+        @pytest.mark.experiment(replicates=2)
+        def experiment_vague(vague, ctx):
+            pass
+
+        @pytest.mark.experiment(replicates=2)
+        def experiment_exact(exact, ctx):
+            assert exact == 2
+    """)
+    result = pytester.runpytest("--crystallize", *NO_RANDOM)
+    result.assert_outcomes(passed=3, errors=1)
+    assert (  # not fnmatch: the node ids' brackets would read as a character class
+        "experiment 'experiment_vague': its upstream 'experiment_fit' is parametrized; name one of its items, "
+        "e.g. upstream('test_param.py::experiment_fit[1]', ...)"
+    ) in result.stdout.str()
+
+
+def test_an_upstream_lets_its_artifacts_go_once_its_downstreams_ran(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("""
+        import json
+
+        ITEMS = []
+
+        def pytest_collection_finish(session):
+            ITEMS.extend(session.items)
+
+        def pytest_runtest_logstart(nodeid, location):
+            # Before each item: is the upstream still holding its artifacts?
+            for item in ITEMS:
+                if item.name == "experiment_train" and item.result is not None:
+                    held = item.result.artifacts is not None
+                    with open("held.jsonl", "a") as out:
+                        out.write(json.dumps([nodeid.split("::")[-1], held]) + "\\n")
+    """)
+    pytester.makepyfile(test_chain=CHAIN)
+    pytester.runpytest("--crystallize", *NO_RANDOM).assert_outcomes(passed=3)
+    held = [json.loads(line) for line in (pytester.path / "held.jsonl").read_text().splitlines()]
+    assert held == [["experiment_evaluate", True], ["test_plain", False]]
