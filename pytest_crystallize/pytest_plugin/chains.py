@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import pytest
 
@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from pytest_crystallize.pytest_plugin.items import ExperimentItem
 
 __all__ = [
-    "GROUP_PREFIX", "forget_deselection", "handoff_root", "link", "publish_for_workers", "release", "schedule",
-    "started", "upstream_results",
+    "GROUP_PREFIX", "Publisher", "forget_deselection", "handoff_root", "link", "release", "schedule", "started",
+    "upstream_results",
 ]
 #: Prefix of the ``xdist_group`` name of a chain's items.
 GROUP_PREFIX: Final = "crystallize-chain-"
@@ -250,14 +250,26 @@ def started(item: ExperimentItem) -> None:
         mark_started(root, item.nodeid)
 
 
-def publish_for_workers(item: ExperimentItem) -> None:
-    """On a pytest-xdist worker, after the upstream ``item``'s teardown: publish its result, or why it has none."""
-    root = handoff_root(item.config)
-    if root is None:
-        return
-    from pytest_crystallize.pytest_plugin.handoff import publish
+class Publisher:
+    """Publishes each upstream experiment's result as its item ends, for downstreams on other workers.
 
-    publish(root, item.nodeid, item.result, _no_result(item))
+    Registered by the session object on a pytest-xdist worker that collected
+    a chain; lives as long as the worker's session. A hook, not the item's
+    own teardown: an upstream that is skipped or errors at setup publishes
+    why it has no result too, so no downstream waits for it in vain.
+    """
+
+    @pytest.hookimpl
+    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        """Publish ``item``'s result (or why it has none) if it has downstream experiments."""
+        downstream = getattr(item, "downstream_items", None)
+        root = handoff_root(item.config)
+        if not downstream or root is None:
+            return
+        from pytest_crystallize.pytest_plugin.handoff import publish
+
+        upstream = cast("ExperimentItem", item)  # only experiment items have downstreams
+        publish(root, upstream.nodeid, upstream.result, _no_result(upstream))
 
 
 def release(item: ExperimentItem) -> None:

@@ -99,7 +99,10 @@ def published(root: Path, nodeid: str, downstream: str) -> ExperimentResult:
         time.sleep(POLL_SECONDS)
     status = json.loads((target / _STATUS).read_text(encoding="utf-8"))
     if not status.get("ok"):
-        msg = f"experiment {downstream!r} takes outputs of its upstream {nodeid!r}, which {status.get('reason')}"
+        msg = (
+            f"experiment {downstream!r} takes outputs of its upstream {nodeid!r}, which has no result: "
+            f"{status.get('reason')}"
+        )
         raise ChainError(msg)
     from pytest_crystallize.core.results import ExperimentResult
 

@@ -120,6 +120,8 @@ class CrystallizeSession:
 
         experiments = [item for item in items if self.is_experiment(item)]
         extra = chains.link(experiments, self._collect_upstream)
+        if hasattr(config, "workerinput") and any(item.downstream_items for item in (*experiments, *extra)):
+            config.pluginmanager.register(chains.Publisher())
         if self.settings.enabled:
             items += extra  # collected for the chain: deselection and xdist see them like the others
         result = yield
@@ -141,14 +143,6 @@ class CrystallizeSession:
             return None  # which of its items is meant is for a node id to say
         item = self._convert(pytest.Function.from_parent(module, name=name, callobj=function))
         return item if self.is_experiment(item) else None
-
-    @pytest.hookimpl
-    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
-        """On a pytest-xdist worker: publish an upstream experiment's result for downstreams on other workers."""
-        if self.is_experiment(item) and item.downstream_items:
-            from pytest_crystallize.pytest_plugin.chains import publish_for_workers
-
-            publish_for_workers(item)
 
     @pytest.hookimpl
     def pytest_report_collectionfinish(self, items: Sequence[pytest.Item]) -> list[str]:

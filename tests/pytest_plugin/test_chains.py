@@ -287,15 +287,39 @@ def test_crystallizes_dag_example_gives_the_treated_condition_the_treated_upstre
     assert "reads the baseline of upstream" not in result.stdout.str()
 
 
+BROKEN_UPSTREAM = """
+    import pytest
+
+    @pytest.mark.experiment(replicates=2, alpha=7)
+    def experiment_broken(ctx):
+        ctx.metrics.add("x", 1)
+"""
+BROKEN_DOWNSTREAM = """
+    import pytest
+    from pytest_crystallize import upstream
+
+    x = upstream("experiment_broken", metric="x")
+
+    @pytest.mark.experiment(replicates=2)
+    def experiment_after_broken(x, ctx):
+        pass
+"""
+
+
 def test_under_xdist_a_downstream_on_another_worker_waits_for_its_upstream(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_chain=CHAIN)
-    pytester.makepyfile(test_dag=DAG)
+    pytester.makepyfile(test_chain=CHAIN, test_dag=DAG, test_broken_up=BROKEN_UPSTREAM,
+                        test_broken_down=BROKEN_DOWNSTREAM)
     serial = pytester.runpytest("--crystallize", "--crystallize-json=serial.json", *NO_RANDOM)
     distributed = pytester.runpytest_subprocess(
-        "--crystallize", "-n", "2", "-v", "--crystallize-json=xdist.json", *NO_RANDOM
+        "--crystallize", "-n", "2", "-v", "--crystallize-json=xdist.json", *NO_RANDOM, timeout=300
     )
-    serial.assert_outcomes(passed=6)
-    distributed.assert_outcomes(passed=6)
+    serial.assert_outcomes(passed=6, failed=1, errors=1)
+    distributed.assert_outcomes(passed=6, failed=1, errors=1)
+    # An upstream with no result is published as such: its downstream fails with the reason, never waits forever.
+    distributed.stdout.fnmatch_lines([
+        "*experiment 'experiment_after_broken' takes outputs of its upstream 'test_broken_up.py::experiment_broken', "
+        "which has no result: it is defined wrongly (see its error)",
+    ])
     workers = {
         line.split("::")[-1].split()[0]: line.split()[0]
         for line in distributed.stdout.lines if line.startswith("[gw") and "PASSED" in line
@@ -343,8 +367,8 @@ def test_handoff_says_why_an_upstream_has_no_result_or_its_worker_died(tmp_path:
     from pytest_crystallize import ChainError
     from pytest_crystallize.pytest_plugin.handoff import publish, published, started
 
-    publish(tmp_path, "t.py::experiment_a", None, "did not run or failed before running (see its report)")
-    with pytest.raises(ChainError, match=r"upstream 't.py::experiment_a', which did not run or failed"):
+    publish(tmp_path, "t.py::experiment_a", None, "it did not run or failed before running (see its report)")
+    with pytest.raises(ChainError, match=r"upstream 't.py::experiment_a', which has no result: it did not run"):
         published(tmp_path, "t.py::experiment_a", "experiment_b")
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
