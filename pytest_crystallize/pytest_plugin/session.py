@@ -7,7 +7,8 @@ plugins, the progress display), collects the summary payloads of every
 experiment report (also those that come from pytest-xdist workers, as JSON
 strings) and has them written in the terminal summary (see ``terminal``).
 On a pytest-xdist worker that collects an experiment it also registers
-:class:`WorkerReports`, which keeps experiment reports sendable.
+:class:`WorkerReports`, which keeps experiment reports sendable. Chained
+experiments are linked and ordered here, at collection (see ``chains``).
 
 It costs nothing where no experiment is collected: the engine, the
 experiment items and the report payloads are imported only once an
