@@ -29,7 +29,9 @@ if _typing.TYPE_CHECKING:
     from pytest_crystallize.core.runner import ExperimentRunner, run_experiment
     from pytest_crystallize.core.sweeps import grid
     from pytest_crystallize.core.treatments import Treatment
+    from pytest_crystallize.core.upstreams import upstream
     from pytest_crystallize.errors import (
+        ChainError,
         ConfigurationError,
         ContextMutationError,
         CrystallizeError,
@@ -57,6 +59,7 @@ __all__ = [
     "ArtifactPlugin",
     "AsyncExecution",
     "Bind",
+    "ChainError",
     "ConfigurationError",
     "ContextMutationError",
     "CrossValidation",
@@ -102,6 +105,7 @@ __all__ = [
     "pipeline_step",
     "run_experiment",
     "standalone_context",
+    "upstream",
 ]
 
 #: The module each public name lives in (the same imports as under TYPE_CHECKING above).
@@ -135,6 +139,8 @@ _HOMES: dict[str, str] = {
     "run_experiment": "pytest_crystallize.core.runner",
     "grid": "pytest_crystallize.core.sweeps",
     "Treatment": "pytest_crystallize.core.treatments",
+    "upstream": "pytest_crystallize.core.upstreams",
+    "ChainError": "pytest_crystallize.errors",
     "ConfigurationError": "pytest_crystallize.errors",
     "ContextMutationError": "pytest_crystallize.errors",
     "CrystallizeError": "pytest_crystallize.errors",

@@ -6,6 +6,7 @@ derive from the builtin a caller would naturally catch::
     CrystallizeError
     ├── ContextMutationError        (+ KeyError)    writing an existing context key
     ├── ConfigurationError          (+ ValueError)  a bad experiment definition
+    │   ├── ChainError              (+ LookupError) an upstream experiment missing, in a cycle or lacking a value
     │   ├── DataSourceError         (+ LookupError) unknown or unusable datasource
     │   ├── HypothesisError                         a bad hypothesis definition
     │   └── TreatmentError                          a bad or duplicate treatment
@@ -23,6 +24,7 @@ Messages say what failed, where (names quoted with ``!r``), why, and how to fix 
 from __future__ import annotations
 
 __all__ = [
+    "ChainError",
     "ConfigurationError",
     "ContextMutationError",
     "CrystallizeError",
@@ -64,6 +66,10 @@ class ContextMutationError(CrystallizeError, KeyError):
 
 class ConfigurationError(CrystallizeError, ValueError):
     """An experiment, treatment, hypothesis or option is defined wrongly."""
+
+
+class ChainError(ConfigurationError, LookupError):
+    """An upstream experiment is missing or in a cycle, or lacks what a downstream one takes from it."""
 
 
 class DataSourceError(ConfigurationError, LookupError):

@@ -86,6 +86,8 @@ class BatchRunner:
         self.progress: Callable[[int], None] | None = None
         #: Where finished tasks are journaled as they complete (None: not journaled).
         self.journal: Journal | None = None
+        #: Keep what each replicate left in ``ctx.artifacts`` in its batch (an upstream of a chain).
+        self.keep_artifacts = False
         self._bindings = experiment.bindings
         self._evaluators = experiment.evaluators
         self._source_names = tuple(experiment.datasources)
@@ -99,13 +101,17 @@ class BatchRunner:
         self._init_hooks()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"experiment": self.experiment, "plugins": self.plugins, "journal": self.journal}
+        return {
+            "experiment": self.experiment, "plugins": self.plugins, "journal": self.journal,
+            "keep_artifacts": self.keep_artifacts,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         plugins = state["plugins"]
         hook = make_plugin_manager(plugins).hook if plugins else None
         self.__init__(state["experiment"], hook, plugins=plugins)  # type: ignore[misc]  # rebuild derived state
         self.journal = state["journal"]
+        self.keep_artifacts = state["keep_artifacts"]
 
     def advance(self, count: int) -> None:
         """Report ``count`` finished tasks to the progress display, if there is one."""
@@ -267,6 +273,8 @@ class BatchRunner:
             batch.errors.append(self._error(condition, replicate, exc))
         finally:
             CURRENT_CONTEXT.reset(token)
+        if self.keep_artifacts and error is None and ctx.artifacts:
+            batch.artifacts[condition.code, replicate] = dict(ctx.artifacts)
         if self.after_hook is not None:
             self.after_hook(experiment=self.experiment, ctx=ctx, error=error)
 

@@ -103,11 +103,14 @@ class Provenance:
     design: str | None = None
     #: Datasources that handed several replicates identical data without a declared design.
     shared_data: tuple[str, ...] = ()
+    #: Chained experiments only: which conditions read an upstream's baseline, and why.
+    upstream_notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "conditions", tuple(self.conditions))
         object.__setattr__(self, "journal_notes", tuple(self.journal_notes))
         object.__setattr__(self, "shared_data", tuple(self.shared_data))
+        object.__setattr__(self, "upstream_notes", tuple(self.upstream_notes))
         object.__setattr__(
             self, "treatments",
             MappingProxyType({k: MappingProxyType(dict(v)) for k, v in self.treatments.items()}),
@@ -149,7 +152,11 @@ class ExperimentResult:
 
     One record per recorded value: ``condition_codes`` index ``conditions``,
     ``metric_codes`` index ``metrics``, ``tags`` holds JSON object strings or
-    ``None``. Arrays are read-only.
+    ``None``. Arrays are read-only. ``artifacts`` maps ``(condition,
+    replicate)`` to what that replicate left in ``ctx.artifacts``, kept only
+    when the run was asked to (``keep_artifacts=True``, an upstream of a
+    chained experiment; else None); they stay in memory and are not part of
+    the JSON, the Parquet file or equality.
     """
 
     experiment: str
@@ -163,6 +170,7 @@ class ExperimentResult:
     errors: tuple[ReplicateError, ...]
     verdicts: tuple[Verdict, ...]
     provenance: Provenance
+    artifacts: Mapping[tuple[str, int], Mapping[str, bytes | str]] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "condition_codes", _frozen(self.condition_codes, np.int32))

@@ -19,6 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -34,6 +35,7 @@ from pytest_crystallize.core.results import ExperimentResult, Provenance
 from pytest_crystallize.core.shared_data import shared_data_notes, warn_shared_data
 from pytest_crystallize.core.tasks import FINISHED_BATCHES, ReplicateBatch, ReplicateTask
 from pytest_crystallize.core.treatments import Treatment
+from pytest_crystallize.core.upstreams import bind_upstreams, run_upstreams
 from pytest_crystallize.core.versions import package_versions
 from pytest_crystallize.core.vocabulary import Correction, Spending
 from pytest_crystallize.errors import ConfigurationError, CrystallizeError
@@ -107,13 +109,26 @@ class ExperimentRunner:
     def __init__(
         self, experiment: Experiment, *, plugin_manager: pluggy.PluginManager | None = None,
         journal: Journal | None = None, resume: bool = False,
+        upstreams: Mapping[str, ExperimentResult] | None = None, keep_artifacts: bool = False,
     ) -> None:
+        # Chained experiments: the upstream results are bound into the definition, so they
+        # travel with it to worker processes (raises ChainError before anything runs).
+        experiment, self._upstream_notes = bind_upstreams(experiment, upstreams or {})
         self.experiment = experiment
         #: Where finished tasks are kept as they complete; ``resume`` runs only the tasks it lacks.
         self.journal = journal
         self.resume = resume
+        #: Keep what each replicate left in ``ctx.artifacts`` on the result (for downstream experiments).
+        self.keep_artifacts = keep_artifacts
         self._journaled: JournalContents | None = None
         self._journal_notes: list[str] = []
+        if keep_artifacts and resume:
+            # The journal keeps values, not artifacts: resumed replicates would hand on nothing.
+            self.resume = False
+            self._journal_notes.append(
+                "not resumed: this experiment keeps artifacts for a downstream experiment, which the "
+                "journal does not hold; every replicate ran again"
+            )
         self._resumed = 0
         if plugin_manager is None:
             plugin_manager = make_plugin_manager(experiment.plugins)
@@ -142,6 +157,7 @@ class ExperimentRunner:
         hook.crystallize_experiment_init(experiment=experiment)
         hook.crystallize_run_before(experiment=experiment)
         run_batch = BatchRunner(experiment, hook, plugins=worker_plugins(self.plugin_manager))
+        run_batch.keep_artifacts = self.keep_artifacts
         if self.journal is not None:
             self._open_journal()
             run_batch.journal = self.journal
@@ -172,6 +188,8 @@ class ExperimentRunner:
                 result.provenance, resumed=None if self._journaled is None else self._resumed,
                 journal_notes=tuple(self._journal_notes),
             ))
+        if self._upstream_notes:
+            result = _with(result, provenance=replace(result.provenance, upstream_notes=self._upstream_notes))
         hook.crystallize_run_after(experiment=experiment, result=result)
         return result
 
@@ -259,13 +277,20 @@ class ExperimentRunner:
             design=None if experiment.design is None else str(experiment.design),
             shared_data=shared_data_notes(experiment, (d for b in batches for d in b.digests)),
         )
+        artifacts = None
+        if self.keep_artifacts:
+            names = experiment.condition_names
+            artifacts = MappingProxyType({
+                (names[code], replicate): MappingProxyType(kept)
+                for batch in batches for (code, replicate), kept in batch.artifacts.items()
+            })
         return ExperimentResult(
             experiment=experiment.name, conditions=experiment.condition_names, metrics=merged.metric_names,
             condition_codes=np.asarray(merged.condition, dtype=np.int32),
             replicates=np.asarray(merged.replicate, dtype=np.int64),
             metric_codes=np.asarray(merged.metric, dtype=np.int32),
             values=np.asarray(merged.value, dtype=np.float64), tags=tuple(merged.tags),
-            errors=tuple(errors), verdicts=(), provenance=provenance,
+            errors=tuple(errors), verdicts=(), provenance=provenance, artifacts=artifacts,
         )
 
 
@@ -367,6 +392,8 @@ def run_experiment(
     design: Any = None,
     journal: str | os.PathLike[str] | None = None,
     resume: bool = False,
+    upstreams: Mapping[str, ExperimentResult] | None = None,
+    keep_artifacts: bool = False,
 ) -> ExperimentResult:
     """Run ``function`` as an experiment from a script or notebook and return its result.
 
@@ -393,6 +420,13 @@ def run_experiment(
     ``journal`` names a store directory (such as ``".crystallize"``) whose
     journal keeps the finished replicates while the run goes; after an
     interruption, ``resume=True`` runs only the ones it lacks.
+
+    A parameter taking an ``upstream("experiment_train", ...)`` datasource
+    reads the result given in ``upstreams`` under that name; an upstream not
+    given is run first (the function passed to ``upstream``, or the function
+    of that name in ``function``'s module, with its marker's options).
+    ``keep_artifacts=True`` keeps what each replicate left in
+    ``ctx.artifacts`` on the result, so it can be given as an upstream.
 
     Works from sync code and from inside a running event loop (an async
     experiment then runs on a loop in a worker thread); in ``async`` code,
@@ -430,7 +464,11 @@ def run_experiment(
     elif resume:
         msg = f"{where}: resume=True needs journal= (the store directory whose journal to resume from)"
         raise ConfigurationError(msg)
-    result = ExperimentRunner(experiment, plugin_manager=manager, journal=kept, resume=resume).run()
+    chained = run_upstreams(experiment, upstreams or {}, lambda up: run_experiment(up, keep_artifacts=True))
+    result = ExperimentRunner(
+        experiment, plugin_manager=manager, journal=kept, resume=resume,
+        upstreams=chained, keep_artifacts=keep_artifacts,
+    ).run()
     warn_low_power(experiment.function, result)
     warn_shared_data(experiment.function, result)
     return result

@@ -32,6 +32,8 @@ class ReplicateBatch:
 
     Plain data, so a batch run in a worker process pickles back cheaply.
     ``task_count`` is how many tasks it covers (errors included).
+    ``artifacts`` holds what each task left in ``ctx.artifacts``, only when
+    the run keeps artifacts (an upstream of a chained experiment).
     """
 
     sink: MetricSink = field(default_factory=MetricSink)
@@ -39,6 +41,7 @@ class ReplicateBatch:
     task_count: int = 0
     #: ``(replicate, parameter, digest)`` of the baseline's datasource outputs, to notice shared data.
     digests: list[tuple[int, str, str]] = field(default_factory=list)
+    artifacts: dict[ReplicateTask, dict[str, bytes | str]] = field(default_factory=dict)
 
 
 #: Attribute of an exception that stopped a run midway (Ctrl-C, pytest-timeout): the

@@ -24,6 +24,7 @@ from pytest_crystallize.core.runner import ExperimentRunner
 from pytest_crystallize.core.shared_data import warn_shared_data
 from pytest_crystallize.core.store.gate_specs import check_gate_option
 from pytest_crystallize.errors import CrystallizeError, CrystallizeWarning
+from pytest_crystallize.pytest_plugin.chains import release, started, upstream_results
 from pytest_crystallize.pytest_plugin.keys import GATE_PROPERTY, MARKER, PAYLOAD_PROPERTY, STORAGE_KEY
 from pytest_crystallize.pytest_plugin.selection import (
     bound_parameters,
@@ -71,6 +72,11 @@ class ExperimentItem(pytest.Function):
     crystallize_definition: Experiment | None
     config_error: str | None
     result: ExperimentResult | None
+    #: Chained experiments: the items whose outputs this one takes (by the name its upstream(...) uses),
+    #: the items that take this one's, and whether this one ran (see ``chains``).
+    upstream_items: dict[str, ExperimentItem]
+    downstream_items: list[ExperimentItem]
+    ran: bool
 
     def _marker_options(self) -> dict[str, Any]:
         from pytest_crystallize.core.markers import checked_options
@@ -123,10 +129,15 @@ class ExperimentItem(pytest.Function):
         except CrystallizeError as exc:
             raise ExperimentFailed(str(exc)) from None
         manager = self.crystallize_session.plugin_manager_for(self, experiment)
+        if self.downstream_items:
+            started(self)
         try:
             self._run(experiment, manager)
         finally:  # also when the run raised: erased before pytest writes the outcome
             self.crystallize_session.clear_display()
+            self.ran = True
+            if self.upstream_items:
+                release(self)
 
     def _run(self, experiment: Experiment, manager: pluggy.PluginManager | None) -> None:
         try:
@@ -140,9 +151,15 @@ class ExperimentItem(pytest.Function):
 
             journal = Journal.for_experiment(settings.journal_root, self.nodeid, experiment)
         try:
-            result = ExperimentRunner(
+            runner = ExperimentRunner(
                 experiment, plugin_manager=manager, journal=journal, resume=settings.resume,
-            ).run()
+                upstreams=upstream_results(self) if self.upstream_items else None,
+                keep_artifacts=bool(self.downstream_items),
+            )
+        except CrystallizeError as exc:  # an upstream without a result, or one that cannot feed this one
+            raise ExperimentFailed(str(exc)) from None
+        try:
+            result = runner.run()
         except BaseException as exc:
             if not isinstance(exc, Exception):  # Ctrl-C, pytest-timeout: show what finished
                 self._report_interrupted(experiment, exc, journal)
@@ -277,6 +294,7 @@ def to_experiment_item(function_item: pytest.Function, session: CrystallizeSessi
     item.crystallize_session = session
     item.result = None
     item.config_error = None
+    item.upstream_items, item.downstream_items, item.ran = {}, [], False
     module = getattr(function_item.module, "__dict__", {})
     item.datasource_params = find_datasources(
         function_item.obj, module, lambda name: session.conftest_datasource(item.path, name)

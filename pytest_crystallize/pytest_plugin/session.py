@@ -7,7 +7,8 @@ plugins, the progress display), collects the summary payloads of every
 experiment report (also those that come from pytest-xdist workers, as JSON
 strings) and has them written in the terminal summary (see ``terminal``).
 On a pytest-xdist worker that collects an experiment it also registers
-:class:`WorkerReports`, which keeps experiment reports sendable.
+:class:`WorkerReports`, which keeps experiment reports sendable. Chained
+experiments are linked and ordered here, at collection (see ``chains``).
 
 It costs nothing where no experiment is collected: the engine, the
 experiment items and the report payloads are imported only once an
@@ -74,6 +75,8 @@ class CrystallizeSession:
         self._controller: ControllerProgress | bool | None = None
         #: True once an experiment item was collected in this process (the items module is then loaded).
         self._experiments_collected = False
+        #: Upstream experiments that the selection (-k, -m, node ids) left out, run for their downstreams.
+        self.put_back: list[ExperimentItem] = []
 
     # -- datasources in conftest.py files -------------------------------------
     @pytest.hookimpl
@@ -112,6 +115,43 @@ class CrystallizeSession:
             return [self._convert(r) if isinstance(r, pytest.Function) else r for r in result]
         return result
 
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> Generator[None]:
+        """Chained experiments: link them before anything deselects; run each upstream first after.
+
+        ``tryfirst``: around the other plugins' deselection (``-k``, ``-m``,
+        ``--lf``), so an upstream they leave out is seen and put back.
+        """
+        if not self._experiments_collected:
+            return (yield)
+        from pytest_crystallize.pytest_plugin import chains
+
+        experiments = [item for item in items if self.is_experiment(item)]
+        extra = chains.link(experiments, self._collect_upstream)
+        if hasattr(config, "workerinput") and any(item.downstream_items for item in (*experiments, *extra)):
+            config.pluginmanager.register(chains.Publisher())
+        if self.settings.enabled:
+            items += extra  # collected for the chain: deselection and xdist see them like the others
+        result = yield
+        if self.settings.enabled:
+            put_back = chains.schedule(items, self.is_experiment)
+            chains.forget_deselection(config, put_back)
+            self.put_back = [*extra, *(item for item in put_back if not any(item is e for e in extra))]
+        return result
+
+    def _collect_upstream(self, downstream: ExperimentItem, name: str) -> ExperimentItem | None:
+        """The experiment ``name`` of ``downstream``'s module, collected for the chain (a node-id run left it out)."""
+        module = downstream.getparent(pytest.Module)
+        function = getattr(getattr(module, "obj", None), name, None)
+        if module is None or not callable(function):
+            return None
+        if not (name.startswith(EXPERIMENT_PREFIX) or _has_marker(function)):
+            return None
+        if any(getattr(m, "name", None) == "parametrize" for m in getattr(function, "pytestmark", ())):
+            return None  # which of its items is meant is for a node id to say
+        item = self._convert(pytest.Function.from_parent(module, name=name, callobj=function))
+        return item if self.is_experiment(item) else None
+
     @pytest.hookimpl
     def pytest_report_collectionfinish(self, items: Sequence[pytest.Item]) -> list[str]:
         """List the experiments whose definition is wrong, right after "collected N items".
@@ -121,11 +161,16 @@ class CrystallizeSession:
         exception and take the whole module down; the item stays collected
         and errors at setup, its siblings untouched.
         """
+        lines = []
+        if self.put_back:
+            lines.append(f"crystallize: {len(self.put_back)} upstream experiment(s) the selection left out run first:")
+            lines += [
+                f"  {up.nodeid} (upstream of {', '.join(d.name for d in up.downstream_items)})" for up in self.put_back
+            ]
         wrong = [item for item in items if self.is_experiment(item) and item.config_error]
-        if not wrong:
-            return []
-        lines = [f"crystallize: {len(wrong)} experiment(s) defined wrongly (each errors at setup):"]
-        lines += [f"  {item.nodeid}: {item.config_error}" for item in wrong]
+        if wrong:
+            lines.append(f"crystallize: {len(wrong)} experiment(s) defined wrongly (each errors at setup):")
+            lines += [f"  {item.nodeid}: {item.config_error}" for item in wrong]
         return lines
 
     def _convert(self, item: pytest.Function) -> pytest.Item:

@@ -79,6 +79,7 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
     notes += [f"journal: {note}" for note in prov.journal_notes]
     if prov.design is not None:
         notes.append(f"design {prov.design}: replicates share training data; verdicts use a corrected test")
+    notes += [f"upstream: {note}" for note in prov.upstream_notes]
     sequential = None
     if prov.max_replicates is not None:
         sequential = {"replicates": prov.replicates, "max_replicates": prov.max_replicates,
