@@ -19,7 +19,7 @@ from pytest_crystallize.core.store.gate import (
     nothing_compared,
 )
 
-__all__ = ["gate_failure", "gate_lines", "gate_totals"]
+__all__ = ["gate_failure", "gate_heading", "gate_lines", "gate_notes", "gate_table", "gate_totals"]
 
 _NO_WORSE = "p no worse"
 _COLUMNS = tuple(Column(h) for h in ("condition", "metric", "better", "n saved/now", "saved", "current", "diff",
@@ -106,11 +106,21 @@ def gate_lines(report: GateReport, *, title: str | None = None) -> list[str]:
     """The heading, the table of rows and the notes of one experiment's comparison."""
     lines = [f"{title or report.nodeid}: {gate_heading(report)}"]
     if report.rows:
-        table = Table(_COLUMNS, tuple(_cells(r) for r in report.rows))
-        if not any(math.isfinite(r.p_no_worse) for r in report.rows):  # no margin: no non-inferiority test
-            table = table.without(_NO_WORSE)
-        lines += table.lines(indent="  ")
-        lines += _power_lines(report.rows)
+        lines += gate_table(report).lines(indent="  ")
+    return lines + gate_notes(report)
+
+
+def gate_table(report: GateReport) -> Table:
+    """The table of one comparison: a row per condition and gated metric, current run versus saved run."""
+    table = Table(_COLUMNS, tuple(_cells(r) for r in report.rows))
+    if not any(math.isfinite(r.p_no_worse) for r in report.rows):  # no margin: no non-inferiority test
+        table = table.without(_NO_WORSE)
+    return table
+
+
+def gate_notes(report: GateReport) -> list[str]:
+    """The lines below a comparison's table: what it can detect, row notes, pairing and tests, report notes."""
+    lines = _power_lines(report.rows) if report.rows else []
     lines += _note_lines(report.rows)
     paired = {r.paired for r in report.rows if r.n_saved}
     if paired:

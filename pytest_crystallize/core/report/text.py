@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pytest_crystallize.core.alignment import replicate_means
 from pytest_crystallize.core.report.table import Column, Table
-from pytest_crystallize.core.results import ExperimentResult
 from pytest_crystallize.core.treatments import BASELINE
 from pytest_crystallize.core.vocabulary import MARGIN_DIRECTIONS
 
-__all__ = ["failure_report", "summarize", "summary_lines", "totals_line", "verdict_lines"]
+if TYPE_CHECKING:  # results.py renders itself with this module's help: no import back at run time
+    from pytest_crystallize.core.results import ExperimentResult
+
+__all__ = [
+    "experiment_status", "failure_report", "summarize", "summary_lines", "summary_notes", "summary_table",
+    "totals_line", "verdict_lines",
+]
 
 _COLUMNS = tuple(Column(h) for h in ("condition", "metric", "n", "mean", "std", "95% CI", "diff", "p", "verdict"))
 
@@ -105,7 +110,7 @@ def _cells(row: Mapping[str, Any]) -> tuple[str, ...]:
             ci, diff, p, verdict)
 
 
-def _status(payload: Mapping[str, Any]) -> str:
+def experiment_status(payload: Mapping[str, Any]) -> str:
     """``passed``/``FAILED``; with a regression gate, both outcomes: ``hypotheses passed; gate FAILED``."""
     if payload.get("interrupted"):
         return "interrupted"
@@ -123,16 +128,35 @@ def summary_lines(payload: Mapping[str, Any], *, title: str | None = None, verbo
     the outcome of the regression gate (added by the pytest plugin's storage),
     shown next to the experiment's own outcome.
     """
-    status = _status(payload)
+    status = experiment_status(payload)
     head = f"{title or payload['experiment']} ({payload['replicates']} replicates, seed {payload['seed']}): {status}"
     lines = [head]
     if payload["rows"]:
-        lines += Table(_COLUMNS, tuple(_cells(r) for r in payload["rows"])).lines(indent="  ")
+        lines += summary_table(payload).lines(indent="  ")
     else:
         lines.append("  no metrics recorded")
-    lines += [f"  note: {note}" for note in payload.get("notes", ())]
+    lines += _given_notes(payload)
     for verdict in payload["verdicts"]:
         lines += verdict_lines(verdict, verbose=verbose)
+    return lines + _run_notes(payload)
+
+
+def summary_table(payload: Mapping[str, Any]) -> Table:
+    """The table of one experiment: a row per condition and metric (n, mean, std, 95% CI, diff, p, verdict)."""
+    return Table(_COLUMNS, tuple(_cells(r) for r in payload["rows"]))
+
+
+def summary_notes(payload: Mapping[str, Any]) -> list[str]:
+    """The lines below the table that are not verdicts: notes, the sequential design's stop, replicate errors."""
+    return _given_notes(payload) + _run_notes(payload)
+
+
+def _given_notes(payload: Mapping[str, Any]) -> list[str]:
+    return [f"  note: {note}" for note in payload.get("notes", ())]
+
+
+def _run_notes(payload: Mapping[str, Any]) -> list[str]:
+    lines = []
     seq = payload.get("sequential")
     if seq:
         saved = (seq["max_replicates"] - seq["replicates"]) * seq["conditions"]

@@ -1,0 +1,282 @@
+"""Figures of one experiment, drawn with matplotlib (the ``report`` extra).
+
+Every figure is drawn from plain data another module computed: a report
+payload's digest (means, intervals, verdicts) and the evidence of
+:mod:`~pytest_crystallize.core.report.evidence` (per-replicate values,
+paired differences). Nothing here computes a statistic.
+
+matplotlib is imported inside the functions that draw, and pyplot never:
+figures are plain ``matplotlib.figure.Figure`` objects, so drawing one
+neither picks nor changes the caller's backend (a notebook keeps its own),
+and :func:`svg_markup` renders them to static SVG.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import io
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
+
+from pytest_crystallize.core.treatments import BASELINE
+from pytest_crystallize.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "COLORS", "figure", "forest_figure", "has_matplotlib", "paired_figure", "require_matplotlib",
+    "sequential_figure", "short_label", "styled", "svg_markup", "values_figure",
+]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+#: Colours shared by every figure and the HTML page.
+COLORS: Final = {
+    "pass": "#2e7d32", "fail": "#c62828", "baseline": "#616161", "treatment": "#1f5fa8", "band": "#f2c94c",
+    "grid": "#e6e6e6", "text": "#222222", "muted": "#6b6b6b", "warn": "#b26a00",
+}
+_WIDTH: Final = 6.4
+_ROW: Final = 0.42
+_MOST_POINTS: Final = 1500
+_STYLE: Final[dict[Any, Any]] = {  # Any keys: matplotlib types them as a Literal of rc names
+    "font.size": 9.5, "axes.titlesize": 10.5, "axes.labelsize": 9.5, "xtick.labelsize": 8.5,
+    "ytick.labelsize": 9, "legend.fontsize": 8.5, "axes.spines.top": False, "axes.spines.right": False,
+    "axes.edgecolor": "#9e9e9e", "axes.titlelocation": "left", "axes.titleweight": "bold",
+    "svg.hashsalt": "pytest-crystallize",
+}
+
+
+def has_matplotlib() -> bool:
+    """True when matplotlib (the ``report`` extra) is installed; imports nothing."""
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def require_matplotlib(what: str) -> None:
+    """Raise ConfigurationError saying how to install the ``report`` extra, unless matplotlib is there."""
+    if not has_matplotlib():
+        msg = f"{what} needs matplotlib: pip install 'pytest-crystallize[report]' (or matplotlib)"
+        raise ConfigurationError(msg)
+
+
+def styled(draw: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run a drawing function under the report's style (fonts, spines), leaving the caller's settings alone."""
+
+    @functools.wraps(draw)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        import matplotlib as mpl
+
+        with mpl.rc_context(_STYLE):
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
+def figure(rows: float, *, columns: int = 1, width: float = _WIDTH) -> tuple[Figure, list[Axes]]:
+    """A figure of ``columns`` axes side by side, tall enough for ``rows`` labelled rows (draw under :func:`styled`)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, max(2.1, 0.95 + _ROW * rows)), layout="constrained")
+    axes = [fig.add_subplot(1, columns, i + 1) for i in range(columns)]
+    for ax in axes:
+        ax.grid(True, axis="x", color=COLORS["grid"], linewidth=0.8)
+        ax.set_axisbelow(True)
+    return fig, axes
+
+
+def svg_markup(fig: Figure, ident: str) -> str:
+    """``fig`` as an inline ``<svg>`` element whose ids are prefixed with ``ident`` (unique in a page)."""
+    import matplotlib as mpl
+
+    buffer = io.StringIO()
+    with mpl.rc_context(_STYLE):
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    text = buffer.getvalue()
+    text = text[text.index("<svg"):]  # no XML declaration or doctype inside HTML
+    # Two figures in one page must not share an id: glyphs and clip paths are referenced by id.
+    text = re.sub(r'id="([^"]+)"', rf'id="{ident}-\1"', text)
+    text = re.sub(r'(xlink:href|href)="#([^"]+)"', rf'\1="#{ident}-\2"', text)
+    return re.sub(r"url\(#([^)]+)\)", rf"url(#{ident}-\1)", text)
+
+
+def _condition_color(condition: str) -> str:
+    return COLORS["baseline"] if condition == BASELINE else COLORS["treatment"]
+
+
+def _spread(count: int, width: float = 0.32) -> list[float]:
+    """Evenly spread offsets in [-width/2, width/2]: a deterministic jitter (the same figure every run)."""
+    if count <= 1:
+        return [0.0] * count
+    golden = (math.sqrt(5) - 1) / 2
+    return [((i * golden) % 1.0 - 0.5) * width for i in range(count)]
+
+
+def _label_rows(ax: Axes, labels: Sequence[str]) -> None:
+    ax.set_yticks(range(len(labels)), labels=[short_label(label) for label in labels])
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+    ax.tick_params(axis="y", length=0)
+
+
+def short_label(label: str, most: int = 34) -> str:
+    """``label`` cut to ``most`` characters with an ellipsis, for axis labels."""
+    return label if len(label) <= most else label[: most - 1] + "\u2026"
+
+
+@styled
+def values_figure(metric: str, summary: Mapping[str, Any], evidence: Mapping[str, Any]) -> Figure | None:
+    """Each condition's per-replicate values of ``metric`` as dots, with the mean and its 95% interval."""
+    rows = [r for r in summary["rows"] if r["metric"] == metric]
+    if not rows:
+        return None
+    values = evidence.get("values", {}).get(metric, {})
+    fig, (ax,) = figure(len(rows))
+    shown_all = True
+    for y, row in enumerate(rows):
+        points = list(values.get(row["condition"], {}).get("values", ()))
+        if len(points) > _MOST_POINTS:  # an evenly spaced selection keeps the page light
+            step = len(points) / _MOST_POINTS
+            points, shown_all = [points[int(i * step)] for i in range(_MOST_POINTS)], False
+        color = _condition_color(row["condition"])
+        ax.scatter(points, [y + d for d in _spread(len(points))], s=11, color=color, alpha=0.35, linewidths=0)
+        if row["ci_low"] is not None and row["ci_high"] is not None:
+            ax.plot([row["ci_low"], row["ci_high"]], [y, y], color=COLORS["text"], linewidth=2.4,
+                    solid_capstyle="butt", zorder=3)
+        if row["mean"] is not None:
+            ax.plot([row["mean"]], [y], marker="D", markersize=6.5, color="white", markeredgecolor=COLORS["text"],
+                    markeredgewidth=1.4, zorder=4)
+    _label_rows(ax, [r["condition"] for r in rows])
+    ax.set_title(f"{metric}: values per replicate, mean \u25c7 and 95% CI")
+    ax.set_xlabel(metric + ("" if shown_all else f" (a selection of {_MOST_POINTS} values per condition shown)"))
+    return fig
+
+
+def _margin_band(ax: Axes, verdict: Mapping[str, Any], y: float) -> bool:
+    """Shade, on row ``y``, the differences a no_worse / equivalent verdict tolerates; True when it has a margin."""
+    details = verdict.get("details") or {}
+    margin = details.get("margin")
+    if verdict["direction"] not in ("no_worse", "equivalent") or not isinstance(margin, (int, float)):
+        return False
+    if verdict["direction"] == "equivalent":
+        low, high = -margin, margin
+    elif details.get("better", "higher") == "higher":
+        low, high = -margin, 0.0
+    else:
+        low, high = 0.0, margin
+    ax.fill_between([low, high], y - 0.4, y + 0.4, color=COLORS["band"], alpha=0.35, linewidth=0, zorder=0)
+    for edge in {low, high} - {0.0}:
+        ax.plot([edge, edge], [y - 0.4, y + 0.4], color=COLORS["warn"], linestyle="--", linewidth=1)
+    return True
+
+
+def _p_text(verdict: Mapping[str, Any]) -> str:
+    p, adjusted = verdict.get("p_value"), verdict.get("p_adjusted")
+    if p is None:
+        return "no test" + ("  FAIL" if not verdict["holds"] else "")
+    text = f"p {p:.3g}"
+    if adjusted is not None and adjusted != p:
+        text += f", adj. {adjusted:.3g}"
+    return f"{text}  {'PASS' if verdict['holds'] else 'FAIL'}"
+
+
+@styled
+def forest_figure(metric: str, verdicts: Sequence[Mapping[str, Any]]) -> Figure | None:
+    """Each treatment's difference to the baseline with its 95% CI, margin bands, raw and adjusted p."""
+    chosen = [v for v in verdicts if v["metric"] == metric]
+    if not chosen:
+        return None
+    several = len({v["hypothesis"] for v in chosen}) > 1
+    fig, (ax,) = figure(len(chosen))
+    ax.axvline(0.0, color=COLORS["muted"], linewidth=1)
+    banded = False
+    for y, verdict in enumerate(chosen):
+        details = verdict.get("details") or {}
+        color = COLORS["pass"] if verdict["holds"] else COLORS["fail"]
+        low, high, diff = details.get("ci_low"), details.get("ci_high"), verdict.get("difference")
+        if low is not None and high is not None:
+            ax.plot([low, high], [y, y], color=color, linewidth=2.4, solid_capstyle="butt")
+        if diff is not None:
+            ax.plot([diff], [y], marker="o", markersize=6.5, color=color)
+        banded = _margin_band(ax, verdict, y) or banded
+        ax.annotate(_p_text(verdict), xy=(1.02, y), xycoords=("axes fraction", "data"), va="center",
+                    color=color, fontsize=8.5, annotation_clip=False)
+    labels = [f"{v['treatment']} ({v['hypothesis']})" if several else v["treatment"] for v in chosen]
+    _label_rows(ax, labels)
+    ax.set_title(f"{metric}: difference to baseline, 95% CI")
+    ax.set_xlabel(f"{metric}, treatment \u2212 baseline" + ("  (shaded: within the margin)" if banded else ""))
+    return fig
+
+
+def _histogram(ax: Axes, differences: Sequence[float]) -> None:
+    """A bar per value for few distinct whole numbers (0/1 outcomes give -1, 0, +1), else a histogram."""
+    distinct = sorted(set(differences))
+    if len(distinct) <= 15 and all(float(v).is_integer() for v in distinct):
+        ticks = sorted(set(distinct) | {-1.0, 0.0, 1.0}) if distinct[-1] - distinct[0] <= 2 else distinct
+        ax.bar(distinct, [differences.count(v) for v in distinct], width=0.6, color=COLORS["treatment"], alpha=0.8)
+        ax.set_xticks(ticks)
+        ax.set_xlim(ticks[0] - 0.7, ticks[-1] + 0.7)
+        return
+    low, high = min(differences), max(differences)
+    if high - low <= 1e-9 * max(1.0, abs(low)):  # one value (up to rounding): one bar
+        ax.bar([low], [len(differences)], width=max(abs(low), 1.0) * 0.1, color=COLORS["treatment"], alpha=0.8)
+        return
+    ax.hist(differences, bins=min(40, max(8, int(math.sqrt(len(differences))) * 2)), color=COLORS["treatment"],
+            alpha=0.8, edgecolor="white", linewidth=0.5)
+
+
+@styled
+def paired_figure(metric: str, evidence: Mapping[str, Any]) -> Figure | None:
+    """For paired comparisons: the distribution of treatment minus baseline, replicate by replicate."""
+    paired = evidence.get("paired", {}).get(metric, {})
+    if not paired:
+        return None
+    columns = min(3, len(paired))
+    lines = math.ceil(len(paired) / columns)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(_WIDTH, 0.6 + 2.0 * lines), layout="constrained")
+    grid = fig.subplots(lines, columns, squeeze=False)
+    for ax, (treatment, differences) in zip(grid.flat, paired.items(), strict=False):
+        _histogram(ax, list(differences))
+        ax.axvline(0.0, color=COLORS["muted"], linewidth=1)
+        ax.set_title(short_label(treatment, 28), fontsize=9, fontweight="normal")
+        ax.set_xlabel("treatment \u2212 baseline")
+    for ax in list(grid.flat)[len(paired):]:
+        ax.set_visible(False)
+    grid[0][0].set_ylabel("replicates")
+    fig.suptitle(f"{metric}: paired differences (same replicate, same seed)", x=0.0, ha="left",
+                 fontsize=10.5, fontweight="bold")
+    return fig
+
+
+@styled
+def sequential_figure(verdicts: Sequence[Mapping[str, Any]]) -> Figure | None:
+    """Sequential designs: each pair's p-value at every look against its efficacy boundary (nominal alpha)."""
+    looked = [v for v in verdicts if ((v.get("details") or {}).get("sequential") or {}).get("p_values")]
+    if not looked:
+        return None
+    fig, (ax,) = figure(6)
+    floor = 1e-12
+    first = looked[0]["details"]["sequential"]
+    ax.plot(first["schedule"], [max(b, floor) for b in first["boundaries"]], color=COLORS["warn"], linestyle="--",
+            marker="s", markersize=4, linewidth=1.3, label="boundary (nominal alpha)")
+    for verdict in looked:
+        seq = verdict["details"]["sequential"]
+        if seq["boundaries"] != first["boundaries"]:  # each pair's own plan, drawn once when they differ
+            ax.plot(seq["schedule"], [max(b, floor) for b in seq["boundaries"]], color=COLORS["warn"],
+                    linestyle=":", linewidth=1)
+        taken = [(n, p) for n, p in zip(seq["schedule"], seq["p_values"], strict=False) if p is not None]
+        color = COLORS["pass"] if verdict["holds"] else COLORS["fail"]
+        ax.plot([n for n, _ in taken], [max(p, floor) for _, p in taken], marker="o", markersize=5, color=color,
+                linewidth=1.6, label=short_label(f"{verdict['treatment']}: {verdict['hypothesis']}", 40))
+    ax.set_yscale("log")
+    ax.grid(True, axis="y", color=COLORS["grid"], linewidth=0.8)
+    ax.set_xlabel("replicates per condition at each look")
+    ax.set_ylabel("p-value (log scale)")
+    ax.set_title("Sequential looks: p-value against the efficacy boundary")
+    ax.legend(loc="best", frameon=False)
+    return fig
