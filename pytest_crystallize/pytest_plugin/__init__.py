@@ -14,8 +14,15 @@ from typing import Any
 import pytest
 
 from pytest_crystallize.pytest_plugin.fixtures import ctx
-from pytest_crystallize.pytest_plugin.keys import EXPERIMENT_PREFIX, MARKER, SESSION_KEY, SESSION_PLUGIN, STORAGE_KEY
-from pytest_crystallize.pytest_plugin.options import add_options, read_settings, read_storage_settings
+from pytest_crystallize.pytest_plugin.keys import (
+    EXPERIMENT_PREFIX,
+    HTML_KEY,
+    MARKER,
+    SESSION_KEY,
+    SESSION_PLUGIN,
+    STORAGE_KEY,
+)
+from pytest_crystallize.pytest_plugin.options import add_options, read_html_path, read_settings, read_storage_settings
 from pytest_crystallize.pytest_plugin.session import CrystallizeSession
 
 __all__ = ["ctx", "pytest_addhooks", "pytest_addoption", "pytest_configure", "pytest_unconfigure"]
@@ -58,11 +65,16 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_crystallize.pytest_plugin.storage import configure as configure_storage
 
         configure_storage(config, storage_settings, enabled=settings.enabled)
+    html_path = read_html_path(config)
+    if html_path is not None or config.getoption("htmlpath", None):  # ours, or pytest-html's report
+        from pytest_crystallize.pytest_plugin.html_report import configure as configure_html
+
+        configure_html(config, html_path)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Drop the session and storage objects."""
-    keys: tuple[pytest.StashKey[Any], ...] = (STORAGE_KEY, SESSION_KEY)
+    keys: tuple[pytest.StashKey[Any], ...] = (HTML_KEY, STORAGE_KEY, SESSION_KEY)
     for key in keys:
         plugin = config.stash.get(key, None)
         if plugin is not None:

@@ -22,7 +22,7 @@ from pytest_crystallize.core.report.text import failure_report, summarize
 from pytest_crystallize.core.runner import ExperimentRunner
 from pytest_crystallize.core.store.gate_specs import check_gate_option
 from pytest_crystallize.errors import CrystallizeError, CrystallizeWarning
-from pytest_crystallize.pytest_plugin.keys import GATE_PROPERTY, MARKER, PAYLOAD_PROPERTY, STORAGE_KEY
+from pytest_crystallize.pytest_plugin.keys import GATE_PROPERTY, HTML_KEY, MARKER, PAYLOAD_PROPERTY, STORAGE_KEY
 from pytest_crystallize.pytest_plugin.selection import (
     bound_parameters,
     choose_treatments,
@@ -197,6 +197,11 @@ class ExperimentItem(pytest.Function):
         finally:  # a comparison that crashed still leaves the experiment's own outcome in the summary
             payload = ReportPayload(summarize(result), gate=None if check is None else check.outcome)
             self.user_properties.append((PAYLOAD_PROPERTY, payload.to_json()))
+            html = self.config.stash.get(HTML_KEY, None)
+            if html is not None:  # an HTML report wants figures: the values behind them travel with the report
+                from pytest_crystallize.core.report.evidence import evidence_of
+
+                html.keep_evidence(self, evidence_of(result))
         if check is not None and check.comparison is not None:
             comparison = json.dumps(check.comparison.to_dict(), allow_nan=False)
             self.user_properties.append((GATE_PROPERTY, comparison))

@@ -12,12 +12,17 @@ from typing import TYPE_CHECKING, Final
 import pytest
 
 if TYPE_CHECKING:
+    from pytest_crystallize.pytest_plugin.html_report import CrystallizeHtml
     from pytest_crystallize.pytest_plugin.session import CrystallizeSession
     from pytest_crystallize.pytest_plugin.storage import CrystallizeStorage
 
 __all__ = [
+    "EVIDENCE_ATTRIBUTE",
+    "EVIDENCE_KEY",
     "EXPERIMENT_PREFIX",
     "GATE_PROPERTY",
+    "HTML_KEY",
+    "HTML_PLUGIN",
     "MARKER",
     "PAYLOAD_PROPERTY",
     "RECORD_ATTRIBUTE",
@@ -38,6 +43,10 @@ EXPERIMENT_PREFIX: Final = "experiment_"
 SESSION_KEY: Final[pytest.StashKey[CrystallizeSession]] = pytest.StashKey()
 #: ``config.stash``: the storage object, present only when saving, comparing or a JSON report is asked for.
 STORAGE_KEY: Final[pytest.StashKey[CrystallizeStorage]] = pytest.StashKey()
+#: ``config.stash``: the HTML report object, present only with --crystallize-html or pytest-html's --html.
+HTML_KEY: Final[pytest.StashKey[CrystallizeHtml]] = pytest.StashKey()
+#: ``item.stash``: the values behind the experiment's figures, a JSON string (set in ``runtest`` for figures).
+EVIDENCE_KEY: Final[pytest.StashKey[str]] = pytest.StashKey()
 #: ``item.stash``: the experiment's result to save, a JSON string (set by the storage in ``runtest``).
 RECORD_KEY: Final[pytest.StashKey[str]] = pytest.StashKey()
 
@@ -45,6 +54,7 @@ RECORD_KEY: Final[pytest.StashKey[str]] = pytest.StashKey()
 SESSION_PLUGIN: Final = "crystallize-session"
 STORAGE_PLUGIN: Final = "crystallize-storage"
 WORKER_REPORTS_PLUGIN: Final = "crystallize-worker-reports"
+HTML_PLUGIN: Final = "crystallize-html"
 
 #: User property holding an experiment's report payload (a JSON string; also in JUnit XML).
 PAYLOAD_PROPERTY: Final = "crystallize_payload"
@@ -52,3 +62,5 @@ PAYLOAD_PROPERTY: Final = "crystallize_payload"
 GATE_PROPERTY: Final = "crystallize_gate"
 #: Call-report attribute holding an experiment's result to save (a JSON string).
 RECORD_ATTRIBUTE: Final = "crystallize_record"
+#: Call-report attribute holding the values behind an experiment's figures (a JSON string).
+EVIDENCE_ATTRIBUTE: Final = "crystallize_evidence"

@@ -40,7 +40,7 @@ from pytest_crystallize.core.defaults import (
 from pytest_crystallize.core.vocabulary import CORRECTIONS, PROGRESS_MODES, ProgressMode
 from pytest_crystallize.errors import ConfigurationError, ResultsError
 
-__all__ = ["Settings", "StorageSettings", "add_options", "read_settings", "read_storage_settings"]
+__all__ = ["Settings", "StorageSettings", "add_options", "read_html_path", "read_settings", "read_storage_settings"]
 
 GROUP: Final = "crystallize"
 
@@ -186,6 +186,12 @@ def _add_display_options(group: pytest.OptionGroup, parser: pytest.Parser) -> No
         "--crystallize-artifacts-dir", metavar="DIR", default=None,
         help="default root of ArtifactPlugin, relative to the rootdir. ini: crystallize_artifacts_dir",
     )
+    group.addoption(
+        "--crystallize-html", metavar="PATH", default=None,
+        help="write a self-contained HTML report of every experiment (tables, verdicts, figures; works "
+             "offline) to PATH after the run; needs the report extra. ini: crystallize_html",
+    )
+    parser.addini("crystallize_html", default="", help="write an HTML report of the experiments to this path")
     parser.addini("crystallize_progress", default="auto",
                   help="progress display while experiments run: auto, on or off (default auto)")
     parser.addini("crystallize_artifacts_dir", default=DEFAULT_ARTIFACTS_DIR,
@@ -431,3 +437,23 @@ def read_storage_settings(config: pytest.Config) -> StorageSettings:
         margin=margin, relative=relative, strict=strict,
         json_path=None if json_text is None else json_base / json_text,
     )
+
+
+# -- the HTML report ------------------------------------------------------------------
+
+def read_html_path(config: pytest.Config) -> Path | None:
+    """Where ``--crystallize-html`` (or ``crystallize_html``) writes the report, or None.
+
+    A command-line path is relative to the working directory, an ini path to
+    the rootdir. The report draws figures: without matplotlib this is a
+    pytest.UsageError saying how to install the ``report`` extra.
+    """
+    text, source, base = _value(config, "crystallize_html")
+    if text is None:
+        return None
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        msg = f"{source} needs matplotlib for its figures: pip install 'pytest-crystallize[report]'"
+        raise pytest.UsageError(msg)
+    return base / text

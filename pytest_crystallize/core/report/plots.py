@@ -123,8 +123,17 @@ def _label_rows(ax: Axes, labels: Sequence[str]) -> None:
 
 
 def short_label(label: str, most: int = 34) -> str:
-    """``label`` cut to ``most`` characters with an ellipsis, for axis labels."""
-    return label if len(label) <= most else label[: most - 1] + "\u2026"
+    """``label`` for an axis: a grid point's ``a.b=1,a.c=2`` as ``b=1, c=2``; cut in the middle past ``most``.
+
+    The middle goes, not the end: grid points differ in their last settings.
+    """
+    parts = label.split(",")
+    if len(parts) > 1 and all("=" in part for part in parts):
+        label = ", ".join(part.split("=", 1)[0].rsplit(".", 1)[-1] + "=" + part.split("=", 1)[1] for part in parts)
+    if len(label) <= most:
+        return label
+    keep = most - 1
+    return label[: (keep + 1) // 2] + "\u2026" + label[len(label) - keep // 2:]
 
 
 @styled
@@ -142,7 +151,7 @@ def values_figure(metric: str, summary: Mapping[str, Any], evidence: Mapping[str
             step = len(points) / _MOST_POINTS
             points, shown_all = [points[int(i * step)] for i in range(_MOST_POINTS)], False
         color = _condition_color(row["condition"])
-        ax.scatter(points, [y + d for d in _spread(len(points))], s=11, color=color, alpha=0.35, linewidths=0)
+        ax.scatter(points, [y + d for d in _spread(len(points))], s=14, color=color, alpha=0.4, linewidths=0)
         if row["ci_low"] is not None and row["ci_high"] is not None:
             ax.plot([row["ci_low"], row["ci_high"]], [y, y], color=COLORS["text"], linewidth=2.4,
                     solid_capstyle="butt", zorder=3)
@@ -213,12 +222,17 @@ def forest_figure(metric: str, verdicts: Sequence[Mapping[str, Any]]) -> Figure 
 
 def _histogram(ax: Axes, differences: Sequence[float]) -> None:
     """A bar per value for few distinct whole numbers (0/1 outcomes give -1, 0, +1), else a histogram."""
+    from matplotlib.ticker import MaxNLocator
+
     distinct = sorted(set(differences))
-    if len(distinct) <= 15 and all(float(v).is_integer() for v in distinct):
-        ticks = sorted(set(distinct) | {-1.0, 0.0, 1.0}) if distinct[-1] - distinct[0] <= 2 else distinct
+    if len(distinct) <= 20 and all(float(v).is_integer() for v in distinct):
         ax.bar(distinct, [differences.count(v) for v in distinct], width=0.6, color=COLORS["treatment"], alpha=0.8)
-        ax.set_xticks(ticks)
-        ax.set_xlim(ticks[0] - 0.7, ticks[-1] + 0.7)
+        if distinct[-1] - distinct[0] <= 2:
+            ticks = sorted(set(distinct) | {-1.0, 0.0, 1.0})
+            ax.set_xticks(ticks)
+            ax.set_xlim(ticks[0] - 0.7, ticks[-1] + 0.7)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
         return
     low, high = min(differences), max(differences)
     if high - low <= 1e-9 * max(1.0, abs(low)):  # one value (up to rounding): one bar
@@ -234,7 +248,7 @@ def paired_figure(metric: str, evidence: Mapping[str, Any]) -> Figure | None:
     paired = evidence.get("paired", {}).get(metric, {})
     if not paired:
         return None
-    columns = min(3, len(paired))
+    columns = 2 if len(paired) in (2, 4) else min(3, len(paired))
     lines = math.ceil(len(paired) / columns)
     from matplotlib.figure import Figure
 
@@ -242,8 +256,8 @@ def paired_figure(metric: str, evidence: Mapping[str, Any]) -> Figure | None:
     grid = fig.subplots(lines, columns, squeeze=False)
     for ax, (treatment, differences) in zip(grid.flat, paired.items(), strict=False):
         _histogram(ax, list(differences))
-        ax.axvline(0.0, color=COLORS["muted"], linewidth=1)
-        ax.set_title(short_label(treatment, 28), fontsize=9, fontweight="normal")
+        ax.axvline(0.0, color=COLORS["muted"], linewidth=1, zorder=0)
+        ax.set_title(short_label(treatment, 40 if columns < 3 else 28), fontsize=9, fontweight="normal")
         ax.set_xlabel("treatment \u2212 baseline")
     for ax in list(grid.flat)[len(paired):]:
         ax.set_visible(False)

@@ -31,12 +31,12 @@ _PALETTE: Final = (COLORS["treatment"], "#d9730d", "#7b3fa0", "#2e8b57", "#b8860
 
 
 def _value(text: str) -> Any:
-    """A setting's recorded text (its ``repr``) as a number when it is one, else the text."""
+    """A setting's recorded text (its ``repr``) as the number or string it shows, else the text itself."""
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         return text
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else text
+    return value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else text
 
 
 def _grid_name(name: str, keys: Sequence[str]) -> bool:
