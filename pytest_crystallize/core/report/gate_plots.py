@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from pytest_crystallize.core.report.plots import COLORS, short_label, styled
+from pytest_crystallize.core.report.plots import COLORS, right_labels, short_label, styled
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -53,11 +53,10 @@ def _panel(ax: Axes, metric: str, rows: list[Mapping[str, Any]]) -> None:
             ax.plot([row["ci_low"], row["ci_high"]], [y, y], color=color, linewidth=2.4, solid_capstyle="butt")
         if row.get("difference") is not None:
             ax.plot([row["difference"]], [y], marker="o", markersize=6.5, color=color)
-        ax.annotate(_words(row), xy=(1.02, y), xycoords=("axes fraction", "data"), va="center", color=color,
-                    fontsize=8.5, annotation_clip=False)
     ax.set_yticks(range(len(rows)), labels=[short_label(r["condition"], 30) for r in rows])
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.tick_params(axis="y", length=0)
+    right_labels(ax, [_words(r) for r in rows], [_STATUS_COLORS.get(r["status"], COLORS["muted"]) for r in rows])
     better = rows[0]["better"]
     ax.set_title(f"{metric} ({better} is better): current \u2212 saved, 95% CI", fontsize=9.5)
     ax.grid(True, axis="x", color=COLORS["grid"], linewidth=0.8)
@@ -78,6 +77,6 @@ def gate_figure(report: Mapping[str, Any]) -> Figure | None:
     axes = fig.subplots(len(by_metric), 1, squeeze=False, gridspec_kw={"height_ratios": heights})
     for ax, (metric, rows) in zip(axes[:, 0], by_metric.items(), strict=True):
         _panel(ax, metric, rows)
-    fig.suptitle(f"Compared with saved run {report.get('saved_run', '?')}: saved \u2192 current mean, status",
-                 x=0.0, ha="left", fontsize=10.5, fontweight="bold")
+    fig.suptitle("Current run against the saved run: saved \u2192 current mean, status", x=0.0, ha="left",
+                 fontsize=10.5, fontweight="bold")
     return fig

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COLORS", "figure", "forest_figure", "has_matplotlib", "paired_figure", "require_matplotlib",
-    "sequential_figure", "short_label", "styled", "svg_markup", "values_figure",
+    "right_labels", "sequential_figure", "short_label", "styled", "svg_markup", "values_figure",
 ]
 
 _P = ParamSpec("_P")
@@ -95,7 +95,7 @@ def svg_markup(fig: Figure, ident: str) -> str:
 
     buffer = io.StringIO()
     with mpl.rc_context(_STYLE):
-        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+        fig.savefig(buffer, format="svg", metadata={"Date": None})  # constrained layout fits it: one pass
     text = buffer.getvalue()
     text = text[text.index("<svg"):]  # no XML declaration or doctype inside HTML
     # Two figures in one page must not share an id: glyphs and clip paths are referenced by id.
@@ -120,6 +120,17 @@ def _label_rows(ax: Axes, labels: Sequence[str]) -> None:
     ax.set_yticks(range(len(labels)), labels=[short_label(label) for label in labels])
     ax.set_ylim(len(labels) - 0.5, -0.5)
     ax.tick_params(axis="y", length=0)
+
+
+def right_labels(ax: Axes, texts: Sequence[str], colors: Sequence[str]) -> None:
+    """A label at the right end of each row of ``ax`` (a twin axis, so the layout makes room for it)."""
+    right = ax.twinx()
+    right.set_ylim(ax.get_ylim())
+    right.set_yticks(range(len(texts)), labels=texts)
+    right.tick_params(axis="y", length=0, labelsize=8.5)
+    right.spines[:].set_visible(False)
+    for label, color in zip(right.get_yticklabels(), colors, strict=True):
+        label.set_color(color)
 
 
 def short_label(label: str, most: int = 34) -> str:
@@ -211,59 +222,61 @@ def forest_figure(metric: str, verdicts: Sequence[Mapping[str, Any]]) -> Figure 
         if diff is not None:
             ax.plot([diff], [y], marker="o", markersize=6.5, color=color)
         banded = _margin_band(ax, verdict, y) or banded
-        ax.annotate(_p_text(verdict), xy=(1.02, y), xycoords=("axes fraction", "data"), va="center",
-                    color=color, fontsize=8.5, annotation_clip=False)
     labels = [f"{v['treatment']} ({v['hypothesis']})" if several else v["treatment"] for v in chosen]
     _label_rows(ax, labels)
+    right_labels(ax, [_p_text(v) for v in chosen], [COLORS["pass"] if v["holds"] else COLORS["fail"] for v in chosen])
     ax.set_title(f"{metric}: difference to baseline, 95% CI")
     ax.set_xlabel(f"{metric}, treatment \u2212 baseline" + ("  (shaded: within the margin)" if banded else ""))
     return fig
 
 
-def _histogram(ax: Axes, differences: Sequence[float]) -> None:
-    """A bar per value for few distinct whole numbers (0/1 outcomes give -1, 0, +1), else a histogram."""
-    from matplotlib.ticker import MaxNLocator
+def _bins(values: Sequence[float]) -> tuple[list[float], list[float], float]:
+    """Shared bins of all paired differences: (left edges, right edges, bar width).
 
-    distinct = sorted(set(differences))
+    Few distinct whole numbers (0/1 outcomes give -1, 0, +1) get a bin each;
+    other values equal bins, about two per square root of the count (at most 40).
+    """
+    import numpy as np
+
+    distinct = sorted(set(values))
     if len(distinct) <= 20 and all(float(v).is_integer() for v in distinct):
-        ax.bar(distinct, [differences.count(v) for v in distinct], width=0.6, color=COLORS["treatment"], alpha=0.8)
-        if distinct[-1] - distinct[0] <= 2:
-            ticks = sorted(set(distinct) | {-1.0, 0.0, 1.0})
-            ax.set_xticks(ticks)
-            ax.set_xlim(ticks[0] - 0.7, ticks[-1] + 0.7)
-        else:
-            ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
-        return
-    low, high = min(differences), max(differences)
-    if high - low <= 1e-9 * max(1.0, abs(low)):  # one value (up to rounding): one bar
-        ax.bar([low], [len(differences)], width=max(abs(low), 1.0) * 0.1, color=COLORS["treatment"], alpha=0.8)
-        return
-    ax.hist(differences, bins=min(40, max(8, int(math.sqrt(len(differences))) * 2)), color=COLORS["treatment"],
-            alpha=0.8, edgecolor="white", linewidth=0.5)
+        lefts = [v - 0.5 for v in range(int(distinct[0]), int(distinct[-1]) + 1)]
+        return lefts, [v + 1.0 for v in lefts], 0.6
+    low, high = distinct[0], distinct[-1]
+    if high - low <= 1e-9 * max(1.0, abs(low)):  # one value (up to rounding): one bin around it
+        half = max(abs(low), 1.0) * 0.05
+        return [low - half], [low + half], 2 * half
+    edges = np.linspace(low, high, min(40, max(10, int(2 * math.sqrt(len(values))))) + 1)
+    return edges[:-1].tolist(), edges[1:].tolist(), float(edges[1] - edges[0])
 
 
 @styled
 def paired_figure(metric: str, evidence: Mapping[str, Any]) -> Figure | None:
-    """For paired comparisons: the distribution of treatment minus baseline, replicate by replicate."""
+    """For paired comparisons: each treatment's distribution of treatment minus baseline, replicate by replicate.
+
+    One row per treatment, a histogram on shared bins whose tallest bar fills the row.
+    """
+    import numpy as np
+
     paired = evidence.get("paired", {}).get(metric, {})
     if not paired:
         return None
-    columns = 2 if len(paired) in (2, 4) else min(3, len(paired))
-    lines = math.ceil(len(paired) / columns)
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(_WIDTH, 0.6 + 2.0 * lines), layout="constrained")
-    grid = fig.subplots(lines, columns, squeeze=False)
-    for ax, (treatment, differences) in zip(grid.flat, paired.items(), strict=False):
-        _histogram(ax, list(differences))
-        ax.axvline(0.0, color=COLORS["muted"], linewidth=1, zorder=0)
-        ax.set_title(short_label(treatment, 40 if columns < 3 else 28), fontsize=9, fontweight="normal")
-        ax.set_xlabel("treatment \u2212 baseline")
-    for ax in list(grid.flat)[len(paired):]:
-        ax.set_visible(False)
-    grid[0][0].set_ylabel("replicates")
-    fig.suptitle(f"{metric}: paired differences (same replicate, same seed)", x=0.0, ha="left",
-                 fontsize=10.5, fontweight="bold")
+    lefts, rights, width = _bins([v for values in paired.values() for v in values])
+    edges = [*lefts, rights[-1]]
+    centers = [(a + b) / 2 for a, b in zip(lefts, rights, strict=True)]
+    fig, (ax,) = figure(1.6 * len(paired))
+    ax.axvline(0.0, color=COLORS["muted"], linewidth=1, zorder=0)
+    for y, differences in enumerate(paired.values()):
+        counts, _ = np.histogram(differences, bins=edges)
+        heights = 0.8 * counts / max(1, counts.max())
+        ax.bar(centers, heights, width=width, bottom=y + 0.4 - heights, color=COLORS["treatment"], alpha=0.8,
+               edgecolor="white", linewidth=0.5)
+    if width < rights[0] - lefts[0] and len(centers) <= 9:  # whole numbers: a tick on each
+        ax.set_xticks(centers)
+    _label_rows(ax, list(paired))
+    right_labels(ax, [f"n {len(v)}" for v in paired.values()], [COLORS["muted"]] * len(paired))
+    ax.set_title(f"{metric}: paired differences (same replicate, same seed)")
+    ax.set_xlabel(f"{metric}, treatment \u2212 baseline, per replicate")
     return fig
 
 
