@@ -94,8 +94,8 @@ def svg_markup(fig: Figure, ident: str) -> str:
     import matplotlib as mpl
 
     buffer = io.StringIO()
-    with mpl.rc_context(_STYLE):
-        fig.savefig(buffer, format="svg", metadata={"Date": None})  # constrained layout fits it: one pass
+    with mpl.rc_context(_STYLE):  # no bbox_inches="tight": constrained layout fits the figure, in one pass
+        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     text = buffer.getvalue()
     text = text[text.index("<svg"):]  # no XML declaration or doctype inside HTML
     # Two figures in one page must not share an id: glyphs and clip paths are referenced by id.
