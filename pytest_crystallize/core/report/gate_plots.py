@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from pytest_crystallize.core.report.plots import COLORS, right_labels, short_label, styled
+from pytest_crystallize.core.report.plots import COLORS, right_labels, short_label, styled, title
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -58,7 +58,7 @@ def _panel(ax: Axes, metric: str, rows: list[Mapping[str, Any]]) -> None:
     ax.tick_params(axis="y", length=0)
     right_labels(ax, [_words(r) for r in rows], [_STATUS_COLORS.get(r["status"], COLORS["muted"]) for r in rows])
     better = rows[0]["better"]
-    ax.set_title(f"{metric} ({better} is better): current \u2212 saved, 95% CI", fontsize=9.5)
+    ax.set_title(f"{metric} ({better} is better): current \u2212 saved, 95% CI", fontsize=9.5, fontweight="normal")
     ax.grid(True, axis="x", color=COLORS["grid"], linewidth=0.8)
 
 
@@ -77,6 +77,5 @@ def gate_figure(report: Mapping[str, Any]) -> Figure | None:
     axes = fig.subplots(len(by_metric), 1, squeeze=False, gridspec_kw={"height_ratios": heights})
     for ax, (metric, rows) in zip(axes[:, 0], by_metric.items(), strict=True):
         _panel(ax, metric, rows)
-    fig.suptitle("Current run against the saved run: saved \u2192 current mean, status", x=0.0, ha="left",
-                 fontsize=10.5, fontweight="bold")
+    title(fig, "Current run against the saved run: saved \u2192 current mean, status")
     return fig

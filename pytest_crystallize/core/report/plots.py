@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COLORS", "figure", "forest_figure", "has_matplotlib", "paired_figure", "require_matplotlib",
-    "right_labels", "sequential_figure", "short_label", "styled", "svg_markup", "values_figure",
+    "right_labels", "sequential_figure", "short_label", "styled", "svg_markup", "title", "values_figure",
 ]
 
 _P = ParamSpec("_P")
@@ -77,11 +77,20 @@ def styled(draw: Callable[_P, _R]) -> Callable[_P, _R]:
     return wrapper
 
 
-def figure(rows: float, *, columns: int = 1, width: float = _WIDTH) -> tuple[Figure, list[Axes]]:
-    """A figure of ``columns`` axes side by side, tall enough for ``rows`` labelled rows (draw under :func:`styled`)."""
+def title(fig: Figure, text: str) -> None:
+    """The figure's title, at its left edge: a long one is never cut at the axes' edge."""
+    fig.suptitle(text, x=0.01, ha="left", fontsize=10.5, fontweight="bold")
+
+
+def figure(rows: float, heading: str, *, columns: int = 1, width: float = _WIDTH) -> tuple[Figure, list[Axes]]:
+    """A titled figure of ``columns`` axes side by side, tall enough for ``rows`` labelled rows.
+
+    Draw under :func:`styled`.
+    """
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, max(2.1, 0.95 + _ROW * rows)), layout="constrained")
+    title(fig, heading)
     axes = [fig.add_subplot(1, columns, i + 1) for i in range(columns)]
     for ax in axes:
         ax.grid(True, axis="x", color=COLORS["grid"], linewidth=0.8)
@@ -154,7 +163,7 @@ def values_figure(metric: str, summary: Mapping[str, Any], evidence: Mapping[str
     if not rows:
         return None
     values = evidence.get("values", {}).get(metric, {})
-    fig, (ax,) = figure(len(rows))
+    fig, (ax,) = figure(len(rows), f"{metric} per replicate: mean \u25c7 and 95% CI")
     shown_all = True
     for y, row in enumerate(rows):
         points = list(values.get(row["condition"], {}).get("values", ()))
@@ -170,7 +179,6 @@ def values_figure(metric: str, summary: Mapping[str, Any], evidence: Mapping[str
             ax.plot([row["mean"]], [y], marker="D", markersize=6.5, color="white", markeredgecolor=COLORS["text"],
                     markeredgewidth=1.4, zorder=4)
     _label_rows(ax, [r["condition"] for r in rows])
-    ax.set_title(f"{metric}: values per replicate, mean \u25c7 and 95% CI")
     ax.set_xlabel(metric + ("" if shown_all else f" (a selection of {_MOST_POINTS} values per condition shown)"))
     return fig
 
@@ -210,7 +218,7 @@ def forest_figure(metric: str, verdicts: Sequence[Mapping[str, Any]]) -> Figure 
     if not chosen:
         return None
     several = len({v["hypothesis"] for v in chosen}) > 1
-    fig, (ax,) = figure(len(chosen))
+    fig, (ax,) = figure(len(chosen), f"{metric}: difference to the baseline, 95% CI")
     ax.axvline(0.0, color=COLORS["muted"], linewidth=1)
     banded = False
     for y, verdict in enumerate(chosen):
@@ -225,7 +233,6 @@ def forest_figure(metric: str, verdicts: Sequence[Mapping[str, Any]]) -> Figure 
     labels = [f"{v['treatment']} ({v['hypothesis']})" if several else v["treatment"] for v in chosen]
     _label_rows(ax, labels)
     right_labels(ax, [_p_text(v) for v in chosen], [COLORS["pass"] if v["holds"] else COLORS["fail"] for v in chosen])
-    ax.set_title(f"{metric}: difference to baseline, 95% CI")
     ax.set_xlabel(f"{metric}, treatment \u2212 baseline" + ("  (shaded: within the margin)" if banded else ""))
     return fig
 
@@ -240,7 +247,10 @@ def _bins(values: Sequence[float]) -> tuple[list[float], list[float], float]:
 
     distinct = sorted(set(values))
     if len(distinct) <= 20 and all(float(v).is_integer() for v in distinct):
-        lefts = [v - 0.5 for v in range(int(distinct[0]), int(distinct[-1]) + 1)]
+        first, last = int(distinct[0]), int(distinct[-1])
+        if first >= -1 and last <= 1:  # 0/1 outcomes: lost, tied and won replicates, always all three
+            first, last = -1, 1
+        lefts = [v - 0.5 for v in range(first, last + 1)]
         return lefts, [v + 1.0 for v in lefts], 0.6
     low, high = distinct[0], distinct[-1]
     if high - low <= 1e-9 * max(1.0, abs(low)):  # one value (up to rounding): one bin around it
@@ -264,7 +274,7 @@ def paired_figure(metric: str, evidence: Mapping[str, Any]) -> Figure | None:
     lefts, rights, width = _bins([v for values in paired.values() for v in values])
     edges = [*lefts, rights[-1]]
     centers = [(a + b) / 2 for a, b in zip(lefts, rights, strict=True)]
-    fig, (ax,) = figure(1.6 * len(paired))
+    fig, (ax,) = figure(1.3 * len(paired), f"{metric}: paired differences, replicate by replicate")
     ax.axvline(0.0, color=COLORS["muted"], linewidth=1, zorder=0)
     for y, differences in enumerate(paired.values()):
         counts, _ = np.histogram(differences, bins=edges)
@@ -275,7 +285,6 @@ def paired_figure(metric: str, evidence: Mapping[str, Any]) -> Figure | None:
         ax.set_xticks(centers)
     _label_rows(ax, list(paired))
     right_labels(ax, [f"n {len(v)}" for v in paired.values()], [COLORS["muted"]] * len(paired))
-    ax.set_title(f"{metric}: paired differences (same replicate, same seed)")
     ax.set_xlabel(f"{metric}, treatment \u2212 baseline, per replicate")
     return fig
 
@@ -286,7 +295,7 @@ def sequential_figure(verdicts: Sequence[Mapping[str, Any]]) -> Figure | None:
     looked = [v for v in verdicts if ((v.get("details") or {}).get("sequential") or {}).get("p_values")]
     if not looked:
         return None
-    fig, (ax,) = figure(6)
+    fig, (ax,) = figure(6, "Sequential looks: p-value against the efficacy boundary")
     floor = 1e-12
     first = looked[0]["details"]["sequential"]
     ax.plot(first["schedule"], [max(b, floor) for b in first["boundaries"]], color=COLORS["warn"], linestyle="--",
@@ -304,6 +313,5 @@ def sequential_figure(verdicts: Sequence[Mapping[str, Any]]) -> Figure | None:
     ax.grid(True, axis="y", color=COLORS["grid"], linewidth=0.8)
     ax.set_xlabel("replicates per condition at each look")
     ax.set_ylabel("p-value (log scale)")
-    ax.set_title("Sequential looks: p-value against the efficacy boundary")
     ax.legend(loc="best", frameon=False)
     return fig

@@ -157,8 +157,9 @@ def sweep_figure(metric: str, summary: Mapping[str, Any], settings: Mapping[str,
     if not swept or not any(t in rows for t in settings):
         return None
     keys = list(swept)
+    heading = f"{metric} across the sweep: mean and 95% CI per treatment"
     if len(keys) == 2:
-        fig, (left, right) = figure(7, columns=2, width=9.6)
+        fig, (left, right) = figure(7, heading, columns=2, width=9.6)
         groups: dict[str, list[str]] = {}
         for treatment, value in swept[keys[1]].items():
             groups.setdefault(f"{keys[1]}={value}", []).append(treatment)
@@ -169,11 +170,9 @@ def sweep_figure(metric: str, summary: Mapping[str, Any], settings: Mapping[str,
         right.set_title("mean per grid point", fontsize=9.5, fontweight="normal")
     else:
         shown = keys[:_MOST_PANELS]
-        fig, axes = figure(7, columns=len(shown), width=min(9.6, 3.4 * len(shown) + 1))
+        fig, axes = figure(7, heading, columns=len(shown), width=min(9.6, 3.4 * len(shown) + 1))
         for ax, key in zip(axes, shown, strict=True):
             _against(ax, key, swept[key], rows, {"": list(swept[key])}, connect=len(keys) == 1)
         axes[0].set_ylabel(metric)
         axes[0].legend(frameon=False, fontsize=8)
-    fig.suptitle(f"{metric} across the sweep: mean and 95% CI per treatment", x=0.0, ha="left",
-                 fontsize=10.5, fontweight="bold")
     return fig
