@@ -2,7 +2,8 @@
 
 ``list`` the saved runs, ``show`` one, ``compare`` two with the semantics of
 ``pytest --crystallize-gate`` (exit code 1 when a metric regressed, so it
-gates any CI), ``export`` one to CSV, Parquet or JSON.
+gates any CI), ``export`` one to CSV, Parquet or JSON, ``report`` one (or
+one compared with a base run) as a self-contained HTML file.
 
 Exit codes: 0 success, 1 a regression (``compare``), 2 a usage error or a
 run that cannot be found or read (never 1: unreadable input is not a
@@ -30,7 +31,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 from pytest_crystallize.core.defaults import DEFAULT_STORAGE, LATEST
 from pytest_crystallize.core.report.gate_text import gate_lines, gate_totals
 from pytest_crystallize.core.report.table import Column, Table
-from pytest_crystallize.core.store.gate import gate_experiment
+from pytest_crystallize.core.store.gate import GateReport, gate_experiment
 from pytest_crystallize.core.store.gate_specs import GateSpec, parse_margin
 from pytest_crystallize.core.store.stores import RUNS_DIR, DirectoryStore
 from pytest_crystallize.errors import ConfigurationError, CrystallizeError, ResultsError
@@ -194,6 +195,15 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--strict", action="store_true",
                          help="also fail metrics not shown to be no worse within the margin (needs a margin > 0)")
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    report = commands.add_parser(
+        "report", help="write an HTML report of RUN, or of NEW compared with BASE (the gate's view)",
+        description="One RUN: its experiments' tables, verdicts and figures. Two runs BASE NEW: NEW's, each "
+                    "compared with BASE like compare does. The file works offline. Needs the report extra.",
+    )
+    report.add_argument("runs", metavar="RUN", nargs="+", help="RUN, or BASE NEW")
+    report.add_argument("--html", metavar="PATH", required=True, type=Path, help="the HTML file to write")
+    report.add_argument("--margin", default="0", help="with BASE NEW: tolerated worsening, as for compare")
+    report.add_argument("--strict", action="store_true", help="with BASE NEW: a strict gate, as for compare")
     export = commands.add_parser("export", help="export a run's values to CSV, Parquet or JSON")
     export.add_argument("run", metavar="RUN", nargs="?", default=LATEST)
     export.add_argument("--format", choices=("csv", "parquet", "json"), default="csv")
@@ -207,7 +217,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, st
     """Run the command line; return the exit code."""
     out, err = stdout or sys.stdout, stderr or sys.stderr
     args = _parser().parse_args(argv)
-    commands = {"list": _list, "show": _show, "compare": _compare, "export": _export}
+    commands = {"list": _list, "show": _show, "compare": _compare, "export": _export, "report": _report}
     try:
         code: int = commands[args.command](_store(args), args, out, err)
     except (_Failure, CrystallizeError) as exc:
@@ -272,7 +282,8 @@ def _show(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err: IO
     return EXIT_OK
 
 
-def _compare(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+def _gate_options(args: argparse.Namespace) -> tuple[float, bool]:
+    """``--margin`` and ``--strict``, checked: the margin and whether it is relative."""
     try:
         margin, relative = parse_margin(args.margin, "--margin")
     except ConfigurationError as exc:
@@ -280,10 +291,16 @@ def _compare(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err:
     if args.strict and margin == 0:
         msg = "--strict needs --margin > 0: with margin 0, 'no worse' would mean 'significantly better'"
         raise _Failure(msg)
-    base, new = store.find(args.base), store.find(args.new)
+    return margin, relative
+
+
+def _gate_reports(store: DirectoryStore, base: RunRecord, new: RunRecord, args: argparse.Namespace) -> list[GateReport]:
+    """Each experiment of ``new`` compared with ``base``, as ``pytest --crystallize-gate`` would."""
+    margin, relative = _gate_options(args)
     if base.id == new.id:
         msg = f"BASE and NEW are the same run {base.id}; name two different runs"
         raise _Failure(msg)
+
     def load_base(nodeid: str) -> ExperimentResult:
         # Unreadable input is an error (exit 2), never a regression (exit 1).
         try:
@@ -299,6 +316,13 @@ def _compare(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err:
             nodeid, store.result(new, nodeid), entry.definition, specs, base, functools.partial(load_base, nodeid),
             margin=margin, relative=relative, enforced=True, strict=args.strict,
         ))
+    return reports
+
+
+def _compare(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    _gate_options(args)  # a bad option is reported before any run is looked up
+    base, new = store.find(args.base), store.find(args.new)
+    reports = _gate_reports(store, base, new, args)
     missing = [n for n in base.experiments if n not in new.experiments]
     failed = any(r.failed for r in reports)
     if args.json:
@@ -313,6 +337,30 @@ def _compare(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err:
         lines.append(gate_totals(reports))
         out.write("\n".join(lines) + "\n")
     return EXIT_REGRESSION if failed else EXIT_OK
+
+
+def _report(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    if len(args.runs) > 2:
+        msg = f"report takes RUN, or BASE NEW; got {len(args.runs)} runs: {' '.join(args.runs)}"
+        raise _Failure(msg)
+    from pytest_crystallize.core.report.plots import require_matplotlib
+
+    try:
+        require_matplotlib("report --html")
+    except ConfigurationError as exc:
+        raise _Failure(str(exc)) from None
+    from pytest_crystallize.core.report.saved_runs import saved_run_document
+
+    _gate_options(args)
+    records = [store.find(run) for run in args.runs]
+    base, new = (None, records[0]) if len(records) == 1 else (records[0], records[1])
+    comparisons = {} if base is None else {r.nodeid: r for r in _gate_reports(store, base, new, args)}
+    results = {nodeid: store.result(new, nodeid) for nodeid in new.experiments}
+    document = saved_run_document(new, results, base=base, comparisons=comparisons)
+    args.html.parent.mkdir(parents=True, exist_ok=True)
+    args.html.write_text(document, encoding="utf-8")
+    out.write(f"wrote the HTML report of run {new.label} to {args.html}\n")
+    return EXIT_OK
 
 
 def _frame(store: DirectoryStore, record: RunRecord, only: Sequence[str] | None) -> pd.DataFrame:

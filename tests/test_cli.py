@@ -378,3 +378,37 @@ def test_a_deeply_nested_project_config_is_an_error_naming_it(store: DirectorySt
     code, out, err = cli("list")
     assert (code, out) == (2, "")
     assert err == f"crystallize: error: {tmp_path / 'pyproject.toml'}: cannot be read as TOML (nested too deeply to parse)\n"
+
+
+def test_report_writes_a_saved_run_as_an_offline_html_page_with_its_figures(store: DirectoryStore, tmp_path: Path) -> None:
+    code, out, err = cli("report", "main", "--html", str(tmp_path / "r" / "main.html"))
+    assert (code, err) == (0, "")
+    assert "wrote the HTML report of run" in out
+    page = (tmp_path / "r" / "main.html").read_text(encoding="utf-8")
+    assert f">{NODE}</h2>" in page
+    assert 'data-plot="values:acc"' in page
+    assert 'data-plot="forest:acc"' in page
+    assert "<script" not in page
+    assert "Compared with" not in page
+
+
+def test_report_of_two_runs_shows_the_gate_s_view_of_the_newer_one(store: DirectoryStore, tmp_path: Path) -> None:
+    code, _, err = cli("report", "main", "worse", "--html", str(tmp_path / "gate.html"))
+    assert (code, err) == (0, "")  # a report, not a gate: compare is the command that fails
+    page = (tmp_path / "gate.html").read_text(encoding="utf-8")
+    worse, main_run = store.find("worse"), store.find("main")
+    assert f"run {worse.id}" in page
+    assert f"Compared with saved run {main_run.id}" in page
+    assert "REGRESSED" in page
+    assert 'data-plot="gate"' in page
+    assert "gate FAILED" in page
+
+
+def test_report_refuses_three_runs_and_a_bad_margin(store: DirectoryStore, tmp_path: Path) -> None:
+    code, _, err = cli("report", "main", "same", "worse", "--html", str(tmp_path / "x.html"))
+    assert code == 2
+    assert "report takes RUN, or BASE NEW; got 3 runs" in err
+    code, _, err = cli("report", "main", "worse", "--margin", "lots", "--html", str(tmp_path / "x.html"))
+    assert code == 2
+    assert "--margin" in err
+    assert not (tmp_path / "x.html").exists()

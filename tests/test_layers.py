@@ -11,8 +11,8 @@ import pytest
 import pytest_crystallize
 
 HEAVY = ("scipy", "pandas", "pyarrow")
-#: Optional extras: imported only when a YAML file is read or a Pydantic model is bound.
-OPTIONAL = ("pydantic", "yaml")
+#: Optional extras: imported only when a YAML file is read, a Pydantic model is bound or a figure drawn.
+OPTIONAL = ("pydantic", "yaml", "matplotlib")
 SRC = Path(pytest_crystallize.__file__).parent
 
 
@@ -46,7 +46,8 @@ def test_running_an_experiment_with_dataclass_binding_and_json_configs_loads_no_
         "    x: int\n"
         "def fn(ctx, c: Annotated[C, Bind('c')]):\n"
         "    return c.x\n"
-        "run_experiment(fn, replicates=2, params=config.params, treatments=config.treatments, evaluators=[abs])"
+        "r = run_experiment(fn, replicates=2, params=config.params, treatments=config.treatments, evaluators=[abs])\n"
+        "r.summary(), r.verdicts_frame(), repr(r)"  # tables and the repr need no figure library
     )
     assert loaded.isdisjoint(OPTIONAL), loaded & set(OPTIONAL)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pytest_crystallize.core.attribution import warn_at
@@ -79,6 +79,8 @@ class _PairState:
     plan: SequentialPlan
     latest: PairComparison | None = None
     decided_at: int | None = None
+    #: The p-value at each look taken while undecided (None where no test could run), for reports.
+    p_values: list[float | None] = field(default_factory=list)
 
 
 class SequentialMonitor:
@@ -113,6 +115,7 @@ class SequentialMonitor:
                 continue
             state.latest = pair = compare_pair(self.experiment, result, state.hypothesis, state.treatment)
             c = pair.comparison
+            state.p_values.append(None if c is None or not math.isfinite(c.p_value) else c.p_value)
             if (c is not None and c.direction_ok and pair.predicate_ok is not False
                     and state.plan.decide(look, c.p_value) == "reject"):
                 state.decided_at = look
@@ -137,6 +140,9 @@ class SequentialMonitor:
                 "replicates": plan.schedule[look - 1], "max_replicates": plan.max_replicates,
                 "nominal_alpha": nominal, "alpha_spent": spent, "plan_alpha": plan.alpha,
                 "spending": plan.spending,
+                # Look by look, for plots: the p-values so far against every planned boundary.
+                "p_values": list(state.p_values), "schedule": list(plan.schedule),
+                "boundaries": [plan.nominal_alpha(k) for k in range(1, looks + 1)],
             }},
         )
         return build_verdict(self.experiment, pair, p_value, decision)

@@ -25,6 +25,9 @@ from pytest_crystallize.errors import ResultsError
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.figure import Figure
+
+    from pytest_crystallize.core.vocabulary import PlotKind
 
 __all__ = ["FORMAT", "ExperimentResult", "Provenance", "ReplicateError"]
 
@@ -209,6 +212,35 @@ class ExperimentResult:
                 self.condition_codes == self.conditions.index(condition)
             )
         return self.replicates[mask], self.values[mask]
+
+    # -- for people: notebooks and scripts (rendered by core.report.notebook) ------
+    def __repr__(self) -> str:
+        from pytest_crystallize.core.report.notebook import result_repr
+
+        return result_repr(self)
+
+    def summary(self) -> pd.DataFrame:
+        """The terminal table as a DataFrame: one row per condition and metric (n, mean, std, CI, diff, p, verdict)."""
+        from pytest_crystallize.core.report.notebook import result_summary
+
+        return result_summary(self)
+
+    def verdicts_frame(self) -> pd.DataFrame:
+        """One row per hypothesis and treatment, with every field of its verdict and its statistics."""
+        from pytest_crystallize.core.report.notebook import result_verdicts
+
+        return result_verdicts(self)
+
+    def plot(self, metric: str, kind: PlotKind = "values") -> Figure:
+        """A matplotlib figure of ``metric`` (``kind``: values, difference, paired, sweep); needs the report extra."""
+        from pytest_crystallize.core.report.notebook import result_figure
+
+        return result_figure(self, metric, kind)
+
+    def _repr_html_(self) -> str:
+        from pytest_crystallize.core.report.notebook import result_html
+
+        return result_html(self)
 
     # -- conversions ----------------------------------------------------------
     def to_dataframe(self) -> pd.DataFrame:

@@ -17,12 +17,14 @@ __all__ = [
     "HYPOTHESIS_DIRECTIONS",
     "MARGIN_DIRECTIONS",
     "NAN_POLICIES",
+    "PLOT_KINDS",
     "PROGRESS_MODES",
     "SPENDING",
     "Better",
     "Correction",
     "Direction",
     "NanPolicy",
+    "PlotKind",
     "ProgressMode",
     "Spending",
 ]
@@ -55,3 +57,7 @@ NAN_POLICIES: Final[tuple[NanPolicy, ...]] = get_args(NanPolicy)
 #: When the progress display draws.
 ProgressMode = Literal["auto", "on", "off"]
 PROGRESS_MODES: Final[tuple[ProgressMode, ...]] = get_args(ProgressMode)
+
+#: The figures ``ExperimentResult.plot(metric, kind=...)`` draws.
+PlotKind = Literal["values", "difference", "paired", "sweep"]
+PLOT_KINDS: Final[tuple[PlotKind, ...]] = get_args(PlotKind)

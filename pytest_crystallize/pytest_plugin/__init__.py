@@ -16,6 +16,7 @@ import pytest
 from pytest_crystallize.pytest_plugin.fixtures import ctx
 from pytest_crystallize.pytest_plugin.keys import (
     EXPERIMENT_PREFIX,
+    HTML_KEY,
     MARKDOWN_KEY,
     MARKDOWN_PLUGIN,
     MARKER,
@@ -25,6 +26,7 @@ from pytest_crystallize.pytest_plugin.keys import (
 )
 from pytest_crystallize.pytest_plugin.options import (
     add_options,
+    read_html_path,
     read_markdown_target,
     read_settings,
     read_storage_settings,
@@ -77,11 +79,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
         config.stash[MARKDOWN_KEY] = summary = MarkdownSummary(config, markdown)
         config.pluginmanager.register(summary, MARKDOWN_PLUGIN)
+    html_path = read_html_path(config)
+    if html_path is not None or config.getoption("htmlpath", None):  # ours, or pytest-html's report
+        from pytest_crystallize.pytest_plugin.html_report import configure as configure_html
+
+        configure_html(config, html_path)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Drop the session, storage and Markdown summary objects."""
-    keys: tuple[pytest.StashKey[Any], ...] = (MARKDOWN_KEY, STORAGE_KEY, SESSION_KEY)
+    """Drop the session, storage, Markdown summary and HTML report objects."""
+    keys: tuple[pytest.StashKey[Any], ...] = (HTML_KEY, MARKDOWN_KEY, STORAGE_KEY, SESSION_KEY)
     for key in keys:
         plugin = config.stash.get(key, None)
         if plugin is not None:

@@ -25,7 +25,7 @@ from pytest_crystallize.core.shared_data import warn_shared_data
 from pytest_crystallize.core.store.gate_specs import check_gate_option
 from pytest_crystallize.errors import CrystallizeError, CrystallizeWarning
 from pytest_crystallize.pytest_plugin.chains import release, started, upstream_results
-from pytest_crystallize.pytest_plugin.keys import GATE_PROPERTY, MARKER, PAYLOAD_PROPERTY, STORAGE_KEY
+from pytest_crystallize.pytest_plugin.keys import GATE_PROPERTY, HTML_KEY, MARKER, PAYLOAD_PROPERTY, STORAGE_KEY
 from pytest_crystallize.pytest_plugin.selection import (
     bound_parameters,
     choose_treatments,
@@ -219,6 +219,11 @@ class ExperimentItem(pytest.Function):
             payload = ReportPayload(summarize(result), gate=None if check is None else check.outcome)
             self.user_properties.append((PAYLOAD_PROPERTY, payload.to_json()))
             self.user_properties += verdict_properties(payload.summary)  # readable one by one in JUnit XML
+            html = self.config.stash.get(HTML_KEY, None)
+            if html is not None:  # an HTML report wants figures: the values behind them travel with the report
+                from pytest_crystallize.core.report.evidence import evidence_of
+
+                html.keep_evidence(self, evidence_of(result))
         if check is not None and check.comparison is not None:
             comparison = json.dumps(check.comparison.to_dict(), allow_nan=False)
             self.user_properties.append((GATE_PROPERTY, comparison))

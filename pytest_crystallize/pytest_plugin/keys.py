@@ -12,14 +12,19 @@ from typing import TYPE_CHECKING, Final
 import pytest
 
 if TYPE_CHECKING:
+    from pytest_crystallize.pytest_plugin.html_report import CrystallizeHtml
     from pytest_crystallize.pytest_plugin.session import CrystallizeSession
     from pytest_crystallize.pytest_plugin.step_summary import MarkdownSummary
     from pytest_crystallize.pytest_plugin.storage import CrystallizeStorage
 
 __all__ = [
     "CONTROLLER_PROGRESS_PLUGIN",
+    "EVIDENCE_ATTRIBUTE",
+    "EVIDENCE_KEY",
     "EXPERIMENT_PREFIX",
     "GATE_PROPERTY",
+    "HTML_KEY",
+    "HTML_PLUGIN",
     "MARKDOWN_KEY",
     "MARKDOWN_PLUGIN",
     "MARKER",
@@ -44,6 +49,10 @@ SESSION_KEY: Final[pytest.StashKey[CrystallizeSession]] = pytest.StashKey()
 STORAGE_KEY: Final[pytest.StashKey[CrystallizeStorage]] = pytest.StashKey()
 #: ``config.stash``: the Markdown summary writer, present only with ``--crystallize-markdown`` (not on xdist workers).
 MARKDOWN_KEY: Final[pytest.StashKey[MarkdownSummary]] = pytest.StashKey()
+#: ``config.stash``: the HTML report object, present only with --crystallize-html or pytest-html's --html.
+HTML_KEY: Final[pytest.StashKey[CrystallizeHtml]] = pytest.StashKey()
+#: ``item.stash``: the values behind the experiment's figures, a JSON string (set in ``runtest`` for figures).
+EVIDENCE_KEY: Final[pytest.StashKey[str]] = pytest.StashKey()
 #: ``item.stash``: the experiment's result to save, a JSON string (set by the storage in ``runtest``).
 RECORD_KEY: Final[pytest.StashKey[str]] = pytest.StashKey()
 
@@ -54,6 +63,7 @@ WORKER_REPORTS_PLUGIN: Final = "crystallize-worker-reports"
 MARKDOWN_PLUGIN: Final = "crystallize-markdown"
 #: Plugin name of the pytest-xdist controller's progress display.
 CONTROLLER_PROGRESS_PLUGIN: Final = "crystallize-controller-progress"
+HTML_PLUGIN: Final = "crystallize-html"
 
 #: User property holding an experiment's report payload (a JSON string; also in JUnit XML).
 PAYLOAD_PROPERTY: Final = "crystallize_payload"
@@ -61,3 +71,5 @@ PAYLOAD_PROPERTY: Final = "crystallize_payload"
 GATE_PROPERTY: Final = "crystallize_gate"
 #: Call-report attribute holding an experiment's result to save (a JSON string).
 RECORD_ATTRIBUTE: Final = "crystallize_record"
+#: Call-report attribute holding the values behind an experiment's figures (a JSON string).
+EVIDENCE_ATTRIBUTE: Final = "crystallize_evidence"

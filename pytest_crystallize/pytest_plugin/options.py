@@ -47,6 +47,7 @@ __all__ = [
     "Settings",
     "StorageSettings",
     "add_options",
+    "read_html_path",
     "read_markdown_target",
     "read_settings",
     "read_storage_settings",
@@ -205,6 +206,12 @@ def _add_display_options(group: pytest.OptionGroup, parser: pytest.Parser) -> No
     )
     parser.addini("crystallize_markdown", default="",
                   help="write the Markdown summary to this path (default: none)")
+    group.addoption(
+        "--crystallize-html", metavar="PATH", default=None,
+        help="write a self-contained HTML report of every experiment (tables, verdicts, figures; works "
+             "offline) to PATH after the run; needs the report extra. ini: crystallize_html",
+    )
+    parser.addini("crystallize_html", default="", help="write an HTML report of the experiments to this path")
     parser.addini("crystallize_progress", default="auto",
                   help="progress display while experiments run: auto, on or off (default auto)")
     parser.addini("crystallize_artifacts_dir", default=DEFAULT_ARTIFACTS_DIR,
@@ -484,3 +491,23 @@ def read_markdown_target(config: pytest.Config) -> MarkdownTarget | None:
                f"sets it in a job's steps): give a file, --crystallize-markdown=PATH")
         raise pytest.UsageError(msg)
     return MarkdownTarget(config.invocation_params.dir / summary, append=True)
+
+
+# -- the HTML report ------------------------------------------------------------------
+
+def read_html_path(config: pytest.Config) -> Path | None:
+    """Where ``--crystallize-html`` (or ``crystallize_html``) writes the report, or None.
+
+    A command-line path is relative to the working directory, an ini path to
+    the rootdir. The report draws figures: without matplotlib this is a
+    pytest.UsageError saying how to install the ``report`` extra.
+    """
+    text, source, base = _value(config, "crystallize_html")
+    if text is None:
+        return None
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        msg = f"{source} needs matplotlib for its figures: pip install 'pytest-crystallize[report]'"
+        raise pytest.UsageError(msg)
+    return base / text

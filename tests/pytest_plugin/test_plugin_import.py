@@ -14,12 +14,12 @@ import pytest
 
 import pytest_crystallize.pytest_plugin
 
-HEAVY = ("numpy", "scipy", "pandas", "pyarrow", "pydantic", "yaml")
+HEAVY = ("numpy", "scipy", "pandas", "pyarrow", "pydantic", "yaml", "matplotlib")
 #: The package's modules a session without experiments may load: the entry point's own light modules.
 LIGHT_CORE = frozenset({"pytest_crystallize.core.defaults", "pytest_crystallize.core.vocabulary"})
 #: Loaded only for experiments: collection and running, saved runs, the gate, reports, progress.
 ENGINE_SIDE = tuple(
-    f"pytest_crystallize.pytest_plugin.{name}" for name in ("items", "selection", "storage", "progress")
+    f"pytest_crystallize.pytest_plugin.{name}" for name in ("items", "selection", "storage", "progress", "html_report")
 )
 
 DUMP = """

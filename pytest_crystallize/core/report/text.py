@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pytest_crystallize.core.alignment import replicate_means
 from pytest_crystallize.core.report.table import Column, Table
-from pytest_crystallize.core.results import ExperimentResult
 from pytest_crystallize.core.treatments import BASELINE
 from pytest_crystallize.core.vocabulary import MARGIN_DIRECTIONS
 
+if TYPE_CHECKING:  # results.py renders itself with this module's help: no import back at run time
+    from pytest_crystallize.core.results import ExperimentResult
+
 __all__ = [
     "best_verdict_lines",
+    "experiment_status",
     "failure_report",
     "summarize",
     "summary_heading",
@@ -119,7 +122,7 @@ def _cells(row: Mapping[str, Any]) -> tuple[str, ...]:
             ci, diff, p, verdict)
 
 
-def _status(payload: Mapping[str, Any]) -> str:
+def experiment_status(payload: Mapping[str, Any]) -> str:
     """``passed``/``FAILED``; with a regression gate, both outcomes: ``hypotheses passed; gate FAILED``."""
     if payload.get("interrupted"):
         return "interrupted"
@@ -133,7 +136,7 @@ def _status(payload: Mapping[str, Any]) -> str:
 def summary_heading(payload: Mapping[str, Any], *, title: str | None = None) -> str:
     """The experiment's title, replicates and seed, and its outcome (with a gate, both outcomes)."""
     name = title or payload["experiment"]
-    return f"{name} ({payload['replicates']} replicates, seed {payload['seed']}): {_status(payload)}"
+    return f"{name} ({payload['replicates']} replicates, seed {payload['seed']}): {experiment_status(payload)}"
 
 
 def summary_table(payload: Mapping[str, Any]) -> Table | None:
