@@ -29,6 +29,7 @@ if _typing.TYPE_CHECKING:
     from pytest_crystallize.core.sweeps import grid
     from pytest_crystallize.core.treatments import Treatment
     from pytest_crystallize.errors import (
+        CacheError,
         ConfigurationError,
         ContextMutationError,
         CrystallizeError,
@@ -40,11 +41,13 @@ if _typing.TYPE_CHECKING:
         ResultsError,
         StatisticsError,
         TreatmentError,
+        UndigestableError,
     )
     from pytest_crystallize.hookspecs import hookimpl
     from pytest_crystallize.plugins import (
         ArtifactPlugin,
         AsyncExecution,
+        CachePlugin,
         LoggingPlugin,
         ParallelExecution,
         SeedPlugin,
@@ -55,6 +58,8 @@ __all__ = [
     "ArtifactPlugin",
     "AsyncExecution",
     "Bind",
+    "CacheError",
+    "CachePlugin",
     "ConfigurationError",
     "ContextMutationError",
     "CrystallizeError",
@@ -82,6 +87,7 @@ __all__ = [
     "StatisticsError",
     "Treatment",
     "TreatmentError",
+    "UndigestableError",
     "Verdict",
     "arun_experiment",
     "current_context",
@@ -124,6 +130,7 @@ _HOMES: dict[str, str] = {
     "run_experiment": "pytest_crystallize.core.runner",
     "grid": "pytest_crystallize.core.sweeps",
     "Treatment": "pytest_crystallize.core.treatments",
+    "CacheError": "pytest_crystallize.errors",
     "ConfigurationError": "pytest_crystallize.errors",
     "ContextMutationError": "pytest_crystallize.errors",
     "CrystallizeError": "pytest_crystallize.errors",
@@ -135,9 +142,11 @@ _HOMES: dict[str, str] = {
     "ResultsError": "pytest_crystallize.errors",
     "StatisticsError": "pytest_crystallize.errors",
     "TreatmentError": "pytest_crystallize.errors",
+    "UndigestableError": "pytest_crystallize.errors",
     "hookimpl": "pytest_crystallize.hookspecs",
     "ArtifactPlugin": "pytest_crystallize.plugins",
     "AsyncExecution": "pytest_crystallize.plugins",
+    "CachePlugin": "pytest_crystallize.plugins",
     "LoggingPlugin": "pytest_crystallize.plugins",
     "ParallelExecution": "pytest_crystallize.plugins",
     "SeedPlugin": "pytest_crystallize.plugins",

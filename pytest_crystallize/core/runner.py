@@ -336,6 +336,21 @@ def _merge(batches: Sequence[ReplicateBatch]) -> MetricSink:
 
 
 
+def _cache_plugin(cache: object, where: str) -> object:
+    """The CachePlugin of ``run_experiment(cache=...)``: True for the default store, or a store directory."""
+    from pathlib import Path
+
+    from pytest_crystallize.core.defaults import CACHE_DIR
+    from pytest_crystallize.plugins.cache import CachePlugin
+
+    if cache is True:
+        return CachePlugin()
+    if isinstance(cache, (str, os.PathLike)):
+        return CachePlugin(Path(cache) / CACHE_DIR)
+    msg = f"{where}: cache= must be True, False, None or a store directory (such as '.crystallize'), got {cache!r}"
+    raise ConfigurationError(msg)
+
+
 def run_experiment(
     function: Any,
     *,
@@ -358,6 +373,7 @@ def run_experiment(
     timeout: float | None = None,
     journal: str | os.PathLike[str] | None = None,
     resume: bool = False,
+    cache: bool | str | os.PathLike[str] | None = None,
 ) -> ExperimentResult:
     """Run ``function`` as an experiment from a script or notebook and return its result.
 
@@ -380,6 +396,10 @@ def run_experiment(
     ``journal`` names a store directory (such as ``".crystallize"``) whose
     journal keeps the finished replicates while the run goes; after an
     interruption, ``resume=True`` runs only the ones it lacks.
+
+    ``cache`` turns on the step cache for ``@pipeline_step(cache=True)``
+    steps: ``True`` keeps it in ``.crystallize/cache``, a path names the store
+    directory whose ``cache/`` to use (off by default outside pytest).
 
     Works from sync code and from inside a running event loop (an async
     experiment then runs on a loop in a worker thread); in ``async`` code,
@@ -404,7 +424,9 @@ def run_experiment(
     experiment = Experiment.define(
         function, name=name, datasources=datasources, arguments=arguments, **options,
     )
-    manager = make_plugin_manager(experiment.plugins)
+    # The cache comes first: the innermost step wrapper, wrapped by the experiment's own.
+    cached = [] if cache is None or cache is False else [_cache_plugin(cache, where)]
+    manager = make_plugin_manager([*cached, *experiment.plugins])
     experiment = choose_conditions(experiment, manager.hook)
     kept = None
     if journal is not None:

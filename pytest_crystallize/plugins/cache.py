@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.cache.keys import call_key, step_folder
 from pytest_crystallize.core.cache.secret import LocalSecret
-from pytest_crystallize.core.cache.store import StepCacheStore, parse_size
+from pytest_crystallize.core.cache.sizes import parse_size
+from pytest_crystallize.core.cache.store import StepCacheStore
 from pytest_crystallize.core.cache.trace import StepTrace, replay
 from pytest_crystallize.core.defaults import CACHE_DIR, DEFAULT_CACHE_SIZE, DEFAULT_STORAGE
 from pytest_crystallize.errors import CacheError, ConfigurationError, CrystallizeWarning

@@ -64,6 +64,8 @@ class CrystallizeSession:
         self.outcomes: dict[str, str] = {}
         self._conftest_sources: dict[Path, dict[str, DataSource]] = {}
         self._entry_point_plugins: list[object] | None = None
+        #: The step cache of the session, made when the first experiment with a cached step runs.
+        self._cache: object | None = None
         self._display: ProgressDisplay | None = None
         #: True once an experiment item was collected in this process (the items module is then loaded).
         self._experiments_collected = False
@@ -145,7 +147,8 @@ class CrystallizeSession:
         """The engine's plugin manager for ``item``'s run.
 
         Registered in this order (later ones are called first, so they win
-        ``firstresult`` hooks): entry-point plugins, conftest plugins from
+        ``firstresult`` hooks): the step cache (when on and some step is
+        cached), entry-point plugins, conftest plugins from
         ``pytest_crystallize_plugins`` (outer directories first), then the
         runner adds the experiment's own ``plugins=[...]``. Relative
         ``ArtifactPlugin`` roots are anchored at the rootdir.
@@ -156,7 +159,7 @@ class CrystallizeSession:
 
         try:
             plugins = [*self.entry_point_plugins(), *self._conftest_plugins(item, experiment)]
-            manager = make_plugin_manager(plugins)
+            manager = make_plugin_manager([*self._cache_plugin(), *plugins])
         except ConfigurationError as exc:
             pytest.fail(str(exc), pytrace=False)
         for plugin in [*plugins, *experiment.plugins]:
@@ -166,6 +169,23 @@ class CrystallizeSession:
         if self._display is not None:
             register_plugins(manager, [self._display])
         return manager
+
+    def _cache_plugin(self) -> list[object]:
+        """The session's CachePlugin, when the cache is on and some step is declared ``cache=True``.
+
+        Registered first, so it is the innermost step wrapper: a user's own
+        wrappers wrap it, and see a replayed call like any other.
+        """
+        from pytest_crystallize.core.pipeline import cached_steps_declared
+
+        root = self.settings.cache_root
+        if root is None or not cached_steps_declared():
+            return []
+        if self._cache is None:
+            from pytest_crystallize.plugins.cache import CachePlugin
+
+            self._cache = CachePlugin(root, self.settings.cache_size)
+        return [self._cache]
 
     def entry_point_plugins(self) -> list[object]:
         """Plugins of the ``crystallize.plugins`` entry points, loaded once per session."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -33,12 +32,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.cache.entries import TEMPORARY_PREFIX, read_entry, write_entry, write_file
 from pytest_crystallize.core.cache.keys import Read, entry_key, read_digest, read_value, reads_id
-from pytest_crystallize.errors import CacheError, ConfigurationError, UndigestableError
+from pytest_crystallize.errors import CacheError, UndigestableError
 
 if TYPE_CHECKING:
     from pytest_crystallize.core.context import FrozenContext
 
-__all__ = ["CacheInfo", "Hit", "PruneReport", "StepCacheStore", "parse_size"]
+__all__ = ["CacheInfo", "Hit", "PruneReport", "StepCacheStore"]
 
 STEPS_DIR: Final = "steps"
 ENTRY_SUFFIX: Final = ".entry"
@@ -51,20 +50,6 @@ _TAG: Final = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This directory is the step cache of pytest-crystallize; it can be deleted at any time.\n"
 )
-_SIZE: Final = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib|t|tb|tib)?\s*")
-_UNITS: Final = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024**2, "mb": 1000**2, "mib": 1024**2,
-                 "g": 1024**3, "gb": 1000**3, "gib": 1024**3, "t": 1024**4, "tb": 1000**4, "tib": 1024**4}
-
-
-def parse_size(text: str, source: str) -> int:
-    """A size such as ``2GiB``, ``500MB`` or ``1048576`` in bytes; raises ConfigurationError naming ``source``."""
-    match = _SIZE.fullmatch(str(text))
-    if match is None or float(match.group(1)) <= 0:
-        msg = f"{source} must be a size > 0 such as 2GiB, 500MB or 1048576 (bytes), got {text!r}"
-        raise ConfigurationError(msg)
-    return int(float(match.group(1)) * _UNITS[(match.group(2) or "").lower()])
-
-
 @dataclass(frozen=True, slots=True)
 class Hit:
     """An entry found for a call: its manifest and parts, and the values of the reads it matched."""
