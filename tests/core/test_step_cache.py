@@ -100,7 +100,8 @@ def test_a_warm_cache_gives_the_cold_result_value_for_value_and_runs_nothing(tmp
         (v.holds, v.p_value, v.difference, v.reason) for v in warm.verdicts
     ]
     warm_files = {p.relative_to(tmp_path): p.read_text() for p in (tmp_path / "artifacts").rglob("fit/*")}
-    assert len(warm_files) == 18 and warm_files == cold_files
+    assert len(warm_files) == 18
+    assert warm_files == cold_files
 
     uncached = run_experiment(_pipeline, name="scaled_scores_higher", seed=11, replicates=6, treatments=TREATMENTS)
     pd.testing.assert_frame_equal(uncached.to_dataframe(), warm.to_dataframe(), check_exact=True)
@@ -112,7 +113,8 @@ def test_a_hit_replays_the_metrics_and_tagged_records_the_step_made(tmp_path: Pa
     warm = _run(tmp_path).to_dataframe()
     assert _drain(calls) == []
     rounds = warm[warm.metric == "fit_rounds"]
-    assert len(rounds) == 18 and len(warm[warm.metric == "fit_loss"]) == 18
+    assert len(rounds) == 18
+    assert len(warm[warm.metric == "fit_loss"]) == 18
     assert {t["solver"] for t in rounds.tags} == {"lbfgs"}
     assert sorted({t["scale"] for t in rounds.tags}) == [1.0, 2.0]
 
@@ -139,7 +141,8 @@ def test_a_treatment_changing_a_value_the_step_reads_never_gets_the_baselines_ou
     result = _run(tmp_path, _classifies, treatments=treatments).to_dataframe()
     assert _drain(calls) == ["classify strict 0"]
     positive = result[result.metric == "positive"].groupby("condition", observed=True).value.mean()
-    assert positive["baseline"] == 1.0 and positive["strict"] == 0.0
+    assert positive["baseline"] == 1.0
+    assert positive["strict"] == 0.0
     baseline = warm_baseline.to_dataframe()
     assert list(baseline[baseline.metric == "positive"].value) == [1.0] * 6
 
@@ -215,8 +218,11 @@ def test_an_input_the_cache_cannot_digest_is_an_error_naming_it_unless_cache_key
 ) -> None:
     result = _run(tmp_path, lambda ctx: takes_opaque(Opaque(3), ctx), treatments=[], replicates=1)
     [error] = result.errors
-    assert error.error_type == "CacheError" and error.step == "takes_opaque"
-    assert "its data is a" in error.message and "Opaque" in error.message and "cache_key=" in error.message
+    assert error.error_type == "CacheError"
+    assert error.step == "takes_opaque"
+    assert "its data is a" in error.message
+    assert "Opaque" in error.message
+    assert "cache_key=" in error.message
 
     def exp(ctx: FrozenContext) -> None:
         ctx.metrics.add("v", described(Opaque(ctx.get("p", 3)), ctx))
@@ -235,7 +241,8 @@ def test_a_context_value_the_step_read_and_the_cache_cannot_digest_is_an_error_n
                   params={"client": Opaque(5)})
     [error] = result.errors
     assert error.error_type == "CacheError"
-    assert "context value 'client'" in error.message and "Opaque" in error.message
+    assert "context value 'client'" in error.message
+    assert "Opaque" in error.message
 
 
 def test_cache_options_are_checked_where_the_step_is_declared() -> None:
@@ -357,7 +364,8 @@ def test_without_a_usable_secret_pickled_outputs_stay_uncached_with_a_warning(
             result = _run(tmp_path, exp, treatments=[], replicates=2)
         assert set(result.to_dataframe().value[result.to_dataframe().metric == "coef"]) == {3.0}
     names = [line.split()[0] for line in _drain(calls)]
-    assert names.count("train") == 4 and names.count("classify") == 1  # JSON-able outputs need no secret
+    assert names.count("train") == 4
+    assert names.count("classify") == 1
 
 
 def test_a_cache_plugin_registered_by_hand_counts_its_hits(tmp_path: Path, calls: Path) -> None:
