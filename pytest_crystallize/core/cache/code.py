@@ -124,10 +124,13 @@ def _followed(value: Any) -> Any | None:
 
 def _user_code(value: Any) -> bool:
     """True for code of the user's: not pytest-crystallize's, not an installed library's."""
-    module = sys.modules.get(getattr(value, "__module__", "") or "")
+    name = getattr(value, "__module__", "") or ""
+    if name in sys.builtin_module_names:
+        return False
+    module = sys.modules.get(name)
     path = getattr(module, "__file__", None)
-    if module is None or path is None:
-        return module is not None  # a module without a file (a notebook's __main__): the user's
+    if path is None:  # code run with exec, a notebook's __main__: no library's
+        return True
     resolved = str(Path(path).resolve())
     return not (resolved.startswith(_OURS) or any(resolved.startswith(p) for p in _library_paths()))
 
