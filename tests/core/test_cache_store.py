@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 
 from pytest_crystallize import CacheError, CachePlugin, FrozenContext, pipeline_step, run_experiment, standalone_context
-from pytest_crystallize.core.cache.entries import MANIFEST
+from pytest_crystallize.core.cache.entries import pack_entry, unpack_entry
 from pytest_crystallize.core.cache.secret import LocalSecret, load_secret
 from pytest_crystallize.core.cache.store import StepCacheStore
 
@@ -58,17 +57,12 @@ class Planted:
 
 
 def _rewrite(entry: Path, pickle_part: bytes, signature: str | None = None) -> None:
-    with zipfile.ZipFile(entry) as archive:
-        manifest = json.loads(archive.read(MANIFEST))
-        parts = {name: archive.read(name) for name in archive.namelist() if name != MANIFEST}
+    manifest, parts = unpack_entry(entry.read_bytes())
     [name] = [n for n in parts if n.endswith(".pickle")]
     parts[name] = pickle_part
     if signature is not None:
         manifest["signatures"][name] = signature
-    with zipfile.ZipFile(entry, "w") as archive:
-        archive.writestr(MANIFEST, json.dumps(manifest))
-        for part, blob in parts.items():
-            archive.writestr(part, blob)
+    entry.write_bytes(pack_entry(manifest, parts))
 
 
 def _signed_elsewhere(entry: Path, blob: bytes) -> str:
@@ -76,9 +70,9 @@ def _signed_elsewhere(entry: Path, blob: bytes) -> str:
     import hashlib
     import hmac
 
-    with zipfile.ZipFile(entry) as archive:
-        key = json.loads(archive.read(MANIFEST))["key"]
-        [name] = [n for n in archive.namelist() if n.endswith(".pickle")]
+    manifest, parts = unpack_entry(entry.read_bytes())
+    key = manifest["key"]
+    [name] = [n for n in parts if n.endswith(".pickle")]
     return hmac.new(b"x" * 32, key.encode() + b"\0" + name.encode() + b"\0" + blob, hashlib.sha256).hexdigest()
 
 

@@ -10,7 +10,8 @@ value                                  stored as
 float, complex                         ``repr`` text (exact; nan, inf, -0.0 kept)
 list, tuple, dict, set, frozenset      their elements, each encoded in turn
 bytes                                  a raw part
-numpy array (no objects), scalar       a ``.npy`` part, read with ``allow_pickle=False``
+numpy array, scalar (plain dtype)      raw bytes, with dtype and shape in the node
+numpy array (structured, no objects)   a ``.npy`` part, read with ``allow_pickle=False``
 pandas DataFrame, Series               an Arrow IPC part (index and dtypes kept)
 pyarrow Table                          an Arrow IPC part
 anything else                          a ``.pickle`` part, which the entry signs
@@ -88,7 +89,10 @@ def decode(node: Any, parts: dict[str, bytes]) -> Any:
     if tag in ("npy", "npscalar"):
         import numpy as np
 
-        array = np.load(io.BytesIO(blob), allow_pickle=False)
+        if "dtype" in node:  # raw bytes: a writable copy, as a computed array would be
+            array = np.frombuffer(blob, dtype=np.dtype(node["dtype"])).reshape(node["shape"]).copy()
+        else:
+            array = np.load(io.BytesIO(blob), allow_pickle=False)
         return array[()] if tag == "npscalar" else array
     if tag in ("frame", "series", "arrow"):
         value = _from_arrow(tag, blob)
@@ -115,6 +119,11 @@ def _numpy(value: Any, parts: dict[str, bytes]) -> Any:
         tag, value = "npscalar", np.asarray(value)
     else:
         return None
+    dtype = value.dtype
+    if dtype.names is None and dtype.subdtype is None and np.dtype(dtype.str) == dtype:
+        # Plain dtypes travel as raw bytes: no header to parse when read back.
+        blob = np.ascontiguousarray(value).tobytes()
+        return {"$": tag, "dtype": dtype.str, "shape": list(value.shape), "p": _add(parts, ".bin", blob)}
     buffer = io.BytesIO()
     np.save(buffer, value, allow_pickle=False)
     return {"$": tag, "p": _add(parts, ".npy", buffer.getvalue())}

@@ -1,9 +1,10 @@
 """One cache entry on disk: a single file, written whole or not at all, checked before use.
 
-An entry is a zip archive (stored, not compressed) of ``manifest.json`` (the
+An entry is one file: a magic line, the length of its JSON manifest (the
 entry's key, what the step returned and did, as JSON nodes of
-:mod:`~pytest_crystallize.core.cache.codec`) and the binary parts those
-nodes name. It is written under a temporary name in its final directory,
+:mod:`~pytest_crystallize.core.cache.codec`, and where each binary part
+lies), the manifest, then the parts back to back; it is read with a single
+``read`` (:func:`pack_entry`, :func:`unpack_entry`). It is written under a temporary name in its final directory,
 flushed to disk (``fsync``) and renamed into place (``os.replace``, atomic),
 so a reader, in any process, sees a whole entry or none; two writers of the
 same entry both write the same content, and the last rename wins.
@@ -18,13 +19,12 @@ ever loaded.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
 import os
 import secrets
-import zipfile
+import struct
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -32,10 +32,11 @@ from typing import Any, Final
 from pytest_crystallize.core.cache.codec import PICKLE_SUFFIX
 from pytest_crystallize.errors import CacheError
 
-__all__ = ["ENTRY_FORMAT", "MANIFEST", "TEMPORARY_PREFIX", "read_entry", "write_entry", "write_file"]
+__all__ = ["ENTRY_FORMAT", "TEMPORARY_PREFIX", "pack_entry", "read_entry", "unpack_entry", "write_entry", "write_file"]
 
 ENTRY_FORMAT: Final = 1
-MANIFEST: Final = "manifest.json"
+MAGIC: Final = b"pytest-crystallize cache entry\n"
+_LENGTH: Final = struct.Struct("<Q")
 #: Files being written carry this prefix until they are renamed into place.
 TEMPORARY_PREFIX: Final = ".tmp-"
 
@@ -60,14 +61,42 @@ def write_file(path: Path, write: Any) -> int:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-    if os.name == "posix":  # make the rename itself durable; an entry is still whole without it
-        with contextlib.suppress(OSError):
-            descriptor = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
     return size
+
+
+def pack_entry(document: Mapping[str, Any], parts: Mapping[str, bytes]) -> bytes:
+    """The bytes of an entry file: magic, manifest length, manifest (with the parts' places), parts."""
+    places, offset = {}, 0
+    for name, blob in parts.items():
+        places[name] = [offset, len(blob)]
+        offset += len(blob)
+    manifest = json.dumps({**document, "parts": places}, allow_nan=False, separators=(",", ":")).encode()
+    return b"".join([MAGIC, _LENGTH.pack(len(manifest)), manifest, *parts.values()])
+
+
+def unpack_entry(blob: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The manifest and parts of an entry file's bytes; raises CacheError when they are not a whole entry."""
+    start = len(MAGIC) + _LENGTH.size
+    try:
+        if not blob.startswith(MAGIC):
+            msg = "no entry header"
+            raise ValueError(msg)
+        (length,) = _LENGTH.unpack_from(blob, len(MAGIC))
+        manifest = json.loads(blob[start:start + length])
+        data = memoryview(blob)[start + length:]
+        parts = {}
+        for name, (offset, size) in manifest.pop("parts").items():
+            if offset < 0 or size < 0 or offset + size > len(data):
+                msg = f"part {name!r} lies past the end"
+                raise ValueError(msg)
+            parts[name] = bytes(data[offset:offset + size])
+    except (ValueError, TypeError, KeyError, AttributeError, struct.error) as exc:
+        msg = f"not a whole cache entry ({type(exc).__name__}: {exc})"
+        raise CacheError(msg) from None
+    if not isinstance(manifest, dict):
+        msg = "not a whole cache entry (its manifest is not an object)"
+        raise CacheError(msg)
+    return manifest, parts
 
 
 def write_entry(
@@ -84,16 +113,8 @@ def write_entry(
                 msg = "a value needs pickle, and pickles are only stored signed, but there is no cache secret"
                 raise CacheError(msg)
             signatures[name] = _signature(secret, key, name, blob)
-    document = {**manifest, "format": ENTRY_FORMAT, "key": key, "signatures": signatures}
-    text = json.dumps(document, allow_nan=False, separators=(",", ":"))
-
-    def fill(file: Any) -> None:
-        with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
-            archive.writestr(MANIFEST, text)
-            for name, blob in parts.items():
-                archive.writestr(name, blob)
-
-    return write_file(path, fill)
+    blob = pack_entry({**manifest, "format": ENTRY_FORMAT, "key": key, "signatures": signatures}, parts)
+    return write_file(path, lambda file: file.write(blob))
 
 
 def read_entry(
@@ -107,14 +128,14 @@ def read_entry(
     when the entry holds a pickle. Raises OSError when it cannot be read
     (removed meanwhile).
     """
+    with path.open("rb") as file:
+        blob = file.read()
     try:
-        with zipfile.ZipFile(path) as archive:
-            manifest = json.loads(archive.read(MANIFEST))
-            parts = {name: archive.read(name) for name in archive.namelist() if name != MANIFEST}
-    except (zipfile.BadZipFile, KeyError, ValueError, EOFError) as exc:
-        msg = f"cache entry {path.name!r} is not a readable entry ({type(exc).__name__}: {exc})"
+        manifest, parts = unpack_entry(blob)
+    except CacheError as exc:
+        msg = f"cache entry {path.name!r}: {exc}"
         raise CacheError(msg) from None
-    if not isinstance(manifest, dict) or manifest.get("format") != ENTRY_FORMAT or manifest.get("key") != key:
+    if manifest.get("format") != ENTRY_FORMAT or manifest.get("key") != key:
         msg = f"cache entry {path.name!r} was not written for this key by this version"
         raise CacheError(msg)
     signatures = manifest.get("signatures")
