@@ -117,7 +117,7 @@ class UndigestableError(CacheError):
     def __init__(self, path: str, type_name: str) -> None:
         self.path = path
         self.type_name = type_name
-        super().__init__(f"{path} is a {type_name}, which has no content digest")
+        super().__init__(f"{path}, of type {type_name}, has no content digest")
 
 
 class CrystallizeWarning(UserWarning):

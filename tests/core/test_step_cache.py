@@ -220,7 +220,7 @@ def test_an_input_the_cache_cannot_digest_is_an_error_naming_it_unless_cache_key
     [error] = result.errors
     assert error.error_type == "CacheError"
     assert error.step == "takes_opaque"
-    assert "its data is a" in error.message
+    assert "its data, of type" in error.message
     assert "Opaque" in error.message
     assert "cache_key=" in error.message
 

@@ -129,3 +129,23 @@ def test_the_command_line_shows_clears_and_prunes_the_cache(pytester: pytest.Pyt
     code, text = run("prune", "--max-size", "0")
     assert code == 2
     assert "--max-size must be a size > 0" in text
+
+
+def test_the_docs_pages_example_runs_and_replays(pytester: pytest.Pytester, calls: Path) -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "caching.md").read_text(encoding="utf-8")
+    example = page.split("```python\n", 1)[1].split("```", 1)[0]
+    stub = (
+        "import os\n\n"
+        "def ask_model(question, temperature, seed):\n"
+        "    with open(os.environ['CALLS'], 'a') as out:\n"
+        "        out.write('call\\n')\n"
+        "    return '4' if (seed % 10) / 10 > temperature - 0.6 else '5'\n\n"
+    )
+    pytester.makepyfile(test_docs_example=stub + example)
+    first = pytester.runpytest("--crystallize", "-k", "heat")
+    first.assert_outcomes(passed=1, deselected=2)
+    assert _drain(calls) == 40
+    second = pytester.runpytest("--crystallize", "-k", "heat")
+    second.assert_outcomes(passed=1, deselected=2)
+    assert _drain(calls) == 0
+    assert _table(second) == _table(first)

@@ -92,8 +92,8 @@ def call_key(call: StepCall) -> str:
                 inputs += [name, digest_of(call.kwargs[name], f"its argument {name!r}")]
     except UndigestableError as exc:
         msg = (
-            f"step {step.name!r} cannot be cached: {exc.path} is a {exc.type_name}, which the cache cannot "
-            f"digest into a key. Give the step cache_key=, a function called like the step (without ctx) that "
+            f"step {step.name!r} cannot be cached: {exc.path}, of type {exc.type_name}, has no digest the "
+            f"cache can key it by. Give the step cache_key=, a function called like the step (without ctx) that "
             f"returns what identifies its input (numbers, strings, numpy arrays, pandas or pyarrow tables, "
             f"containers of them), or give that class a __crystallize_digest__() method"
         )

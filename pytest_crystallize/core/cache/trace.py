@@ -80,8 +80,8 @@ class StepTrace:
         """Raise CacheError if the step read a value the cache cannot digest (the call cannot be keyed)."""
         if self.failure is not None:
             msg = (
-                f"step {call.step.name!r} cannot be cached: it read {self.failure.path}, a "
-                f"{self.failure.type_name}, which the cache cannot digest into a key. Pass it to the step as "
+                f"step {call.step.name!r} cannot be cached: it read {self.failure.path}, of type "
+                f"{self.failure.type_name}, which has no digest the cache can key it by. Pass it to the step as "
                 f"an argument and give the step cache_key= (called like the step, returning what identifies "
                 f"its input), or give that class a __crystallize_digest__() method"
             )
