@@ -177,25 +177,35 @@ class FrozenContext:
         self.step_coroutines: list[tuple[str, Any]] | None = None
 
     # -- identity ---------------------------------------------------------
+    # The attributes read the fields directly: they are on every replicate's hot path.
     @property
     def replicate(self) -> int:
         """Index of this replicate, from 0."""
-        return self._attribute("replicate")  # type: ignore[no-any-return]  # an int
+        if self._observed:
+            notify_read(self, READ_ATTRIBUTE, "replicate", self._replicate)
+        return self._replicate
 
     @property
     def condition(self) -> str:
         """Name of this condition: ``"baseline"`` or a treatment's name."""
-        return self._attribute("condition")  # type: ignore[no-any-return]  # a str
+        if self._observed:
+            notify_read(self, READ_ATTRIBUTE, "condition", self._condition)
+        return self._condition
 
     @property
     def seed(self) -> int:
         """The seed of this replicate, the same in every condition."""
-        return self._attribute("seed")  # type: ignore[no-any-return]  # an int
+        seed = self._seeds[self._replicate]
+        if self._observed:
+            notify_read(self, READ_ATTRIBUTE, "seed", seed)
+        return seed
 
     @property
     def master_seed(self) -> int:
         """The experiment's master seed, from which every replicate seed derives."""
-        return self._attribute("master_seed")  # type: ignore[no-any-return]  # an int
+        if self._observed:
+            notify_read(self, READ_ATTRIBUTE, "master_seed", self._seeds.master)
+        return self._seeds.master
 
     def attribute(self, name: str) -> Any:
         """``replicate``, ``condition``, ``seed`` or ``master_seed``, unseen by observers."""
@@ -209,12 +219,6 @@ class FrozenContext:
             return self._seeds.master
         msg = f"{name!r} is not a replicate attribute (replicate, condition, seed, master_seed)"
         raise AttributeError(msg)
-
-    def _attribute(self, name: str) -> Any:
-        value = self.attribute(name)
-        if self._observed:
-            notify_read(self, READ_ATTRIBUTE, name, value)
-        return value
 
     @property
     def rng(self) -> np.random.Generator:
@@ -305,7 +309,13 @@ class FrozenContext:
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the value of ``key``, or ``default`` when it is absent."""
-        value = self.peek(key, _MISSING)
+        added = self._added  # peek's lookup, inlined: this is the hot path of every step
+        if added is not None and key in added:
+            value = added[key]
+        else:
+            value = self._values.get(key, _MISSING)
+            if value is _MISSING and key in BUILTIN_KEYS:
+                value = self.attribute(key)
         if self._observed:
             notify_read(self, READ_KEY, key, value)
         return default if value is _MISSING else value
