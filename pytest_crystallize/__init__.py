@@ -31,6 +31,7 @@ if _typing.TYPE_CHECKING:
     from pytest_crystallize.core.treatments import Treatment
     from pytest_crystallize.core.upstreams import upstream
     from pytest_crystallize.errors import (
+        CacheError,
         ChainError,
         ConfigurationError,
         ContextMutationError,
@@ -44,11 +45,13 @@ if _typing.TYPE_CHECKING:
         SharedDataWarning,
         StatisticsError,
         TreatmentError,
+        UndigestableError,
     )
     from pytest_crystallize.hookspecs import hookimpl
     from pytest_crystallize.plugins import (
         ArtifactPlugin,
         AsyncExecution,
+        CachePlugin,
         LoggingPlugin,
         ParallelExecution,
         SeedPlugin,
@@ -59,6 +62,8 @@ __all__ = [
     "ArtifactPlugin",
     "AsyncExecution",
     "Bind",
+    "CacheError",
+    "CachePlugin",
     "ChainError",
     "ConfigurationError",
     "ContextMutationError",
@@ -90,6 +95,7 @@ __all__ = [
     "StatisticsError",
     "Treatment",
     "TreatmentError",
+    "UndigestableError",
     "Verdict",
     "arun_experiment",
     "current_context",
@@ -141,6 +147,7 @@ _HOMES: dict[str, str] = {
     "Treatment": "pytest_crystallize.core.treatments",
     "upstream": "pytest_crystallize.core.upstreams",
     "ChainError": "pytest_crystallize.errors",
+    "CacheError": "pytest_crystallize.errors",
     "ConfigurationError": "pytest_crystallize.errors",
     "ContextMutationError": "pytest_crystallize.errors",
     "CrystallizeError": "pytest_crystallize.errors",
@@ -153,9 +160,11 @@ _HOMES: dict[str, str] = {
     "SharedDataWarning": "pytest_crystallize.errors",
     "StatisticsError": "pytest_crystallize.errors",
     "TreatmentError": "pytest_crystallize.errors",
+    "UndigestableError": "pytest_crystallize.errors",
     "hookimpl": "pytest_crystallize.hookspecs",
     "ArtifactPlugin": "pytest_crystallize.plugins",
     "AsyncExecution": "pytest_crystallize.plugins",
+    "CachePlugin": "pytest_crystallize.plugins",
     "LoggingPlugin": "pytest_crystallize.plugins",
     "ParallelExecution": "pytest_crystallize.plugins",
     "SeedPlugin": "pytest_crystallize.plugins",

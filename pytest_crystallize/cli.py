@@ -3,7 +3,8 @@
 ``list`` the saved runs, ``show`` one, ``compare`` two with the semantics of
 ``pytest --crystallize-gate`` (exit code 1 when a metric regressed, so it
 gates any CI), ``export`` one to CSV, Parquet or JSON, ``report`` one (or
-one compared with a base run) as a self-contained HTML file.
+one compared with a base run) as a self-contained HTML file; ``cache info``,
+``cache clear`` and ``cache prune`` look after the step cache in the store.
 
 Exit codes: 0 success, 1 a regression (``compare``), 2 a usage error or a
 run that cannot be found or read (never 1: unreadable input is not a
@@ -28,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 
-from pytest_crystallize.core.defaults import DEFAULT_STORAGE, LATEST
+from pytest_crystallize.core.defaults import CACHE_DIR, DEFAULT_CACHE_SIZE, DEFAULT_STORAGE, LATEST
 from pytest_crystallize.core.report.gate_text import gate_lines, gate_totals
 from pytest_crystallize.core.report.table import Column, Table
 from pytest_crystallize.core.store.gate import GateReport, gate_experiment
@@ -210,6 +211,15 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", metavar="PATH", default="-", help="output file (default: stdout)")
     export.add_argument("--experiment", metavar="NODEID", action="append", default=None,
                         help="export only this experiment (repeatable)")
+    cache = commands.add_parser("cache", help="the step cache: info, clear, prune")
+    action = cache.add_subparsers(dest="action", required=True, metavar="ACTION")
+    info = action.add_parser("info", help="entries and size of the step cache, by step")
+    info.add_argument("--json", action="store_true", help="print the figures as JSON")
+    action.add_parser("clear", help="remove every entry of the step cache")
+    prune = action.add_parser("prune", help="remove the least recently used entries until the cache fits")
+    prune.add_argument("--max-size", metavar="SIZE", default=None,
+                       help=f"the size to fit in, e.g. 500MB (default: crystallize_cache_size of the project's "
+                            f"pytest config file, else {DEFAULT_CACHE_SIZE})")
     return parser
 
 
@@ -219,6 +229,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, st
     args = _parser().parse_args(argv)
     commands = {"list": _list, "show": _show, "compare": _compare, "export": _export, "report": _report}
     try:
+        if args.command == "cache":
+            return _cache(args, out)
         code: int = commands[args.command](_store(args), args, out, err)
     except (_Failure, CrystallizeError) as exc:
         err.write(f"{PROGRAM}: error: {exc}\n")
@@ -400,4 +412,42 @@ def _export(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err: 
         msg = "Parquet is binary: give an output file with -o PATH"
         raise _Failure(msg)
     frame.to_parquet(args.output, index=False)
+    return EXIT_OK
+
+
+def _cache(args: argparse.Namespace, out: IO[str]) -> int:
+    """``crystallize cache info|clear|prune``: the step cache of the store (which needs no saved runs)."""
+    from pytest_crystallize.core.cache.secret import LocalSecret, secret_path
+    from pytest_crystallize.core.cache.sizes import format_size, parse_size
+    from pytest_crystallize.core.cache.store import StepCacheStore
+
+    given = args.storage or (Path(os.environ[STORAGE_ENV]) if os.environ.get(STORAGE_ENV) else None)
+    root = given if given is not None else find_storage(Path.cwd())[0]
+    _, _, config = find_config(Path.cwd())
+    given_size = getattr(args, "max_size", None)
+    limit_text = given_size or str(config.get("crystallize_cache_size", "")).strip() or DEFAULT_CACHE_SIZE
+    try:
+        limit = parse_size(limit_text, "--max-size" if given_size else "crystallize_cache_size")
+    except ConfigurationError as exc:
+        raise _Failure(str(exc)) from None
+    store = StepCacheStore(root / CACHE_DIR, limit, LocalSecret())
+    if args.action == "clear":
+        out.write(f"removed {store.clear()} entries from {store.root}\n")
+    elif args.action == "prune":
+        report = store.prune(limit, fill=1.0)
+        out.write(f"removed {report.removed} least recently used entries ({format_size(report.freed)}); "
+                  f"{report.entries} entries, {format_size(report.size)} left of {format_size(limit)}\n")
+    else:
+        info = store.info()
+        if args.json:
+            document = {"root": str(info.root), "entries": info.entries, "size": info.size, "limit": limit,
+                        "steps": {step: {"entries": n, "size": size} for step, (n, size) in info.steps.items()}}
+            out.write(json.dumps(document, indent=2) + "\n")
+            return EXIT_OK
+        lines = [f"step cache {info.root}: {info.entries} entries, {format_size(info.size)} of "
+                 f"{format_size(limit)}", f"pickled values are signed with the secret in {secret_path()}"]
+        rows = tuple((step, str(n), format_size(size)) for step, (n, size) in info.steps.items())
+        if rows:
+            lines += ["", *Table((Column("step"), Column("entries"), Column("size")), rows).lines()]
+        out.write("\n".join(lines) + "\n")
     return EXIT_OK

@@ -12,7 +12,9 @@ derive from the builtin a caller would naturally catch::
     │   └── TreatmentError                          a bad or duplicate treatment
     ├── MetricError                 (+ ValueError)  a non-numeric or missing metric
     ├── StatisticsError             (+ ValueError)  data a statistical test cannot use
-    └── ResultsError                (+ ValueError)  a results file or store that cannot be read or used
+    ├── ResultsError                (+ ValueError)  a results file or store that cannot be read or used
+    └── CacheError                  (+ ValueError)  a cached step whose key or entry cannot be made
+        └── UndigestableError                       a value the cache cannot digest into a key
 
     CrystallizeWarning              (UserWarning)
     ├── LowPowerWarning                             too few replicates for the effect that matters
@@ -24,6 +26,7 @@ Messages say what failed, where (names quoted with ``!r``), why, and how to fix 
 from __future__ import annotations
 
 __all__ = [
+    "CacheError",
     "ChainError",
     "ConfigurationError",
     "ContextMutationError",
@@ -37,6 +40,7 @@ __all__ = [
     "SharedDataWarning",
     "StatisticsError",
     "TreatmentError",
+    "UndigestableError",
 ]
 
 
@@ -109,6 +113,19 @@ class StatisticsError(CrystallizeError, ValueError):
 
 class ResultsError(CrystallizeError, ValueError):
     """A saved result cannot be read (missing, corrupt, of an unknown format), or its store cannot be used."""
+
+
+class CacheError(CrystallizeError, ValueError):
+    """A cached step's key cannot be made (an input it cannot digest) or its cache cannot be used."""
+
+
+class UndigestableError(CacheError):
+    """A value has no content digest: :attr:`path` says where it was (``data['model']``), :attr:`type_name` what."""
+
+    def __init__(self, path: str, type_name: str) -> None:
+        self.path = path
+        self.type_name = type_name
+        super().__init__(f"{path}, of type {type_name}, has no content digest")
 
 
 class CrystallizeWarning(UserWarning):

@@ -146,8 +146,9 @@ def crystallize_step_call(experiment: Experiment, call: StepCall) -> Any:
     (``@hookimpl(wrapper=True)``) to see the output, or return a non-None
     value to replace the call. A supplied output skips the step entirely: the
     metrics, records and artifacts it would have added are not added (a cache
-    that must keep them replays them itself). An exception raised here is the
-    step's error. Example, a cache of a pure step in memory::
+    that must keep them replays them itself, as the built-in ``CachePlugin``
+    does). An exception raised here is the step's error. Example, a cache of
+    a pure step in memory::
 
         CACHE = {}
 

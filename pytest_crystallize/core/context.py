@@ -9,15 +9,28 @@ recording a value costs an append, not a dict per value.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import numbers
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.defaults import DEFAULT_SEED
+from pytest_crystallize.core.metrics import Metrics, as_number, check_metric_name
+from pytest_crystallize.core.observers import (
+    MISSING,
+    OBSERVERS,
+    READ_ARTIFACTS,
+    READ_ATTRIBUTE,
+    READ_KEY,
+    READ_RNG,
+    ContextObserver,
+    active_observers,
+    notify_read,
+)
 from pytest_crystallize.core.seeds import ReplicateSeeds
+from pytest_crystallize.core.sink import MetricSink
 from pytest_crystallize.errors import ConfigurationError, ContextMutationError, MetricError
 
 if TYPE_CHECKING:
@@ -29,8 +42,6 @@ __all__ = [
     "CURRENT_CONTEXT",
     "Artifacts",
     "FrozenContext",
-    "MetricSink",
-    "Metrics",
     "standalone_context",
 ]
 
@@ -38,139 +49,13 @@ __all__ = [
 #: works as in the Crystallize feature guide.
 BUILTIN_KEYS: Final = frozenset({"replicate", "condition", "seed"})
 
-_MISSING: Final = object()
+_MISSING: Final = MISSING
 
 #: The context of the replicate running in this thread or task; lets a step
 #: called without ``ctx`` (a nested step) find it. Set by the runner.
 CURRENT_CONTEXT: ContextVar[FrozenContext | None] = ContextVar(
     "pytest_crystallize_context", default=None
 )
-
-
-class MetricSink:
-    """Columnar store of every value recorded during one run (or one batch).
-
-    Each recorded value appends one entry to five parallel lists. Owned and
-    mutated by one runner or one worker batch; read once when the result is
-    built.
-    """
-
-    __slots__ = ("condition", "metric", "metric_codes", "replicate", "tags", "value")
-
-    def __init__(self) -> None:
-        self.condition: list[int] = []
-        self.replicate: list[int] = []
-        self.metric: list[int] = []
-        self.value: list[float] = []
-        self.tags: list[str | None] = []
-        self.metric_codes: dict[str, int] = {}
-
-    def __len__(self) -> int:
-        return len(self.value)
-
-    def append(
-        self, condition: int, replicate: int, name: str, value: float, tags: str | None
-    ) -> None:
-        """Record one value; ``tags`` is a JSON object string or ``None``."""
-        code = self.metric_codes.get(name)
-        if code is None:
-            code = self.metric_codes[name] = len(self.metric_codes)
-        self.condition.append(condition)
-        self.replicate.append(replicate)
-        self.metric.append(code)
-        self.value.append(value)
-        self.tags.append(tags)
-
-    @property
-    def metric_names(self) -> tuple[str, ...]:
-        """Metric names in code order."""
-        return tuple(self.metric_codes)
-
-    def drop_unfinished(self, condition: int, replicate: int) -> None:
-        """Forget the values the replicate ``(condition, replicate)`` recorded: it did not finish.
-
-        Its values are the newest ones (a sink is filled one replicate at a time).
-        """
-        keep = len(self.value)
-        while keep and self.condition[keep - 1] == condition and self.replicate[keep - 1] == replicate:
-            keep -= 1
-        for column in (self.condition, self.replicate, self.metric, self.value, self.tags):
-            del column[keep:]
-
-
-def _as_number(name: str, value: object) -> float:
-    """Return ``value`` as a float, or raise :class:`MetricError` naming ``name``."""
-    kind = type(value)
-    if kind is float or kind is int or kind is bool:
-        return float(value)  # type: ignore[arg-type]  # checked just above
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if hasattr(value, "dtype") and getattr(value, "shape", None) == ():
-        # A 0-d numpy array: np.float32(1.5) arrives here on some versions.
-        try:
-            return float(value)  # type: ignore[arg-type]  # 0-d arrays convert
-        except (TypeError, ValueError):
-            pass
-    msg = (
-        f"metric {name!r} got a value of type {kind.__name__} ({value!r:.60}); "
-        f"metrics must be real numbers (int, float, bool or a numpy scalar): "
-        f"record a number, e.g. ctx.metrics.add({name!r}, float(x))"
-    )
-    raise MetricError(msg)
-
-
-def _check_metric_name(name: object) -> str:
-    if type(name) is not str or not name:
-        msg = f"metric names must be non-empty strings, got {name!r}"
-        raise MetricError(msg)
-    return name
-
-
-class Metrics:
-    """``ctx.metrics``: record numeric metrics of one replicate."""
-
-    __slots__ = ("_ctx",)
-
-    def __init__(self, ctx: FrozenContext) -> None:
-        self._ctx = ctx
-
-    def add(self, name: str, value: float) -> None:
-        """Record ``value`` for metric ``name`` in this replicate and condition."""
-        ctx = self._ctx
-        ctx._sink.append(
-            ctx._condition_code, ctx._replicate, _check_metric_name(name),
-            _as_number(name, value), None,
-        )
-
-    def get(self, name: str) -> tuple[float, ...]:
-        """Return the values of ``name`` recorded so far in this replicate."""
-        return tuple(values for metric, values in self._own() if metric == name)
-
-    def as_dict(self) -> dict[str, list[float]]:
-        """Return every metric recorded so far in this replicate, by name."""
-        out: dict[str, list[float]] = {}
-        for metric, value in self._own():
-            out.setdefault(metric, []).append(value)
-        return out
-
-    def __getitem__(self, name: str) -> tuple[float, ...]:
-        values = self.get(name)
-        if not values:
-            msg = f"no value of metric {name!r} was recorded in this replicate"
-            raise KeyError(msg)
-        return values
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and bool(self.get(name))
-
-    def _own(self) -> Iterator[tuple[str, float]]:
-        ctx = self._ctx
-        sink = ctx._sink
-        names = sink.metric_names
-        # Records of this replicate come after the sink's length at its start.
-        for i in range(ctx._sink_start, len(sink)):
-            if sink.condition[i] == ctx._condition_code and sink.replicate[i] == ctx._replicate:
-                yield names[sink.metric[i]], sink.value[i]
 
 
 def check_artifact_name(name: object) -> str:
@@ -194,10 +79,11 @@ class Artifacts(Mapping[str, "bytes | str"]):
     Plugins such as ``ArtifactPlugin`` write them to disk after each step.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "_owner")
 
-    def __init__(self) -> None:
+    def __init__(self, owner: FrozenContext | None = None) -> None:
         self._items: dict[str, bytes | str] = {}
+        self._owner = owner
 
     def add(self, name: str, data: bytes | str) -> None:
         """Store ``data`` under the relative file name ``name``."""
@@ -208,14 +94,30 @@ class Artifacts(Mapping[str, "bytes | str"]):
             )
             raise ConfigurationError(msg)
         self._items[check_artifact_name(name)] = data
+        owner = self._owner
+        if owner is not None and owner.watched:
+            for observer in active_observers(owner):
+                observer.artifact(name, data)
+
+    def snapshot(self) -> dict[str, bytes | str]:
+        """Every artifact stored so far, by name (unseen by observers)."""
+        return dict(self._items)
+
+    def _seen(self) -> None:
+        owner = self._owner
+        if owner is not None and owner.watched:
+            notify_read(owner, READ_ARTIFACTS, "", self.snapshot())
 
     def __getitem__(self, name: str) -> bytes | str:
+        self._seen()
         return self._items[name]
 
     def __iter__(self) -> Iterator[str]:
+        self._seen()
         return iter(self._items)
 
     def __len__(self) -> int:
+        self._seen()
         return len(self._items)
 
 
@@ -236,6 +138,7 @@ class FrozenContext:
         "_condition_code",
         "_design",
         "_metrics",
+        "_observed",
         "_replicate",
         "_rng",
         "_seeds",
@@ -270,6 +173,8 @@ class FrozenContext:
         self._rng: np.random.Generator | None = None
         self._metrics: Metrics | None = None
         self._artifacts: Artifacts | None = None
+        #: How many observers watch this context (see :meth:`observed`); 0: reads notify nobody.
+        self._observed = 0
         #: The run's step-hook caller, or None when no plugin watches steps.
         self.step_hooks = step_hooks
         #: ``(step name, coroutine)`` of each ``async def`` step called with this context
@@ -277,33 +182,63 @@ class FrozenContext:
         self.step_coroutines: list[tuple[str, Any]] | None = None
 
     # -- identity ---------------------------------------------------------
+    # The attributes read the fields directly: they are on every replicate's hot path.
     @property
     def replicate(self) -> int:
         """Index of this replicate, from 0."""
+        if self._observed:
+            notify_read(self, READ_ATTRIBUTE, "replicate", self._replicate)
         return self._replicate
 
     @property
     def condition(self) -> str:
         """Name of this condition: ``"baseline"`` or a treatment's name."""
+        if self._observed:
+            notify_read(self, READ_ATTRIBUTE, "condition", self._condition)
         return self._condition
 
     @property
     def seed(self) -> int:
         """The seed of this replicate, the same in every condition."""
-        return self._seeds[self._replicate]
+        seed = self._seeds[self._replicate]
+        if self._observed:
+            notify_read(self, READ_ATTRIBUTE, "seed", seed)
+        return seed
 
     @property
     def master_seed(self) -> int:
         """The experiment's master seed, from which every replicate seed derives."""
+        if self._observed:
+            notify_read(self, READ_ATTRIBUTE, "master_seed", self._seeds.master)
         return self._seeds.master
+
+    def attribute(self, name: str) -> Any:
+        """``replicate``, ``condition``, ``seed`` or ``master_seed``, unseen by observers."""
+        if name == "replicate":
+            return self._replicate
+        if name == "condition":
+            return self._condition
+        if name == "seed":
+            return self._seeds[self._replicate]
+        if name == "master_seed":
+            return self._seeds.master
+        msg = f"{name!r} is not a replicate attribute (replicate, condition, seed, master_seed)"
+        raise AttributeError(msg)
 
     @property
     def rng(self) -> np.random.Generator:
         """A numpy Generator seeded with :attr:`seed` (made on first use)."""
+        rng = self.generator()
+        if self._observed:
+            notify_read(self, READ_RNG, "", rng)
+        return rng
+
+    def generator(self) -> np.random.Generator:
+        """:attr:`rng`, unseen by observers."""
         if self._rng is None:
             import numpy as np
 
-            self._rng = np.random.default_rng(self.seed)
+            self._rng = np.random.default_rng(self._seeds[self._replicate])
         return self._rng
 
     def folds(self, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -317,6 +252,33 @@ class FrozenContext:
         from pytest_crystallize.core.designs import replicate_split
 
         return replicate_split(self._design, n_samples, self._replicate, self._seeds.master)
+    def recorded(self) -> tuple[tuple[str, float], ...]:
+        """Every ``(name, value)`` recorded so far in this replicate, in order, unseen by observers."""
+        sink = self._sink
+        names = sink.metric_names
+        code, replicate = self._condition_code, self._replicate
+        # Records of this replicate come after the sink's length at its start.
+        return tuple(
+            (names[sink.metric[i]], sink.value[i])
+            for i in range(self._sink_start, len(sink))
+            if sink.condition[i] == code and sink.replicate[i] == replicate
+        )
+
+    @property
+    def watched(self) -> bool:
+        """True while some observer watches this context (see :meth:`observed`)."""
+        return self._observed > 0
+
+    @contextlib.contextmanager
+    def observed(self, observer: ContextObserver) -> Iterator[None]:
+        """Tell ``observer`` what this context is asked and told in this task or thread, until exit."""
+        self._observed += 1
+        token = OBSERVERS.set((*OBSERVERS.get(), observer))
+        try:
+            yield
+        finally:
+            OBSERVERS.reset(token)
+            self._observed -= 1
 
     @property
     def metrics(self) -> Metrics:
@@ -329,7 +291,7 @@ class FrozenContext:
     def artifacts(self) -> Artifacts:
         """Files this replicate's steps produce: ``ctx.artifacts.add(name, data)``."""
         if self._artifacts is None:
-            self._artifacts = Artifacts()
+            self._artifacts = Artifacts(self)
         return self._artifacts
 
     def record(self, name: str, value: float, tags: Mapping[str, Any] | None = None) -> None:
@@ -345,10 +307,12 @@ class FrozenContext:
             except (TypeError, ValueError) as exc:
                 msg = f"tags of metric {name!r} must be JSON-serialisable: {exc}"
                 raise MetricError(msg) from None
-        self._sink.append(
-            self._condition_code, self._replicate, _check_metric_name(name),
-            _as_number(name, value), encoded,
-        )
+        name = check_metric_name(name)
+        number = as_number(name, value)
+        self._sink.append(self._condition_code, self._replicate, name, number, encoded)
+        if self._observed:
+            for observer in active_observers(self):
+                observer.recorded(name, number, encoded)
 
     # -- values -------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
@@ -361,6 +325,19 @@ class FrozenContext:
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the value of ``key``, or ``default`` when it is absent."""
+        added = self._added  # peek's lookup, inlined: this is the hot path of every step
+        if added is not None and key in added:
+            value = added[key]
+        else:
+            value = self._values.get(key, _MISSING)
+            if value is _MISSING and key in BUILTIN_KEYS:
+                value = self.attribute(key)
+        if self._observed:
+            notify_read(self, READ_KEY, key, value)
+        return default if value is _MISSING else value
+
+    def peek(self, key: str, default: Any = None) -> Any:
+        """:meth:`get`, unseen by observers (a cache checking its entries reads this way)."""
         added = self._added
         if added is not None and key in added:
             return added[key]
@@ -368,34 +345,43 @@ class FrozenContext:
         if value is not _MISSING:
             return value
         if key in BUILTIN_KEYS:
-            return getattr(self, key)
+            return self.attribute(key)
         return default
 
     def __contains__(self, key: object) -> bool:
-        return (
-            (self._added is not None and key in self._added)
-            or key in self._values
-            or key in BUILTIN_KEYS
-        )
+        if not isinstance(key, str):
+            return False
+        return self.get(key, _MISSING) is not _MISSING
 
     def keys(self) -> set[str]:
         """Every key this context answers, built-in ones included."""
-        return set(self._values) | set(self._added or ()) | BUILTIN_KEYS
+        keys = set(self._values) | set(self._added or ()) | BUILTIN_KEYS
+        if self._observed:
+            for key in keys:
+                notify_read(self, READ_KEY, key, self.peek(key))
+        return keys
 
     def as_dict(self) -> dict[str, Any]:
         """Return the user values (without the built-in keys) as a new dict."""
-        return {**self._values, **(self._added or {})}
+        values = {**self._values, **(self._added or {})}
+        if self._observed:
+            for key, value in values.items():
+                notify_read(self, READ_KEY, key, value)
+        return values
 
     def add(self, key: str, value: Any) -> None:
         """Add a new key; raise ContextMutationError if ``key`` exists."""
-        if key in self:
+        if self.peek(key, _MISSING) is not _MISSING:
             raise ContextMutationError(key)
         if self._added is None:
             self._added = {}
         self._added[key] = value
+        if self._observed:
+            for observer in active_observers(self):
+                observer.assigned(key, value, added=True)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if key in self:
+        if self.peek(key, _MISSING) is not _MISSING:
             raise ContextMutationError(key)
         msg = f"contexts are frozen: add the new key with ctx.add({key!r}, value), not ctx[{key!r}] = value"
         raise ContextMutationError(key, msg)
@@ -409,6 +395,10 @@ class FrozenContext:
         if self._added is None:
             self._added = {}
         self._added.update(values)
+        if self._observed:
+            for observer in active_observers(self):
+                for key, value in values.items():
+                    observer.assigned(key, value, added=False)
 
     def __repr__(self) -> str:
         return (

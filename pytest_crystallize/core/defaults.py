@@ -11,9 +11,11 @@ from typing import Final
 from pytest_crystallize.core.vocabulary import Correction, Spending
 
 __all__ = [
+    "CACHE_DIR",
     "DEFAULT_ALPHA",
     "DEFAULT_BASELINE",
     "DEFAULT_ARTIFACTS_DIR",
+    "DEFAULT_CACHE_SIZE",
     "DEFAULT_CORRECTION",
     "DEFAULT_LOOKS",
     "DEFAULT_REPLICATES",
@@ -35,6 +37,9 @@ DEFAULT_LOOKS: Final = 5
 DEFAULT_SPENDING: Final[Spending] = "obrien_fleming"
 #: The store of saved runs, relative to the rootdir.
 DEFAULT_STORAGE: Final = ".crystallize"
+#: The step cache's directory inside the store, and its size limit (least recently used entries go first).
+CACHE_DIR: Final = "cache"
+DEFAULT_CACHE_SIZE: Final = "2GiB"
 #: ArtifactPlugin's root, relative to the rootdir.
 DEFAULT_ARTIFACTS_DIR: Final = "crystallize_artifacts"
 #: The run name the gate compares with when no reference is given: its newest run.

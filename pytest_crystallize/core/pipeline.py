@@ -24,6 +24,7 @@ import functools
 import inspect
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, overload
@@ -35,7 +36,15 @@ if TYPE_CHECKING:
     from pytest_crystallize.core.binding import Binding
     from pytest_crystallize.core.experiment import Experiment
 
-__all__ = ["PipelineStep", "StepCall", "StepHooks", "current_context", "label_origin", "pipeline_step"]
+__all__ = [
+    "PipelineStep",
+    "StepCall",
+    "StepHooks",
+    "cached_steps_declared",
+    "current_context",
+    "label_origin",
+    "pipeline_step",
+]
 
 #: Attribute set on an exception to name the step (or datasource, evaluator) it escaped from.
 STEP_ATTRIBUTE: Final = "__crystallize_step__"
@@ -151,10 +160,15 @@ class PipelineStep:
     """
 
     def __init__(
-        self, function: Callable[..., Any], name: str | None = None, *, localns: Mapping[str, Any] | None = None
+        self, function: Callable[..., Any], name: str | None = None, *, localns: Mapping[str, Any] | None = None,
+        cache: bool = False, cache_key: Callable[..., Any] | None = None,
     ) -> None:
         self.function = function
         self.name = name or function.__name__
+        #: Whether a cache plugin may keep and replay this step's calls (``@pipeline_step(cache=True)``).
+        self.cache, self.cache_key = _cache_options(self.name, cache, cache_key)
+        if self.cache:
+            _CACHED_STEPS.add(self)
         self.is_async = inspect.iscoroutinefunction(function)
         params = list(inspect.signature(function).parameters.values())
         self.takes_ctx = any(p.name == "ctx" for p in params)
@@ -294,26 +308,64 @@ def _no_context_message(name: str) -> str:
     )
 
 
+#: The steps declared with ``cache=True`` that still exist: without any, a run needs no cache plugin.
+_CACHED_STEPS: weakref.WeakSet[PipelineStep] = weakref.WeakSet()
+
+
+def cached_steps_declared() -> bool:
+    """True when some living step was declared with ``cache=True`` (so a cache plugin has work)."""
+    return len(_CACHED_STEPS) > 0
+
+
+def _cache_options(
+    name: str, cache: object, cache_key: object
+) -> tuple[bool, Callable[..., Any] | None]:
+    """Check ``cache=`` and ``cache_key=`` of step ``name``."""
+    if not isinstance(cache, bool):
+        msg = f"step {name!r}: cache= must be True or False, got {cache!r}"
+        raise ConfigurationError(msg)
+    if cache_key is not None and not callable(cache_key):
+        msg = (
+            f"step {name!r}: cache_key= must be a function called like the step (without ctx) that "
+            f"returns what identifies its input, got {type(cache_key).__name__}"
+        )
+        raise ConfigurationError(msg)
+    if cache_key is not None and not cache:
+        msg = f"step {name!r}: cache_key= describes the input of a cached step; add cache=True"
+        raise ConfigurationError(msg)
+    return cache, cache_key
+
+
 @overload
 def pipeline_step(function: Callable[..., Any], /) -> PipelineStep: ...
 @overload
-def pipeline_step(*, name: str | None = None) -> Callable[[Callable[..., Any]], PipelineStep]: ...
+def pipeline_step(
+    *, name: str | None = None, cache: bool = False, cache_key: Callable[..., Any] | None = None
+) -> Callable[[Callable[..., Any]], PipelineStep]: ...
 
 
 def pipeline_step(
-    function: Callable[..., Any] | None = None, /, *, name: str | None = None
+    function: Callable[..., Any] | None = None, /, *, name: str | None = None, cache: bool = False,
+    cache_key: Callable[..., Any] | None = None,
 ) -> PipelineStep | Callable[[Callable[..., Any]], PipelineStep]:
     """Declare a pipeline step: ``@pipeline_step()`` (or bare ``@pipeline_step``).
 
     The step is called as ``step(data, ctx)``; keyword parameters it declares
     are taken from the context unless passed explicitly. An exception it
     raises becomes an error of the replicate, not a crash of the run.
+
+    ``cache=True`` lets the step cache (on unless ``--crystallize-no-cache``;
+    ``run_experiment(..., cache=...)`` outside pytest) keep each call and
+    replay it when the same call comes again: same code, arguments, input
+    data and context values read. ``cache_key`` is called like the step
+    (without ``ctx``) and returns what identifies its input, for inputs the
+    cache cannot digest itself.
     """
     if function is not None:
         return PipelineStep(function, name, localns=_defining_locals(function))
 
     def decorate(fn: Callable[..., Any]) -> PipelineStep:
-        return PipelineStep(fn, name, localns=_defining_locals(fn))
+        return PipelineStep(fn, name, localns=_defining_locals(fn), cache=cache, cache_key=cache_key)
 
     return decorate
 

@@ -26,13 +26,13 @@ import numpy as np
 import pluggy
 
 from pytest_crystallize.core.analysis import SequentialMonitor, evaluate, warn_low_power
-from pytest_crystallize.core.context import MetricSink
 from pytest_crystallize.core.experiment import Experiment
 from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager, register_plugins, worker_plugins
 from pytest_crystallize.core.markers import ITEM_OPTIONS, function_marker_options
 from pytest_crystallize.core.replicates import BatchRunner
 from pytest_crystallize.core.results import ExperimentResult, Provenance
 from pytest_crystallize.core.shared_data import shared_data_notes, warn_shared_data
+from pytest_crystallize.core.sink import MetricSink
 from pytest_crystallize.core.tasks import FINISHED_BATCHES, ReplicateBatch, ReplicateTask
 from pytest_crystallize.core.treatments import Treatment
 from pytest_crystallize.core.upstreams import bind_upstreams, run_upstreams
@@ -369,6 +369,21 @@ def _merge(batches: Sequence[ReplicateBatch]) -> MetricSink:
 
 
 
+def _cache_plugin(cache: object, where: str) -> object:
+    """The CachePlugin of ``run_experiment(cache=...)``: True for the default store, or a store directory."""
+    from pathlib import Path
+
+    from pytest_crystallize.core.defaults import CACHE_DIR
+    from pytest_crystallize.plugins.cache import CachePlugin
+
+    if cache is True:
+        return CachePlugin()
+    if isinstance(cache, (str, os.PathLike)):
+        return CachePlugin(Path(cache) / CACHE_DIR)
+    msg = f"{where}: cache= must be True, False, None or a store directory (such as '.crystallize'), got {cache!r}"
+    raise ConfigurationError(msg)
+
+
 def run_experiment(
     function: Any,
     *,
@@ -394,6 +409,7 @@ def run_experiment(
     resume: bool = False,
     upstreams: Mapping[str, ExperimentResult] | None = None,
     keep_artifacts: bool = False,
+    cache: bool | str | os.PathLike[str] | None = None,
 ) -> ExperimentResult:
     """Run ``function`` as an experiment from a script or notebook and return its result.
 
@@ -427,6 +443,9 @@ def run_experiment(
     of that name in ``function``'s module, with its marker's options).
     ``keep_artifacts=True`` keeps what each replicate left in
     ``ctx.artifacts`` on the result, so it can be given as an upstream.
+    ``cache`` turns on the step cache for ``@pipeline_step(cache=True)``
+    steps: ``True`` keeps it in ``.crystallize/cache``, a path names the store
+    directory whose ``cache/`` to use (off by default outside pytest).
 
     Works from sync code and from inside a running event loop (an async
     experiment then runs on a loop in a worker thread); in ``async`` code,
@@ -451,7 +470,9 @@ def run_experiment(
     experiment = Experiment.define(
         function, name=name, datasources=datasources, arguments=arguments, **options,
     )
-    manager = make_plugin_manager(experiment.plugins)
+    # The cache comes first: the innermost step wrapper, wrapped by the experiment's own.
+    cached = [] if cache is None or cache is False else [_cache_plugin(cache, where)]
+    manager = make_plugin_manager([*cached, *experiment.plugins])
     experiment = choose_conditions(experiment, manager.hook)
     kept = None
     if journal is not None:
@@ -464,7 +485,7 @@ def run_experiment(
     elif resume:
         msg = f"{where}: resume=True needs journal= (the store directory whose journal to resume from)"
         raise ConfigurationError(msg)
-    chained = run_upstreams(experiment, upstreams or {}, lambda up: run_experiment(up, keep_artifacts=True))
+    chained = run_upstreams(experiment, upstreams or {}, lambda up: run_experiment(up, keep_artifacts=True, cache=cache))
     result = ExperimentRunner(
         experiment, plugin_manager=manager, journal=kept, resume=resume,
         upstreams=chained, keep_artifacts=keep_artifacts,

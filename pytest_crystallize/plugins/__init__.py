@@ -1,7 +1,7 @@
 """Built-in lifecycle plugins: ordinary pluggy plugins of the ``crystallize`` hooks.
 
 Seeding (:class:`SeedPlugin`), logging (:class:`LoggingPlugin`), artifacts
-(:class:`ArtifactPlugin`) and execution backends (:class:`SerialExecution`,
+(:class:`ArtifactPlugin`), the step cache (:class:`CachePlugin`) and execution backends (:class:`SerialExecution`,
 :class:`ParallelExecution`, :class:`AsyncExecution`). Third-party plugins
 installed as packages announce themselves in the entry-point group
 ``crystallize.plugins`` (see
@@ -13,6 +13,7 @@ defaults every plugin manager registers ``trylast`` are in
 from __future__ import annotations
 
 from pytest_crystallize.plugins.artifacts import ArtifactPlugin
+from pytest_crystallize.plugins.cache import CachePlugin
 from pytest_crystallize.plugins.execution import (
     AsyncExecution,
     ExecutionBackend,
@@ -25,6 +26,7 @@ from pytest_crystallize.plugins.seeding import SeedPlugin, default_seed_function
 __all__ = [
     "ArtifactPlugin",
     "AsyncExecution",
+    "CachePlugin",
     "ExecutionBackend",
     "LoggingPlugin",
     "ParallelExecution",

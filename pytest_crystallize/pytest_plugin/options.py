@@ -29,9 +29,11 @@ from typing import Any, Final
 import pytest
 
 from pytest_crystallize.core.defaults import (
+    CACHE_DIR,
     DEFAULT_ALPHA,
     DEFAULT_ARTIFACTS_DIR,
     DEFAULT_BASELINE,
+    DEFAULT_CACHE_SIZE,
     DEFAULT_CORRECTION,
     DEFAULT_REPLICATES,
     DEFAULT_SEED,
@@ -186,6 +188,21 @@ def _add_storage_options(group: pytest.OptionGroup, parser: pytest.Parser) -> No
                   help="resume interrupted experiments from the journal (default false)")
     parser.addini("crystallize_journal", type="bool", default=True,
                   help="keep finished replicates in the journal under the store while running (default true)")
+    group.addoption(
+        "--crystallize-cache", action="store_true", default=None,
+        help=f"keep the calls of @pipeline_step(cache=True) steps in {CACHE_DIR}/ under the store and replay "
+             "them when the same call comes again (the default; beats ini crystallize_cache = false). "
+             "ini: crystallize_cache",
+    )
+    group.addoption(
+        "--crystallize-no-cache", action="store_true", default=None,
+        help="run every step, cached or not, and keep nothing. ini: crystallize_cache = false",
+    )
+    parser.addini("crystallize_cache", type="bool", default=True,
+                  help="use the step cache for @pipeline_step(cache=True) steps (default true)")
+    parser.addini("crystallize_cache_size", default=DEFAULT_CACHE_SIZE,
+                  help=f"the step cache's size limit, e.g. 500MB or 2GiB; least recently used entries are "
+                       f"removed past it (default {DEFAULT_CACHE_SIZE})")
 
 
 def _add_display_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
@@ -240,6 +257,10 @@ class Settings:
     journal_root: Path | None = None
     #: Take what the journal holds and run only the missing replicates.
     resume: bool = False
+    #: The step cache's directory (under the store); None: the cache is off.
+    cache_root: Path | None = None
+    #: The step cache's size limit in bytes.
+    cache_size: int = 2 * 1024**3
 
 
 def _integer(value: str, source: str, minimum: int) -> int:
@@ -309,11 +330,29 @@ def read_settings(config: pytest.Config) -> Settings:
         msg = f"ini option crystallize: {exc}; use true or false"
         raise pytest.UsageError(msg) from None
     journal = not config.getoption("crystallize_no_journal", None) and _flag(config, "crystallize_journal")
+    cache_root, cache_size = _cache(config)
     return Settings(
         enabled=enabled, defaults=MappingProxyType(defaults), overrides=MappingProxyType(overrides),
         treatments=_treatments(config), progress=_progress(config), artifacts_root=_artifacts_root(config),
         journal_root=_store_root(config) if journal else None, resume=_flag(config, "crystallize_resume"),
+        cache_root=cache_root, cache_size=cache_size,
     )
+
+
+def _cache(config: pytest.Config) -> tuple[Path | None, int]:
+    """The step cache's directory (None when off) and size limit."""
+    on, off = config.getoption("crystallize_cache", None), config.getoption("crystallize_no_cache", None)
+    if on and off:
+        msg = "--crystallize-cache and --crystallize-no-cache contradict each other: give one of them"
+        raise pytest.UsageError(msg)
+    from pytest_crystallize.core.cache.sizes import parse_size
+
+    try:
+        size = parse_size(str(config.getini("crystallize_cache_size")).strip(), "ini option crystallize_cache_size")
+    except ConfigurationError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    enabled = bool(on) or (not off and _flag(config, "crystallize_cache"))
+    return (_store_root(config) / CACHE_DIR if enabled else None), size
 
 
 def _treatments(config: pytest.Config) -> tuple[str, ...]:

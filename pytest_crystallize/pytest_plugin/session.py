@@ -73,6 +73,8 @@ class CrystallizeSession:
         self._status_line: StatusLine | None = None
         #: The controller's view of the workers' progress (pytest-xdist), or False where none is drawn.
         self._controller: ControllerProgress | bool | None = None
+        #: The step cache of the session, made when the first experiment with a cached step runs.
+        self._cache: object | None = None
         #: True once an experiment item was collected in this process (the items module is then loaded).
         self._experiments_collected = False
         #: Upstream experiments that the selection (-k, -m, node ids) left out, run for their downstreams.
@@ -197,7 +199,8 @@ class CrystallizeSession:
         """The engine's plugin manager for ``item``'s run.
 
         Registered in this order (later ones are called first, so they win
-        ``firstresult`` hooks): entry-point plugins, conftest plugins from
+        ``firstresult`` hooks): the step cache (when on and some step is
+        cached), entry-point plugins, conftest plugins from
         ``pytest_crystallize_plugins`` (outer directories first), then the
         runner adds the experiment's own ``plugins=[...]``. Relative
         ``ArtifactPlugin`` roots are anchored at the rootdir.
@@ -207,7 +210,7 @@ class CrystallizeSession:
 
         try:
             plugins = [*self.entry_point_plugins(), *self._conftest_plugins(item, experiment)]
-            manager = make_plugin_manager(plugins)
+            manager = make_plugin_manager([*self._cache_plugin(), *plugins])
         except ConfigurationError as exc:
             pytest.fail(str(exc), pytrace=False)
         for plugin in [*plugins, *experiment.plugins]:
@@ -217,6 +220,23 @@ class CrystallizeSession:
         if self._display is not None:
             register_plugins(manager, [self._display])
         return manager
+
+    def _cache_plugin(self) -> list[object]:
+        """The session's CachePlugin, when the cache is on and some step is declared ``cache=True``.
+
+        Registered first, so it is the innermost step wrapper: a user's own
+        wrappers wrap it, and see a replayed call like any other.
+        """
+        from pytest_crystallize.core.pipeline import cached_steps_declared
+
+        root = self.settings.cache_root
+        if root is None or not cached_steps_declared():
+            return []
+        if self._cache is None:
+            from pytest_crystallize.plugins.cache import CachePlugin
+
+            self._cache = CachePlugin(root, self.settings.cache_size)
+        return [self._cache]
 
     def entry_point_plugins(self) -> list[object]:
         """Plugins of the ``crystallize.plugins`` entry points, loaded once per session."""

@@ -16,7 +16,11 @@ import pytest_crystallize.pytest_plugin
 
 HEAVY = ("numpy", "scipy", "pandas", "pyarrow", "pydantic", "yaml", "matplotlib")
 #: The package's modules a session without experiments may load: the entry point's own light modules.
-LIGHT_CORE = frozenset({"pytest_crystallize.core.defaults", "pytest_crystallize.core.vocabulary"})
+LIGHT_CORE = frozenset({
+    "pytest_crystallize.core.defaults", "pytest_crystallize.core.vocabulary",
+    # The options check the step cache's size limit: a docstring-only package and a regex, standard library only.
+    "pytest_crystallize.core.cache", "pytest_crystallize.core.cache.sizes",
+})
 #: Loaded only for experiments: collection and running, saved runs, the gate, reports, progress.
 ENGINE_SIDE = tuple(
     f"pytest_crystallize.pytest_plugin.{name}" for name in ("items", "selection", "storage", "progress", "html_report")

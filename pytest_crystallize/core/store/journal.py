@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from pytest_crystallize.core.context import MetricSink
 from pytest_crystallize.core.results import ReplicateError
+from pytest_crystallize.core.sink import MetricSink
 from pytest_crystallize.core.store.definitions import definition_of
 from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask
 from pytest_crystallize.errors import ResultsError

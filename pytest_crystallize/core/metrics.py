@@ -1,0 +1,90 @@
+"""``ctx.metrics``: recording a replicate's numeric metrics, and what counts as a metric value.
+
+Recording goes through the context (:meth:`FrozenContext.record`), which
+appends to the run's :class:`~pytest_crystallize.core.sink.MetricSink`;
+reading back this replicate's values tells the context's observers, since a
+step that reads earlier metrics depends on them.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import TYPE_CHECKING
+
+from pytest_crystallize.core.observers import READ_METRICS, notify_read
+from pytest_crystallize.errors import MetricError
+
+if TYPE_CHECKING:
+    from pytest_crystallize.core.context import FrozenContext
+
+__all__ = ["Metrics", "as_number", "check_metric_name"]
+
+
+def as_number(name: str, value: object) -> float:
+    """Return ``value`` as a float, or raise :class:`MetricError` naming ``name``."""
+    kind = type(value)
+    if kind is float or kind is int or kind is bool:
+        return float(value)  # type: ignore[arg-type]  # checked just above
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if hasattr(value, "dtype") and getattr(value, "shape", None) == ():
+        # A 0-d numpy array: np.float32(1.5) arrives here on some versions.
+        try:
+            return float(value)  # type: ignore[arg-type]  # 0-d arrays convert
+        except (TypeError, ValueError):
+            pass
+    msg = (
+        f"metric {name!r} got a value of type {kind.__name__} ({value!r:.60}); "
+        f"metrics must be real numbers (int, float, bool or a numpy scalar): "
+        f"record a number, e.g. ctx.metrics.add({name!r}, float(x))"
+    )
+    raise MetricError(msg)
+
+
+def check_metric_name(name: object) -> str:
+    """Return ``name`` if it is a non-empty string, else raise :class:`MetricError`."""
+    if type(name) is not str or not name:
+        msg = f"metric names must be non-empty strings, got {name!r}"
+        raise MetricError(msg)
+    return name
+
+
+class Metrics:
+    """``ctx.metrics``: record numeric metrics of one replicate."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, ctx: FrozenContext) -> None:
+        self._ctx = ctx
+
+    def add(self, name: str, value: float) -> None:
+        """Record ``value`` for metric ``name`` in this replicate and condition."""
+        self._ctx.record(name, value)
+
+    def get(self, name: str) -> tuple[float, ...]:
+        """Return the values of ``name`` recorded so far in this replicate."""
+        return tuple(values for metric, values in self._read() if metric == name)
+
+    def as_dict(self) -> dict[str, list[float]]:
+        """Return every metric recorded so far in this replicate, by name."""
+        out: dict[str, list[float]] = {}
+        for metric, value in self._read():
+            out.setdefault(metric, []).append(value)
+        return out
+
+    def __getitem__(self, name: str) -> tuple[float, ...]:
+        values = self.get(name)
+        if not values:
+            msg = f"no value of metric {name!r} was recorded in this replicate"
+            raise KeyError(msg)
+        return values
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and bool(self.get(name))
+
+    def _read(self) -> tuple[tuple[str, float], ...]:
+        ctx = self._ctx
+        pairs = ctx.recorded()
+        if ctx.watched:
+            notify_read(ctx, READ_METRICS, "", pairs)
+        return pairs
