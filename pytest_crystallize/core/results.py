@@ -99,10 +99,13 @@ class Provenance:
     resumed: int | None = None
     #: What the journal said when resuming (parts discarded, and why).
     journal_notes: tuple[str, ...] = ()
+    #: How the replicates ran, as the execution backend said (a pool too small to gain, a cluster).
+    execution: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "conditions", tuple(self.conditions))
         object.__setattr__(self, "journal_notes", tuple(self.journal_notes))
+        object.__setattr__(self, "execution", tuple(self.execution))
         object.__setattr__(
             self, "treatments",
             MappingProxyType({k: MappingProxyType(dict(v)) for k, v in self.treatments.items()}),

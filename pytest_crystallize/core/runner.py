@@ -117,6 +117,8 @@ class ExperimentRunner:
         self.plugin_manager = plugin_manager
         #: Batches of tasks finished so far, for a partial result if the run is interrupted.
         self._finished: list[ReplicateBatch] = []
+        #: What the execution backend said about how the tasks ran (the replicate runner's notes).
+        self._execution: list[str] = []
 
     def tasks(self, start: int = 0, stop: int | None = None) -> list[ReplicateTask]:
         """``(condition_code, replicate)`` of replicates ``start..stop``, replicate-major.
@@ -137,6 +139,7 @@ class ExperimentRunner:
         hook.crystallize_experiment_init(experiment=experiment)
         hook.crystallize_run_before(experiment=experiment)
         run_batch = BatchRunner(experiment, hook, plugins=worker_plugins(self.plugin_manager))
+        self._execution = run_batch.notes
         if self.journal is not None:
             self._open_journal()
             run_batch.journal = self.journal
@@ -250,6 +253,7 @@ class ExperimentRunner:
             treatments={t.name: _described(t) for t in experiment.treatments},
             alpha=experiment.alpha, correction=experiment.correction,
             started_at=started_at, duration_s=time.perf_counter() - clock, versions=package_versions(),
+            execution=tuple(self._execution),
         )
         return ExperimentResult(
             experiment=experiment.name, conditions=experiment.condition_names, metrics=merged.metric_names,

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from pytest_crystallize.core.experiment import Experiment
     from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask, RunBatch
 
-__all__ = ["AsyncExecution", "ExecutionBackend", "ParallelExecution", "SerialExecution"]
+__all__ = ["AsyncExecution", "ExecutionBackend", "ParallelExecution", "SerialExecution", "available_cpus"]
 
 #: Chunks per worker: enough to balance uneven replicates, few enough that
 #: shipping tasks and results costs little next to the replicates themselves.
@@ -46,8 +46,8 @@ class ExecutionBackend(Protocol):
         ...
 
 
-def _default_workers() -> int:
-    # Prefer the CPUs this process may use (containers, taskset) over all CPUs.
+def available_cpus() -> int:
+    """How many CPUs this process may use (its affinity: containers, taskset), at least 1."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
@@ -136,7 +136,7 @@ class ParallelExecution:
         self, experiment: Experiment, tasks: Sequence[ReplicateTask], run_batch: RunBatch
     ) -> list[ReplicateBatch]:
         """Split ``tasks`` into chunks and run them in a pool of workers."""
-        workers = min(self.max_workers or _default_workers(), max(1, len(tasks)))
+        workers = min(self.max_workers or available_cpus(), max(1, len(tasks)))
         size = self.chunk_size or max(1, -(-len(tasks) // (workers * CHUNKS_PER_WORKER)))
         if workers == 1 and self.kind == "thread":
             return [run_batch(tasks)]

@@ -73,6 +73,7 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
                       "conditions": len(result.conditions)}
     return {
         "notes": notes,
+        "execution": list(prov.execution),
         "sequential": sequential,
         "experiment": result.experiment,
         "passed": result.passed,
@@ -131,6 +132,8 @@ def summary_lines(payload: Mapping[str, Any], *, title: str | None = None, verbo
     else:
         lines.append("  no metrics recorded")
     lines += [f"  note: {note}" for note in payload.get("notes", ())]
+    if verbose:
+        lines += [f"  execution: {note}" for note in payload.get("execution", ())]
     for verdict in payload["verdicts"]:
         lines += verdict_lines(verdict, verbose=verbose)
     seq = payload.get("sequential")
