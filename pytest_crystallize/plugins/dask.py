@@ -10,8 +10,9 @@ order, so the result is a serial run's whatever the cluster's size or the
 order in which chunks finish.
 
 Failures: a worker that dies is replaced by Dask and its chunk runs again on
-another worker. A chunk whose workers keep dying (Dask's ``KilledWorker``) runs
-again task by task, and a task that kills its workers on its own becomes that
+another worker. Once the other chunks finished, the tasks of a chunk whose
+workers kept dying (Dask's ``KilledWorker``) run again one at a time, alone
+on the cluster, and a task that kills its workers then becomes that
 replicate's error, naming the worker. With the experiment's ``timeout``, each
 replicate on a worker runs under its deadline in a thread that is abandoned
 if it is stuck (as ``ParallelExecution(kind="thread")`` does). Ctrl-C
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from pytest_crystallize.core.tasks import ReplicateTask, RunBatch
     from pytest_crystallize.plugins.shipping import Shipment
 
-__all__ = ["LOCAL", "DaskExecution", "run_chunk"]
+__all__ = ["LOCAL", "DaskExecution", "hold", "run_chunk"]
 
 #: ``distributed``'s clients and futures: typed loosely, as that library is only partly typed.
 Client = Any
@@ -57,6 +58,11 @@ LOCAL: Final = "local"
 #: Chunks per worker thread: enough to balance uneven replicates and workers that come and go.
 CHUNKS_PER_THREAD: Final = 4
 _POLL_SECONDS: Final = 0.1
+
+
+def hold(shipment: Shipment) -> Shipment:
+    """The shipment, as a task's result that every chunk depends on (so it is sent to each worker once)."""
+    return shipment
 
 
 def run_chunk(shipment: Shipment, tasks: list[ReplicateTask]) -> list[ReplicateBatch]:
@@ -90,8 +96,9 @@ class DaskExecution:
     ``chunk_size`` (default: about four per worker thread). The workers need
     pytest-crystallize and the packages the experiment imports installed;
     the test modules, conftest.py files and helper modules beside them are
-    shipped. ``worker_timeout``: seconds the cluster may have no worker at
-    all before the run fails (also how long to wait for the first one).
+    shipped. ``worker_timeout``: seconds to wait for the scheduler and for a
+    first worker, and that the cluster may have no worker at all mid-run,
+    before the run fails.
     Needs the ``dask`` extra: ``pip install "pytest-crystallize[dask]"``.
     """
 
@@ -158,7 +165,7 @@ class DaskExecution:
         if self.address == LOCAL:
             workers = self.n_workers or available_cpus()
             self._cluster = api.LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
             )
             return api.Client(self._cluster, set_as_default=False)
         try:
@@ -234,10 +241,16 @@ class _Run:
         self.token = shipment.key[:12]
         self.count = 0
         self.payload: Future | None = None
+        #: Tasks of chunks whose workers kept dying (Dask's KilledWorker), to run again one by one.
+        self.suspects: list[ReplicateTask] = []
+        self.quarantine = False
 
     def submit(self, chunk: list[ReplicateTask]) -> None:
         if self.payload is None:
-            self.payload = self.client.scatter(self.shipment, broadcast=True, hash=False)
+            # A task, not scattered data: if every worker holding it dies, the scheduler makes it again.
+            self.payload = self.client.submit(
+                hold, self.shipment, key=f"crystallize-code-{self.experiment.name}-{self.token}", pure=False,
+            )
         self.count += 1
         key = f"crystallize-{self.experiment.name}-{self.token}-{self.count}"
         future = self.client.submit(run_chunk, self.payload, chunk, key=key, pure=False)
@@ -245,9 +258,21 @@ class _Run:
         future.add_done_callback(self.done.put)
 
     def all(self, tasks: Sequence[ReplicateTask], size: int) -> list[ReplicateBatch]:
+        """Run every chunk; then, one at a time, the tasks of chunks whose workers kept dying."""
         listed = list(tasks)
         for start in range(0, len(listed), size):
             self.submit(listed[start:start + size])
+        self.wait()
+        # Dask blames every task queued on a worker that died, not only the one running: alone
+        # on the cluster, a suspect that kills its workers again is the one that did.
+        while self.suspects:
+            self.quarantine = True
+            self.submit([self.suspects.pop(0)])
+            self.wait()
+        return self.batches
+
+    def wait(self) -> None:
+        """Collect chunks as they finish until none is pending, checking that the cluster still has workers."""
         idle_since: float | None = None
         while self.pending:
             try:
@@ -259,7 +284,6 @@ class _Run:
             entry = self.pending.pop(future.key, None)
             if entry is not None:
                 self._collect(*entry)
-        return self.batches
 
     def _collect(self, future: Future, chunk: list[ReplicateTask]) -> None:
         from distributed.scheduler import KilledWorker
@@ -267,9 +291,8 @@ class _Run:
         try:
             batches = future.result()
         except KilledWorker as exc:
-            if len(chunk) > 1:  # which task killed its workers is unknown: each runs again alone
-                for task in chunk:
-                    self.submit([task])
+            if not self.quarantine:
+                self.suspects += chunk
                 return
             batches = [self._died(chunk[0], exc)]
         except Exception as exc:

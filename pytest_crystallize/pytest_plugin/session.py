@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from pytest_crystallize.core.datasources import DataSource
     from pytest_crystallize.core.experiment import Experiment
     from pytest_crystallize.core.report.payload import ReportPayload
+    from pytest_crystallize.plugins.dask import DaskExecution
     from pytest_crystallize.pytest_plugin.items import ExperimentItem
     from pytest_crystallize.pytest_plugin.options import Settings
     from pytest_crystallize.pytest_plugin.progress import ProgressDisplay
@@ -65,6 +66,8 @@ class CrystallizeSession:
         self._conftest_sources: dict[Path, dict[str, DataSource]] = {}
         self._entry_point_plugins: list[object] | None = None
         self._display: ProgressDisplay | None = None
+        #: The backend of ``--crystallize-dask``, made for the first experiment; closed with the session.
+        self._dask: DaskExecution | None = None
         #: True once an experiment item was collected in this process (the items module is then loaded).
         self._experiments_collected = False
 
@@ -146,8 +149,9 @@ class CrystallizeSession:
 
         Registered in this order (later ones are called first, so they win
         ``firstresult`` hooks): entry-point plugins, conftest plugins from
-        ``pytest_crystallize_plugins`` (outer directories first), then the
-        runner adds the experiment's own ``plugins=[...]``. Relative
+        ``pytest_crystallize_plugins`` (outer directories first), the
+        ``--crystallize-dask`` backend, then the runner adds the experiment's
+        own ``plugins=[...]``. Relative
         ``ArtifactPlugin`` roots are anchored at the rootdir.
         """
         from pytest_crystallize.core.lifecycle import make_plugin_manager, register_plugins
@@ -155,7 +159,7 @@ class CrystallizeSession:
         from pytest_crystallize.pytest_plugin.progress import make_display
 
         try:
-            plugins = [*self.entry_point_plugins(), *self._conftest_plugins(item, experiment)]
+            plugins = [*self.entry_point_plugins(), *self._conftest_plugins(item, experiment), *self._dask_backend()]
             manager = make_plugin_manager(plugins)
         except ConfigurationError as exc:
             pytest.fail(str(exc), pytrace=False)
@@ -166,6 +170,22 @@ class CrystallizeSession:
         if self._display is not None:
             register_plugins(manager, [self._display])
         return manager
+
+    def _dask_backend(self) -> list[object]:
+        """The ``--crystallize-dask`` backend (one for the session, so one cluster), or nothing."""
+        if self.settings.dask is None:
+            return []
+        if self._dask is None:
+            from pytest_crystallize.plugins.dask import DaskExecution
+
+            self._dask = DaskExecution(self.settings.dask)
+        return [self._dask]
+
+    def close(self) -> None:
+        """Disconnect from the Dask cluster of ``--crystallize-dask`` (a local one stops); at the session's end."""
+        if self._dask is not None:
+            self._dask.close()
+            self._dask = None
 
     def entry_point_plugins(self) -> list[object]:
         """Plugins of the ``crystallize.plugins`` entry points, loaded once per session."""

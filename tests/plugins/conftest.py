@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,7 +98,8 @@ def dask_cluster(root: Path, workers: int = 2, **config: str) -> Iterator[Cluste
                  "--name", f"worker-{number}"],
                 workdir, cluster.logs[-1], env,
             ))
-        _wait_for_workers(cluster, workers, deadline)
+        if workers:
+            _wait_for_workers(cluster, workers, deadline)
         yield cluster
     finally:
         _stop(cluster.processes)
@@ -135,3 +137,10 @@ def fresh_dask_cluster(tmp_path: Path) -> Iterator[Cluster]:
     pytest.importorskip("distributed")
     with dask_cluster(tmp_path / "dask", DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1") as running:
         yield running
+
+
+@pytest.fixture
+def start_dask_cluster() -> Any:
+    """:func:`dask_cluster` itself, for a test that needs a cluster of its own shape."""
+    pytest.importorskip("distributed")
+    return dask_cluster

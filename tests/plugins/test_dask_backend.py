@@ -9,13 +9,27 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from pytest_crystallize import (
+    ConfigurationError,
+    CrystallizeError,
+    FrozenContext,
+    Treatment,
+    hookimpl,
+    run_experiment,
+)
+from pytest_crystallize.plugins.dask import DaskExecution
+from pytest_crystallize.plugins.processes import WORKER_DIED
 
 pytest.importorskip("distributed")
 #: Modules the workers cannot import: an experiment module, a helper it imports, and
@@ -147,3 +161,175 @@ def test_runner_mode_on_the_cluster_equals_a_serial_run_whatever_the_chunking(cl
     assert report["pid"] not in ran  # ...and the script none
     assert report["execution"][0].startswith("DaskExecution: 24 replicate tasks in ")
     assert cluster.address in report["execution"][0]
+
+
+# -- failures, interruptions, timeouts, progress: in this process, on the cluster ---------------
+
+def _sleepy(ctx: FrozenContext, seconds: float = 0.05, where: str | None = None) -> None:
+    if where is not None:
+        Path(where, f"{ctx.condition}-{ctx.replicate}").touch()
+    time.sleep(seconds)
+    ctx.metrics.add("v", ctx.rng.normal())
+
+
+def _kills_its_worker(ctx: FrozenContext, kill: bool = True) -> None:
+    if kill and ctx.replicate == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    ctx.metrics.add("v", ctx.rng.normal())
+
+
+def _stuck_or_busy(ctx: FrozenContext, stall: bool = True) -> None:
+    if stall and ctx.replicate == 1:
+        time.sleep(20)  # in C: the worker's watchdog cannot stop it, the thread is abandoned
+    if stall and ctx.replicate == 2:
+        end = time.monotonic() + 20
+        while time.monotonic() < end:  # in Python: the watchdog stops it
+            pass
+    ctx.metrics.add("v", ctx.rng.normal())
+
+
+def _values(result: Any) -> dict[tuple[str, int], float]:
+    frame = result.to_dataframe()
+    return {(row.condition, int(row.replicate)): float(row.value) for row in frame.itertuples()}
+
+
+class _Progress:
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, int]] = []
+
+    @hookimpl
+    def crystallize_replicates_progress(self, experiment: Any, done: int, total: int, elapsed: float) -> None:
+        self.seen.append((done, total))
+
+
+class _InterruptAtFirstProgress:
+    @hookimpl
+    def crystallize_replicates_progress(self, experiment: Any, done: int, total: int, elapsed: float) -> None:
+        if done > 0:
+            raise KeyboardInterrupt
+
+
+class _KillAWorker:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.killed = False
+
+    @hookimpl
+    def crystallize_replicates_progress(self, experiment: Any, done: int, total: int, elapsed: float) -> None:
+        if done >= 4 and not self.killed:
+            self.killed = True
+            os.kill(self.pid, signal.SIGKILL)
+
+
+def test_a_replicate_that_kills_its_worker_becomes_its_error_naming_the_worker(fresh_dask_cluster: Any) -> None:
+    with DaskExecution(fresh_dask_cluster.address, chunk_size=4) as backend:
+        result = run_experiment(_kills_its_worker, name="killer", replicates=8, seed=3, plugins=[backend])
+    assert [(e.replicate, e.error_type) for e in result.errors] == [(3, WORKER_DIED)]
+    assert "tcp://127.0.0.1:" in result.errors[0].message
+    expected = _values(run_experiment(_kills_its_worker, name="killer", replicates=8, seed=3,
+                                      arguments={"kill": False}))
+    del expected[("baseline", 3)]
+    assert _values(result) == expected
+
+
+def test_a_worker_killed_mid_run_loses_nothing(fresh_dask_cluster: Any) -> None:
+    from distributed import Client
+
+    with Client(fresh_dask_cluster.address, set_as_default=False) as client:
+        pids = sorted(client.run(os.getpid).values())
+    killer = _KillAWorker(pids[0])
+    options: dict[str, Any] = {"name": "sleepy", "replicates": 30, "seed": 4, "treatments": [Treatment("t", {})]}
+    with DaskExecution(fresh_dask_cluster.address, chunk_size=2) as backend:
+        result = run_experiment(_sleepy, plugins=[backend, killer], **options)
+    assert killer.killed
+    assert result.errors == ()
+    assert _values(result) == _values(run_experiment(_sleepy, arguments={"seconds": 0.0}, **options))
+
+
+def test_ctrl_c_cancels_the_chunks_not_yet_run(cluster: Any, tmp_path: Path) -> None:
+    from distributed import Client
+
+    from pytest_crystallize.core.runner import PARTIAL_RESULT
+
+    with DaskExecution(cluster.address, chunk_size=1) as backend, pytest.raises(KeyboardInterrupt) as caught:
+        run_experiment(_sleepy, name="interrupted", replicates=200, plugins=[backend, _InterruptAtFirstProgress()],
+                       arguments={"where": str(tmp_path)})
+    partial = getattr(caught.value, PARTIAL_RESULT)
+    assert 0 < len(partial) < 200
+    with Client(cluster.address, set_as_default=False) as client:
+        deadline = time.monotonic() + 10
+        while client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) == 0
+    started = len(list(tmp_path.iterdir()))
+    time.sleep(0.5)
+    assert len(list(tmp_path.iterdir())) == started < 100  # nothing runs on after the cancel
+
+
+def test_the_per_replicate_timeout_applies_on_the_workers(cluster: Any) -> None:
+    begun = time.monotonic()
+    with DaskExecution(cluster.address, chunk_size=3) as backend:
+        result = run_experiment(_stuck_or_busy, name="slow", replicates=6, seed=8, timeout=0.5, plugins=[backend])
+    assert time.monotonic() - begun < 15  # neither the 20 s sleep nor the 20 s loop was waited for
+    assert [(e.replicate, e.error_type) for e in result.errors] == [(1, "ReplicateTimeout"), (2, "ReplicateTimeout")]
+    expected = _values(run_experiment(_stuck_or_busy, name="slow", replicates=6, seed=8, arguments={"stall": False}))
+    del expected[("baseline", 1)], expected[("baseline", 2)]
+    assert _values(result) == expected
+
+
+def test_progress_comes_back_as_chunks_finish(cluster: Any) -> None:
+    progress = _Progress()
+    with DaskExecution(cluster.address, chunk_size=2) as backend:
+        run_experiment(_sleepy, name="progress", replicates=40, plugins=[backend, progress],
+                       arguments={"seconds": 0.03})
+    done = [d for d, _ in progress.seen]
+    assert done == sorted(done)
+    assert done[-1] == 40
+    assert any(0 < d < 40 for d in done)
+
+
+def test_a_cluster_without_workers_fails_the_run_instead_of_hanging(start_dask_cluster: Any, tmp_path: Path) -> None:
+    with (
+        start_dask_cluster(tmp_path, workers=0) as empty,
+        DaskExecution(empty.address, worker_timeout=1) as backend,
+        pytest.raises(CrystallizeError, match=r"has no worker after 1 s; start workers"),
+    ):
+        run_experiment(_sleepy, name="alone", replicates=2, plugins=[backend])
+
+
+def test_an_unreachable_scheduler_is_an_error_saying_so() -> None:
+    with DaskExecution("tcp://127.0.0.1:9", worker_timeout=1) as backend, pytest.raises(
+        CrystallizeError, match=r"cannot connect to the Dask scheduler at 'tcp://127.0.0.1:9'"
+    ):
+        run_experiment(_sleepy, name="nowhere", replicates=2, plugins=[backend])
+
+
+def test_a_local_cluster_sized_as_asked_gives_a_serial_run_s_values() -> None:
+    options: dict[str, Any] = {"name": "local", "replicates": 10, "seed": 2, "treatments": [Treatment("t", {})],
+                               "arguments": {"seconds": 0.0}}
+    with DaskExecution(n_workers=2) as backend:
+        result = run_experiment(_sleepy, plugins=[backend], **options)
+        assert len(backend.client.nthreads()) == 2
+    assert _values(result) == _values(run_experiment(_sleepy, **options))
+    assert "2 worker threads" in result.provenance.execution[0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"address": 8786}, "address must be a scheduler address"),
+        ({"chunk_size": 0}, "chunk_size must be an integer >= 1"),
+        ({"n_workers": 1.5}, "n_workers must be an integer >= 1"),
+        ({"worker_timeout": -1}, "worker_timeout must be a number of seconds > 0"),
+    ],
+)
+def test_bad_settings_are_configuration_errors(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        DaskExecution(**kwargs)
+
+
+def test_a_copy_travels_without_its_client() -> None:
+    backend = DaskExecution("tcp://127.0.0.1:8786", chunk_size=3)
+    copy = pickle.loads(pickle.dumps(backend))
+    assert repr(copy) == repr(backend) == "DaskExecution('tcp://127.0.0.1:8786')"
+    assert copy.chunk_size == 3
