@@ -11,8 +11,8 @@ import pytest
 import pytest_crystallize
 
 HEAVY = ("scipy", "pandas", "pyarrow")
-#: Optional extras: imported only when a YAML file is read or a Pydantic model is bound.
-OPTIONAL = ("pydantic", "yaml")
+#: Optional extras: imported only when a YAML file is read, a Pydantic model is bound or Dask runs replicates.
+OPTIONAL = ("pydantic", "yaml", "dask", "distributed", "cloudpickle")
 SRC = Path(pytest_crystallize.__file__).parent
 
 
@@ -49,6 +49,16 @@ def test_running_an_experiment_with_dataclass_binding_and_json_configs_loads_no_
         "run_experiment(fn, replicates=2, params=config.params, treatments=config.treatments, evaluators=[abs])"
     )
     assert loaded.isdisjoint(OPTIONAL), loaded & set(OPTIONAL)
+
+
+def test_the_dask_backend_module_and_the_pool_backends_load_no_dask() -> None:
+    loaded = _loaded_after(
+        "from pytest_crystallize import ParallelExecution, run_experiment\n"
+        "from pytest_crystallize.plugins.dask import DaskExecution\n"
+        "DaskExecution('tcp://127.0.0.1:8786')\n"
+        "run_experiment(lambda ctx: ctx.metrics.add('v', 1.0), replicates=50, plugins=[ParallelExecution()])"
+    )
+    assert loaded.isdisjoint({"dask", "distributed", "cloudpickle"}), loaded & {"dask", "distributed", "cloudpickle"}
 
 
 CORE_MODULES = sorted(
