@@ -164,9 +164,10 @@ def chunk_size(per_task: float, tasks: int, workers: int) -> int:
 
 def describe(seconds: float) -> str:
     """``seconds`` for people: ``0.31 ms``, ``20 ms``, ``1.5 s``."""
-    if seconds < 1:
-        return f"{seconds * 1000:.2g} ms"
-    return f"{seconds:.2g} s"
+    if seconds >= 1:
+        return f"{seconds:.3g} s"
+    milliseconds = seconds * 1000
+    return f"{milliseconds:.0f} ms" if milliseconds >= 10 else f"{milliseconds:.2g} ms"
 
 
 def chunks(tasks: Sequence[ReplicateTask], size: int) -> list[list[ReplicateTask]]:
