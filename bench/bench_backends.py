@@ -33,17 +33,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench_execution import burn  # the same 20 ms of pure-Python CPU; a sibling script's function
+
 from pytest_crystallize import AsyncExecution, FrozenContext, ParallelExecution, Treatment, run_experiment
 
 TARGET_MS = 20.0
 _loops = 1
-
-
-def _burn(loops: int) -> int:
-    total = 0
-    for i in range(loops):
-        total += i * i % 7
-    return total
 
 
 def _calibrate() -> int:
@@ -52,7 +47,7 @@ def _calibrate() -> int:
     best = float("inf")
     for _ in range(5):
         start = time.perf_counter()
-        _burn(loops)
+        burn(loops)
         best = min(best, time.perf_counter() - start)
     return max(1, int(loops * TARGET_MS / 1000 / best))
 
@@ -62,7 +57,7 @@ def trivial_exp(ctx: FrozenContext) -> None:
 
 
 def cpu_exp(ctx: FrozenContext, loops: int = 1) -> None:
-    ctx.metrics.add("burned", _burn(loops + ctx.get("extra", 0)) % 1000 + ctx.rng.normal())
+    ctx.metrics.add("burned", burn(loops + ctx.get("extra", 0)) % 1000 + ctx.rng.normal())
 
 
 def _load() -> str:

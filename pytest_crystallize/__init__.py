@@ -45,6 +45,7 @@ if _typing.TYPE_CHECKING:
     from pytest_crystallize.plugins import (
         ArtifactPlugin,
         AsyncExecution,
+        DaskExecution,
         LoggingPlugin,
         ParallelExecution,
         SeedPlugin,
@@ -60,6 +61,7 @@ __all__ = [
     "CrystallizeError",
     "CrystallizeWarning",
     "DEFAULT_SEED",
+    "DaskExecution",
     "DataSource",
     "DataSourceError",
     "Experiment",
@@ -138,6 +140,7 @@ _HOMES: dict[str, str] = {
     "hookimpl": "pytest_crystallize.hookspecs",
     "ArtifactPlugin": "pytest_crystallize.plugins",
     "AsyncExecution": "pytest_crystallize.plugins",
+    "DaskExecution": "pytest_crystallize.plugins",
     "LoggingPlugin": "pytest_crystallize.plugins",
     "ParallelExecution": "pytest_crystallize.plugins",
     "SeedPlugin": "pytest_crystallize.plugins",

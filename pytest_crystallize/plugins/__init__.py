@@ -2,7 +2,8 @@
 
 Seeding (:class:`SeedPlugin`), logging (:class:`LoggingPlugin`), artifacts
 (:class:`ArtifactPlugin`) and execution backends (:class:`SerialExecution`,
-:class:`ParallelExecution`, :class:`AsyncExecution`). Third-party plugins
+:class:`ParallelExecution`, :class:`AsyncExecution`, and :class:`DaskExecution`,
+which imports Dask only when it runs). Third-party plugins
 installed as packages announce themselves in the entry-point group
 ``crystallize.plugins`` (see
 :func:`~pytest_crystallize.core.lifecycle.entry_point_plugins`). The built-in
@@ -13,6 +14,7 @@ defaults every plugin manager registers ``trylast`` are in
 from __future__ import annotations
 
 from pytest_crystallize.plugins.artifacts import ArtifactPlugin
+from pytest_crystallize.plugins.dask import DaskExecution
 from pytest_crystallize.plugins.execution import (
     AsyncExecution,
     ExecutionBackend,
@@ -25,6 +27,7 @@ from pytest_crystallize.plugins.seeding import SeedPlugin, default_seed_function
 __all__ = [
     "ArtifactPlugin",
     "AsyncExecution",
+    "DaskExecution",
     "ExecutionBackend",
     "LoggingPlugin",
     "ParallelExecution",
