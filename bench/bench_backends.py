@@ -12,9 +12,11 @@ ratio to serial with its spread (min-max over the rounds):
   least 1.8x faster than serial; ``DaskExecution`` on a local cluster of 2
   single-threaded workers (started once, before the rounds) at least 1.6x.
 
-Every backend's values are checked to equal the serial run's. The machine's
-load (``/proc/loadavg``) is printed before and after: on a shared machine
-the figures are only as good as the CPUs that were free.
+Every backend's values are checked to equal the serial run's. Beside the
+wall-time ratio, the CPU-time ratio (this process and its children) says
+what the work cost whatever the load. The machine's load
+(``/proc/loadavg``) is printed before and after: on a shared machine a
+speedup is only as good as the CPUs that were free.
 
 Usage::
 
@@ -35,7 +37,14 @@ from typing import Any
 
 from bench_execution import burn  # the same 20 ms of pure-Python CPU; a sibling script's function
 
-from pytest_crystallize import AsyncExecution, FrozenContext, ParallelExecution, Treatment, run_experiment
+from pytest_crystallize import (
+    AsyncExecution,
+    FrozenContext,
+    ParallelExecution,
+    SerialExecution,
+    Treatment,
+    run_experiment,
+)
 
 TARGET_MS = 20.0
 _loops = 1
@@ -73,32 +82,51 @@ def _columns(result: Any) -> dict[str, Any]:
     return data
 
 
-def _rounds(rounds: int, runs: dict[str, Callable[[], Any]]) -> tuple[dict[str, list[float]], dict[str, Any]]:
-    """Run every entry of ``runs`` once per round, in turn; their wall times and last results."""
-    times: dict[str, list[float]] = {name: [] for name in runs}
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children: what the work cost, however busy the machine."""
+    children = os.times()  # finished children, in clock ticks; this process at full resolution
+    return time.process_time() + children.children_user + children.children_system
+
+
+def _rounds(
+    rounds: int, runs: dict[str, Callable[[], Any]], repeat: int = 1,
+) -> tuple[dict[str, list[tuple[float, float]]], dict[str, Any]]:
+    """Run every entry of ``runs`` ``repeat`` times per round, in turn; (wall, CPU) seconds and last results."""
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     results: dict[str, Any] = {}
     for _ in range(rounds):
         for name, run in runs.items():
-            start = time.perf_counter()
-            results[name] = run()
-            times[name].append(time.perf_counter() - start)
+            start, cpu = time.perf_counter(), _cpu_seconds()
+            for _ in range(repeat):
+                results[name] = run()
+            times[name].append((time.perf_counter() - start, _cpu_seconds() - cpu))
     return times, results
 
 
-def _report(title: str, times: dict[str, list[float]], results: dict[str, Any], targets: dict[str, str]) -> None:
-    serial = times["serial"]
+def _ratios(taken: list[float], serial: list[float]) -> str:
+    ratios = [t / s for t, s in zip(taken, serial, strict=True)]
+    return f"{statistics.median(ratios):5.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
+
+
+def _report(
+    title: str, times: dict[str, list[tuple[float, float]]], results: dict[str, Any], targets: dict[str, str],
+) -> None:
+    serial_wall = [w for w, _ in times["serial"]]
+    serial_cpu = [c for _, c in times["serial"]]
     print(title)
-    print(f"  {'backend':<34} {'median s':>9}  {'ratio to serial (min-max)':<28} target")
+    print(f"  {'backend':<32} {'median s':>9}  {'wall / serial (min-max)':<24} {'CPU / serial (min-max)':<24} target")
     for name, taken in times.items():
-        ratios = [t / s for t, s in zip(taken, serial, strict=True)]
-        median = statistics.median(ratios)
-        speedup = 1 / median
-        figure = f"{median:5.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
-        if name != "serial":
-            figure += f" = {speedup:.2f}x faster" if speedup >= 1 else f" = {median:.2f}x slower"
-        same = "" if name == "serial" else ("" if _columns(results[name]) == _columns(results["serial"])
-                                           else "  VALUES DIFFER FROM SERIAL")
-        print(f"  {name:<34} {statistics.median(taken):9.4f}  {figure:<28} {targets.get(name, '')}{same}")
+        wall = [w for w, _ in taken]
+        cpu = [c for _, c in taken]
+        same = "" if name == "serial" or _columns(results[name]) == _columns(results["serial"]) else (
+            "  VALUES DIFFER FROM SERIAL")
+        speed = statistics.median(s / w for s, w in zip(serial_wall, wall, strict=True))
+        target = targets.get(name, "")
+        if target:
+            target = f"{target}: measured {speed:.2f}x {'faster' if speed >= 1 else 'slower'}" if "faster" in target \
+                else f"{target}: measured {1 / speed:.2f}x"
+        print(f"  {name:<32} {statistics.median(wall):9.4f}  {_ratios(wall, serial_wall):<24} "
+              f"{_ratios(cpu, serial_cpu):<24} {target}{same}")
         notes = results[name].provenance.execution
         if notes:
             print(f"      ({notes[0]})")
@@ -120,14 +148,17 @@ def main() -> None:
 
     trivial: dict[str, Callable[[], Any]] = {
         "serial": lambda: run_experiment(trivial_exp, name="trivial", replicates=1000),
+        # What registering any backend plugin costs the engine, for scale.
+        "SerialExecution() plugin": lambda: run_experiment(
+            trivial_exp, name="trivial", replicates=1000, plugins=[SerialExecution()]),
         "ParallelExecution() [process]": lambda: run_experiment(
             trivial_exp, name="trivial", replicates=1000, plugins=[ParallelExecution()]),
         "AsyncExecution() on a plain def": lambda: run_experiment(
             trivial_exp, name="trivial", replicates=1000, plugins=[AsyncExecution()]),
     }
-    times, results = _rounds(args.rounds, trivial)
-    _report("trivial: 1,000 replicates recording one value each", times, results,
-            {"ParallelExecution() [process]": "<= 1.1x serial"})
+    times, results = _rounds(args.rounds * 3, trivial, repeat=5)
+    _report("trivial: 1,000 replicates recording one value each (5 runs per sample)", times, results,
+            {"ParallelExecution() [process]": "<= 1.1x serial wall time"})
 
     options: dict[str, Any] = {"name": "cpu", "replicates": args.replicates, "seed": 1,
                                "treatments": [Treatment("more", {"extra": 1})], "arguments": {"loops": _loops}}
@@ -147,7 +178,7 @@ def main() -> None:
     finally:
         if dask is not None:
             dask.close()
-    took = statistics.median(times["serial"]) / (2 * args.replicates) * 1000
+    took = statistics.median(w for w, _ in times["serial"]) / (2 * args.replicates) * 1000
     _report(f"CPU-bound: {2 * args.replicates} replicate tasks of ~{took:.1f} ms", times, results, {
         "ParallelExecution() [process]": ">= 1.8x faster on 2 cores",
         "DaskExecution, local 2 workers": ">= 1.6x faster on 2 cores",
