@@ -31,6 +31,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import uuid
 from typing import TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.results import ReplicateError
@@ -58,6 +59,8 @@ LOCAL: Final = "local"
 #: Chunks per worker thread: enough to balance uneven replicates and workers that come and go.
 CHUNKS_PER_THREAD: Final = 4
 _POLL_SECONDS: Final = 0.1
+#: How often a waiting run checks that the cluster still has workers.
+_CHECK_SECONDS: Final = 1.0
 
 
 def hold(shipment: Shipment) -> Shipment:
@@ -238,7 +241,8 @@ class _Run:
         self.batches: list[ReplicateBatch] = []
         self.pending: dict[str, tuple[Future, list[ReplicateTask]]] = {}
         self.done: queue.SimpleQueue[Future] = queue.SimpleQueue()
-        self.token = shipment.key[:12]
+        # Unique per call: a key Dask still remembers from an earlier look or run would hand back its result.
+        self.token = f"{shipment.key[:8]}-{uuid.uuid4().hex[:8]}"
         self.count = 0
         self.payload: Future | None = None
         #: Tasks of chunks whose workers kept dying (Dask's KilledWorker), to run again one by one.
@@ -274,12 +278,15 @@ class _Run:
     def wait(self) -> None:
         """Collect chunks as they finish until none is pending, checking that the cluster still has workers."""
         idle_since: float | None = None
+        checked = time.monotonic()
         while self.pending:
             try:
                 future = self.done.get(timeout=_POLL_SECONDS)
             except queue.Empty:
                 self.run_batch.advance(0)  # the progress display draws from this thread only
-                idle_since = self._check_workers(idle_since)
+                if time.monotonic() - checked >= _CHECK_SECONDS:  # asking the scheduler costs a round trip
+                    checked = time.monotonic()
+                    idle_since = self._check_workers(idle_since)
                 continue
             entry = self.pending.pop(future.key, None)
             if entry is not None:

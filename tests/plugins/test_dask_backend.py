@@ -333,3 +333,22 @@ def test_a_copy_travels_without_its_client() -> None:
     copy = pickle.loads(pickle.dumps(backend))
     assert repr(copy) == repr(backend) == "DaskExecution('tcp://127.0.0.1:8786')"
     assert copy.chunk_size == 3
+
+
+def _shifted(ctx: FrozenContext) -> None:
+    ctx.metrics.add("x", ctx.rng.normal() + ctx.get("shift", 0.0))
+
+
+def test_a_sequential_design_takes_the_same_looks_and_verdicts_on_the_cluster(cluster: Any) -> None:
+    from pytest_crystallize import hypothesis
+
+    options: dict[str, Any] = {
+        "name": "looks", "seed": 3, "replicates": "auto", "max_replicates": 40, "looks": 4,
+        "treatments": [Treatment("t", {"shift": 0.4})], "hypotheses": [hypothesis("x", "maximize", test="welch_t")],
+    }
+    with DaskExecution(cluster.address, chunk_size=3) as backend:
+        on_cluster = run_experiment(_shifted, plugins=[backend], **options)
+    serial = run_experiment(_shifted, **options)
+    assert on_cluster.provenance.looks_taken == serial.provenance.looks_taken
+    assert [v.to_dict() for v in on_cluster.verdicts] == [v.to_dict() for v in serial.verdicts]
+    assert _values(on_cluster) == _values(serial)
