@@ -352,3 +352,47 @@ def test_a_sequential_design_takes_the_same_looks_and_verdicts_on_the_cluster(cl
     assert on_cluster.provenance.looks_taken == serial.provenance.looks_taken
     assert [v.to_dict() for v in on_cluster.verdicts] == [v.to_dict() for v in serial.verdicts]
     assert _values(on_cluster) == _values(serial)
+
+
+def test_a_real_ctrl_c_cancels_the_run_on_the_cluster(cluster: Any, tmp_path: Path) -> None:
+    from distributed import Client
+
+    (tmp_path / "ran").mkdir()
+    (tmp_path / "script.py").write_text(textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from pytest_crystallize import DaskExecution, run_experiment
+
+        def slow(ctx):
+            Path({str(tmp_path / "ran")!r}, str(ctx.replicate)).touch()
+            time.sleep(0.1)
+            ctx.metrics.add("v", 1.0)
+
+        if __name__ == "__main__":
+            with DaskExecution({cluster.address!r}, chunk_size=1) as backend:
+                try:
+                    run_experiment(slow, name="stopped", replicates=400, plugins=[backend])
+                except KeyboardInterrupt:
+                    print("interrupted", flush=True)
+                    raise SystemExit(3) from None
+    """))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    process = subprocess.Popen([sys.executable, "script.py"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list((tmp_path / "ran").iterdir())) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 3, output
+    with Client(cluster.address, set_as_default=False) as client:
+        deadline = time.monotonic() + 10
+        while client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) == 0
+    started = len(list((tmp_path / "ran").iterdir()))
+    time.sleep(0.5)
+    assert len(list((tmp_path / "ran").iterdir())) == started < 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +105,44 @@ def test_a_bad_address_is_a_usage_error_naming_the_option(pytester: pytest.Pytes
     result = pytester.runpytest_subprocess("--crystallize-dask=", "-p", "no:xdist")
     result.stderr.fnmatch_lines(["*--crystallize-dask must be a Dask scheduler address such as tcp://host:8786*"])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_nested_conftests_of_the_same_module_name_both_reach_the_workers(
+    pytester: pytest.Pytester, dask_cluster_module: Any
+) -> None:
+    # Without __init__.py files pytest imports every conftest.py as the module "conftest":
+    # the datasource of the outer one and the plugin of the inner one must both arrive.
+    pytester.makeconftest("""
+        from pytest_crystallize import data_source
+
+        @data_source
+        def outer(ctx):
+            return float(ctx.rng.normal())
+    """)
+    inner = pytester.mkdir("inner")
+    (inner / "conftest.py").write_text(textwrap.dedent("""
+        from pytest_crystallize import hookimpl
+
+        class Tripler:
+            @hookimpl
+            def crystallize_replicate_after(self, experiment, ctx, error):
+                ctx.metrics.add("tripled", 3.0 * ctx.replicate)
+
+        def pytest_crystallize_plugins(item, experiment):
+            return [Tripler()]
+    """))
+    (inner / "test_inner.py").write_text(textwrap.dedent("""
+        import pytest
+
+        @pytest.mark.experiment(replicates=6, seed=2)
+        def experiment_inner(outer, ctx):
+            ctx.metrics.add("value", outer)
+    """))
+    serial = pytester.runpytest_subprocess("--crystallize", "-p", "no:xdist", "--crystallize-json=serial.json")
+    serial.assert_outcomes(passed=1)
+    result = pytester.runpytest_subprocess(
+        "--crystallize", "-p", "no:xdist", f"--crystallize-dask={dask_cluster_module.address}",
+        "--crystallize-json=dask.json",
+    )
+    result.assert_outcomes(passed=1)
+    assert _summaries(pytester.path / "dask.json") == _summaries(pytester.path / "serial.json")
