@@ -32,6 +32,7 @@ import queue
 import threading
 import time
 import uuid
+import warnings
 from typing import TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.results import ReplicateError
@@ -252,9 +253,13 @@ class _Run:
     def submit(self, chunk: list[ReplicateTask]) -> None:
         if self.payload is None:
             # A task, not scattered data: if every worker holding it dies, the scheduler makes it again.
-            self.payload = self.client.submit(
-                hold, self.shipment, key=f"crystallize-code-{self.experiment.name}-{self.token}", pure=False,
-            )
+            # Large fixture values make it large, but it is sent once and every chunk depends on it,
+            # as Dask advises, so its "large graph" warning is not for the user (nor an error under -W error).
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+                self.payload = self.client.submit(
+                    hold, self.shipment, key=f"crystallize-code-{self.experiment.name}-{self.token}", pure=False,
+                )
         self.count += 1
         key = f"crystallize-{self.experiment.name}-{self.token}-{self.count}"
         future = self.client.submit(run_chunk, self.payload, chunk, key=key, pure=False)

@@ -396,3 +396,15 @@ def test_a_real_ctrl_c_cancels_the_run_on_the_cluster(cluster: Any, tmp_path: Pa
     started = len(list((tmp_path / "ran").iterdir()))
     time.sleep(0.5)
     assert len(list((tmp_path / "ran").iterdir())) == started < 200
+
+
+def _reads_a_blob(ctx: FrozenContext, blob: bytes = b"") -> None:
+    ctx.metrics.add("size", len(blob) + ctx.replicate)
+
+
+def test_a_large_fixture_value_travels_once_without_a_warning(cluster: Any) -> None:
+    # The suite runs with warnings as errors: Dask's "large graph" warning would fail the run.
+    blob = os.urandom(12_000_000)
+    with DaskExecution(cluster.address, chunk_size=2) as backend:
+        result = run_experiment(_reads_a_blob, name="blob", replicates=6, plugins=[backend], arguments={"blob": blob})
+    assert result.values.tolist() == [12_000_000.0 + r for r in range(6)]
