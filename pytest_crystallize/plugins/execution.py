@@ -93,8 +93,9 @@ class ParallelExecution:
     could not repay its cost (trivial replicates), else in a pool sized to
     the CPUs this process may use, in chunks of about 20 ms of work each. The
     ``execution`` note of the result (shown with ``-v``) says which. An
-    integer ``max_workers`` always uses a pool of that many workers (also to
-    keep replicates that may crash out of this process), with ``chunk_size``
+    integer ``max_workers`` always uses a pool of that many workers (use one
+    for replicates that must never run in this process: ones that may crash
+    it, or that set up state a fork must not inherit, such as CUDA), with ``chunk_size``
     tasks per chunk (default: about four chunks per worker). Results equal a
     serial run's with the same seed.
 
