@@ -38,7 +38,7 @@ TARGET_MS = 20.0
 _loops = 1
 
 
-def _burn(loops: int) -> int:
+def burn(loops: int) -> int:
     total = 0
     for i in range(loops):
         total += i * i % 7
@@ -50,7 +50,7 @@ def _calibrate() -> int:
     loops = 10_000
     while True:
         start = time.perf_counter()
-        _burn(loops)
+        burn(loops)
         took = (time.perf_counter() - start) * 1000
         if took > 5:
             return max(1, int(loops * TARGET_MS / took))
@@ -58,7 +58,7 @@ def _calibrate() -> int:
 
 
 def _cpu_exp(ctx: FrozenContext) -> None:
-    ctx.metrics.add("burned", _burn(_loops + ctx.get("extra", 0)) % 1000 + ctx.rng.normal())
+    ctx.metrics.add("burned", burn(_loops + ctx.get("extra", 0)) % 1000 + ctx.rng.normal())
 
 
 async def _io_exp(ctx: FrozenContext) -> None:

@@ -204,14 +204,15 @@ def crystallize_replicates_run(
     runs some of them in the calling thread and returns a :class:`ReplicateBatch`
     (``run_batch`` is picklable: it can be called in a worker process;
     ``await run_batch.run_async(tasks)`` runs them on the running event loop;
-    ``run_batch.advance(n)`` reports tasks finished elsewhere: see
+    ``run_batch.advance(n)`` reports tasks finished elsewhere;
+    ``run_batch.note(text)`` says how they ran, shown with ``-v``: see
     :class:`~pytest_crystallize.core.tasks.RunBatch`). Return a list of
     batches covering every task exactly once, in any order: the runner merges
     them into the serial order, so the result does not depend on the backend.
     Return ``None`` to leave the loop to the next plugin and finally to the
     built-in default, which runs them serially (``trylast``). The first
     non-None result wins; the built-in backends are ``SerialExecution``,
-    ``ParallelExecution`` and ``AsyncExecution``. Example::
+    ``ParallelExecution``, ``AsyncExecution`` and ``DaskExecution``. Example::
 
         @hookimpl
         def crystallize_replicates_run(experiment, tasks, run_batch):

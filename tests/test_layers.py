@@ -11,8 +11,9 @@ import pytest
 import pytest_crystallize
 
 HEAVY = ("scipy", "pandas", "pyarrow")
-#: Optional extras: imported only when a YAML file is read, a Pydantic model is bound or a figure drawn.
-OPTIONAL = ("pydantic", "yaml", "matplotlib")
+#: Optional extras: imported only when a YAML file is read, a Pydantic model is bound, a figure drawn or Dask runs.
+#: (Not cloudpickle, which the dask extra brings: pyarrow imports it by itself wherever it is installed.)
+OPTIONAL = ("pydantic", "yaml", "matplotlib", "dask", "distributed")
 SRC = Path(pytest_crystallize.__file__).parent
 
 
@@ -50,6 +51,16 @@ def test_running_an_experiment_with_dataclass_binding_and_json_configs_loads_no_
         "r.summary(), r.verdicts_frame(), repr(r)"  # tables and the repr need no figure library
     )
     assert loaded.isdisjoint(OPTIONAL), loaded & set(OPTIONAL)
+
+
+def test_the_dask_backend_module_and_the_pool_backends_load_no_dask() -> None:
+    loaded = _loaded_after(
+        "from pytest_crystallize import ParallelExecution, run_experiment\n"
+        "from pytest_crystallize.plugins.dask import DaskExecution\n"
+        "DaskExecution('tcp://127.0.0.1:8786')\n"
+        "run_experiment(lambda ctx: ctx.metrics.add('v', 1.0), replicates=50, plugins=[ParallelExecution()])"
+    )
+    assert loaded.isdisjoint({"dask", "distributed", "cloudpickle"}), loaded & {"dask", "distributed", "cloudpickle"}
 
 
 CORE_MODULES = sorted(

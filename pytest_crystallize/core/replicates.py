@@ -89,6 +89,8 @@ class BatchRunner:
         self.journal: Journal | None = None
         #: Keep what each replicate left in ``ctx.artifacts`` in its batch (an upstream of a chain).
         self.keep_artifacts = False
+        #: How the tasks ran, said by the execution backend (never pickled: said in the main process).
+        self.notes: list[str] = []
         self._bindings = experiment.bindings
         self._evaluators = experiment.evaluators
         self._source_names = tuple(experiment.datasources)
@@ -118,6 +120,11 @@ class BatchRunner:
         """Report ``count`` finished tasks to the progress display, if there is one."""
         if self.progress is not None:
             self.progress(count)
+
+    def note(self, text: str) -> None:
+        """Keep a note of the execution backend on how the tasks ran (once)."""
+        if text not in self.notes:
+            self.notes.append(text)
 
     def _init_hooks(self) -> None:
         hook = self.hook

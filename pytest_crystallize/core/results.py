@@ -108,12 +108,15 @@ class Provenance:
     shared_data: tuple[str, ...] = ()
     #: Chained experiments only: which conditions read an upstream's baseline, and why.
     upstream_notes: tuple[str, ...] = ()
+    #: How the replicates ran, as the execution backend said (a pool too small to gain, a cluster).
+    execution: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "conditions", tuple(self.conditions))
         object.__setattr__(self, "journal_notes", tuple(self.journal_notes))
         object.__setattr__(self, "shared_data", tuple(self.shared_data))
         object.__setattr__(self, "upstream_notes", tuple(self.upstream_notes))
+        object.__setattr__(self, "execution", tuple(self.execution))
         object.__setattr__(
             self, "treatments",
             MappingProxyType({k: MappingProxyType(dict(v)) for k, v in self.treatments.items()}),

@@ -137,6 +137,8 @@ class ExperimentRunner:
         self.plugin_manager = plugin_manager
         #: Batches of tasks finished so far, for a partial result if the run is interrupted.
         self._finished: list[ReplicateBatch] = []
+        #: What the execution backend said about how the tasks ran (the replicate runner's notes).
+        self._execution: list[str] = []
 
     def tasks(self, start: int = 0, stop: int | None = None) -> list[ReplicateTask]:
         """``(condition_code, replicate)`` of replicates ``start..stop``, replicate-major.
@@ -158,6 +160,7 @@ class ExperimentRunner:
         hook.crystallize_run_before(experiment=experiment)
         run_batch = BatchRunner(experiment, hook, plugins=worker_plugins(self.plugin_manager))
         run_batch.keep_artifacts = self.keep_artifacts
+        self._execution = run_batch.notes
         if self.journal is not None:
             self._open_journal()
             run_batch.journal = self.journal
@@ -276,6 +279,7 @@ class ExperimentRunner:
             started_at=started_at, duration_s=time.perf_counter() - clock, versions=package_versions(),
             design=None if experiment.design is None else str(experiment.design),
             shared_data=shared_data_notes(experiment, (d for b in batches for d in b.digests)),
+            execution=tuple(self._execution),
         )
         artifacts = None
         if self.keep_artifacts:
@@ -485,7 +489,9 @@ def run_experiment(
     elif resume:
         msg = f"{where}: resume=True needs journal= (the store directory whose journal to resume from)"
         raise ConfigurationError(msg)
-    chained = run_upstreams(experiment, upstreams or {}, lambda up: run_experiment(up, keep_artifacts=True, cache=cache))
+    chained = run_upstreams(
+        experiment, upstreams or {}, lambda up: run_experiment(up, keep_artifacts=True, cache=cache),
+    )
     result = ExperimentRunner(
         experiment, plugin_manager=manager, journal=kept, resume=resume,
         upstreams=chained, keep_artifacts=keep_artifacts,

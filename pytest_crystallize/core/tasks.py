@@ -80,3 +80,11 @@ class RunBatch(Protocol):
     def advance(self, count: int) -> None:
         """Report ``count`` tasks finished elsewhere (a worker process) to the progress display."""
         ...
+
+    def note(self, text: str) -> None:
+        """Say how the tasks ran (serially because they were too small for a pool; on which cluster).
+
+        The notes go into the result's provenance (``execution``) and the
+        summary shows them with ``-v``. A note given twice is kept once.
+        """
+        ...

@@ -2,7 +2,8 @@
 
 Seeding (:class:`SeedPlugin`), logging (:class:`LoggingPlugin`), artifacts
 (:class:`ArtifactPlugin`), the step cache (:class:`CachePlugin`) and execution backends (:class:`SerialExecution`,
-:class:`ParallelExecution`, :class:`AsyncExecution`). Third-party plugins
+:class:`ParallelExecution`, :class:`AsyncExecution`, and :class:`DaskExecution`,
+which imports Dask only when it runs). Third-party plugins
 installed as packages announce themselves in the entry-point group
 ``crystallize.plugins`` (see
 :func:`~pytest_crystallize.core.lifecycle.entry_point_plugins`). The built-in
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from pytest_crystallize.plugins.artifacts import ArtifactPlugin
 from pytest_crystallize.plugins.cache import CachePlugin
+from pytest_crystallize.plugins.dask import DaskExecution
 from pytest_crystallize.plugins.execution import (
     AsyncExecution,
     ExecutionBackend,
@@ -27,6 +29,7 @@ __all__ = [
     "ArtifactPlugin",
     "AsyncExecution",
     "CachePlugin",
+    "DaskExecution",
     "ExecutionBackend",
     "LoggingPlugin",
     "ParallelExecution",

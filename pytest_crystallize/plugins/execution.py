@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Final, Literal, Protocol
 from pytest_crystallize.core.eventloops import run_coroutine_sync
 from pytest_crystallize.errors import ConfigurationError
 from pytest_crystallize.hookspecs import hookimpl
+from pytest_crystallize.plugins.sizing import CHUNKS_PER_WORKER, chunks, sized_processes, sized_threads
 from pytest_crystallize.plugins.threads import run_in_threads
 
 if TYPE_CHECKING:
@@ -29,11 +30,14 @@ if TYPE_CHECKING:
     from pytest_crystallize.core.experiment import Experiment
     from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask, RunBatch
 
-__all__ = ["AsyncExecution", "ExecutionBackend", "ParallelExecution", "SerialExecution"]
+__all__ = ["AUTO", "AsyncExecution", "ExecutionBackend", "ParallelExecution", "SerialExecution", "available_cpus"]
 
-#: Chunks per worker: enough to balance uneven replicates, few enough that
-#: shipping tasks and results costs little next to the replicates themselves.
-CHUNKS_PER_WORKER: Final = 4
+#: ``max_workers="auto"`` (the default): the backend sizes the pool, and runs work too
+#: small to gain from one serially.
+AUTO: Final = "auto"
+
+#: What ``max_workers`` takes.
+Workers = int | Literal["auto"] | None
 
 
 class ExecutionBackend(Protocol):
@@ -46,23 +50,20 @@ class ExecutionBackend(Protocol):
         ...
 
 
-def _default_workers() -> int:
-    # Prefer the CPUs this process may use (containers, taskset) over all CPUs.
+def available_cpus() -> int:
+    """How many CPUs this process may use (its affinity: containers, taskset), at least 1."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
 
 
-def _check_workers(owner: str, value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        msg = f"{owner}: max_workers must be an integer >= 1 or None, got {value!r}"
+def _check_workers(owner: str, value: object) -> None:
+    if value is None or value == AUTO:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        msg = f"{owner}: max_workers must be an integer >= 1 or 'auto', got {value!r}"
         raise ConfigurationError(msg)
-
-
-def _chunks(tasks: Sequence[ReplicateTask], size: int) -> list[list[ReplicateTask]]:
-    listed = list(tasks)
-    return [listed[i:i + size] for i in range(0, len(listed), size)]
 
 
 class SerialExecution:
@@ -85,11 +86,18 @@ class SerialExecution:
 
 
 class ParallelExecution:
-    """Run replicates in ``max_workers`` processes (default) or threads.
+    """Run replicates in worker processes (default) or threads, or serially when that is faster.
 
-    ``max_workers=None`` uses the CPUs this process may use. Tasks are sent in
-    chunks (``chunk_size``, default: about four chunks per worker) so pickling
-    costs little. Results equal a serial run's with the same seed.
+    ``max_workers="auto"`` (the default; ``None`` means the same) measures the
+    first replicates here, serially, and runs the rest serially when a pool
+    could not repay its cost (trivial replicates), else in a pool sized to
+    the CPUs this process may use, in chunks of about 20 ms of work each. The
+    ``execution`` note of the result (shown with ``-v``) says which. An
+    integer ``max_workers`` always uses a pool of that many workers (use one
+    for replicates that must never run in this process: ones that may crash
+    it, or that set up state a fork must not inherit, such as CUDA), with ``chunk_size``
+    tasks per chunk (default: about four chunks per worker). Results equal a
+    serial run's with the same seed.
 
     ``kind="process"`` suits CPU-bound replicates. The experiment function,
     datasources and plugins with per-replicate or per-step hooks go to the
@@ -109,7 +117,7 @@ class ParallelExecution:
 
     def __init__(
         self,
-        max_workers: int | None = None,
+        max_workers: Workers = AUTO,
         kind: Literal["process", "thread"] = "process",
         *,
         chunk_size: int | None = None,
@@ -123,7 +131,7 @@ class ParallelExecution:
                                        or chunk_size < 1):
             msg = f"ParallelExecution: chunk_size must be an integer >= 1 or None, got {chunk_size!r}"
             raise ConfigurationError(msg)
-        self.max_workers = max_workers
+        self.max_workers: Workers = AUTO if max_workers is None else max_workers
         self.kind = kind
         self.chunk_size = chunk_size
         self.start_method = start_method
@@ -135,19 +143,28 @@ class ParallelExecution:
     def crystallize_replicates_run(
         self, experiment: Experiment, tasks: Sequence[ReplicateTask], run_batch: RunBatch
     ) -> list[ReplicateBatch]:
-        """Split ``tasks`` into chunks and run them in a pool of workers."""
-        workers = min(self.max_workers or _default_workers(), max(1, len(tasks)))
-        size = self.chunk_size or max(1, -(-len(tasks) // (workers * CHUNKS_PER_WORKER)))
-        if workers == 1 and self.kind == "thread":
-            return [run_batch(tasks)]
+        """Run ``tasks`` in a pool of workers in chunks, or serially when that is faster."""
+        auto = self.max_workers == AUTO and self.chunk_size is None
+        wanted = self.max_workers if isinstance(self.max_workers, int) else available_cpus()
+        workers = min(wanted, max(1, len(tasks)))
         if self.kind == "thread":
-            return run_in_threads(run_batch, _chunks(tasks, size), workers)
+            if workers == 1:
+                return [run_batch(tasks)]
+            if auto:
+                return sized_threads(run_batch, tasks, workers, "ParallelExecution", serial_ok=True)
+            return run_in_threads(run_batch, chunks(tasks, self._size(tasks, workers)), workers)
         import multiprocessing
 
+        context = multiprocessing.get_context(self.start_method)
+        if auto:
+            return sized_processes(run_batch, tasks, workers, context, "ParallelExecution")
         from pytest_crystallize.plugins.processes import run_chunks
 
-        context = multiprocessing.get_context(self.start_method)
+        size = self._size(tasks, workers)
         return run_chunks(run_batch, tasks, workers=workers, chunk_size=size, context=context)
+
+    def _size(self, tasks: Sequence[ReplicateTask], workers: int) -> int:
+        return self.chunk_size or max(1, -(-len(tasks) // (workers * CHUNKS_PER_WORKER)))
 
 
 class AsyncExecution:
@@ -156,14 +173,18 @@ class AsyncExecution:
     ``async def`` experiments (or async datasources) run as asyncio tasks on
     one event loop, throttled by a semaphore. Synchronous experiments run in
     a pool of ``max_workers`` threads instead, so blocking clients overlap
-    too. ``max_workers=None`` allows ``min(32, CPUs + 4)`` in flight, as
-    ``ThreadPoolExecutor`` does. Results equal a serial run's with the same
-    seed; as with threads, use ``ctx.rng`` rather than global generators.
+    too: a first wave of single replicates is timed, the rest go in chunks of
+    about 20 ms of work, so quick replicates do not pay a task each; with
+    ``max_workers="auto"`` (the default; ``None`` means the same) replicates
+    too quick to gain from threads run serially after that first wave, and at
+    most ``min(32, CPUs + 4)`` are in flight, as ``ThreadPoolExecutor``
+    allows. Results equal a serial run's with the same seed; as with
+    threads, use ``ctx.rng`` rather than global generators.
     """
 
-    def __init__(self, max_workers: int | None = None) -> None:
+    def __init__(self, max_workers: Workers = AUTO) -> None:
         _check_workers("AsyncExecution", max_workers)
-        self.max_workers = max_workers
+        self.max_workers: Workers = AUTO if max_workers is None else max_workers
 
     def __repr__(self) -> str:
         return f"AsyncExecution(max_workers={self.max_workers!r})"
@@ -171,7 +192,9 @@ class AsyncExecution:
     @property
     def limit(self) -> int:
         """How many replicates may be in flight at once."""
-        return self.max_workers or min(32, (os.cpu_count() or 1) + 4)
+        if isinstance(self.max_workers, int):
+            return self.max_workers
+        return min(32, (os.cpu_count() or 1) + 4)
 
     @hookimpl
     def crystallize_replicates_run(
@@ -179,7 +202,8 @@ class AsyncExecution:
     ) -> list[ReplicateBatch]:
         """Run ``tasks`` concurrently, at most :attr:`limit` at a time."""
         if not experiment.is_async:
-            return run_in_threads(run_batch, _chunks(tasks, 1), min(self.limit, max(1, len(tasks))))
+            workers = min(self.limit, max(1, len(tasks)))
+            return sized_threads(run_batch, tasks, workers, "AsyncExecution", serial_ok=self.max_workers == AUTO)
         return run_coroutine_sync(self._gather(run_batch, tasks))
 
     async def _gather(self, run_batch: RunBatch, tasks: Sequence[ReplicateTask]) -> list[ReplicateBatch]:

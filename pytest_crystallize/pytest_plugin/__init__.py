@@ -87,7 +87,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Drop the session, storage, Markdown summary and HTML report objects."""
+    """Close the session (its Dask cluster), then drop the session, storage, Markdown and HTML objects."""
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        session.close()
     keys: tuple[pytest.StashKey[Any], ...] = (HTML_KEY, MARKDOWN_KEY, STORAGE_KEY, SESSION_KEY)
     for key in keys:
         plugin = config.stash.get(key, None)

@@ -115,6 +115,14 @@ def _add_experiment_options(group: pytest.OptionGroup, parser: pytest.Parser) ->
     )
     parser.addini("crystallize_timeout", default="none",
                   help="default per-replicate timeout in seconds, or none (default none)")
+    group.addoption(
+        "--crystallize-dask", metavar="ADDRESS", default=None,
+        help="run every experiment's replicates on the Dask cluster whose scheduler is at ADDRESS "
+             "(tcp://host:8786), or on a local cluster sized to this machine with 'local'; an experiment "
+             "that names its own execution backend keeps it. Needs pytest-crystallize[dask]. ini: crystallize_dask",
+    )
+    parser.addini("crystallize_dask", default="",
+                  help="Dask scheduler address to run replicates on, or local (default: none)")
 
 
 def _add_storage_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
@@ -261,6 +269,8 @@ class Settings:
     cache_root: Path | None = None
     #: The step cache's size limit in bytes.
     cache_size: int = 2 * 1024**3
+    #: ``--crystallize-dask``: the Dask scheduler address (or ``local``) replicates run on; None: not on Dask.
+    dask: str | None = None
 
 
 def _integer(value: str, source: str, minimum: int) -> int:
@@ -335,7 +345,7 @@ def read_settings(config: pytest.Config) -> Settings:
         enabled=enabled, defaults=MappingProxyType(defaults), overrides=MappingProxyType(overrides),
         treatments=_treatments(config), progress=_progress(config), artifacts_root=_artifacts_root(config),
         journal_root=_store_root(config) if journal else None, resume=_flag(config, "crystallize_resume"),
-        cache_root=cache_root, cache_size=cache_size,
+        cache_root=cache_root, cache_size=cache_size, dask=_dask(config),
     )
 
 
@@ -366,6 +376,22 @@ def _treatments(config: pytest.Config) -> tuple[str, ...]:
         msg = f"{source} needs a treatment name, got an empty one"
         raise pytest.UsageError(msg)
     return names
+
+
+def _dask(config: pytest.Config) -> str | None:
+    """The ``--crystallize-dask`` address (the command line beats the ini), checked to be usable."""
+    value, source, _ = _value(config, "crystallize_dask")
+    if value is None:
+        return None
+    if not value or any(c.isspace() for c in value):
+        msg = f"{source} must be a Dask scheduler address such as tcp://host:8786, or local; got {value!r}"
+        raise pytest.UsageError(msg)
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        msg = f'{source} needs dask.distributed, which is not installed: pip install "pytest-crystallize[dask]"'
+        raise pytest.UsageError(msg)
+    return value
 
 
 def _progress(config: pytest.Config) -> ProgressMode:

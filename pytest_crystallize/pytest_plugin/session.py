@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from pytest_crystallize.core.datasources import DataSource
     from pytest_crystallize.core.experiment import Experiment
     from pytest_crystallize.core.report.payload import ReportPayload
+    from pytest_crystallize.plugins.dask import DaskExecution
     from pytest_crystallize.pytest_plugin.items import ExperimentItem
     from pytest_crystallize.pytest_plugin.options import Settings
     from pytest_crystallize.pytest_plugin.progress import ProgressDisplay
@@ -75,6 +76,8 @@ class CrystallizeSession:
         self._controller: ControllerProgress | bool | None = None
         #: The step cache of the session, made when the first experiment with a cached step runs.
         self._cache: object | None = None
+        #: The backend of ``--crystallize-dask``, made for the first experiment; closed with the session.
+        self._dask: DaskExecution | None = None
         #: True once an experiment item was collected in this process (the items module is then loaded).
         self._experiments_collected = False
         #: Upstream experiments that the selection (-k, -m, node ids) left out, run for their downstreams.
@@ -201,15 +204,16 @@ class CrystallizeSession:
         Registered in this order (later ones are called first, so they win
         ``firstresult`` hooks): the step cache (when on and some step is
         cached), entry-point plugins, conftest plugins from
-        ``pytest_crystallize_plugins`` (outer directories first), then the
-        runner adds the experiment's own ``plugins=[...]``. Relative
+        ``pytest_crystallize_plugins`` (outer directories first), the
+        ``--crystallize-dask`` backend, then the runner adds the experiment's
+        own ``plugins=[...]``. Relative
         ``ArtifactPlugin`` roots are anchored at the rootdir.
         """
         from pytest_crystallize.core.lifecycle import make_plugin_manager, register_plugins
         from pytest_crystallize.plugins import ArtifactPlugin
 
         try:
-            plugins = [*self.entry_point_plugins(), *self._conftest_plugins(item, experiment)]
+            plugins = [*self.entry_point_plugins(), *self._conftest_plugins(item, experiment), *self._dask_backend()]
             manager = make_plugin_manager([*self._cache_plugin(), *plugins])
         except ConfigurationError as exc:
             pytest.fail(str(exc), pytrace=False)
@@ -237,6 +241,21 @@ class CrystallizeSession:
 
             self._cache = CachePlugin(root, self.settings.cache_size)
         return [self._cache]
+    def _dask_backend(self) -> list[object]:
+        """The ``--crystallize-dask`` backend (one for the session, so one cluster), or nothing."""
+        if self.settings.dask is None:
+            return []
+        if self._dask is None:
+            from pytest_crystallize.plugins.dask import DaskExecution
+
+            self._dask = DaskExecution(self.settings.dask)
+        return [self._dask]
+
+    def close(self) -> None:
+        """Disconnect from the Dask cluster of ``--crystallize-dask`` (a local one stops); at the session's end."""
+        if self._dask is not None:
+            self._dask.close()
+            self._dask = None
 
     def entry_point_plugins(self) -> list[object]:
         """Plugins of the ``crystallize.plugins`` entry points, loaded once per session."""

@@ -205,6 +205,9 @@ class FakeRunBatch:
     def advance(self, count: int) -> None:
         self.calls.append(("advance", count))
 
+    def note(self, text: str) -> None:
+        self.calls.append(("note", len(text)))
+
 
 @pytest.mark.parametrize("is_async", [True, False])
 def test_async_execution_needs_only_the_run_batch_protocol(is_async: bool) -> None:
@@ -219,7 +222,7 @@ def test_async_execution_needs_only_the_run_batch_protocol(is_async: bool) -> No
     batches = AsyncExecution(2).crystallize_replicates_run(experiment, [(0, r) for r in range(5)], checked)  # type: ignore[arg-type]
     assert sum(b.task_count for b in batches) == 5
     kinds = {kind for kind, _ in fake.calls}
-    assert kinds <= {"call", "run_async", "advance"}
+    assert kinds <= {"call", "run_async", "advance", "note"}
 
 
 def test_a_misspelt_hookimpl_is_an_error_that_names_it() -> None:

@@ -90,6 +90,7 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
                       "conditions": len(result.conditions)}
     return {
         "notes": notes,
+        "execution": list(prov.execution),
         "sequential": sequential,
         "experiment": result.experiment,
         "passed": result.passed,
@@ -182,6 +183,8 @@ def summary_lines(payload: Mapping[str, Any], *, title: str | None = None, verbo
     table = summary_table(payload)
     lines += ["  no metrics recorded"] if table is None else table.lines(indent="  ")
     lines += [f"  {note}" for note in _notes(payload)]
+    if verbose:
+        lines += [f"  execution: {note}" for note in payload.get("execution", ())]
     for verdict in payload["verdicts"]:
         lines += verdict_lines(verdict, verbose=verbose)
     lines += [f"  {note}" for note in _run_notes(payload)]

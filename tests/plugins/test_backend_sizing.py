@@ -1,0 +1,135 @@
+"""Backends that choose well: trivial work runs serially and says so, real work goes to the pool."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_crystallize import (
+    AsyncExecution,
+    ConfigurationError,
+    FrozenContext,
+    ParallelExecution,
+    Treatment,
+    run_experiment,
+)
+from pytest_crystallize.plugins import sizing
+from pytest_crystallize.plugins.execution import available_cpus
+from pytest_crystallize.plugins.sizing import chunk_size
+
+TWO_CPUS = pytest.mark.skipif(available_cpus() < 2, reason="a pool gains nothing on one CPU")
+
+
+def _where(ctx: FrozenContext, seconds: float = 0.0, pids: str | None = None) -> None:
+    if seconds:
+        time.sleep(seconds)
+    if pids is not None:
+        Path(pids, f"{os.getpid()}-{threading.get_ident()}").touch()
+    ctx.metrics.add("v", ctx.rng.normal())
+
+
+def _options(**extra: Any) -> dict[str, Any]:
+    return {"name": "sized", "seed": 6, "treatments": [Treatment("t", {})], **extra}
+
+
+def _processes(directory: Path) -> set[int]:
+    return {int(p.name.split("-")[0]) for p in directory.iterdir()}
+
+
+def test_trivial_replicates_run_serially_here_and_the_note_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The decision, not the calibration: on a loaded machine even trivial tasks may measure slow.
+    monkeypatch.setattr(sizing, "PROCESS_POOL_SECONDS", 10.0)
+    result = run_experiment(_where, replicates=300, plugins=[ParallelExecution()],
+                            **_options(arguments={"pids": str(tmp_path)}))
+    assert _processes(tmp_path) == {os.getpid()}
+    [note] = result.provenance.execution
+    assert note.startswith("ParallelExecution: the 600 replicate tasks ran serially: about ")
+    assert "too little to gain from" in note
+    serial = run_experiment(_where, replicates=300, **_options())
+    assert result.values.tolist() == serial.values.tolist()
+
+
+@TWO_CPUS
+def test_replicates_worth_a_pool_go_to_worker_processes_in_chunks(tmp_path: Path) -> None:
+    result = run_experiment(_where, replicates=30, plugins=[ParallelExecution()],
+                            **_options(arguments={"pids": str(tmp_path), "seconds": 0.03}))
+    assert len(_processes(tmp_path) - {os.getpid()}) >= 2
+    [note] = result.provenance.execution
+    assert "in chunks of up to 1 on 2 worker processes" in note  # 30 ms each: a task is worth a chunk
+    serial = run_experiment(_where, replicates=30, **_options())
+    assert result.values.tolist() == serial.values.tolist()
+
+
+def test_async_execution_runs_quick_sync_replicates_serially_after_a_first_wave(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sizing, "THREAD_POOL_SECONDS", 10.0)  # the decision, not the calibration (see above)
+    result = run_experiment(_where, replicates=200, plugins=[AsyncExecution()],
+                            **_options(arguments={"pids": str(tmp_path)}))
+    [note] = result.provenance.execution
+    assert "replicate tasks ran serially" in note
+    threads = {p.name for p in tmp_path.iterdir()}
+    assert len(threads) <= AsyncExecution().limit + 1  # the first wave's threads and this one, not a task each
+    assert result.values.tolist() == run_experiment(_where, replicates=200, **_options()).values.tolist()
+
+
+def test_async_execution_overlaps_sync_replicates_that_wait() -> None:
+    lock = threading.Lock()
+    state = {"now": 0, "peak": 0}
+
+    def waits(ctx: FrozenContext) -> None:
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.02)
+        with lock:
+            state["now"] -= 1
+        ctx.metrics.add("v", 1.0)
+
+    result = run_experiment(waits, replicates=40, plugins=[AsyncExecution(max_workers=8)])
+    assert state["peak"] == 8
+    assert "in chunks of up to 1 on 8 threads" in result.provenance.execution[0]
+
+
+def test_verbose_summary_says_how_the_replicates_ran(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_quick="""
+        import pytest
+        from pytest_crystallize import ParallelExecution
+
+        @pytest.mark.experiment(replicates=50, plugins=[ParallelExecution()])
+        def experiment_quick(ctx):
+            ctx.metrics.add("v", ctx.rng.normal())
+    """)
+    verbose = pytester.runpytest("--crystallize", "-p", "no:xdist", "-v")
+    verbose.assert_outcomes(passed=1)
+    verbose.stdout.fnmatch_lines([
+        "*execution: ParallelExecution: the 50 replicate tasks ran serially: about * each*too little to gain from*",
+    ])
+    quiet = pytester.runpytest("--crystallize", "-p", "no:xdist")
+    assert "execution:" not in quiet.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("per_task", "tasks", "workers", "expected"),
+    [
+        (0.001, 1000, 2, 20),  # 20 ms of work per chunk
+        (0.0001, 1000, 2, 200),
+        (0.00001, 1000, 2, 500),  # never more than an even share per worker
+        (0.05, 80, 2, 1),  # a task is worth its own chunk
+        (0.0, 80, 2, 10),  # unmeasured: four chunks per worker
+    ],
+)
+def test_chunk_size_known_answers(per_task: float, tasks: int, workers: int, expected: int) -> None:
+    assert chunk_size(per_task, tasks, workers) == expected
+
+
+def test_auto_is_the_default_and_a_bad_value_names_itself() -> None:
+    assert ParallelExecution().max_workers == "auto"
+    assert AsyncExecution(None).max_workers == "auto"
+    with pytest.raises(ConfigurationError, match="max_workers must be an integer >= 1 or 'auto', got 'many'"):
+        ParallelExecution("many")  # type: ignore[arg-type]
