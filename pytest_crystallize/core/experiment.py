@@ -30,12 +30,13 @@ from pytest_crystallize.core.defaults import (
     DEFAULT_SEED,
     DEFAULT_SPENDING,
     MAX_REPLICATES,
+    TARGET_POWER,
 )
 from pytest_crystallize.core.evaluators import Evaluator, check_evaluators
 from pytest_crystallize.core.hypotheses import Hypothesis, attached_hypotheses
 from pytest_crystallize.core.treatments import BASELINE, Treatment, check_treatments, merge_params
 from pytest_crystallize.core.typed_config import field_names
-from pytest_crystallize.core.vocabulary import CORRECTIONS, SPENDING, Correction, Spending
+from pytest_crystallize.core.vocabulary import CORRECTIONS, FUTILITY, SPENDING, Correction, Futility, Spending
 from pytest_crystallize.errors import ConfigurationError, DataSourceError, TreatmentError
 
 __all__ = [
@@ -61,6 +62,12 @@ class SequentialDesign:
 
     looks: int = DEFAULT_LOOKS
     spending: Spending = DEFAULT_SPENDING
+    #: Futility stops: ``"none"``, ``"non_binding"`` (``futility=True``) or ``"binding"``.
+    futility: Futility = "none"
+    #: The beta-spending function of the futility bounds.
+    futility_spending: Spending = "hsd"
+    #: The power ``max_replicates`` is taken to give at the design alternative; futility spends ``1 - power``.
+    power: float = TARGET_POWER
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +143,9 @@ class Experiment:
         max_replicates: int | None = None,
         looks: int = DEFAULT_LOOKS,
         spending: Spending = DEFAULT_SPENDING,
+        futility: bool | str = False,
+        futility_spending: Spending = "hsd",
+        power: float = TARGET_POWER,
         evaluators: Iterable[Callable[..., Any]] | Mapping[str, Callable[..., Any]] = (),
         localns: Mapping[str, Any] | None = None,
         timeout: float | None = None,
@@ -151,7 +161,9 @@ class Experiment:
         in ``looks`` groups, stopping once every hypothesis is decided (see
         :mod:`pytest_crystallize.core.analysis`). With an integer
         ``replicates`` (for instance from ``--crystallize-replicates``) the
-        sequential options are ignored.
+        sequential options are ignored. ``futility=True`` adds non-binding
+        futility stops (``"binding"``: binding ones) spending ``1 - power``
+        with ``futility_spending``.
 
         A parameter annotated with a dataclass or a Pydantic model (and not a
         datasource or given argument) is bound from the context (see
@@ -191,7 +203,9 @@ class Experiment:
             if spending not in SPENDING:
                 msg = f"{where}: unknown spending {spending!r}; use one of {', '.join(SPENDING)}"
                 raise ConfigurationError(msg)
-            sequential = SequentialDesign(looks=looks, spending=spending)
+            sequential = SequentialDesign(
+                looks=looks, spending=spending, **_futility_options(where, futility, futility_spending, power)
+            )
             replicates = max_replicates
         elif isinstance(replicates, str):
             msg = f"{where}: replicates must be an integer >= 1 or 'auto', got {replicates!r}"
@@ -356,6 +370,24 @@ def _bound_paths(bindings: Iterable[Binding]) -> tuple[tuple[str, ...], ...]:
             out.append((binding.parameter,))
         out += [(name,) for name in field_names(binding.model)]  # a top-level binding reads these keys
     return tuple(out)
+
+
+def _futility_options(where: str, futility: object, spending: object, power: object) -> dict[str, Any]:
+    """The futility fields of a :class:`SequentialDesign`, checked; ``futility=True`` means non-binding."""
+    if futility is True or futility is False or futility is None:
+        mode: object = "non_binding" if futility else "none"
+    else:
+        mode = futility
+    if mode not in FUTILITY:
+        msg = f"{where}: futility must be True, False, 'non_binding' or 'binding', got {futility!r}"
+        raise ConfigurationError(msg)
+    if spending not in SPENDING:
+        msg = f"{where}: unknown futility_spending {spending!r}; use one of {', '.join(SPENDING)}"
+        raise ConfigurationError(msg)
+    if isinstance(power, bool) or not isinstance(power, (int, float)) or not 0 < power < 1:
+        msg = f"{where}: power must be a number strictly between 0 and 1 (the design's power), got {power!r}"
+        raise ConfigurationError(msg)
+    return {"futility": mode, "futility_spending": spending, "power": float(power)}
 
 
 def _check_params(where: str, owner: str, params: Mapping[str, Any]) -> None:

@@ -353,6 +353,9 @@ def run_experiment(
     max_replicates: int | None = None,
     looks: int | None = None,
     spending: Spending | None = None,
+    futility: bool | str | None = None,
+    futility_spending: Spending | None = None,
+    power: float | None = None,
     evaluators: Any = None,
     localns: Mapping[str, Any] | None = None,
     timeout: float | None = None,
@@ -368,7 +371,9 @@ def run_experiment(
     datasources, ``arguments`` gives fixed values for other parameters.
     Hypotheses stacked on ``function`` with ``@hypothesis`` count too.
     ``replicates="auto"`` with ``max_replicates``, ``looks`` and ``spending``
-    runs a sequential design that stops once every hypothesis is decided.
+    runs a sequential design that stops once every hypothesis is decided;
+    ``futility=True`` (with ``futility_spending`` and ``power``) also stops
+    hypotheses that cannot reach significance.
     ``treatments`` may come from ``grid(...)`` or ``load_config(...)``;
     ``evaluators`` score the function's return value per replicate;
     parameters annotated with a dataclass or Pydantic model are bound from
@@ -392,7 +397,7 @@ def run_experiment(
         "replicates": replicates, "seed": seed, "treatments": treatments, "hypotheses": hypotheses,
         "plugins": plugins, "alpha": alpha, "correction": correction, "params": params,
         "max_replicates": max_replicates, "looks": looks, "spending": spending, "evaluators": evaluators,
-        "timeout": timeout,
+        "timeout": timeout, "futility": futility, "futility_spending": futility_spending, "power": power,
     }
     where = f"experiment {name or getattr(function, '__name__', repr(function))!r}"
     # What neither sets keeps Experiment.define's defaults.

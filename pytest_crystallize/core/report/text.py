@@ -173,8 +173,9 @@ def verdict_lines(v: Mapping[str, Any], *, verbose: bool = False) -> list[str]:
     p = f"p {_fmt(v['p_value'])}"
     if v.get("p_adjusted") is not None and v["p_adjusted"] != v["p_value"]:
         p += f" (adjusted {_fmt(v['p_adjusted'])})"
+    design = f"{d['design']}, " if isinstance(d.get("design"), str) else ""
     line = (f"{head}: diff {_fmt(v['difference'], True)}{_pct(d.get('relative_difference'))}{ci}"
-            f"{_margin(v, d)}{effect}, {p}, {v['test']}: {v['reason'].split(':')[0]}")
+            f"{_margin(v, d)}{effect}, {p}, {design}{v['test']}: {v['reason'].split(':')[0]}")
     lines = [line]
     if verbose:
         lines.append(f"       test choice: {d.get('test_reason', '')}")

@@ -61,7 +61,7 @@ difference) get the exact permutation p-value; ``degenerate`` says why, and
 
 from __future__ import annotations
 
-from pytest_crystallize.core.vocabulary import CORRECTIONS, DIRECTIONS, SPENDING
+from pytest_crystallize.core.vocabulary import CORRECTIONS, DIRECTIONS, FUTILITY, SPENDING
 
 from ._binary import binary_outcome
 from ._comparison import Comparison, NoVariation
@@ -75,6 +75,7 @@ from ._two_sample import compare
 __all__ = [
     "CORRECTIONS",
     "DIRECTIONS",
+    "FUTILITY",
     "SPENDING",
     "TESTS",
     "Comparison",
