@@ -4,7 +4,9 @@
 :class:`Comparison`; ``describe(values)`` summarises one sample;
 ``adjust_pvalues`` corrects a family of p-values; ``power`` and
 ``replicates_needed`` plan t-test experiments; :class:`SequentialPlan` lets
-an experiment stop early at planned looks.
+an experiment stop early at planned looks (for success or futility);
+``anytime_test`` checks a hypothesis after every replicate with an
+e-process that stays valid whenever the run stops.
 
 Choosing a test (``test="auto"``):
 
@@ -63,6 +65,7 @@ from __future__ import annotations
 
 from pytest_crystallize.core.vocabulary import CORRECTIONS, DIRECTIONS, FUTILITY, SPENDING
 
+from ._anytime import ANYTIME_METHODS, AnytimeOutcome, anytime_test, betting_capital, t_mixture_bayes_factor
 from ._binary import binary_outcome
 from ._comparison import Comparison, NoVariation
 from ._corrections import adjust_pvalues
@@ -73,19 +76,24 @@ from ._sequential import SequentialPlan
 from ._two_sample import compare
 
 __all__ = [
+    "ANYTIME_METHODS",
     "CORRECTIONS",
     "DIRECTIONS",
     "FUTILITY",
     "SPENDING",
     "TESTS",
+    "AnytimeOutcome",
     "Comparison",
     "NoVariation",
     "SequentialPlan",
     "Summary",
     "adjust_pvalues",
+    "anytime_test",
+    "betting_capital",
     "binary_outcome",
     "compare",
     "describe",
     "power",
     "replicates_needed",
+    "t_mixture_bayes_factor",
 ]
