@@ -110,7 +110,8 @@ def t_mixture_bayes_factor(differences: np.ndarray, scale: float) -> np.ndarray:
     log_bf = -0.5 * np.log1p(ng) + 0.5 * n * ratio
     if len(log_bf):
         log_bf[0] = 0.0
-    return np.exp(np.minimum(log_bf, 700.0))
+    bf: np.ndarray = np.exp(np.minimum(log_bf, 700.0))
+    return bf
 
 
 def _t_squared(d: np.ndarray) -> np.ndarray:
