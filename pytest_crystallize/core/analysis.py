@@ -136,11 +136,22 @@ class SequentialMonitor:
                 state.futile_at = look
         return look == len(self.schedule) or not any(s.open for s in self._states)
 
-    def verdicts(self) -> tuple[Verdict, ...]:
-        """One verdict per pair, from the look at which it was decided (or the last one)."""
-        return tuple(self._verdict(s, s.latest) for s in self._states if s.latest is not None)
+    def verdicts(self, *, stopped_by: str = "") -> tuple[Verdict, ...]:
+        """One verdict per pair, from the look at which it was decided (or the last one taken).
 
-    def _verdict(self, state: _PairState, pair: PairComparison) -> Verdict:
+        ``stopped_by`` names what ended the run before its design did
+        (``"budget"``): the open pairs say so; a pair without any look fails.
+        """
+        return tuple(
+            self._verdict(s, s.latest, stopped_by) if s.latest is not None else build_verdict(
+                self.experiment, PairComparison(
+                    s.hypothesis, s.treatment, None, f"stopped by {stopped_by} before the first look: no claim"
+                ), math.nan,
+            )
+            for s in self._states
+        )
+
+    def _verdict(self, state: _PairState, pair: PairComparison, stopped_by: str = "") -> Verdict:
         look = state.decided_at or state.futile_at or self.looks_taken
         plan = state.plan
         nominal, spent = plan.nominal_alpha(look), plan.cumulative_alpha(look)
@@ -151,9 +162,9 @@ class SequentialMonitor:
             "replicates": plan.schedule[look - 1], "max_replicates": plan.max_replicates,
             "nominal_alpha": nominal, "alpha_spent": spent, "plan_alpha": plan.alpha,
             "spending": plan.spending, "futility": plan.futility,
-            "stopped": "efficacy" if state.decided_at else "futility" if state.futile_at else "last look",
+            "stopped": "efficacy" if state.decided_at else "futility" if state.futile_at else stopped_by or "last look",
         }
-        outcome = ""
+        outcome = f"stopped by {stopped_by} after look {look} of {looks}" if stopped_by and state.open else ""
         threshold = f"boundary {nominal:.3g} (alpha spent {spent:.3g} of {plan.alpha:g})"
         if plan.futility != "none":
             futility_p = plan.futility_p(look)

@@ -32,14 +32,25 @@ from pytest_crystallize.core.defaults import (
     MAX_REPLICATES,
     TARGET_POWER,
 )
+from pytest_crystallize.core.designs import (
+    ANYTIME,
+    AUTO,
+    AnytimeDesign,
+    SequentialDesign,
+    check_anytime_hypotheses,
+    choose_design,
+)
 from pytest_crystallize.core.evaluators import Evaluator, check_evaluators
 from pytest_crystallize.core.hypotheses import Hypothesis, attached_hypotheses
 from pytest_crystallize.core.treatments import BASELINE, Treatment, check_treatments, merge_params
 from pytest_crystallize.core.typed_config import field_names
-from pytest_crystallize.core.vocabulary import CORRECTIONS, FUTILITY, SPENDING, Correction, Futility, Spending
+from pytest_crystallize.core.vocabulary import CORRECTIONS, Correction, Spending
 from pytest_crystallize.errors import ConfigurationError, DataSourceError, TreatmentError
 
 __all__ = [
+    "ANYTIME",
+    "AUTO",
+    "AnytimeDesign",
     "Condition",
     "Experiment",
     "SequentialDesign",
@@ -49,25 +60,6 @@ __all__ = [
 ]
 
 CONTEXT_PARAMETER: Final = "ctx"
-#: ``replicates=AUTO`` asks for a sequential design.
-AUTO: Final = "auto"
-
-
-@dataclass(frozen=True, slots=True)
-class SequentialDesign:
-    """How a sequential experiment (``replicates="auto"``) looks at its data: ``looks`` and the spending function.
-
-    The look-by-look engine is :class:`~pytest_crystallize.core.analysis.SequentialMonitor`.
-    """
-
-    looks: int = DEFAULT_LOOKS
-    spending: Spending = DEFAULT_SPENDING
-    #: Futility stops: ``"none"``, ``"non_binding"`` (``futility=True``) or ``"binding"``.
-    futility: Futility = "none"
-    #: The beta-spending function of the futility bounds.
-    futility_spending: Spending = "hsd"
-    #: The power ``max_replicates`` is taken to give at the design alternative; futility spends ``1 - power``.
-    power: float = TARGET_POWER
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +98,8 @@ class Experiment:
     arguments: Mapping[str, Any]
     takes_ctx: bool
     sequential: SequentialDesign | None = None
+    #: Anytime-valid monitoring (``replicates="anytime"``); ``replicates`` is then the most to run.
+    anytime: AnytimeDesign | None = None
     evaluators: tuple[Evaluator, ...] = ()
     bindings: tuple[Binding, ...] = ()
     #: Seconds one replicate may run before it is stopped as a ReplicateTimeout error; None: no limit.
@@ -157,6 +151,9 @@ class Experiment:
         values such as pytest fixtures), ``lookup(name)``, a ``@data_source`` of
         that name in the function's module, then the datasource registry.
 
+        ``replicates="anytime"`` checks every hypothesis after every replicate
+        with an anytime-valid test, up to ``max_replicates`` (see
+        :mod:`pytest_crystallize.core.anytime`).
         ``replicates="auto"`` runs a sequential design: up to ``max_replicates``
         in ``looks`` groups, stopping once every hypothesis is decided (see
         :mod:`pytest_crystallize.core.analysis`). With an integer
@@ -190,25 +187,20 @@ class Experiment:
             if value is not None and not isinstance(value, Mapping):
                 msg = f"{where}: {option} must be a mapping of names to values, e.g. {{'k': 1}}; got {value!r:.60}"
                 raise ConfigurationError(msg)
-        sequential = None
-        if replicates == AUTO:
+        sequential: SequentialDesign | None = None
+        anytime: AnytimeDesign | None = None
+        if replicates in (AUTO, ANYTIME):
             if max_replicates is None:
-                msg = f"{where}: replicates='auto' needs max_replicates=, the most replicates to run"
+                msg = f"{where}: replicates={replicates!r} needs max_replicates=, the most replicates to run"
                 raise ConfigurationError(msg)
             _check_int(where, "max_replicates", max_replicates, minimum=2, maximum=MAX_REPLICATES)
             _check_int(where, "looks", looks, minimum=1)
-            if looks > max_replicates:
-                msg = f"{where}: looks={looks} exceeds max_replicates={max_replicates}"
-                raise ConfigurationError(msg)
-            if spending not in SPENDING:
-                msg = f"{where}: unknown spending {spending!r}; use one of {', '.join(SPENDING)}"
-                raise ConfigurationError(msg)
-            sequential = SequentialDesign(
-                looks=looks, spending=spending, **_futility_options(where, futility, futility_spending, power)
+            sequential, anytime = choose_design(
+                where, str(replicates), max_replicates, looks, spending, futility, futility_spending, power
             )
             replicates = max_replicates
         elif isinstance(replicates, str):
-            msg = f"{where}: replicates must be an integer >= 1 or 'auto', got {replicates!r}"
+            msg = f"{where}: replicates must be an integer >= 1, 'auto' or 'anytime', got {replicates!r}"
             raise ConfigurationError(msg)
         _check_int(where, "replicates", replicates, minimum=1, maximum=MAX_REPLICATES)
         _check_int(where, "seed", seed, minimum=0)
@@ -242,9 +234,12 @@ class Experiment:
                 msg = f"{where}: hypotheses must be made with hypothesis(...), got {h!r}"
                 raise ConfigurationError(msg)
             h.check(where)
-        if sequential is not None and not all_hypotheses:
-            msg = f"{where}: replicates='auto' stops when every hypothesis is decided, but there are none"
+        if (sequential or anytime) is not None and not all_hypotheses:
+            mode = AUTO if sequential is not None else ANYTIME
+            msg = f"{where}: replicates={mode!r} stops when every hypothesis is decided, but there are none"
             raise ConfigurationError(msg)
+        if anytime is not None:
+            check_anytime_hypotheses(where, all_hypotheses)
         if all_hypotheses and not checked_treatments:
             msg = (
                 f"{where}: has hypotheses but no treatments to compare with the baseline; "
@@ -263,7 +258,7 @@ class Experiment:
             alpha=float(alpha), correction=correction,
             params=MappingProxyType(baseline),
             datasources=MappingProxyType(sources), arguments=MappingProxyType(fixed),
-            takes_ctx=takes_ctx, sequential=sequential,
+            takes_ctx=takes_ctx, sequential=sequential, anytime=anytime,
             evaluators=check_evaluators(where, evaluators, sources), bindings=bound,
             timeout=None if timeout is None else float(timeout),
         )
@@ -370,24 +365,6 @@ def _bound_paths(bindings: Iterable[Binding]) -> tuple[tuple[str, ...], ...]:
             out.append((binding.parameter,))
         out += [(name,) for name in field_names(binding.model)]  # a top-level binding reads these keys
     return tuple(out)
-
-
-def _futility_options(where: str, futility: object, spending: object, power: object) -> dict[str, Any]:
-    """The futility fields of a :class:`SequentialDesign`, checked; ``futility=True`` means non-binding."""
-    if futility is True or futility is False or futility is None:
-        mode: object = "non_binding" if futility else "none"
-    else:
-        mode = futility
-    if mode not in FUTILITY:
-        msg = f"{where}: futility must be True, False, 'non_binding' or 'binding', got {futility!r}"
-        raise ConfigurationError(msg)
-    if spending not in SPENDING:
-        msg = f"{where}: unknown futility_spending {spending!r}; use one of {', '.join(SPENDING)}"
-        raise ConfigurationError(msg)
-    if isinstance(power, bool) or not isinstance(power, (int, float)) or not 0 < power < 1:
-        msg = f"{where}: power must be a number strictly between 0 and 1 (the design's power), got {power!r}"
-        raise ConfigurationError(msg)
-    return {"futility": mode, "futility_spending": spending, "power": float(power)}
 
 
 def _check_params(where: str, owner: str, params: Mapping[str, Any]) -> None:

@@ -12,6 +12,7 @@ crashes. Running the tasks themselves is :mod:`pytest_crystallize.core.replicate
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import threading
@@ -25,6 +26,8 @@ import numpy as np
 import pluggy
 
 from pytest_crystallize.core.analysis import SequentialMonitor, evaluate, warn_low_power
+from pytest_crystallize.core.anytime import MIN_PAIRS, AnytimeMonitor
+from pytest_crystallize.core.budget import BUDGET, BUDGET_BATCHES, Deadline, cut_short, replicate_steps
 from pytest_crystallize.core.context import MetricSink
 from pytest_crystallize.core.experiment import Experiment
 from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager, register_plugins, worker_plugins
@@ -101,9 +104,11 @@ class ExperimentRunner:
 
     def __init__(
         self, experiment: Experiment, *, plugin_manager: pluggy.PluginManager | None = None,
-        journal: Journal | None = None, resume: bool = False,
+        journal: Journal | None = None, resume: bool = False, deadline: Deadline | None = None,
     ) -> None:
         self.experiment = experiment
+        #: When the time budget runs out: the run stops at the next batch boundary after it (see ``budget``).
+        self.deadline = deadline
         #: Where finished tasks are kept as they complete; ``resume`` runs only the tasks it lacks.
         self.journal = journal
         self.resume = resume
@@ -145,10 +150,11 @@ class ExperimentRunner:
             total = len(self.tasks())
             progress = run_batch.progress = _Progress(experiment, hook.crystallize_replicates_progress, total)
         try:
-            if experiment.sequential is None:
-                batches = self._execute(hook, run_batch, self.tasks())
-                result = self._collect(batches, started_at, clock)
-                result = _with(result, verdicts=evaluate(experiment, result))
+            if experiment.anytime is not None:
+                result = self._run_anytime(AnytimeMonitor(experiment, experiment.anytime), hook, run_batch,
+                                           started_at, clock)
+            elif experiment.sequential is None:
+                result = self._run_fixed(hook, run_batch, started_at, clock)
             else:
                 monitor = SequentialMonitor(experiment, experiment.sequential)
                 result = self._run_looks(monitor, hook, run_batch, started_at, clock)
@@ -218,23 +224,77 @@ class ExperimentRunner:
             done = _complete_replicates(finished, names)
             setattr(exc, PARTIAL_RESULT, self._collect(finished, started_at, clock, replicates=done))
 
+    def _out_of_time(self) -> bool:
+        return self.deadline is not None and self.deadline.passed
+
+    def _run_until(self, hook: Any, run_batch: BatchRunner, start: int, stop: int) -> int:
+        """Run replicates ``start..stop`` (in budget-sized batches); return how far it got before the deadline."""
+        for low, high in replicate_steps(start, stop, self.deadline):
+            self._execute(hook, run_batch, self.tasks(low, high))  # adds to self._finished
+            if high < stop and self._out_of_time():
+                return high
+        return stop
+
+    def _run_fixed(self, hook: Any, run_batch: BatchRunner, started_at: str, clock: float) -> ExperimentResult:
+        """A fixed design: every replicate, then one test; cut short by the budget, its verdicts are not valid."""
+        planned = self.experiment.replicates
+        done = self._run_until(hook, run_batch, 0, planned)
+        result = self._collect(self._finished, started_at, clock, replicates=done)
+        verdicts = evaluate(self.experiment, result)
+        if done == planned:
+            return _with(result, verdicts=verdicts)
+        provenance = replace(result.provenance, max_replicates=planned, stopped_by=BUDGET)
+        return _with(result, verdicts=cut_short(verdicts, done, planned), provenance=provenance)
+
     def _run_looks(
         self, monitor: SequentialMonitor, hook: Any, run_batch: BatchRunner, started_at: str, clock: float
     ) -> ExperimentResult:
-        """A sequential run: a look at a time, until every hypothesis is decided."""
+        """A sequential run: a look at a time, until every hypothesis is decided (or the budget is spent)."""
         experiment = self.experiment
         done = 0
+        stopped_by = ""
         for look, upto in enumerate(monitor.schedule, start=1):
-            self._execute(hook, run_batch, self.tasks(done, upto))  # adds to self._finished
-            done = upto
+            done = self._run_until(hook, run_batch, done, upto)
             result = self._collect(self._finished, started_at, clock, replicates=done)
+            if done < upto:  # the budget ran out inside this look: keep the verdicts of the last one
+                stopped_by = BUDGET
+                break
             if monitor.observe(result, look):
+                break
+            if look < len(monitor.schedule) and self._out_of_time():
+                stopped_by = BUDGET
                 break
         provenance = replace(
             result.provenance, max_replicates=experiment.replicates, looks=len(monitor.schedule),
-            looks_taken=monitor.looks_taken,
+            looks_taken=monitor.looks_taken, stopped_by=stopped_by or None,
         )
-        return _with(result, verdicts=monitor.verdicts(), provenance=provenance)
+        return _with(result, verdicts=monitor.verdicts(stopped_by=stopped_by), provenance=provenance)
+
+    def _run_anytime(
+        self, monitor: AnytimeMonitor, hook: Any, run_batch: BatchRunner, started_at: str, clock: float
+    ) -> ExperimentResult:
+        """An anytime run: every hypothesis tested after every replicate, until all are decided or time is up.
+
+        Replicates run in growing batches (a quarter of those done, at most
+        1/20th of the most), and the monitor walks each batch replicate by
+        replicate, so the batch size changes the work, not the decisions.
+        """
+        total = self.experiment.replicates
+        done = 0
+        stopped_by = ""
+        while True:
+            step = max(MIN_PAIRS, min(math.ceil(total / BUDGET_BATCHES), done // 4))
+            done = self._run_until(hook, run_batch, done, min(total, done + step))
+            result = self._collect(self._finished, started_at, clock, replicates=done)
+            if monitor.observe(result) or done == total:
+                break
+            if self._out_of_time():
+                stopped_by = BUDGET
+                break
+        provenance = replace(
+            result.provenance, max_replicates=total, anytime=True, stopped_by=stopped_by or None,
+        )
+        return _with(result, verdicts=monitor.verdicts(result, stopped_by=stopped_by), provenance=provenance)
 
     def _collect(
         self, batches: Sequence[ReplicateBatch], started_at: str, clock: float, *, replicates: int | None = None
@@ -361,6 +421,7 @@ def run_experiment(
     timeout: float | None = None,
     journal: str | os.PathLike[str] | None = None,
     resume: bool = False,
+    budget: float | None = None,
 ) -> ExperimentResult:
     """Run ``function`` as an experiment from a script or notebook and return its result.
 
@@ -385,6 +446,10 @@ def run_experiment(
     ``journal`` names a store directory (such as ``".crystallize"``) whose
     journal keeps the finished replicates while the run goes; after an
     interruption, ``resume=True`` runs only the ones it lacks.
+
+    ``budget`` (seconds) stops the run when the time is spent: an anytime
+    design's verdicts stay valid, a sequential design keeps those of its
+    last look, a fixed design's fail as not valid (see :mod:`~pytest_crystallize.core.budget`).
 
     Works from sync code and from inside a running event loop (an async
     experiment then runs on a loop in a worker thread); in ``async`` code,
@@ -422,6 +487,12 @@ def run_experiment(
     elif resume:
         msg = f"{where}: resume=True needs journal= (the store directory whose journal to resume from)"
         raise ConfigurationError(msg)
-    result = ExperimentRunner(experiment, plugin_manager=manager, journal=kept, resume=resume).run()
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0):
+        msg = f"{where}: budget must be a number of seconds > 0 (or None for no limit), got {budget!r}"
+        raise ConfigurationError(msg)
+    deadline = None if budget is None else Deadline.after(float(budget))
+    result = ExperimentRunner(
+        experiment, plugin_manager=manager, journal=kept, resume=resume, deadline=deadline
+    ).run()
     warn_low_power(experiment.function, result)
     return result

@@ -70,7 +70,8 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
     if prov.max_replicates is not None:
         sequential = {"replicates": prov.replicates, "max_replicates": prov.max_replicates,
                       "looks": prov.looks, "looks_taken": prov.looks_taken,
-                      "conditions": len(result.conditions)}
+                      "conditions": len(result.conditions), "anytime": prov.anytime,
+                      "stopped_by": prov.stopped_by}
     return {
         "notes": notes,
         "sequential": sequential,
@@ -135,15 +136,26 @@ def summary_lines(payload: Mapping[str, Any], *, title: str | None = None, verbo
         lines += verdict_lines(verdict, verbose=verbose)
     seq = payload.get("sequential")
     if seq:
-        saved = (seq["max_replicates"] - seq["replicates"]) * seq["conditions"]
-        lines.append(
-            f"  sequential: stopped at look {seq['looks_taken']} of {seq['looks']} after "
-            f"{seq['replicates']} of {seq['max_replicates']} replicates per condition; "
-            f"saved {saved} replicate runs"
-        )
+        lines.append(_stop_line(seq))
     if payload["error_count"]:
         lines.append(f"  {payload['error_count']} replicate error(s); first: {_error_headline(payload['first_error'])}")
     return lines
+
+
+def _stop_line(seq: Mapping[str, Any]) -> str:
+    """How a sequential, anytime or budget-stopped run ended, and the replicate runs it saved."""
+    of = f"{seq['replicates']} of {seq['max_replicates']} replicates per condition"
+    if seq.get("stopped_by") == "budget":
+        if seq.get("looks") is not None:
+            at = f"at look {seq['looks_taken']} of {seq['looks']}" if seq["looks_taken"] else "before the first look"
+            return f"  sequential: stopped by the time budget {at} after {of}; verdicts of the last look taken"
+        if seq.get("anytime"):
+            return f"  anytime: stopped by the time budget after {of}; the verdicts are valid at this stop"
+        return f"  budget: stopped by the time budget after {of}; a fixed design cut short makes no claim"
+    saved = f"saved {(seq['max_replicates'] - seq['replicates']) * seq['conditions']} replicate runs"
+    if seq.get("looks") is not None:
+        return f"  sequential: stopped at look {seq['looks_taken']} of {seq['looks']} after {of}; {saved}"
+    return f"  anytime: stopped after {of} (verdicts valid at any stop); {saved}"
 
 
 def _pct(value: object) -> str:

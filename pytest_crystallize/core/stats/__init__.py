@@ -65,7 +65,14 @@ from __future__ import annotations
 
 from pytest_crystallize.core.vocabulary import CORRECTIONS, DIRECTIONS, FUTILITY, SPENDING
 
-from ._anytime import ANYTIME_METHODS, AnytimeOutcome, anytime_test, betting_capital, t_mixture_bayes_factor
+from ._anytime import (
+    ANYTIME_METHODS,
+    AnytimeMethod,
+    AnytimeOutcome,
+    anytime_test,
+    betting_capital,
+    t_mixture_bayes_factor,
+)
 from ._binary import binary_outcome
 from ._comparison import Comparison, NoVariation
 from ._corrections import adjust_pvalues
@@ -82,6 +89,7 @@ __all__ = [
     "FUTILITY",
     "SPENDING",
     "TESTS",
+    "AnytimeMethod",
     "AnytimeOutcome",
     "Comparison",
     "NoVariation",

@@ -63,6 +63,7 @@ from pytest_crystallize.errors import StatisticsError
 
 __all__ = [
     "ANYTIME_METHODS",
+    "AnytimeMethod",
     "AnytimeOutcome",
     "anytime_test",
     "betting_capital",
