@@ -50,11 +50,11 @@ class Deadline:
         return time.time() >= self.at
 
 
-def replicate_steps(start: int, stop: int, deadline: Deadline | None) -> list[tuple[int, int]]:
-    """Replicate ranges to run from ``start`` to ``stop``: one without a deadline, about 1/20th of the run with one."""
+def replicate_steps(start: int, stop: int, total: int, deadline: Deadline | None) -> list[tuple[int, int]]:
+    """Replicate ranges to run from ``start`` to ``stop``: one without a deadline, else about ``total / 20`` each."""
     if deadline is None or stop <= start:
         return [(start, stop)]
-    size = max(1, math.ceil(stop / BUDGET_BATCHES))
+    size = max(1, math.ceil(total / BUDGET_BATCHES))
     return [(lo, min(stop, lo + size)) for lo in range(start, stop, size)]
 
 

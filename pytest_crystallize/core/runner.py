@@ -229,7 +229,7 @@ class ExperimentRunner:
 
     def _run_until(self, hook: Any, run_batch: BatchRunner, start: int, stop: int) -> int:
         """Run replicates ``start..stop`` (in budget-sized batches); return how far it got before the deadline."""
-        for low, high in replicate_steps(start, stop, self.deadline):
+        for low, high in replicate_steps(start, stop, self.experiment.replicates, self.deadline):
             self._execute(hook, run_batch, self.tasks(low, high))  # adds to self._finished
             if high < stop and self._out_of_time():
                 return high

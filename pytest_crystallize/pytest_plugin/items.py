@@ -132,6 +132,13 @@ class ExperimentItem(pytest.Function):
         except CrystallizeError as exc:
             raise ExperimentFailed(str(exc)) from None
         settings = self.crystallize_session.settings
+        deadline = None
+        if settings.deadline is not None:
+            from pytest_crystallize.core.budget import Deadline
+
+            deadline = Deadline(settings.deadline)
+            if deadline.passed:
+                pytest.skip(f"the crystallize budget of {settings.budget:g} s was spent before this experiment started")
         journal = None
         if settings.journal_root is not None:
             from pytest_crystallize.core.store.journal import Journal
@@ -139,7 +146,7 @@ class ExperimentItem(pytest.Function):
             journal = Journal.for_experiment(settings.journal_root, self.nodeid, experiment)
         try:
             result = ExperimentRunner(
-                experiment, plugin_manager=manager, journal=journal, resume=settings.resume,
+                experiment, plugin_manager=manager, journal=journal, resume=settings.resume, deadline=deadline,
             ).run()
         except BaseException as exc:
             if not isinstance(exc, Exception):  # Ctrl-C, pytest-timeout: show what finished

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,15 @@ def _add_experiment_options(group: pytest.OptionGroup, parser: pytest.Parser) ->
     )
     parser.addini("crystallize_timeout", default="none",
                   help="default per-replicate timeout in seconds, or none (default none)")
+    group.addoption(
+        "--crystallize-budget", metavar="SECONDS", default=None,
+        help="stop every experiment when SECONDS have passed since the session started: anytime designs "
+             "(replicates='anytime') stay valid, sequential ones keep the verdicts of their last look, fixed ones "
+             "fail as not valid; experiments not started by then are skipped ('none': no budget). "
+             "ini: crystallize_budget",
+    )
+    parser.addini("crystallize_budget", default="none",
+                  help="time budget of the session's experiments in seconds, or none (default none)")
 
 
 def _add_storage_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
@@ -214,6 +224,9 @@ class Settings:
     journal_root: Path | None = None
     #: Take what the journal holds and run only the missing replicates.
     resume: bool = False
+    #: ``--crystallize-budget`` in seconds, and the wall-clock time (``time.time()``) it ends; None: no budget.
+    budget: float | None = None
+    deadline: float | None = None
 
 
 def _integer(value: str, source: str, minimum: int) -> int:
@@ -283,10 +296,13 @@ def read_settings(config: pytest.Config) -> Settings:
         msg = f"ini option crystallize: {exc}; use true or false"
         raise pytest.UsageError(msg) from None
     journal = not config.getoption("crystallize_no_journal", None) and _flag(config, "crystallize_journal")
+    budget_text, budget_source, _ = _value(config, "crystallize_budget")
+    budget = _timeout(budget_text or "none", budget_source)
     return Settings(
         enabled=enabled, defaults=MappingProxyType(defaults), overrides=MappingProxyType(overrides),
         treatments=_treatments(config), progress=_progress(config), artifacts_root=_artifacts_root(config),
         journal_root=_store_root(config) if journal else None, resume=_flag(config, "crystallize_resume"),
+        budget=budget, deadline=None if budget is None else time.time() + budget,
     )
 
 

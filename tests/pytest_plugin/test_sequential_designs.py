@@ -29,3 +29,60 @@ def test_a_futile_hypothesis_fails_early_and_says_why(pytester: pytest.Pytester)
         "*sequential: stopped at look 1 of 4 after 20 of 80 replicates per condition; saved 120 replicate runs",
     ])
     result.stdout.fnmatch_lines(["*hypothesis 'x maximize' for treatment 't': stopped for futility at look 1 of 4:*"])
+
+
+ANYTIME = """
+    import time
+    import numpy as np
+    import pytest
+    from pytest_crystallize import Treatment, hypothesis
+
+    @pytest.mark.experiment(replicates="anytime", max_replicates=400, treatments=[Treatment("t", {"shift": 1.5})])
+    @hypothesis(metric="x", direction="maximize")
+    def experiment_anytime(ctx):
+        rng = np.random.default_rng([ctx.seed, len(ctx.condition)])
+        ctx.metrics.add("x", rng.normal() + ctx.get("shift", 0.0))
+
+    @pytest.mark.experiment(replicates="anytime", max_replicates=100_000, treatments=[Treatment("t")])
+    @hypothesis(metric="x", direction="maximize")
+    def experiment_slow(ctx):
+        time.sleep(0.005)
+        ctx.metrics.add("x", ctx.rng.normal())
+
+    @pytest.mark.experiment(replicates=20, treatments=[Treatment("t")])
+    @hypothesis(metric="x", direction="maximize")
+    def experiment_after_the_budget(ctx):
+        ctx.metrics.add("x", ctx.rng.normal())
+"""
+
+
+def test_an_anytime_experiment_names_its_design_and_the_replicates_saved(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(ANYTIME)
+    result = pytester.runpytest("--crystallize", "-k", "experiment_anytime")
+    result.assert_outcomes(passed=1, deselected=2)
+    result.stdout.fnmatch_lines([
+        "*PASS 'x maximize' t vs baseline: *, anytime design (t-mixture e-process, normal differences assumed), "
+        "t_mixture: significant",
+        "*anytime: stopped after * of 400 replicates per condition (verdicts valid at any stop); saved * replicate runs",
+    ])
+
+
+def test_the_budget_stops_a_running_experiment_and_skips_those_not_started(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(ANYTIME)
+    result = pytester.runpytest("--crystallize", "--crystallize-budget=3", "-k", "slow or after")
+    result.assert_outcomes(failed=1, skipped=1, deselected=1)
+    result.stdout.fnmatch_lines([
+        "*FAIL 'x maximize' t vs baseline: *t_mixture: stopped by budget after * of 100000 replicates (still valid)",
+        "*anytime: stopped by the time budget after * of 100000 replicates per condition; the verdicts are valid*",
+    ])
+    result = pytester.runpytest("--crystallize", "-rs", "-k", "after", "-o", "crystallize_budget=0.000001")
+    result.assert_outcomes(skipped=1, deselected=2)
+    result.stdout.fnmatch_lines(["*the crystallize budget of 1e-06 s was spent before this experiment started*"])
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "soon"])
+def test_a_bad_budget_is_a_usage_error(pytester: pytest.Pytester, value: str) -> None:
+    pytester.makepyfile(ANYTIME)
+    result = pytester.runpytest("--crystallize", f"--crystallize-budget={value}")
+    result.stderr.fnmatch_lines([f"*--crystallize-budget must be a number of seconds > 0, or none*{value!r}*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
