@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -422,6 +423,7 @@ def run_experiment(
     journal: str | os.PathLike[str] | None = None,
     resume: bool = False,
     budget: float | None = None,
+    confirm: str | os.PathLike[str] | None = None,
 ) -> ExperimentResult:
     """Run ``function`` as an experiment from a script or notebook and return its result.
 
@@ -451,6 +453,12 @@ def run_experiment(
     design's verdicts stay valid, a sequential design keeps those of its
     last look, a fixed design's fail as not valid (see :mod:`~pytest_crystallize.core.budget`).
 
+    ``confirm`` names a store directory: the run is confirmatory. It writes a
+    pre-registration there first, runs on a fresh seed stream no earlier run
+    used, and every verdict says whether it is a clean confirmation (see
+    :mod:`~pytest_crystallize.core.store.confirmations`). A marker's
+    ``confirm=True`` needs it.
+
     Works from sync code and from inside a running event loop (an async
     experiment then runs on a loop in a worker thread); in ``async`` code,
     ``await arun_experiment(...)`` runs it without blocking the loop.
@@ -467,6 +475,10 @@ def run_experiment(
     where = f"experiment {name or getattr(function, '__name__', repr(function))!r}"
     # What neither sets keeps Experiment.define's defaults.
     options = function_marker_options(function, where)
+    if options.get("confirm") and confirm is None:
+        msg = (f"{where}: confirm=True on the marker needs a store to pre-register in outside pytest: "
+               f"run_experiment(..., confirm='.crystallize')")
+        raise ConfigurationError(msg)
     for key in ITEM_OPTIONS:
         options.pop(key, None)
     options.update({key: value for key, value in given.items() if value is not None})
@@ -476,23 +488,36 @@ def run_experiment(
     )
     manager = make_plugin_manager(experiment.plugins)
     experiment = choose_conditions(experiment, manager.hook)
-    kept = None
-    if journal is not None:
-        from pathlib import Path
-
-        from pytest_crystallize.core.store.journal import Journal
-
-        identity = f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', experiment.name)}"
-        kept = Journal.for_experiment(Path(journal), f"{identity}::{experiment.name}", experiment)
-    elif resume:
+    if journal is None and resume:
         msg = f"{where}: resume=True needs journal= (the store directory whose journal to resume from)"
         raise ConfigurationError(msg)
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0):
         msg = f"{where}: budget must be a number of seconds > 0 (or None for no limit), got {budget!r}"
         raise ConfigurationError(msg)
     deadline = None if budget is None else Deadline.after(float(budget))
-    result = ExperimentRunner(
-        experiment, plugin_manager=manager, journal=kept, resume=resume, deadline=deadline
-    ).run()
+    module = f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', experiment.name)}"
+    identity = f"{module}::{experiment.name}"
+
+    def run(chosen: Experiment) -> ExperimentResult:
+        kept = None
+        if journal is not None:
+            from pytest_crystallize.core.store.journal import Journal
+
+            kept = Journal.for_experiment(Path(journal), identity, chosen)
+        return ExperimentRunner(chosen, plugin_manager=manager, journal=kept, resume=resume, deadline=deadline).run()
+
+    if confirm is None:
+        result = run(experiment)
+    else:
+        from pytest_crystallize.core.environment import git_info
+        from pytest_crystallize.core.store.confirmations import ConfirmationLedger
+        from pytest_crystallize.core.store.stores import DirectoryStore
+
+        root = Path(confirm)
+        git = git_info(Path.cwd())
+        result = ConfirmationLedger(root).run(
+            identity, experiment, run, git=None if git is None else git.to_dict(),
+            saved_runs=DirectoryStore(root).listing().runs,
+        )
     warn_low_power(experiment.function, result)
     return result

@@ -110,6 +110,21 @@ def _add_experiment_options(group: pytest.OptionGroup, parser: pytest.Parser) ->
     )
     parser.addini("crystallize_budget", default="none",
                   help="time budget of the session's experiments in seconds, or none (default none)")
+    group.addoption(
+        "--crystallize-confirm", action="store_true", default=None,
+        help="run every experiment as a confirmatory run: write a pre-registration to the store, run on a fresh "
+             "seed stream no earlier run used, and say in each verdict whether it is a clean confirmation "
+             "(also confirm=True on the marker). ini: crystallize_confirm",
+    )
+    group.addoption(
+        "--crystallize-require-confirmed", action="store_true", default=None,
+        help="fail every experiment whose verdicts are not a clean confirmation (pre-registered, fresh data, "
+             "nothing changed or repeated since exploring). ini: crystallize_require_confirmed",
+    )
+    parser.addini("crystallize_confirm", type="bool", default=False,
+                  help="run every experiment as a confirmatory run (default false)")
+    parser.addini("crystallize_require_confirmed", type="bool", default=False,
+                  help="fail experiments whose verdicts are not a clean confirmation (default false)")
 
 
 def _add_storage_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
@@ -227,6 +242,11 @@ class Settings:
     #: ``--crystallize-budget`` in seconds, and the wall-clock time (``time.time()``) it ends; None: no budget.
     budget: float | None = None
     deadline: float | None = None
+    #: Run every experiment as a confirmatory run; fail those that are not a clean confirmation.
+    confirm: bool = False
+    require_confirmed: bool = False
+    #: The store (absolute): where confirmations are pre-registered and saved runs are kept.
+    store_root: Path = Path(DEFAULT_STORAGE)
 
 
 def _integer(value: str, source: str, minimum: int) -> int:
@@ -303,6 +323,8 @@ def read_settings(config: pytest.Config) -> Settings:
         treatments=_treatments(config), progress=_progress(config), artifacts_root=_artifacts_root(config),
         journal_root=_store_root(config) if journal else None, resume=_flag(config, "crystallize_resume"),
         budget=budget, deadline=None if budget is None else time.time() + budget,
+        confirm=_flag(config, "crystallize_confirm"), require_confirmed=_flag(config, "crystallize_require_confirmed"),
+        store_root=_store_root(config),
     )
 
 

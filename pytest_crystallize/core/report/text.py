@@ -66,6 +66,7 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
         notes.append(f"resumed: {prov.resumed} of {total} replicate tasks came from the journal of an "
                      f"interrupted run; the others ran now")
     notes += [f"journal: {note}" for note in prov.journal_notes]
+    notes += _confirmation_notes(result)
     sequential = None
     if prov.max_replicates is not None:
         sequential = {"replicates": prov.replicates, "max_replicates": prov.max_replicates,
@@ -84,6 +85,18 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
         "rows": rows,
         "verdicts": [v.to_dict() for v in result.verdicts],
     }
+
+
+def _confirmation_notes(result: ExperimentResult) -> list[str]:
+    """What a confirmatory run is worth, once per experiment: fresh data, pre-registered, what taints it."""
+    found = [v.details["confirmation"] for v in result.verdicts if isinstance(v.details.get("confirmation"), Mapping)]
+    if not found:
+        return []
+    c = found[0]
+    worth = "a clean confirmation" if c.get("confirmed") else "NOT clean"
+    head = (f"confirmation: attempt {c.get('attempt')} is {worth} (pre-registered: "
+            f"{'yes' if c.get('preregistered') else 'no'}; fresh data: {'yes' if c.get('fresh') else 'no'})")
+    return [head, *(f"confirmation: {line}" for line in [*c.get("problems", ()), *c.get("notes", ())])]
 
 
 def _number(value: object) -> bool:
