@@ -17,7 +17,11 @@ no single design alternative), nor does a comparison flagged degenerate
 (too little data for the test to make a claim yet). With a correction
 other than ``"none"`` and several pairs, each pair's plan gets an equal
 share of alpha (Bonferroni), which keeps the familywise false-positive rate
-at alpha across all looks.
+at alpha across all looks. An adaptive sweep (``adaptive=True``) gives the
+replicates of each look only to the baseline and the treatments with an
+open pair (:meth:`SequentialMonitor.open_treatments`): a decided pair's test
+never sees another treatment's data, so dropping a treatment changes no
+other pair's error rate, and the Bonferroni share keeps the familywise rate.
 
 Both build each verdict with :mod:`~pytest_crystallize.core.verdicts`.
 """
@@ -72,9 +76,10 @@ def _plan(max_replicates: int, design: SequentialDesign, alpha: float, two_sided
 _SPENDING_NAMES = {"obrien_fleming": "O'Brien-Fleming", "pocock": "Pocock", "hsd": "Hwang-Shih-DeCani"}
 
 
-def _design_label(plan: SequentialPlan) -> str:
+def _design_label(plan: SequentialPlan, adaptive: bool) -> str:
     futility = {"none": "", "non_binding": ", non-binding futility", "binding": ", binding futility"}[plan.futility]
-    return f"group-sequential design ({_SPENDING_NAMES[plan.spending]} spending{futility})"
+    sweep = ", adaptive sweep" if adaptive else ""
+    return f"group-sequential design ({_SPENDING_NAMES[plan.spending]} spending{futility}{sweep})"
 
 
 @dataclass(slots=True)
@@ -136,6 +141,11 @@ class SequentialMonitor:
                 state.futile_at = look
         return look == len(self.schedule) or not any(s.open for s in self._states)
 
+    def open_treatments(self) -> tuple[str, ...]:
+        """The treatments with a hypothesis not yet decided, in the experiment's order."""
+        open_ = {s.treatment for s in self._states if s.open}
+        return tuple(t.name for t in self.experiment.treatments if t.name in open_)
+
     def verdicts(self, *, stopped_by: str = "") -> tuple[Verdict, ...]:
         """One verdict per pair, from the look at which it was decided (or the last one taken).
 
@@ -180,7 +190,7 @@ class SequentialMonitor:
             significant=state.decided_at is not None,
             shown=f"p={p_value:.3g} at look {look} of {looks}",
             threshold=threshold,
-            details={"sequential": sequential, "design": _design_label(plan)},
+            details={"sequential": sequential, "design": _design_label(plan, self.design.adaptive)},
             outcome=outcome,
         )
         return build_verdict(self.experiment, pair, p_value, decision)

@@ -45,6 +45,8 @@ class SequentialDesign:
     futility_spending: Spending = "hsd"
     #: The power ``max_replicates`` is taken to give at the design alternative; futility spends ``1 - power``.
     power: float = TARGET_POWER
+    #: Adaptive sweep: after each look only the treatments with an undecided hypothesis get more replicates.
+    adaptive: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +63,21 @@ class AnytimeDesign:
 
 def choose_design(
     where: str, mode: str, max_replicates: int, looks: int, spending: object, futility: object,
-    futility_spending: object, power: object,
+    futility_spending: object, power: object, adaptive: object = False,
 ) -> tuple[SequentialDesign | None, AnytimeDesign | None]:
     """The design ``replicates=mode`` (``"auto"`` or ``"anytime"``) asks for, its options checked.
 
-    Raises ConfigurationError naming ``where`` and the option.
+    ``adaptive=True`` (sequential only) turns on non-binding futility unless
+    ``futility`` names a mode. Raises ConfigurationError naming ``where`` and the option.
     """
+    if not isinstance(adaptive, bool):
+        msg = f"{where}: adaptive must be True or False, got {adaptive!r}"
+        raise ConfigurationError(msg)
     if mode == ANYTIME:
+        if adaptive:
+            msg = (f"{where}: adaptive=True needs replicates='auto' (it drops treatments at looks); an anytime "
+                   f"design already stops each hypothesis as soon as it is decided")
+            raise ConfigurationError(msg)
         return None, AnytimeDesign()
     if looks > max_replicates:
         msg = f"{where}: looks={looks} exceeds max_replicates={max_replicates}"
@@ -75,8 +85,10 @@ def choose_design(
     if spending not in SPENDING:
         msg = f"{where}: unknown spending {spending!r}; use one of {', '.join(SPENDING)}"
         raise ConfigurationError(msg)
+    if adaptive and futility in (False, None):
+        futility = True
     options = _futility_options(where, futility, futility_spending, power)
-    return SequentialDesign(looks=looks, spending=spending, **options), None
+    return SequentialDesign(looks=looks, spending=spending, adaptive=adaptive, **options), None
 
 
 def _futility_options(where: str, futility: object, spending: object, power: object) -> dict[str, Any]:

@@ -140,6 +140,7 @@ class Experiment:
         futility: bool | str = False,
         futility_spending: Spending = "hsd",
         power: float = TARGET_POWER,
+        adaptive: bool = False,
         evaluators: Iterable[Callable[..., Any]] | Mapping[str, Callable[..., Any]] = (),
         localns: Mapping[str, Any] | None = None,
         timeout: float | None = None,
@@ -160,7 +161,8 @@ class Experiment:
         ``replicates`` (for instance from ``--crystallize-replicates``) the
         sequential options are ignored. ``futility=True`` adds non-binding
         futility stops (``"binding"``: binding ones) spending ``1 - power``
-        with ``futility_spending``.
+        with ``futility_spending``; ``adaptive=True`` gives more replicates
+        after each look only to treatments with an undecided hypothesis.
 
         A parameter annotated with a dataclass or a Pydantic model (and not a
         datasource or given argument) is bound from the context (see
@@ -196,7 +198,7 @@ class Experiment:
             _check_int(where, "max_replicates", max_replicates, minimum=2, maximum=MAX_REPLICATES)
             _check_int(where, "looks", looks, minimum=1)
             sequential, anytime = choose_design(
-                where, str(replicates), max_replicates, looks, spending, futility, futility_spending, power
+                where, str(replicates), max_replicates, looks, spending, futility, futility_spending, power, adaptive
             )
             replicates = max_replicates
         elif isinstance(replicates, str):

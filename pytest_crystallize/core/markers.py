@@ -21,7 +21,7 @@ MARKER: Final = "experiment"
 MARKER_OPTIONS: Final = frozenset({
     "replicates", "seed", "treatments", "hypotheses", "plugins", "alpha", "correction", "params",
     "max_replicates", "looks", "spending", "gate", "evaluators", "localns", "timeout",
-    "futility", "futility_spending", "power", "confirm",
+    "futility", "futility_spending", "power", "confirm", "adaptive",
 })
 #: Options the pytest layer reads itself rather than passing to the engine.
 ITEM_OPTIONS: Final = frozenset({"gate", "confirm"})

@@ -124,13 +124,17 @@ class ExperimentRunner:
         #: Batches of tasks finished so far, for a partial result if the run is interrupted.
         self._finished: list[ReplicateBatch] = []
 
-    def tasks(self, start: int = 0, stop: int | None = None) -> list[ReplicateTask]:
+    def tasks(
+        self, start: int = 0, stop: int | None = None, treatments: Sequence[str] | None = None
+    ) -> list[ReplicateTask]:
         """``(condition_code, replicate)`` of replicates ``start..stop``, replicate-major.
 
         Conditions interleave, so drift over time (a warming cache, a busy
-        machine) touches every condition alike.
+        machine) touches every condition alike. ``treatments`` limits them
+        to the baseline and those treatments (an adaptive sweep).
         """
-        codes = range(len(self.experiment.treatments) + 1)
+        names = self.experiment.condition_names
+        codes = range(len(names)) if treatments is None else [0, *(names.index(t) for t in treatments)]
         stop = self.experiment.replicates if stop is None else stop
         return [(code, r) for r in range(start, stop) for code in codes]
 
@@ -228,10 +232,12 @@ class ExperimentRunner:
     def _out_of_time(self) -> bool:
         return self.deadline is not None and self.deadline.passed
 
-    def _run_until(self, hook: Any, run_batch: BatchRunner, start: int, stop: int) -> int:
+    def _run_until(
+        self, hook: Any, run_batch: BatchRunner, start: int, stop: int, treatments: Sequence[str] | None = None
+    ) -> int:
         """Run replicates ``start..stop`` (in budget-sized batches); return how far it got before the deadline."""
         for low, high in replicate_steps(start, stop, self.experiment.replicates, self.deadline):
-            self._execute(hook, run_batch, self.tasks(low, high))  # adds to self._finished
+            self._execute(hook, run_batch, self.tasks(low, high, treatments))  # adds to self._finished
             if high < stop and self._out_of_time():
                 return high
         return stop
@@ -254,8 +260,9 @@ class ExperimentRunner:
         experiment = self.experiment
         done = 0
         stopped_by = ""
+        adaptive = experiment.sequential is not None and experiment.sequential.adaptive
         for look, upto in enumerate(monitor.schedule, start=1):
-            done = self._run_until(hook, run_batch, done, upto)
+            done = self._run_until(hook, run_batch, done, upto, monitor.open_treatments() if adaptive else None)
             result = self._collect(self._finished, started_at, clock, replicates=done)
             if done < upto:  # the budget ran out inside this look: keep the verdicts of the last one
                 stopped_by = BUDGET
@@ -268,6 +275,7 @@ class ExperimentRunner:
         provenance = replace(
             result.provenance, max_replicates=experiment.replicates, looks=len(monitor.schedule),
             looks_taken=monitor.looks_taken, stopped_by=stopped_by or None,
+            tasks_run=sum(b.task_count for b in self._finished),
         )
         return _with(result, verdicts=monitor.verdicts(stopped_by=stopped_by), provenance=provenance)
 
@@ -417,6 +425,7 @@ def run_experiment(
     futility: bool | str | None = None,
     futility_spending: Spending | None = None,
     power: float | None = None,
+    adaptive: bool | None = None,
     evaluators: Any = None,
     localns: Mapping[str, Any] | None = None,
     timeout: float | None = None,
@@ -471,6 +480,7 @@ def run_experiment(
         "plugins": plugins, "alpha": alpha, "correction": correction, "params": params,
         "max_replicates": max_replicates, "looks": looks, "spending": spending, "evaluators": evaluators,
         "timeout": timeout, "futility": futility, "futility_spending": futility_spending, "power": power,
+        "adaptive": adaptive,
     }
     where = f"experiment {name or getattr(function, '__name__', repr(function))!r}"
     # What neither sets keeps Experiment.define's defaults.

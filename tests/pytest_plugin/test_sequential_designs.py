@@ -86,3 +86,29 @@ def test_a_bad_budget_is_a_usage_error(pytester: pytest.Pytester, value: str) ->
     result = pytester.runpytest("--crystallize", f"--crystallize-budget={value}")
     result.stderr.fnmatch_lines([f"*--crystallize-budget must be a number of seconds > 0, or none*{value!r}*"])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+SWEEP = """
+    import numpy as np
+    import pytest
+    from pytest_crystallize import Treatment, grid, hypothesis
+
+    @pytest.mark.experiment(replicates="auto", max_replicates=80, looks=4, adaptive=True,
+                            treatments=grid(shift=[-1.0, 0.0, 2.0]))
+    @hypothesis(metric="x", direction="maximize", test="paired_t")
+    def experiment_sweep(ctx):
+        shared = np.random.default_rng(ctx.seed).normal()
+        own = np.random.default_rng([ctx.seed, int(10 * ctx.get("shift", 0.0)) + 100]).normal()
+        ctx.metrics.add("x", shared + own + ctx.get("shift", 0.0))
+"""
+
+
+def test_an_adaptive_sweep_reports_the_replicate_runs_it_spent(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(SWEEP)
+    result = pytester.runpytest("--crystallize")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*, group-sequential design (O'Brien-Fleming spending, non-binding futility, adaptive sweep), paired_t: *",
+        "*sequential: stopped at look * of 4 after * of 80 replicates per condition; saved * replicate runs "
+        "(* of 320 run: the adaptive sweep dropped decided treatments)",
+    ])

@@ -72,7 +72,7 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
         sequential = {"replicates": prov.replicates, "max_replicates": prov.max_replicates,
                       "looks": prov.looks, "looks_taken": prov.looks_taken,
                       "conditions": len(result.conditions), "anytime": prov.anytime,
-                      "stopped_by": prov.stopped_by}
+                      "stopped_by": prov.stopped_by, "tasks_run": prov.tasks_run}
     return {
         "notes": notes,
         "sequential": sequential,
@@ -165,7 +165,12 @@ def _stop_line(seq: Mapping[str, Any]) -> str:
         if seq.get("anytime"):
             return f"  anytime: stopped by the time budget after {of}; the verdicts are valid at this stop"
         return f"  budget: stopped by the time budget after {of}; a fixed design cut short makes no claim"
-    saved = f"saved {(seq['max_replicates'] - seq['replicates']) * seq['conditions']} replicate runs"
+    runs = seq.get("tasks_run")
+    planned = seq["max_replicates"] * seq["conditions"]
+    ran = seq["replicates"] * seq["conditions"] if runs is None else runs
+    saved = f"saved {planned - ran} replicate runs"
+    if runs is not None and runs < seq["replicates"] * seq["conditions"]:
+        saved += f" ({ran} of {planned} run: the adaptive sweep dropped decided treatments)"
     if seq.get("looks") is not None:
         return f"  sequential: stopped at look {seq['looks_taken']} of {seq['looks']} after {of}; {saved}"
     return f"  anytime: stopped after {of} (verdicts valid at any stop); {saved}"
