@@ -177,10 +177,10 @@ class SequentialMonitor:
         outcome = f"stopped by {stopped_by} after look {look} of {looks}" if stopped_by and state.open else ""
         threshold = f"boundary {nominal:.3g} (alpha spent {spent:.3g} of {plan.alpha:g})"
         if plan.futility != "none":
-            futility_p = plan.futility_p(look)
-            sequential.update(
+            futility_p, bound = plan.futility_p(look), plan.futility_boundary(look)
+            sequential.update(  # plain JSON: no infinities (a look that spends no beta has none)
                 futility_spending=plan.futility_spending, design_power=plan.power, drift=plan.drift,
-                futility_bound=plan.futility_boundary(look),
+                futility_bound=bound if math.isfinite(bound) else None,
                 futility_p=futility_p if math.isfinite(futility_p) else None,
             )
             if state.futile_at:

@@ -49,7 +49,7 @@ MIN_PAIRS: Final = 2
 
 
 @dataclass(slots=True)
-class _PairState:
+class _AnytimePair:
     """One hypothesis x treatment pair: its alpha, its e-process, the replicate count that decided it."""
 
     hypothesis: Hypothesis
@@ -86,7 +86,7 @@ class AnytimeMonitor:
         self.design = design
         pairs = [(h, t.name) for h in experiment.hypotheses for t in experiment.treatments]
         share = len(pairs) if experiment.correction != "none" and len(pairs) > 1 else 1
-        self._states = [_PairState(h, t, (h.alpha or experiment.alpha) / share) for h, t in pairs]
+        self._states = [_AnytimePair(h, t, (h.alpha or experiment.alpha) / share) for h, t in pairs]
 
     def observe(self, result: ExperimentResult) -> bool:
         """Run each open pair's e-process over the replicates so far; True when every pair is decided."""
@@ -98,7 +98,7 @@ class AnytimeMonitor:
         return all(s.decided_upto is not None or s.problem for s in self._states)
 
     def _test(
-        self, state: _PairState, result: ExperimentResult, *, interval: bool
+        self, state: _AnytimePair, result: ExperimentResult, *, interval: bool
     ) -> tuple[AnytimeOutcome | None, np.ndarray]:
         """The pair's e-process on the paired differences so far, and the replicate of each difference."""
         from pytest_crystallize.core.stats import anytime_test, binary_outcome
@@ -128,7 +128,7 @@ class AnytimeMonitor:
         """
         return tuple(self._verdict(s, result, stopped_by) for s in self._states)
 
-    def _verdict(self, state: _PairState, result: ExperimentResult, stopped_by: str) -> Verdict:
+    def _verdict(self, state: _AnytimePair, result: ExperimentResult, stopped_by: str) -> Verdict:
         h, treatment = state.hypothesis, state.treatment
         upto = state.decided_upto or result.provenance.replicates
         seen = replicates_before(result, upto) if state.decided_upto else result
