@@ -169,7 +169,12 @@ class ExperimentRunner:
             raise
         if progress is not None:
             progress.finish()
-        if self.journal is not None:  # the run is whole: nothing is left to resume
+        if self.journal is not None and result.provenance.stopped_by == BUDGET:
+            self._journal_notes.append(
+                "the time budget stopped the run: its replicates stay in the journal, and a run with resume "
+                "runs the rest (a fixed design completed that way is valid again)"
+            )
+        elif self.journal is not None:  # the run is whole: nothing is left to resume
             with contextlib.suppress(OSError, CrystallizeError):
                 self.journal.clear()
         if self._journal_notes or self._journaled is not None:
@@ -445,7 +450,10 @@ def run_experiment(
     ``replicates="auto"`` with ``max_replicates``, ``looks`` and ``spending``
     runs a sequential design that stops once every hypothesis is decided;
     ``futility=True`` (with ``futility_spending`` and ``power``) also stops
-    hypotheses that cannot reach significance.
+    hypotheses that cannot reach significance; ``adaptive=True`` runs each
+    look only for the treatments still undecided. ``replicates="anytime"``
+    with ``max_replicates`` tests after every replicate (see
+    :mod:`~pytest_crystallize.core.anytime`).
     ``treatments`` may come from ``grid(...)`` or ``load_config(...)``;
     ``evaluators`` score the function's return value per replicate;
     parameters annotated with a dataclass or Pydantic model are bound from

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,3 +143,14 @@ def test_a_budget_stops_a_sequential_design_with_the_verdicts_of_its_last_look()
 def test_a_budget_must_be_positive() -> None:
     with pytest.raises(ConfigurationError, match="budget must be a number of seconds > 0"):
         _run(0.0, budget=0)
+
+
+def test_a_fixed_design_cut_by_the_budget_can_be_resumed_to_a_valid_verdict(tmp_path: Path) -> None:
+    cut = _run(3.0, replicates=40, budget=SPENT, journal=tmp_path)
+    assert cut.provenance.replicates == 2
+    assert any("the time budget stopped the run" in note for note in cut.provenance.journal_notes)
+    whole = _run(3.0, replicates=40, journal=tmp_path, resume=True)
+    assert whole.provenance.resumed == 2 * 2  # two replicates of two conditions came from the journal
+    assert whole.verdicts[0].holds
+    assert whole.verdicts[0].details["design"] == "fixed design"
+    assert whole.verdicts[0].p_value == _run(3.0, replicates=40).verdicts[0].p_value  # the uninterrupted one
