@@ -140,8 +140,9 @@ def design_problem(design: object, options: Mapping[str, Any]) -> str:
     """What is wrong with ``design`` given the experiment's other ``options``, or ``""``."""
     if not isinstance(design, (CrossValidation, Holdout)):
         return f"design must be made with cv(k=..., repeats=...) or holdout(test_size=...), got {design!r:.60}"
-    if options.get("replicates") == "auto":
-        return f"design={design} fixes which replicates run, so it cannot be sequential: drop replicates='auto'"
+    if options.get("replicates") in ("auto", "anytime"):
+        return (f"design={design} fixes which replicates run, so it cannot be sequential: "
+                f"drop replicates={options['replicates']!r}")
     for h in options.get("hypotheses", ()):
         label = getattr(h, "label", repr(h))
         if getattr(h, "covariate", None) is not None:

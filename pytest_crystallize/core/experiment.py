@@ -30,16 +30,28 @@ from pytest_crystallize.core.defaults import (
     DEFAULT_SEED,
     DEFAULT_SPENDING,
     MAX_REPLICATES,
+    TARGET_POWER,
 )
 from pytest_crystallize.core.designs import Design, design_problem
 from pytest_crystallize.core.evaluators import Evaluator, check_evaluators
 from pytest_crystallize.core.hypotheses import Hypothesis, attached_hypotheses
+from pytest_crystallize.core.stopping import (
+    ANYTIME,
+    AUTO,
+    AnytimeDesign,
+    SequentialDesign,
+    check_anytime_hypotheses,
+    choose_design,
+)
 from pytest_crystallize.core.treatments import BASELINE, Treatment, check_treatments, merge_params
 from pytest_crystallize.core.typed_config import field_names
-from pytest_crystallize.core.vocabulary import CORRECTIONS, SPENDING, Correction, Spending
+from pytest_crystallize.core.vocabulary import CORRECTIONS, Correction, Spending
 from pytest_crystallize.errors import ConfigurationError, DataSourceError, TreatmentError
 
 __all__ = [
+    "ANYTIME",
+    "AUTO",
+    "AnytimeDesign",
     "Condition",
     "Experiment",
     "SequentialDesign",
@@ -49,19 +61,6 @@ __all__ = [
 ]
 
 CONTEXT_PARAMETER: Final = "ctx"
-#: ``replicates=AUTO`` asks for a sequential design.
-AUTO: Final = "auto"
-
-
-@dataclass(frozen=True, slots=True)
-class SequentialDesign:
-    """How a sequential experiment (``replicates="auto"``) looks at its data: ``looks`` and the spending function.
-
-    The look-by-look engine is :class:`~pytest_crystallize.core.analysis.SequentialMonitor`.
-    """
-
-    looks: int = DEFAULT_LOOKS
-    spending: Spending = DEFAULT_SPENDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +99,8 @@ class Experiment:
     arguments: Mapping[str, Any]
     takes_ctx: bool
     sequential: SequentialDesign | None = None
+    #: Anytime-valid monitoring (``replicates="anytime"``); ``replicates`` is then the most to run.
+    anytime: AnytimeDesign | None = None
     evaluators: tuple[Evaluator, ...] = ()
     bindings: tuple[Binding, ...] = ()
     #: Seconds one replicate may run before it is stopped as a ReplicateTimeout error; None: no limit.
@@ -139,6 +140,10 @@ class Experiment:
         max_replicates: int | None = None,
         looks: int = DEFAULT_LOOKS,
         spending: Spending = DEFAULT_SPENDING,
+        futility: bool | str = False,
+        futility_spending: Spending = "hsd",
+        power: float = TARGET_POWER,
+        adaptive: bool = False,
         evaluators: Iterable[Callable[..., Any]] | Mapping[str, Callable[..., Any]] = (),
         localns: Mapping[str, Any] | None = None,
         timeout: float | None = None,
@@ -151,11 +156,17 @@ class Experiment:
         values such as pytest fixtures), ``lookup(name)``, a ``@data_source`` of
         that name in the function's module, then the datasource registry.
 
+        ``replicates="anytime"`` checks every hypothesis after every replicate
+        with an anytime-valid test, up to ``max_replicates`` (see
+        :mod:`pytest_crystallize.core.anytime`).
         ``replicates="auto"`` runs a sequential design: up to ``max_replicates``
         in ``looks`` groups, stopping once every hypothesis is decided (see
         :mod:`pytest_crystallize.core.analysis`). With an integer
         ``replicates`` (for instance from ``--crystallize-replicates``) the
-        sequential options are ignored.
+        sequential options are ignored. ``futility=True`` adds non-binding
+        futility stops (``"binding"``: binding ones) spending ``1 - power``
+        with ``futility_spending``; ``adaptive=True`` gives more replicates
+        after each look only to treatments with an undecided hypothesis.
 
         A parameter annotated with a dataclass or a Pydantic model (and not a
         datasource or given argument) is bound from the context (see
@@ -194,23 +205,20 @@ class Experiment:
                 msg = f"{where}: {problem}"
                 raise ConfigurationError(msg)
             replicates = getattr(design, "replicates", replicates)
-        sequential = None
-        if replicates == AUTO:
+        sequential: SequentialDesign | None = None
+        anytime: AnytimeDesign | None = None
+        if replicates in (AUTO, ANYTIME):
             if max_replicates is None:
-                msg = f"{where}: replicates='auto' needs max_replicates=, the most replicates to run"
+                msg = f"{where}: replicates={replicates!r} needs max_replicates=, the most replicates to run"
                 raise ConfigurationError(msg)
             _check_int(where, "max_replicates", max_replicates, minimum=2, maximum=MAX_REPLICATES)
             _check_int(where, "looks", looks, minimum=1)
-            if looks > max_replicates:
-                msg = f"{where}: looks={looks} exceeds max_replicates={max_replicates}"
-                raise ConfigurationError(msg)
-            if spending not in SPENDING:
-                msg = f"{where}: unknown spending {spending!r}; use one of {', '.join(SPENDING)}"
-                raise ConfigurationError(msg)
-            sequential = SequentialDesign(looks=looks, spending=spending)
+            sequential, anytime = choose_design(
+                where, str(replicates), max_replicates, looks, spending, futility, futility_spending, power, adaptive
+            )
             replicates = max_replicates
         elif isinstance(replicates, str):
-            msg = f"{where}: replicates must be an integer >= 1 or 'auto', got {replicates!r}"
+            msg = f"{where}: replicates must be an integer >= 1, 'auto' or 'anytime', got {replicates!r}"
             raise ConfigurationError(msg)
         _check_int(where, "replicates", replicates, minimum=1, maximum=MAX_REPLICATES)
         _check_int(where, "seed", seed, minimum=0)
@@ -243,10 +251,13 @@ class Experiment:
                 msg = f"{where}: hypotheses must be made with hypothesis(...), got {h!r}"
                 raise ConfigurationError(msg)
             h.check(where)
-        _check_procedures(where, all_hypotheses, design, sequential is not None)
-        if sequential is not None and not all_hypotheses:
-            msg = f"{where}: replicates='auto' stops when every hypothesis is decided, but there are none"
+        _check_procedures(where, all_hypotheses, design, sequential is not None or anytime is not None)
+        if (sequential or anytime) is not None and not all_hypotheses:
+            mode = AUTO if sequential is not None else ANYTIME
+            msg = f"{where}: replicates={mode!r} stops when every hypothesis is decided, but there are none"
             raise ConfigurationError(msg)
+        if anytime is not None:
+            check_anytime_hypotheses(where, all_hypotheses)
         if all_hypotheses and not checked_treatments:
             msg = (
                 f"{where}: has hypotheses but no treatments to compare with the baseline; "
@@ -265,7 +276,7 @@ class Experiment:
             alpha=float(alpha), correction=correction,
             params=MappingProxyType(baseline),
             datasources=MappingProxyType(sources), arguments=MappingProxyType(fixed),
-            takes_ctx=takes_ctx, sequential=sequential,
+            takes_ctx=takes_ctx, sequential=sequential, anytime=anytime,
             evaluators=check_evaluators(where, evaluators, sources), bindings=bound,
             timeout=None if timeout is None else float(timeout), design=design,
         )

@@ -21,9 +21,10 @@ MARKER: Final = "experiment"
 MARKER_OPTIONS: Final = frozenset({
     "replicates", "seed", "treatments", "hypotheses", "plugins", "alpha", "correction", "params",
     "max_replicates", "looks", "spending", "gate", "evaluators", "localns", "timeout", "design",
+    "futility", "futility_spending", "power", "confirm", "adaptive",
 })
 #: Options the pytest layer reads itself rather than passing to the engine.
-ITEM_OPTIONS: Final = frozenset({"gate"})
+ITEM_OPTIONS: Final = frozenset({"gate", "confirm"})
 
 
 def checked_options(marks: Iterable[Any], where: str) -> dict[str, Any]:

@@ -98,6 +98,13 @@ class Provenance:
     max_replicates: int | None = None
     looks: int | None = None
     looks_taken: int | None = None
+    #: Anytime designs only (``replicates="anytime"``): tested after every replicate.
+    anytime: bool = False
+    #: What stopped the run before its design would have (``"budget"``), or None.
+    stopped_by: str | None = None
+    #: Sequential designs only: replicate tasks (condition x replicate) run; fewer than ``replicates x
+    #: conditions`` when an adaptive sweep dropped treatments.
+    tasks_run: int | None = None
     #: Resumed runs only: replicate tasks taken from the journal of an interrupted run, not run again.
     resumed: int | None = None
     #: What the journal said when resuming (parts discarded, and why).

@@ -12,6 +12,7 @@ crashes. Running the tasks themselves is :mod:`pytest_crystallize.core.replicate
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import threading
@@ -19,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -26,6 +28,8 @@ import numpy as np
 import pluggy
 
 from pytest_crystallize.core.analysis import SequentialMonitor, evaluate, warn_low_power
+from pytest_crystallize.core.anytime import MIN_PAIRS, AnytimeMonitor
+from pytest_crystallize.core.budget import BUDGET, BUDGET_BATCHES, Deadline, cut_short, replicate_steps
 from pytest_crystallize.core.experiment import Experiment
 from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager, register_plugins, worker_plugins
 from pytest_crystallize.core.markers import ITEM_OPTIONS, function_marker_options
@@ -108,13 +112,15 @@ class ExperimentRunner:
 
     def __init__(
         self, experiment: Experiment, *, plugin_manager: pluggy.PluginManager | None = None,
-        journal: Journal | None = None, resume: bool = False,
+        journal: Journal | None = None, resume: bool = False, deadline: Deadline | None = None,
         upstreams: Mapping[str, ExperimentResult] | None = None, keep_artifacts: bool = False,
     ) -> None:
         # Chained experiments: the upstream results are bound into the definition, so they
         # travel with it to worker processes (raises ChainError before anything runs).
         experiment, self._upstream_notes = bind_upstreams(experiment, upstreams or {})
         self.experiment = experiment
+        #: When the time budget runs out: the run stops at the next batch boundary after it (see ``budget``).
+        self.deadline = deadline
         #: Where finished tasks are kept as they complete; ``resume`` runs only the tasks it lacks.
         self.journal = journal
         self.resume = resume
@@ -140,13 +146,17 @@ class ExperimentRunner:
         #: What the execution backend said about how the tasks ran (the replicate runner's notes).
         self._execution: list[str] = []
 
-    def tasks(self, start: int = 0, stop: int | None = None) -> list[ReplicateTask]:
+    def tasks(
+        self, start: int = 0, stop: int | None = None, treatments: Sequence[str] | None = None
+    ) -> list[ReplicateTask]:
         """``(condition_code, replicate)`` of replicates ``start..stop``, replicate-major.
 
         Conditions interleave, so drift over time (a warming cache, a busy
-        machine) touches every condition alike.
+        machine) touches every condition alike. ``treatments`` limits them
+        to the baseline and those treatments (an adaptive sweep).
         """
-        codes = range(len(self.experiment.treatments) + 1)
+        names = self.experiment.condition_names
+        codes = range(len(names)) if treatments is None else [0, *(names.index(t) for t in treatments)]
         stop = self.experiment.replicates if stop is None else stop
         return [(code, r) for r in range(start, stop) for code in codes]
 
@@ -170,10 +180,11 @@ class ExperimentRunner:
             progress = run_batch.progress = _Progress(experiment, hook.crystallize_replicates_progress, total)
             progress.start()
         try:
-            if experiment.sequential is None:
-                batches = self._execute(hook, run_batch, self.tasks())
-                result = self._collect(batches, started_at, clock)
-                result = _with(result, verdicts=evaluate(experiment, result))
+            if experiment.anytime is not None:
+                result = self._run_anytime(AnytimeMonitor(experiment, experiment.anytime), hook, run_batch,
+                                           started_at, clock)
+            elif experiment.sequential is None:
+                result = self._run_fixed(hook, run_batch, started_at, clock)
             else:
                 monitor = SequentialMonitor(experiment, experiment.sequential)
                 result = self._run_looks(monitor, hook, run_batch, started_at, clock)
@@ -183,7 +194,12 @@ class ExperimentRunner:
             raise
         if progress is not None:
             progress.finish()
-        if self.journal is not None:  # the run is whole: nothing is left to resume
+        if self.journal is not None and result.provenance.stopped_by == BUDGET:
+            self._journal_notes.append(
+                "the time budget stopped the run: its replicates stay in the journal, and a run with resume "
+                "runs the rest (a fixed design completed that way is valid again)"
+            )
+        elif self.journal is not None:  # the run is whole: nothing is left to resume
             with contextlib.suppress(OSError, CrystallizeError):
                 self.journal.clear()
         if self._journal_notes or self._journaled is not None:
@@ -245,23 +261,81 @@ class ExperimentRunner:
             done = _complete_replicates(finished, names)
             setattr(exc, PARTIAL_RESULT, self._collect(finished, started_at, clock, replicates=done))
 
+    def _out_of_time(self) -> bool:
+        return self.deadline is not None and self.deadline.passed
+
+    def _run_until(
+        self, hook: Any, run_batch: BatchRunner, start: int, stop: int, treatments: Sequence[str] | None = None
+    ) -> int:
+        """Run replicates ``start..stop`` (in budget-sized batches); return how far it got before the deadline."""
+        for low, high in replicate_steps(start, stop, self.experiment.replicates, self.deadline):
+            self._execute(hook, run_batch, self.tasks(low, high, treatments))  # adds to self._finished
+            if high < stop and self._out_of_time():
+                return high
+        return stop
+
+    def _run_fixed(self, hook: Any, run_batch: BatchRunner, started_at: str, clock: float) -> ExperimentResult:
+        """A fixed design: every replicate, then one test; cut short by the budget, its verdicts are not valid."""
+        planned = self.experiment.replicates
+        done = self._run_until(hook, run_batch, 0, planned)
+        result = self._collect(self._finished, started_at, clock, replicates=done)
+        verdicts = evaluate(self.experiment, result)
+        if done == planned:
+            return _with(result, verdicts=verdicts)
+        provenance = replace(result.provenance, max_replicates=planned, stopped_by=BUDGET)
+        return _with(result, verdicts=cut_short(verdicts, done, planned), provenance=provenance)
+
     def _run_looks(
         self, monitor: SequentialMonitor, hook: Any, run_batch: BatchRunner, started_at: str, clock: float
     ) -> ExperimentResult:
-        """A sequential run: a look at a time, until every hypothesis is decided."""
+        """A sequential run: a look at a time, until every hypothesis is decided (or the budget is spent)."""
         experiment = self.experiment
         done = 0
+        stopped_by = ""
+        adaptive = experiment.sequential is not None and experiment.sequential.adaptive
         for look, upto in enumerate(monitor.schedule, start=1):
-            self._execute(hook, run_batch, self.tasks(done, upto))  # adds to self._finished
-            done = upto
+            done = self._run_until(hook, run_batch, done, upto, monitor.open_treatments() if adaptive else None)
             result = self._collect(self._finished, started_at, clock, replicates=done)
+            if done < upto:  # the budget ran out inside this look: keep the verdicts of the last one
+                stopped_by = BUDGET
+                break
             if monitor.observe(result, look):
+                break
+            if look < len(monitor.schedule) and self._out_of_time():
+                stopped_by = BUDGET
                 break
         provenance = replace(
             result.provenance, max_replicates=experiment.replicates, looks=len(monitor.schedule),
-            looks_taken=monitor.looks_taken,
+            looks_taken=monitor.looks_taken, stopped_by=stopped_by or None,
+            tasks_run=sum(b.task_count for b in self._finished),
         )
-        return _with(result, verdicts=monitor.verdicts(), provenance=provenance)
+        return _with(result, verdicts=monitor.verdicts(stopped_by=stopped_by), provenance=provenance)
+
+    def _run_anytime(
+        self, monitor: AnytimeMonitor, hook: Any, run_batch: BatchRunner, started_at: str, clock: float
+    ) -> ExperimentResult:
+        """An anytime run: every hypothesis tested after every replicate, until all are decided or time is up.
+
+        Replicates run in growing batches (a quarter of those done, at most
+        1/20th of the most), and the monitor walks each batch replicate by
+        replicate, so the batch size changes the work, not the decisions.
+        """
+        total = self.experiment.replicates
+        done = 0
+        stopped_by = ""
+        while True:
+            step = max(MIN_PAIRS, min(math.ceil(total / BUDGET_BATCHES), done // 4))
+            done = self._run_until(hook, run_batch, done, min(total, done + step))
+            result = self._collect(self._finished, started_at, clock, replicates=done)
+            if monitor.observe(result) or done == total:
+                break
+            if self._out_of_time():
+                stopped_by = BUDGET
+                break
+        provenance = replace(
+            result.provenance, max_replicates=total, anytime=True, stopped_by=stopped_by or None,
+        )
+        return _with(result, verdicts=monitor.verdicts(result, stopped_by=stopped_by), provenance=provenance)
 
     def _collect(
         self, batches: Sequence[ReplicateBatch], started_at: str, clock: float, *, replicates: int | None = None
@@ -405,6 +479,10 @@ def run_experiment(
     max_replicates: int | None = None,
     looks: int | None = None,
     spending: Spending | None = None,
+    futility: bool | str | None = None,
+    futility_spending: Spending | None = None,
+    power: float | None = None,
+    adaptive: bool | None = None,
     evaluators: Any = None,
     localns: Mapping[str, Any] | None = None,
     timeout: float | None = None,
@@ -414,6 +492,8 @@ def run_experiment(
     upstreams: Mapping[str, ExperimentResult] | None = None,
     keep_artifacts: bool = False,
     cache: bool | str | os.PathLike[str] | None = None,
+    budget: float | None = None,
+    confirm: str | os.PathLike[str] | None = None,
 ) -> ExperimentResult:
     """Run ``function`` as an experiment from a script or notebook and return its result.
 
@@ -424,7 +504,12 @@ def run_experiment(
     datasources, ``arguments`` gives fixed values for other parameters.
     Hypotheses stacked on ``function`` with ``@hypothesis`` count too.
     ``replicates="auto"`` with ``max_replicates``, ``looks`` and ``spending``
-    runs a sequential design that stops once every hypothesis is decided.
+    runs a sequential design that stops once every hypothesis is decided;
+    ``futility=True`` (with ``futility_spending`` and ``power``) also stops
+    hypotheses that cannot reach significance; ``adaptive=True`` runs each
+    look only for the treatments still undecided. ``replicates="anytime"``
+    with ``max_replicates`` tests after every replicate (see
+    :mod:`~pytest_crystallize.core.anytime`).
     ``treatments`` may come from ``grid(...)`` or ``load_config(...)``;
     ``evaluators`` score the function's return value per replicate;
     parameters annotated with a dataclass or Pydantic model are bound from
@@ -450,6 +535,15 @@ def run_experiment(
     ``cache`` turns on the step cache for ``@pipeline_step(cache=True)``
     steps: ``True`` keeps it in ``.crystallize/cache``, a path names the store
     directory whose ``cache/`` to use (off by default outside pytest).
+    ``budget`` (seconds) stops the run when the time is spent: an anytime
+    design's verdicts stay valid, a sequential design keeps those of its
+    last look, a fixed design's fail as not valid (see :mod:`~pytest_crystallize.core.budget`).
+
+    ``confirm`` names a store directory: the run is confirmatory. It writes a
+    pre-registration there first, runs on a fresh seed stream no earlier run
+    used, and every verdict says whether it is a clean confirmation (see
+    :mod:`~pytest_crystallize.core.store.confirmations`). A marker's
+    ``confirm=True`` needs it.
 
     Works from sync code and from inside a running event loop (an async
     experiment then runs on a loop in a worker thread); in ``async`` code,
@@ -462,11 +556,16 @@ def run_experiment(
         "replicates": replicates, "seed": seed, "treatments": treatments, "hypotheses": hypotheses,
         "plugins": plugins, "alpha": alpha, "correction": correction, "params": params,
         "max_replicates": max_replicates, "looks": looks, "spending": spending, "evaluators": evaluators,
-        "timeout": timeout, "design": design,
+        "timeout": timeout, "design": design, "futility": futility, "futility_spending": futility_spending,
+        "power": power, "adaptive": adaptive,
     }
     where = f"experiment {name or getattr(function, '__name__', repr(function))!r}"
     # What neither sets keeps Experiment.define's defaults.
     options = function_marker_options(function, where)
+    if options.get("confirm") and confirm is None:
+        msg = (f"{where}: confirm=True on the marker needs a store to pre-register in outside pytest: "
+               f"run_experiment(..., confirm='.crystallize')")
+        raise ConfigurationError(msg)
     for key in ITEM_OPTIONS:
         options.pop(key, None)
     options.update({key: value for key, value in given.items() if value is not None})
@@ -478,24 +577,43 @@ def run_experiment(
     cached = [] if cache is None or cache is False else [_cache_plugin(cache, where)]
     manager = make_plugin_manager([*cached, *experiment.plugins])
     experiment = choose_conditions(experiment, manager.hook)
-    kept = None
-    if journal is not None:
-        from pathlib import Path
-
-        from pytest_crystallize.core.store.journal import Journal
-
-        identity = f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', experiment.name)}"
-        kept = Journal.for_experiment(Path(journal), f"{identity}::{experiment.name}", experiment)
-    elif resume:
+    if journal is None and resume:
         msg = f"{where}: resume=True needs journal= (the store directory whose journal to resume from)"
         raise ConfigurationError(msg)
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0):
+        msg = f"{where}: budget must be a number of seconds > 0 (or None for no limit), got {budget!r}"
+        raise ConfigurationError(msg)
+    deadline = None if budget is None else Deadline.after(float(budget))
+    module = f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', experiment.name)}"
+    identity = f"{module}::{experiment.name}"
     chained = run_upstreams(
         experiment, upstreams or {}, lambda up: run_experiment(up, keep_artifacts=True, cache=cache),
     )
-    result = ExperimentRunner(
-        experiment, plugin_manager=manager, journal=kept, resume=resume,
-        upstreams=chained, keep_artifacts=keep_artifacts,
-    ).run()
+
+    def run(chosen: Experiment) -> ExperimentResult:
+        kept = None
+        if journal is not None:
+            from pytest_crystallize.core.store.journal import Journal
+
+            kept = Journal.for_experiment(Path(journal), identity, chosen)
+        return ExperimentRunner(
+            chosen, plugin_manager=manager, journal=kept, resume=resume, deadline=deadline,
+            upstreams=chained, keep_artifacts=keep_artifacts,
+        ).run()
+
+    if confirm is None:
+        result = run(experiment)
+    else:
+        from pytest_crystallize.core.environment import git_info
+        from pytest_crystallize.core.store.confirmations import ConfirmationLedger
+        from pytest_crystallize.core.store.stores import DirectoryStore
+
+        root = Path(confirm)
+        git = git_info(Path.cwd())
+        result = ConfirmationLedger(root).run(
+            identity, experiment, run, git=None if git is None else git.to_dict(),
+            saved_runs=DirectoryStore(root).listing().runs,
+        )
     warn_low_power(experiment.function, result)
     warn_shared_data(experiment.function, result)
     return result

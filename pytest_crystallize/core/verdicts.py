@@ -59,13 +59,17 @@ class Decision:
     """How a sequential design decided a pair at a look, instead of ``p_adjusted < alpha``.
 
     ``shown`` is the p-value text of the verdict's reason, ``threshold`` what
-    it was compared with; ``details`` are added to the verdict's details.
+    it was compared with; ``details`` are added to the verdict's details
+    (``"design"`` names the design that decided). ``outcome``, when given,
+    leads the reason: how the design stopped (``"stopped for futility at
+    look 2 of 5"``).
     """
 
     significant: bool
     shown: str
     threshold: str
     details: Mapping[str, Any] = field(default_factory=dict)
+    outcome: str = ""
 
 
 def _missing(result: ExperimentResult, metric: str, conditions: list[str], pair: tuple[str, str]) -> str:
@@ -151,7 +155,10 @@ def build_verdict(
                  else f"p={c.p_value:.3g}, {experiment.correction}-adjusted {p_adjusted:.3g}")
         decision = Decision(p_adjusted < alpha, shown, f"alpha {alpha:g}")
     holds, reason = _judge(h, c, pair, decision)
-    details = {**c.to_dict(), **pair.details, **decision.details}
+    if decision.outcome:
+        reason = f"{decision.outcome}: {reason}"
+    design = "fixed design" if experiment.design is None else f"design {experiment.design}"
+    details = {"design": design, **c.to_dict(), **pair.details, **decision.details}
     if pair.per_replicate > 1:
         reason += f" (on per-replicate means of up to {pair.per_replicate} values)"
         details["values_per_replicate"] = pair.per_replicate

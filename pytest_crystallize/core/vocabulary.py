@@ -14,6 +14,7 @@ __all__ = [
     "BETTER",
     "CORRECTIONS",
     "DIRECTIONS",
+    "FUTILITY",
     "HYPOTHESIS_DIRECTIONS",
     "MARGIN_DIRECTIONS",
     "NAN_POLICIES",
@@ -23,6 +24,7 @@ __all__ = [
     "Better",
     "Correction",
     "Direction",
+    "Futility",
     "NanPolicy",
     "PlotKind",
     "ProgressMode",
@@ -33,9 +35,13 @@ __all__ = [
 Correction = Literal["holm", "bh", "bonferroni", "none"]
 CORRECTIONS: Final[tuple[Correction, ...]] = get_args(Correction)
 
-#: Lan-DeMets alpha-spending functions of sequential designs.
-Spending = Literal["obrien_fleming", "pocock"]
+#: Spending functions of sequential designs: Lan-DeMets O'Brien-Fleming and Pocock types, Hwang-Shih-DeCani.
+Spending = Literal["obrien_fleming", "pocock", "hsd"]
 SPENDING: Final[tuple[Spending, ...]] = get_args(Spending)
+
+#: Futility stops of a sequential design: none, non-binding (alpha holds if ignored) or binding.
+Futility = Literal["none", "non_binding", "binding"]
+FUTILITY: Final[tuple[Futility, ...]] = get_args(Futility)
 
 #: What a hypothesis claims of treatment versus baseline.
 Direction = Literal["maximize", "minimize", "two-sided", "no_worse", "equivalent"]

@@ -54,7 +54,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{MARKER}(replicates=, seed=, treatments=, hypotheses=, plugins=, alpha=, correction=, "
-        "params=, gate=, evaluators=, max_replicates=, looks=, spending=): configure an experiment; "
+        "params=, gate=, evaluators=, max_replicates=, looks=, spending=, futility=, futility_spending=, power=, "
+        "confirm=): configure an experiment; "
         "every experiment item carries this mark",
     )
     # getini returns the cached list pytest's collectors read, so extending it

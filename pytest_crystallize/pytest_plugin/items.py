@@ -23,7 +23,7 @@ from pytest_crystallize.core.report.text import failure_report, summarize
 from pytest_crystallize.core.runner import ExperimentRunner
 from pytest_crystallize.core.shared_data import warn_shared_data
 from pytest_crystallize.core.store.gate_specs import check_gate_option
-from pytest_crystallize.errors import CrystallizeError, CrystallizeWarning
+from pytest_crystallize.errors import CrystallizeError, CrystallizeWarning, ResultsError
 from pytest_crystallize.pytest_plugin.chains import release, started, upstream_results
 from pytest_crystallize.pytest_plugin.keys import GATE_PROPERTY, HTML_KEY, MARKER, PAYLOAD_PROPERTY, STORAGE_KEY
 from pytest_crystallize.pytest_plugin.selection import (
@@ -145,30 +145,49 @@ class ExperimentItem(pytest.Function):
         except CrystallizeError as exc:
             raise ExperimentFailed(str(exc)) from None
         settings = self.crystallize_session.settings
-        journal = None
-        if settings.journal_root is not None:
-            from pytest_crystallize.core.store.journal import Journal
+        deadline = None
+        if settings.deadline is not None:
+            from pytest_crystallize.core.budget import Deadline
 
-            journal = Journal.for_experiment(settings.journal_root, self.nodeid, experiment)
+            deadline = Deadline(settings.deadline)
+            if deadline.passed:
+                pytest.skip(f"the crystallize budget of {settings.budget:g} s was spent before this experiment started")
+        begun: list[tuple[Experiment, Journal | None]] = []
+        upstreams = upstream_results(self) if self.upstream_items else None
+
+        def run(chosen: Experiment) -> ExperimentResult:
+            journal = None
+            if settings.journal_root is not None:
+                from pytest_crystallize.core.store.journal import Journal
+
+                journal = Journal.for_experiment(settings.journal_root, self.nodeid, chosen)
+            begun.append((chosen, journal))
+            try:
+                runner = ExperimentRunner(
+                    chosen, plugin_manager=manager, journal=journal, resume=settings.resume, deadline=deadline,
+                    upstreams=upstreams, keep_artifacts=bool(self.downstream_items),
+                )
+            except CrystallizeError as exc:  # an upstream without a result, or one that cannot feed this one
+                raise ExperimentFailed(str(exc)) from None
+            return runner.run()
+
         try:
-            runner = ExperimentRunner(
-                experiment, plugin_manager=manager, journal=journal, resume=settings.resume,
-                upstreams=upstream_results(self) if self.upstream_items else None,
-                keep_artifacts=bool(self.downstream_items),
-            )
-        except CrystallizeError as exc:  # an upstream without a result, or one that cannot feed this one
-            raise ExperimentFailed(str(exc)) from None
-        try:
-            result = runner.run()
+            result = self._confirm(experiment, run) if self._confirmatory() else run(experiment)
         except BaseException as exc:
-            if not isinstance(exc, Exception):  # Ctrl-C, pytest-timeout: show what finished
-                self._report_interrupted(experiment, exc, journal)
+            if not isinstance(exc, Exception) and begun:  # Ctrl-C, pytest-timeout: show what finished
+                self._report_interrupted(*begun[-1], exc)
             raise
         self.result = result
         failures: list[str] = [] if result.passed else [failure_report(result)]
         check = self._gate_and_report(experiment, result)
         if check is not None and check.failure:
             failures.append(check.failure)
+        if settings.require_confirmed:
+            from pytest_crystallize.core.store.confirmations import confirmation_of
+
+            why = confirmation_of(result)
+            if why is not None:
+                failures.append(f"--crystallize-require-confirmed: experiment {self.name!r} is not confirmed: {why}")
         try:
             warn_low_power(self.obj, result)
             warn_shared_data(self.obj, result)
@@ -177,7 +196,27 @@ class ExperimentItem(pytest.Function):
         if failures:
             raise ExperimentFailed("\n\n".join(failures))
 
-    def _report_interrupted(self, experiment: Experiment, exc: BaseException, journal: Journal | None) -> None:
+    def _confirmatory(self) -> bool:
+        return self.crystallize_session.settings.confirm or bool(self._marker_options().get("confirm"))
+
+    def _confirm(self, experiment: Experiment, run: Callable[[Experiment], ExperimentResult]) -> ExperimentResult:
+        """Pre-register, run on a fresh seed stream, record the outcome (see ``core/store/confirmations.py``)."""
+        from pytest_crystallize.core.environment import git_info
+        from pytest_crystallize.core.store.confirmations import ConfirmationLedger
+        from pytest_crystallize.core.store.stores import DirectoryStore
+
+        root = self.crystallize_session.settings.store_root
+        git = git_info(self.config.rootpath)
+        try:
+            saved = DirectoryStore(root).listing().runs
+            return ConfirmationLedger(root).run(
+                self.nodeid, experiment, run, git=None if git is None else git.to_dict(), saved_runs=saved,
+            )
+        except ResultsError as exc:
+            msg = f"experiment {self.name!r}: no confirmatory run: {exc}"
+            raise ExperimentFailed(msg) from None
+
+    def _report_interrupted(self, experiment: Experiment, journal: Journal | None, exc: BaseException) -> None:
         """Put the replicates that finished before ``exc`` in the summary, saying the run stopped and was not saved.
 
         The note also says what the journal kept, and how to resume from it.

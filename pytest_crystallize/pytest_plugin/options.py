@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +124,30 @@ def _add_experiment_options(group: pytest.OptionGroup, parser: pytest.Parser) ->
     )
     parser.addini("crystallize_dask", default="",
                   help="Dask scheduler address to run replicates on, or local (default: none)")
+    group.addoption(
+        "--crystallize-budget", metavar="SECONDS", default=None,
+        help="stop every experiment when SECONDS have passed since the session started: anytime designs "
+             "(replicates='anytime') stay valid, sequential ones keep the verdicts of their last look, fixed ones "
+             "fail as not valid; experiments not started by then are skipped ('none': no budget). "
+             "ini: crystallize_budget",
+    )
+    parser.addini("crystallize_budget", default="none",
+                  help="time budget of the session's experiments in seconds, or none (default none)")
+    group.addoption(
+        "--crystallize-confirm", action="store_true", default=None,
+        help="run every experiment as a confirmatory run: write a pre-registration to the store, run on a fresh "
+             "seed stream no earlier run used, and say in each verdict whether it is a clean confirmation "
+             "(also confirm=True on the marker). ini: crystallize_confirm",
+    )
+    group.addoption(
+        "--crystallize-require-confirmed", action="store_true", default=None,
+        help="fail every experiment whose verdicts are not a clean confirmation (pre-registered, fresh data, "
+             "nothing changed or repeated since exploring). ini: crystallize_require_confirmed",
+    )
+    parser.addini("crystallize_confirm", type="bool", default=False,
+                  help="run every experiment as a confirmatory run (default false)")
+    parser.addini("crystallize_require_confirmed", type="bool", default=False,
+                  help="fail experiments whose verdicts are not a clean confirmation (default false)")
 
 
 def _add_storage_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
@@ -271,6 +296,14 @@ class Settings:
     cache_size: int = 2 * 1024**3
     #: ``--crystallize-dask``: the Dask scheduler address (or ``local``) replicates run on; None: not on Dask.
     dask: str | None = None
+    #: ``--crystallize-budget`` in seconds, and the wall-clock time (``time.time()``) it ends; None: no budget.
+    budget: float | None = None
+    deadline: float | None = None
+    #: Run every experiment as a confirmatory run; fail those that are not a clean confirmation.
+    confirm: bool = False
+    require_confirmed: bool = False
+    #: The store (absolute): where confirmations are pre-registered and saved runs are kept.
+    store_root: Path = Path(DEFAULT_STORAGE)
 
 
 def _integer(value: str, source: str, minimum: int) -> int:
@@ -341,11 +374,16 @@ def read_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(msg) from None
     journal = not config.getoption("crystallize_no_journal", None) and _flag(config, "crystallize_journal")
     cache_root, cache_size = _cache(config)
+    budget_text, budget_source, _ = _value(config, "crystallize_budget")
+    budget = _timeout(budget_text or "none", budget_source)
     return Settings(
         enabled=enabled, defaults=MappingProxyType(defaults), overrides=MappingProxyType(overrides),
         treatments=_treatments(config), progress=_progress(config), artifacts_root=_artifacts_root(config),
         journal_root=_store_root(config) if journal else None, resume=_flag(config, "crystallize_resume"),
         cache_root=cache_root, cache_size=cache_size, dask=_dask(config),
+        budget=budget, deadline=None if budget is None else time.time() + budget,
+        confirm=_flag(config, "crystallize_confirm"), require_confirmed=_flag(config, "crystallize_require_confirmed"),
+        store_root=_store_root(config),
     )
 
 

@@ -83,11 +83,13 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
     if prov.design is not None:
         notes.append(f"design {prov.design}: replicates share training data; verdicts use a corrected test")
     notes += [f"upstream: {note}" for note in prov.upstream_notes]
+    notes += _confirmation_notes(result)
     sequential = None
     if prov.max_replicates is not None:
         sequential = {"replicates": prov.replicates, "max_replicates": prov.max_replicates,
                       "looks": prov.looks, "looks_taken": prov.looks_taken,
-                      "conditions": len(result.conditions)}
+                      "conditions": len(result.conditions), "anytime": prov.anytime,
+                      "stopped_by": prov.stopped_by, "tasks_run": prov.tasks_run}
     return {
         "notes": notes,
         "execution": list(prov.execution),
@@ -101,6 +103,18 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
         "rows": rows,
         "verdicts": [v.to_dict() for v in result.verdicts],
     }
+
+
+def _confirmation_notes(result: ExperimentResult) -> list[str]:
+    """What a confirmatory run is worth, once per experiment: fresh data, pre-registered, what taints it."""
+    found = [v.details["confirmation"] for v in result.verdicts if isinstance(v.details.get("confirmation"), Mapping)]
+    if not found:
+        return []
+    c = found[0]
+    worth = "a clean confirmation" if c.get("confirmed") else "NOT clean"
+    head = (f"confirmation: attempt {c.get('attempt')} is {worth} (pre-registered: "
+            f"{'yes' if c.get('preregistered') else 'no'}; fresh data: {'yes' if c.get('fresh') else 'no'})")
+    return [head, *(f"confirmation: {line}" for line in [*c.get("problems", ()), *c.get("notes", ())])]
 
 
 def _number(value: object) -> bool:
@@ -156,15 +170,31 @@ def _run_notes(payload: Mapping[str, Any]) -> list[str]:
     lines = []
     seq = payload.get("sequential")
     if seq:
-        saved = (seq["max_replicates"] - seq["replicates"]) * seq["conditions"]
-        lines.append(
-            f"sequential: stopped at look {seq['looks_taken']} of {seq['looks']} after "
-            f"{seq['replicates']} of {seq['max_replicates']} replicates per condition; "
-            f"saved {saved} replicate runs"
-        )
+        lines.append(_stop_line(seq))
     if payload["error_count"]:
         lines.append(f"{payload['error_count']} replicate error(s); first: {_error_headline(payload['first_error'])}")
     return lines
+
+
+def _stop_line(seq: Mapping[str, Any]) -> str:
+    """How a sequential, anytime or budget-stopped run ended, and the replicate runs it saved."""
+    of = f"{seq['replicates']} of {seq['max_replicates']} replicates per condition"
+    if seq.get("stopped_by") == "budget":
+        if seq.get("looks") is not None:
+            at = f"at look {seq['looks_taken']} of {seq['looks']}" if seq["looks_taken"] else "before the first look"
+            return f"sequential: stopped by the time budget {at} after {of}; verdicts of the last look taken"
+        if seq.get("anytime"):
+            return f"anytime: stopped by the time budget after {of}; the verdicts are valid at this stop"
+        return f"budget: stopped by the time budget after {of}; a fixed design cut short makes no claim"
+    runs = seq.get("tasks_run")
+    planned = seq["max_replicates"] * seq["conditions"]
+    ran = seq["replicates"] * seq["conditions"] if runs is None else runs
+    saved = f"saved {planned - ran} replicate runs"
+    if runs is not None and runs < seq["replicates"] * seq["conditions"]:
+        saved += f" ({ran} of {planned} run: the adaptive sweep dropped decided treatments)"
+    if seq.get("looks") is not None:
+        return f"sequential: stopped at look {seq['looks_taken']} of {seq['looks']} after {of}; {saved}"
+    return f"anytime: stopped after {of} (verdicts valid at any stop); {saved}"
 
 
 def summary_notes(payload: Mapping[str, Any]) -> list[str]:
@@ -290,8 +320,9 @@ def verdict_lines(v: Mapping[str, Any], *, verbose: bool = False) -> list[str]:
     ci = "" if d.get("ci_low") is None else f" [95% CI {_fmt(d['ci_low'], True)}, {_fmt(d.get('ci_high'), True)}]"
     effect = "" if d.get("effect_size") is None else f", {d.get('effect_size_name')} {_fmt(d['effect_size'], True)}"
     p = _p_text(v)
+    design = f"{d['design']}, " if isinstance(d.get("design"), str) else ""
     line = (f"{head}: diff {_fmt(v['difference'], True)}{_pct(d.get('relative_difference'))}{ci}"
-            f"{_margin(v, d)}{effect}, {p}, {v['test']}{_adjustment(d)}: {v['reason'].split(':')[0]}")
+            f"{_margin(v, d)}{effect}, {p}, {design}{v['test']}{_adjustment(d)}: {v['reason'].split(':')[0]}")
     lines = [line]
     if verbose:
         lines.append(f"       test choice: {d.get('test_reason', '')}")

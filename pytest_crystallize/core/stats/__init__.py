@@ -4,7 +4,9 @@
 :class:`Comparison`; ``describe(values)`` summarises one sample;
 ``adjust_pvalues`` corrects a family of p-values; ``power`` and
 ``replicates_needed`` plan t-test experiments; :class:`SequentialPlan` lets
-an experiment stop early at planned looks.
+an experiment stop early at planned looks (for success or futility);
+``anytime_test`` checks a hypothesis after every replicate with an
+e-process that stays valid whenever the run stops.
 
 Choosing a test (``test="auto"``):
 
@@ -67,8 +69,16 @@ difference) get the exact permutation p-value; ``degenerate`` says why, and
 
 from __future__ import annotations
 
-from pytest_crystallize.core.vocabulary import CORRECTIONS, DIRECTIONS, SPENDING
+from pytest_crystallize.core.vocabulary import CORRECTIONS, DIRECTIONS, FUTILITY, SPENDING
 
+from ._anytime import (
+    ANYTIME_METHODS,
+    AnytimeMethod,
+    AnytimeOutcome,
+    anytime_test,
+    betting_capital,
+    t_mixture_bayes_factor,
+)
 from ._best import BestComparison, compare_best
 from ._binary import binary_outcome
 from ._comparison import Comparison, NoVariation
@@ -86,18 +96,24 @@ from ._two_sample import compare
 PROCEDURES: tuple[str, ...] = ("corrected_repeated_kfold_t", "corrected_resampled_t", "covariate_adjusted_t", "mcb")
 
 __all__ = [
+    "ANYTIME_METHODS",
     "CORRECTIONS",
     "DIRECTIONS",
+    "FUTILITY",
     "PROCEDURES",
     "SPENDING",
     "TESTS",
     "Adjusted",
+    "AnytimeMethod",
+    "AnytimeOutcome",
     "BestComparison",
     "Comparison",
     "NoVariation",
     "SequentialPlan",
     "Summary",
     "adjust_pvalues",
+    "anytime_test",
+    "betting_capital",
     "binary_outcome",
     "compare",
     "compare_adjusted",
@@ -107,4 +123,5 @@ __all__ = [
     "describe",
     "power",
     "replicates_needed",
+    "t_mixture_bayes_factor",
 ]

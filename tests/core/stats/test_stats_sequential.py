@@ -70,7 +70,8 @@ def test_crossing_probabilities_match_multivariate_normal(spending: str, two_sid
             rng=np.random.default_rng(0),
         )
         crossed = 1 - inside  # probability of crossing some boundary by look k
-        assert crossed == pytest.approx(plan.cumulative_alpha(k), abs=2e-6)
+        # Genz's quasi-Monte Carlo is good to a few 1e-6 in four dimensions at this maxpts.
+        assert crossed == pytest.approx(plan.cumulative_alpha(k), abs=5e-6)
 
 
 def test_decide() -> None:

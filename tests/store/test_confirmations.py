@@ -1,0 +1,157 @@
+"""Explore, then confirm: pre-registration before the run, fresh seed streams, and what taints a confirmation."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pytest_crystallize import Treatment, hypothesis, run_experiment
+from pytest_crystallize.core.experiment import Experiment
+from pytest_crystallize.core.report.text import summarize
+from pytest_crystallize.core.runner import ExperimentRunner
+from pytest_crystallize.core.store.confirmations import ConfirmationLedger, confirmation_of, confirmation_seed
+from pytest_crystallize.core.store.definitions import definition_of, fingerprint
+from pytest_crystallize.core.store.records import ExperimentRun, NewRun
+from pytest_crystallize.core.store.stores import DirectoryStore
+from pytest_crystallize.errors import ResultsError
+
+IDENTITY = "tests/test_x.py::experiment_shift"
+
+
+def _shift(ctx):
+    ctx.metrics.add("x", ctx.rng.normal() + ctx.get("shift", 0.0))
+
+
+def _define(shift: float = 1.0, direction: str = "maximize", seed: int = 7) -> Experiment:
+    return Experiment.define(
+        _shift, name="experiment_shift", replicates=20, seed=seed,
+        treatments=[Treatment("t", {"shift": shift})], hypotheses=[hypothesis("x", direction)],
+    )
+
+
+def _run(experiment: Experiment):  # type: ignore[no-untyped-def]
+    return ExperimentRunner(experiment).run()
+
+
+def _explore(root: Path, experiment: Experiment) -> str:
+    """Save an exploratory run of ``experiment`` in the store; return its id."""
+    result = _run(experiment)
+    definition = definition_of(experiment)
+    saved = DirectoryStore(root).save(NewRun((ExperimentRun(IDENTITY, result, definition, fingerprint(definition)),)))
+    return saved.id
+
+
+def _confirm(root: Path, experiment: Experiment):  # type: ignore[no-untyped-def]
+    return ConfirmationLedger(root).run(IDENTITY, experiment, _run, saved_runs=DirectoryStore(root).listing().runs)
+
+
+def test_confirmation_seeds_are_a_stream_of_their_own() -> None:
+    words = np.random.SeedSequence([7, 0x636F6E6669726D, 0]).generate_state(2, np.uint32)
+    assert confirmation_seed(7, 0) == (int(words[0]) << 31) | (int(words[1]) >> 1)
+    seeds = {confirmation_seed(7, k) for k in range(50)}
+    assert len(seeds) == 50
+    assert 7 not in seeds
+    assert all(0 <= s < 2**63 for s in seeds)
+
+
+def test_the_pre_registration_is_written_before_the_first_replicate_runs(tmp_path: Path) -> None:
+    experiment = _define()
+    seen: list[dict[str, object]] = []
+
+    def run(chosen: Experiment):  # type: ignore[no-untyped-def]
+        (record,) = (tmp_path / "confirm").glob("*/attempt-0.json")
+        seen.append(json.loads(record.read_text()))
+        return _run(chosen)
+
+    result = ConfirmationLedger(tmp_path).run(IDENTITY, experiment, run)
+    (record,) = seen
+    assert record["fingerprint"] == fingerprint(definition_of(experiment))
+    assert record["definition"]["hypotheses"][0]["metric"] == "x"
+    assert record["replicates"] == 20
+    assert record["seed"] == confirmation_seed(7, 0) == result.provenance.master_seed
+    verdict = result.verdicts[0]
+    assert verdict.details["confirmation"]["confirmed"]
+    assert verdict.details["design"] == "fixed design; confirmatory attempt 1: pre-registered, fresh data"
+    assert confirmation_of(result) is None
+
+
+def test_confirmatory_replicates_share_no_seed_with_the_exploratory_run(tmp_path: Path) -> None:
+    experiment = _define()
+    _explore(tmp_path, experiment)
+    explored = set(_run(experiment).provenance.replicate_seeds())
+    confirmed = _confirm(tmp_path, experiment)
+    assert not explored & set(confirmed.provenance.replicate_seeds())
+    c = confirmed.verdicts[0].details["confirmation"]
+    assert c["fresh"]
+    assert c["confirmed"]
+
+
+def test_concurrent_confirmations_never_share_an_attempt(tmp_path: Path) -> None:
+    ledger = ConfirmationLedger(tmp_path)
+    with ThreadPoolExecutor(8) as pool:
+        attempts = list(pool.map(lambda _: ledger.preregister(IDENTITY, _define())[0].attempt, range(16)))
+    assert sorted(attempts) == list(range(16))
+    assert len({a.seed for a in ledger.attempts(IDENTITY)}) == 16
+
+
+def test_a_hypothesis_changed_after_the_exploratory_run_is_stated(tmp_path: Path) -> None:
+    run_id = _explore(tmp_path, _define(direction="two-sided"))
+    result = _confirm(tmp_path, _define(direction="maximize"))
+    verdict = result.verdicts[0]
+    assert verdict.holds  # the test on fresh data is what it is ...
+    c = verdict.details["confirmation"]
+    assert not c["confirmed"]  # ... but it confirms nothing that was explored
+    assert c["problems"][0].startswith(f"changed after the exploratory run {run_id}: hypothesis added: 'x maximize'")
+    assert "NOT clean" in verdict.details["design"]
+    notes = summarize(result)["notes"]
+    assert "confirmation: attempt 1 is NOT clean (pre-registered: yes; fresh data: yes)" in notes
+    assert confirmation_of(result).startswith("confirmatory attempt 1 is not clean: changed after")
+
+
+def test_confirming_again_after_a_failed_attempt_is_not_clean(tmp_path: Path) -> None:
+    failed = _confirm(tmp_path, _define(shift=0.0))
+    assert not failed.passed
+    again = _confirm(tmp_path, _define(shift=0.0))
+    c = again.verdicts[0].details["confirmation"]
+    assert c["attempt"] == 2
+    assert not c["confirmed"]
+    assert any("attempt 1 (" in p and "did not confirm" in p for p in c["problems"]), c["problems"]
+
+
+def test_an_interrupted_attempt_taints_the_next(tmp_path: Path) -> None:
+    ledger = ConfirmationLedger(tmp_path)
+    ledger.preregister(IDENTITY, _define())  # pre-registered, then never finished: no outcome
+    c = _confirm(tmp_path, _define()).verdicts[0].details["confirmation"]
+    assert not c["confirmed"]
+    assert any("has no recorded outcome" in p for p in c["problems"])
+
+
+def test_replicates_a_saved_run_already_used_are_reused_data(tmp_path: Path) -> None:
+    reused = Experiment.define(
+        _shift, name="experiment_shift", replicates=20, seed=confirmation_seed(7, 0),
+        treatments=[Treatment("t", {"shift": 1.0})], hypotheses=[hypothesis("x", "maximize")],
+    )
+    run_id = _explore(tmp_path, reused)
+    c = _confirm(tmp_path, _define()).verdicts[0].details["confirmation"]
+    assert not c["fresh"]
+    assert c["problems"][0] == f"data reused: saved run {run_id} already ran seed {confirmation_seed(7, 0)}"
+
+
+def test_a_ledger_that_cannot_be_written_pre_registers_nothing(tmp_path: Path) -> None:
+    (tmp_path / "confirm").write_text("a file where the ledger goes")
+    with pytest.raises(ResultsError, match="the confirmation ledger cannot be written"):
+        ConfirmationLedger(tmp_path).preregister(IDENTITY, _define())
+
+
+def test_run_experiment_confirms_in_a_store(tmp_path: Path) -> None:
+    result = run_experiment(
+        _shift, replicates=20, seed=7, treatments=[Treatment("t", {"shift": 1.0})],
+        hypotheses=[hypothesis("x", "maximize")], confirm=tmp_path,
+    )
+    assert result.verdicts[0].details["confirmation"]["confirmed"]
+    assert result.provenance.master_seed == confirmation_seed(7, 0)
+    assert len(list((tmp_path / "confirm").glob("*/attempt-0.*json"))) == 2  # the record and its outcome
