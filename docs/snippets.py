@@ -55,7 +55,7 @@ _MARKER = re.compile(r"^<!--\s*(?P<key>[a-z/]+)(?::\s*(?P<value>.*?))?\s*-->$")
 #: Commands a reader runs to set up an environment: the suite already runs in one.
 _SETUP = re.compile(r"^(python3? -m venv|\. \S*activate|source \S*activate|pip install|python3? -m pip install)\b")
 #: The suite's environment has test-only pytest plugins a reader lacks; they would change the outputs.
-READER_PLUGINS_ONLY = "-p no:asyncio -p no:hypothesispytest"
+READER_PLUGINS_ONLY = "-p no:asyncio"
 SHELLS = ("bash", "console", "shell", "sh")
 #: Blocks that are not code: shown, never run.
 ILLUSTRATIONS = ("text", "")
