@@ -14,6 +14,9 @@ and on the HTML comment right above it (blank lines may come between):
 ``<!-- fragment: WHY -->``
     a deliberate fragment: not run. ``tests/test_docs_snippets.py`` keeps
     these few.
+``<!-- cwd: repository -->`` (anywhere on a page)
+    its commands run at the repository root, as on the README (scripts under
+    ``docs/`` that print what the page shows).
 ``<!-- continues: PAGE -->`` (anywhere on a page)
     start from where ``PAGE`` (a path relative to this page) leaves its
     project: its files, patches and ``rm`` commands, not its runs.
@@ -31,7 +34,8 @@ would: for a push, then for a pull request, every ``run:`` step whose
 ``if:`` holds. ```text blocks outside an output region are illustrations.
 
 Commands run in the page's project directory, except on the README, which is
-read from a clone: its commands and outputs run at the repository root.
+read from a clone, and on pages marked ``cwd: repository``: their commands
+and outputs run at the repository root.
 """
 
 from __future__ import annotations
@@ -92,6 +96,8 @@ class Page:
     path: Path
     items: tuple[Block | Output, ...]
     continues: tuple[Path, ...] = ()
+    #: Commands run at the repository root (the README, pages marked ``cwd: repository``).
+    in_repository: bool = False
 
     @property
     def name(self) -> str:
@@ -109,6 +115,7 @@ def parse(path: Path) -> Page:
     lines = path.read_text(encoding="utf-8").splitlines()
     items: list[Block | Output] = []
     continues: list[Path] = []
+    in_repository = path == README
     marker: tuple[str, str] = ("", "")
     region: str | None = None
     i = 0
@@ -120,6 +127,10 @@ def parse(path: Path) -> Page:
             key, value = found["key"], (found["value"] or "").strip()
             if key == "continues":
                 continues.append((path.parent / value).resolve())
+            elif key == "cwd":
+                if value != "repository":
+                    raise SnippetError(f"{path}:{i + 1}: <!-- cwd: {value} -->: the only one is 'repository'")
+                in_repository = True
             elif key == "output":
                 region = value
             elif key == "/output":
@@ -144,7 +155,7 @@ def parse(path: Path) -> Page:
             i += 1
     if region is not None:
         raise SnippetError(f"{path}: <!-- output: {region} --> is not followed by a ```text block")
-    return Page(path, tuple(items), tuple(continues))
+    return Page(path, tuple(items), tuple(continues), in_repository)
 
 
 def _read_block(
@@ -172,8 +183,9 @@ class Player:
     """
 
     project: Path
-    #: Runs a plain ``pytest ...`` command (argv, cwd) -> (status, output) in this process; None: a subprocess.
-    pytest_runner: Callable[[list[str], Path], tuple[int, str]] | None = None
+    #: Runs a plain command (argv, cwd, env) -> (status, output) in this process, or returns None to leave
+    #: it to a shell; None: every command runs in a shell.
+    in_process: Callable[[list[str], Path, dict[str, str]], tuple[int, str] | None] | None = None
     outputs: dict[Block, str] = field(default_factory=dict)
     counter: int = 0
     last_output: str = ""
@@ -262,20 +274,23 @@ class Player:
     def output(self, page: Page, command: str) -> str:
         """What ``command`` prints at this point of the page, pytest's session header left out."""
         _, output = self.execute(command, self.cwd(page))
+        if "Traceback (most recent call last)" in output:  # a failing experiment reports; a crash is a bug of the page
+            raise SnippetError(f"{page.name}: {command} crashed:\n{output}")
         return f"$ {command}\n" + without_header(output)
 
     def execute(self, command: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str]:
-        """Run one shell command: a plain ``pytest ...`` through ``pytest_runner`` when there is one."""
-        argv = shlex.split(command)
+        """Run one shell command: a plain one (no pipes, redirections or lists) through ``in_process`` if it takes it."""
         tokens = shlex.shlex(command, punctuation_chars=True)
         plain = not any(token and set(token) <= set("();<>|&") for token in tokens)
-        if self.pytest_runner is not None and argv[0] == "pytest" and plain and not env:
-            return self.pytest_runner(argv, cwd)
+        if self.in_process is not None and plain:
+            done = self.in_process(shlex.split(command), cwd, env or {})
+            if done is not None:
+                return done
         proc = run(["bash", "-c", command], cwd, env)
         return proc.returncode, proc.stdout
 
     def cwd(self, page: Page) -> Path:
-        return ROOT if page.path == README else self.project
+        return ROOT if page.in_repository else self.project
 
     def workflow(self, page: Page, block: Block) -> None:
         """Play a GitHub Actions workflow: its ``run:`` steps for a push, then for a pull request."""
@@ -378,4 +393,4 @@ def normalized(output: str) -> str:
     """``output`` with what changes from run to run (times, run ids, absolute paths) replaced."""
     for pattern, replacement in _NORMALIZE:
         output = pattern.sub(replacement, output)
-    return output
+    return "\n".join(line.rstrip() for line in output.strip("\n").splitlines())  # as a page can show it

@@ -11,8 +11,14 @@ dates and absolute paths may differ.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
+import pkgutil
 import re
+import runpy
 import sys
+import traceback
 from pathlib import Path
 
 import pytest
@@ -27,27 +33,76 @@ import snippets  # noqa: E402
 MAX_FRAGMENTS = 3
 
 
-def _runner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
-    def run(argv: list[str], cwd: Path) -> tuple[int, str]:
-        monkeypatch.chdir(cwd)
-        monkeypatch.setenv("COLUMNS", "80")
-        monkeypatch.setenv("PYTEST_ADDOPTS", snippets.READER_PLUGINS_ONLY)
-        result = pytester.runpytest_inprocess(*argv[1:])
-        monkeypatch.chdir(pytester.path)
-        return int(result.ret), "\n".join(result.outlines + result.errlines) + "\n"
+@pytest.fixture(scope="session")
+def _docs_preload() -> None:
+    """Import once what every in-process run would import again: pytester restores ``sys.modules`` after each.
+
+    Session scope runs before the function-scoped ``pytester`` takes its snapshot of ``sys.modules``.
+    """
+    import pytest_crystallize
+
+    for module in pkgutil.walk_packages(pytest_crystallize.__path__, "pytest_crystallize."):
+        importlib.import_module(module.name)  # assertion rewriting makes each re-import costly
+    for name in ("pandas", "pyarrow.parquet"):
+        importlib.import_module(name)
+    for name in ("hypothesis", "_hypothesis_pytestplugin", "xdist.plugin", "xdist.looponfail", "execnet"):
+        with contextlib.suppress(ImportError):  # pytest plugins of the dev extra, loaded by every inner run
+            importlib.import_module(name)
+
+
+def _in_process(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+    """Run ``pytest``, ``crystallize`` and ``python script.py`` commands in this process (no interpreter start-up)."""
+
+    def run(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str] | None:
+        with monkeypatch.context() as patch:
+            patch.chdir(cwd)
+            for name, value in {"COLUMNS": "80", "PYTEST_ADDOPTS": snippets.READER_PLUGINS_ONLY, **env}.items():
+                patch.setenv(name, value)
+            if argv[0] == "pytest":
+                result = pytester.runpytest_inprocess(*argv[1:])
+                return int(result.ret), "\n".join(result.outlines + result.errlines) + "\n"
+            if argv[0] == "crystallize":
+                from pytest_crystallize.cli import main
+
+                out = io.StringIO()
+                return main(argv[1:], stdout=out, stderr=out), out.getvalue()
+            if argv[0] == "python" and len(argv) == 2 and argv[1].endswith(".py"):
+                return _script(cwd / argv[1], patch)
+        return None
 
     return run
 
 
+def _script(path: Path, patch: pytest.MonkeyPatch) -> tuple[int, str]:
+    """``python path`` in this process: its output, and its exit status (1 on an exception, with the traceback)."""
+    before = set(sys.modules)
+    patch.syspath_prepend(str(path.parent))
+    out = io.StringIO()
+    status = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            runpy.run_path(str(path), run_name="__main__")
+        except SystemExit as exc:
+            status = exc.code if isinstance(exc.code, int) else 1
+        except Exception:
+            traceback.print_exc()
+            status = 1
+    # Forget the page's own modules (a later block may change them); keep libraries, which cannot reload.
+    for name in set(sys.modules) - before:
+        if str(getattr(sys.modules[name], "__file__", "") or "").startswith(str(path.parent)):
+            del sys.modules[name]
+    return status, out.getvalue()
+
+
 @pytest.mark.parametrize("page", snippets.pages(), ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_every_block_runs_and_every_output_shown_is_current(
-    page: Path, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    page: Path, _docs_preload: None, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ):
     parsed = snippets.parse(page)
     needs_sklearn = any(isinstance(i, snippets.Output) and "breast_cancer" in i.command for i in parsed.items)
     if needs_sklearn:
         pytest.importorskip("sklearn", reason="the README's example needs scikit-learn: pip install -e '.[examples]'")
-    player = snippets.Player(pytester.path, pytest_runner=_runner(pytester, monkeypatch))
+    player = snippets.Player(pytester.path, in_process=_in_process(pytester, monkeypatch))
     player.play(parsed)
     stale = [
         f"{parsed.name}:{block.line}: shown\n{block.text}\nbut the command now prints\n{fresh}"
