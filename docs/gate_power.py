@@ -38,7 +38,7 @@ def power(n: int, excess: float, alpha: float = ALPHA) -> float:
 
 
 def replicates_for(excess: float, target: float = 0.8, alpha: float = ALPHA) -> int:
-    """The fewest pairs with which the gate catches a regression ``excess`` SDs beyond the margin ``target`` of the time."""
+    """The fewest pairs that catch a regression ``excess`` SDs beyond the margin ``target`` of the time."""
     n = 2
     while power(n, excess, alpha) < target:
         n += 1

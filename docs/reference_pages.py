@@ -183,4 +183,6 @@ def api_page() -> str:
 
 def generated() -> dict[Path, str]:
     """Each generated page's path and the text it must hold."""
-    return {REFERENCE / "options.md": options_page(), REFERENCE / "cli.md": cli_page(), REFERENCE / "api.md": api_page()}
+    return {
+        REFERENCE / "options.md": options_page(), REFERENCE / "cli.md": cli_page(), REFERENCE / "api.md": api_page()
+    }

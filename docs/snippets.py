@@ -279,7 +279,7 @@ class Player:
         return f"$ {command}\n" + without_header(output)
 
     def execute(self, command: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str]:
-        """Run one shell command: a plain one (no pipes, redirections or lists) through ``in_process`` if it takes it."""
+        """Run one shell command; a plain one (no pipes, redirections, lists) through ``in_process`` if it takes it."""
         tokens = shlex.shlex(command, punctuation_chars=True)
         plain = not any(token and set(token) <= set("();<>|&") for token in tokens)
         if self.in_process is not None and plain:

@@ -94,9 +94,10 @@ def _script(path: Path, patch: pytest.MonkeyPatch) -> tuple[int, str]:
     return status, out.getvalue()
 
 
+@pytest.mark.usefixtures("_docs_preload")
 @pytest.mark.parametrize("page", snippets.pages(), ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_every_block_runs_and_every_output_shown_is_current(
-    page: Path, _docs_preload: None, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    page: Path, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ):
     parsed = snippets.parse(page)
     needs_sklearn = any(isinstance(i, snippets.Output) and "breast_cancer" in i.command for i in parsed.items)
