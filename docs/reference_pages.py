@@ -147,9 +147,13 @@ def _home(name: str) -> str:
     obj = getattr(pytest_crystallize, name)
     if inspect.isclass(obj) or inspect.isfunction(obj):
         return str(obj.__module__)
-    for module_name in sorted(m for m in sys.modules if m.startswith("pytest_crystallize.")):
-        if getattr(importlib.import_module(module_name), name, None) is obj:
+    holders = [m for m in sorted(sys.modules) if m.startswith("pytest_crystallize.")
+               and getattr(importlib.import_module(m), name, None) is obj]
+    for module_name in holders:  # the module that exports it, else the first that has it
+        if name in getattr(sys.modules[module_name], "__all__", ()):
             return module_name
+    if holders:
+        return holders[0]
     msg = f"cannot find the module that defines {name!r}"
     raise LookupError(msg)
 
