@@ -26,9 +26,12 @@ and on the HTML comment right above it (blank lines may come between):
 
 Without a marker: ```python blocks that define an ``experiment_*`` function
 are written to a test file and run with ``pytest --crystallize`` (which must
-pass); other ```python blocks run as scripts; ```bash blocks run each command
-(setting up a virtual environment and installing packages is skipped: the
-suite's environment is that one); ```toml and ```yaml blocks must parse.
+pass). Files the pages write are named ``experiment_*.py`` rather than
+``test_*.py`` where they can: the suite runs pages in-process, beside its own
+``test_*`` modules, and one module name cannot be two files. Other
+```python blocks run as scripts; ```bash blocks run each command (setting
+up a virtual environment and installing packages is skipped: the suite's
+environment is that one); ```toml and ```yaml blocks must parse.
 A ```yaml file under ``.github/workflows/`` is played like GitHub Actions
 would: for a push, then for a pull request, every ``run:`` step whose
 ``if:`` holds. ```text blocks outside an output region are illustrations.
@@ -253,7 +256,7 @@ class Player:
     def python(self, page: Page, block: Block) -> None:
         self.counter += 1
         if re.search(r"^(async )?def experiment_", block.text, re.MULTILINE):
-            name = f"test_block{self.counter}.py"
+            name = f"experiment_docs_block{self.counter}.py"  # not test_*.py: the suite's own modules have those names
             command = f"pytest --crystallize -p no:cacheprovider {name}"
         else:
             name = f"block{self.counter}.py"
