@@ -3,14 +3,13 @@
 A :class:`FrozenContext` is made for every replicate of every condition. Its
 values come from the experiment and the condition's treatment; steps may add
 new keys but never silently replace one (``override`` is the explicit escape
-hatch). Metrics go straight into the run's columnar :class:`MetricSink`, so
-recording a value costs an append, not a dict per value.
+hatch). Metrics go straight into the run's columnar
+:class:`~pytest_crystallize.core.sink.MetricSink`, so recording a value costs
+a few appends, not a dict per value.
 """
 
 from __future__ import annotations
 
-import json
-import numbers
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import PurePosixPath, PureWindowsPath
@@ -18,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.defaults import DEFAULT_SEED
 from pytest_crystallize.core.seeds import ReplicateSeeds
-from pytest_crystallize.errors import ConfigurationError, ContextMutationError, MetricError
+from pytest_crystallize.core.sink import MetricSink
+from pytest_crystallize.errors import ConfigurationError, ContextMutationError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,7 +27,6 @@ __all__ = [
     "CURRENT_CONTEXT",
     "Artifacts",
     "FrozenContext",
-    "MetricSink",
     "Metrics",
     "standalone_context",
 ]
@@ -45,85 +44,6 @@ CURRENT_CONTEXT: ContextVar[FrozenContext | None] = ContextVar(
 )
 
 
-class MetricSink:
-    """Columnar store of every value recorded during one run (or one batch).
-
-    Each recorded value appends one entry to five parallel lists. Owned and
-    mutated by one runner or one worker batch; read once when the result is
-    built.
-    """
-
-    __slots__ = ("condition", "metric", "metric_codes", "replicate", "tags", "value")
-
-    def __init__(self) -> None:
-        self.condition: list[int] = []
-        self.replicate: list[int] = []
-        self.metric: list[int] = []
-        self.value: list[float] = []
-        self.tags: list[str | None] = []
-        self.metric_codes: dict[str, int] = {}
-
-    def __len__(self) -> int:
-        return len(self.value)
-
-    def append(
-        self, condition: int, replicate: int, name: str, value: float, tags: str | None
-    ) -> None:
-        """Record one value; ``tags`` is a JSON object string or ``None``."""
-        code = self.metric_codes.get(name)
-        if code is None:
-            code = self.metric_codes[name] = len(self.metric_codes)
-        self.condition.append(condition)
-        self.replicate.append(replicate)
-        self.metric.append(code)
-        self.value.append(value)
-        self.tags.append(tags)
-
-    @property
-    def metric_names(self) -> tuple[str, ...]:
-        """Metric names in code order."""
-        return tuple(self.metric_codes)
-
-    def drop_unfinished(self, condition: int, replicate: int) -> None:
-        """Forget the values the replicate ``(condition, replicate)`` recorded: it did not finish.
-
-        Its values are the newest ones (a sink is filled one replicate at a time).
-        """
-        keep = len(self.value)
-        while keep and self.condition[keep - 1] == condition and self.replicate[keep - 1] == replicate:
-            keep -= 1
-        for column in (self.condition, self.replicate, self.metric, self.value, self.tags):
-            del column[keep:]
-
-
-def _as_number(name: str, value: object) -> float:
-    """Return ``value`` as a float, or raise :class:`MetricError` naming ``name``."""
-    kind = type(value)
-    if kind is float or kind is int or kind is bool:
-        return float(value)  # type: ignore[arg-type]  # checked just above
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if hasattr(value, "dtype") and getattr(value, "shape", None) == ():
-        # A 0-d numpy array: np.float32(1.5) arrives here on some versions.
-        try:
-            return float(value)  # type: ignore[arg-type]  # 0-d arrays convert
-        except (TypeError, ValueError):
-            pass
-    msg = (
-        f"metric {name!r} got a value of type {kind.__name__} ({value!r:.60}); "
-        f"metrics must be real numbers (int, float, bool or a numpy scalar): "
-        f"record a number, e.g. ctx.metrics.add({name!r}, float(x))"
-    )
-    raise MetricError(msg)
-
-
-def _check_metric_name(name: object) -> str:
-    if type(name) is not str or not name:
-        msg = f"metric names must be non-empty strings, got {name!r}"
-        raise MetricError(msg)
-    return name
-
-
 class Metrics:
     """``ctx.metrics``: record numeric metrics of one replicate."""
 
@@ -135,10 +55,7 @@ class Metrics:
     def add(self, name: str, value: float) -> None:
         """Record ``value`` for metric ``name`` in this replicate and condition."""
         ctx = self._ctx
-        ctx._sink.append(
-            ctx._condition_code, ctx._replicate, _check_metric_name(name),
-            _as_number(name, value), None,
-        )
+        ctx._sink.record(ctx, ctx._condition_code, ctx._replicate, name, value, None)
 
     def get(self, name: str) -> tuple[float, ...]:
         """Return the values of ``name`` recorded so far in this replicate."""
@@ -161,14 +78,10 @@ class Metrics:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and bool(self.get(name))
 
-    def _own(self) -> Iterator[tuple[str, float]]:
+    def _own(self) -> list[tuple[str, float]]:
         ctx = self._ctx
-        sink = ctx._sink
-        names = sink.metric_names
         # Records of this replicate come after the sink's length at its start.
-        for i in range(ctx._sink_start, len(sink)):
-            if sink.condition[i] == ctx._condition_code and sink.replicate[i] == ctx._replicate:
-                yield names[sink.metric[i]], sink.value[i]
+        return ctx._sink.values_of(ctx._condition_code, ctx._replicate, ctx._sink_start)
 
 
 def check_artifact_name(name: object) -> str:
@@ -321,17 +234,7 @@ class FrozenContext:
         Tags are stored with the value (as JSON) for later analysis; they must
         be JSON-serialisable.
         """
-        encoded = None
-        if tags:
-            try:
-                encoded = json.dumps(dict(tags), sort_keys=True, allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                msg = f"tags of metric {name!r} must be JSON-serialisable: {exc}"
-                raise MetricError(msg) from None
-        self._sink.append(
-            self._condition_code, self._replicate, _check_metric_name(name),
-            _as_number(name, value), encoded,
-        )
+        self._sink.record(self, self._condition_code, self._replicate, name, value, tags)
 
     # -- values -------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:

@@ -29,13 +29,14 @@ from pathlib import Path
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Final
 
-from pytest_crystallize.core.context import CURRENT_CONTEXT, FrozenContext, MetricSink
+from pytest_crystallize.core.context import CURRENT_CONTEXT, FrozenContext
 from pytest_crystallize.core.evaluators import evaluate_async, evaluate_sync
 from pytest_crystallize.core.eventloops import Body, drive_async, drive_sync, run_coroutine_sync
 from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager
 from pytest_crystallize.core.pipeline import STEP_ATTRIBUTE, StepHooks, label_origin
 from pytest_crystallize.core.results import ReplicateError
 from pytest_crystallize.core.seeds import ReplicateSeeds
+from pytest_crystallize.core.sink import MetricSink
 from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask, keep_finished
 from pytest_crystallize.core.timeouts import ReplicateTimeout, replicate_deadline, timeout_message
 from pytest_crystallize.errors import ConfigurationError

@@ -126,6 +126,8 @@ class Provenance:
 
 
 def _frozen(array: Any, dtype: Any) -> np.ndarray:
+    if isinstance(array, np.ndarray) and array.dtype == dtype and not array.flags.writeable:
+        return array  # already read-only: share it (a result's copies, the runner's columns)
     out = np.array(array, dtype=dtype)
     out.setflags(write=False)
     return out
@@ -199,16 +201,22 @@ class ExperimentResult:
 
     # -- conversions ----------------------------------------------------------
     def to_dataframe(self) -> pd.DataFrame:
-        """One row per recorded value: experiment, condition, replicate, metric, value, tags."""
+        """One row per recorded value: experiment, condition, replicate, metric, value, tags.
+
+        ``tags`` holds each value's tags as a dict (None without tags); rows
+        recorded with the same tags share one dict, each distinct set decoded
+        once: copy a row's tags before changing them.
+        """
         import pandas as pd
 
+        decoded: dict[str | None, Any] = {text: json.loads(text) for text in set(self.tags) if text is not None}
         return pd.DataFrame({
             "experiment": self.experiment,
             "condition": pd.Categorical.from_codes(self.condition_codes, categories=pd.Index(self.conditions)),
             "replicate": self.replicates,
             "metric": pd.Categorical.from_codes(self.metric_codes, categories=pd.Index(self.metrics)),
             "value": self.values,
-            "tags": [None if t is None else json.loads(t) for t in self.tags],
+            "tags": list(map(decoded.get, self.tags)),
         })
 
     def _header(self) -> dict[str, Any]:
@@ -258,7 +266,8 @@ class ExperimentResult:
         })
         header = json.dumps(self._header(), allow_nan=False).encode()
         table = table.replace_schema_metadata({_PARQUET_KEY: header})
-        pq.write_table(table, Path(path))
+        # Dictionary pages only where values repeat: replicates and values would only pay to try.
+        pq.write_table(table, Path(path), use_dictionary=["condition", "metric", "tags"])
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "result") -> ExperimentResult:
@@ -304,7 +313,7 @@ class ExperimentResult:
 
         path = Path(path)
         try:
-            table = pq.read_table(path)
+            table = pq.read_table(path, read_dictionary=["tags"])  # each distinct text made once
         except FileNotFoundError:
             msg = f"{path}: no such result file"
             raise ResultsError(msg) from None
@@ -322,12 +331,27 @@ class ExperimentResult:
                 "replicate": table.column("replicate").to_numpy(),
                 "metric": table.column("metric").combine_chunks().indices.to_numpy(),
                 "value": table.column("value").to_numpy(),
-                "tags": table.column("tags").to_pylist(),
             }
+            columns["tags"], columns["tag_texts"] = _tags_column(table.column("tags"))
         except (KeyError, ValueError, AttributeError, pa.ArrowException) as exc:
             msg = f"{path}: malformed Parquet result ({exc})"
             raise ResultsError(msg) from None
         return _build(cls, columns, _check_header(header, str(path)), str(path))
+
+
+def _tags_column(column: Any) -> tuple[tuple[str | None, ...], list[str]]:
+    """A dictionary-encoded Parquet column of tags as a tuple (one str or None a value) and its distinct texts."""
+    import pyarrow as pa
+
+    if column.null_count == len(column):
+        return (None,) * len(column), []
+    if not pa.types.is_dictionary(column.type):
+        values = column.to_pylist()
+        return tuple(values), sorted({v for v in values if v is not None})
+    combined = column.unify_dictionaries().combine_chunks()
+    texts = combined.dictionary.to_pylist()
+    table = np.array([*texts, None], dtype=object)  # a null's index -1 picks the None
+    return tuple(table[combined.indices.fill_null(-1).to_numpy()]), texts
 
 
 def _decode_value(value: float | str | None) -> float:
@@ -450,7 +474,8 @@ def _build(cls: type[ExperimentResult], columns: Mapping[str, Any], header: Mapp
             msg = f"column 'value' holds {values.dtype} values, expected floats"
             raise ValueError(msg)
         tags = tuple(columns["tags"])
-        for tag in {t for t in tags if t is not None}:
+        texts = columns.get("tag_texts")
+        for tag in ({t for t in tags if t is not None} if texts is None else texts):
             if not _is_json_object(tag):
                 msg = f"tags must be JSON object text or null, got {tag!r:.60}"
                 raise ValueError(msg)

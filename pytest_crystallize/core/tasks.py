@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Protocol
 
-from pytest_crystallize.core.context import MetricSink
+from pytest_crystallize.core.sink import MetricSink
 
 if TYPE_CHECKING:
     from pytest_crystallize.core.experiment import Experiment

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Final
 import pytest
 
 if TYPE_CHECKING:
+    from pytest_crystallize.core.store.records import ExperimentRun
     from pytest_crystallize.pytest_plugin.session import CrystallizeSession
     from pytest_crystallize.pytest_plugin.storage import CrystallizeStorage
 
@@ -38,8 +39,9 @@ EXPERIMENT_PREFIX: Final = "experiment_"
 SESSION_KEY: Final[pytest.StashKey[CrystallizeSession]] = pytest.StashKey()
 #: ``config.stash``: the storage object, present only when saving, comparing or a JSON report is asked for.
 STORAGE_KEY: Final[pytest.StashKey[CrystallizeStorage]] = pytest.StashKey()
-#: ``item.stash``: the experiment's result to save, a JSON string (set by the storage in ``runtest``).
-RECORD_KEY: Final[pytest.StashKey[str]] = pytest.StashKey()
+#: ``item.stash``: the experiment's run to save (set by the storage in ``runtest``): the object itself, or
+#: on a pytest-xdist worker packed as a JSON string for the call report.
+RECORD_KEY: Final[pytest.StashKey[ExperimentRun | str]] = pytest.StashKey()
 
 #: Plugin names of the session and storage objects, and of the xdist workers' report keeper.
 SESSION_PLUGIN: Final = "crystallize-session"
@@ -50,5 +52,5 @@ WORKER_REPORTS_PLUGIN: Final = "crystallize-worker-reports"
 PAYLOAD_PROPERTY: Final = "crystallize_payload"
 #: User property holding an experiment's comparison with the saved run (a JSON string).
 GATE_PROPERTY: Final = "crystallize_gate"
-#: Call-report attribute holding an experiment's result to save (a JSON string).
+#: Call-report attribute holding an experiment's run to save, packed by a worker (a JSON string).
 RECORD_ATTRIBUTE: Final = "crystallize_record"
