@@ -255,14 +255,16 @@ class ExperimentResult:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        from pytest_crystallize.core.arrow_columns import numeric_array, string_array, tags_array
+
         table = pa.table({
             "condition": pa.DictionaryArray.from_arrays(
-                pa.array(self.condition_codes, pa.int32()), pa.array(self.conditions, pa.string())),
-            "replicate": pa.array(self.replicates, pa.int64()),
+                numeric_array(self.condition_codes, np.int32, pa.int32()), string_array(self.conditions)),
+            "replicate": numeric_array(self.replicates, np.int64, pa.int64()),
             "metric": pa.DictionaryArray.from_arrays(
-                pa.array(self.metric_codes, pa.int32()), pa.array(self.metrics, pa.string())),
-            "value": pa.array(self.values, pa.float64()),
-            "tags": pa.array(self.tags, pa.string()),
+                numeric_array(self.metric_codes, np.int32, pa.int32()), string_array(self.metrics)),
+            "value": numeric_array(self.values, np.float64, pa.float64()),
+            "tags": tags_array(self.tags),
         })
         header = json.dumps(self._header(), allow_nan=False).encode()
         table = table.replace_schema_metadata({_PARQUET_KEY: header})
@@ -311,6 +313,8 @@ class ExperimentResult:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        from pytest_crystallize.core.arrow_columns import tags_from_column
+
         path = Path(path)
         try:
             table = pq.read_table(path, read_dictionary=["tags"])  # each distinct text made once
@@ -332,26 +336,11 @@ class ExperimentResult:
                 "metric": table.column("metric").combine_chunks().indices.to_numpy(),
                 "value": table.column("value").to_numpy(),
             }
-            columns["tags"], columns["tag_texts"] = _tags_column(table.column("tags"))
+            columns["tags"], columns["tag_texts"] = tags_from_column(table.column("tags"))
         except (KeyError, ValueError, AttributeError, pa.ArrowException) as exc:
             msg = f"{path}: malformed Parquet result ({exc})"
             raise ResultsError(msg) from None
         return _build(cls, columns, _check_header(header, str(path)), str(path))
-
-
-def _tags_column(column: Any) -> tuple[tuple[str | None, ...], list[str]]:
-    """A dictionary-encoded Parquet column of tags as a tuple (one str or None a value) and its distinct texts."""
-    import pyarrow as pa
-
-    if column.null_count == len(column):
-        return (None,) * len(column), []
-    if not pa.types.is_dictionary(column.type):
-        values = column.to_pylist()
-        return tuple(values), sorted({v for v in values if v is not None})
-    combined = column.unify_dictionaries().combine_chunks()
-    texts = combined.dictionary.to_pylist()
-    table = np.array([*texts, None], dtype=object)  # a null's index -1 picks the None
-    return tuple(table[combined.indices.fill_null(-1).to_numpy()]), texts
 
 
 def _decode_value(value: float | str | None) -> float:
@@ -445,18 +434,24 @@ def _is_json_object(text: object) -> bool:
         return False
 
 
+_NO_UPPER: Final = 2**63  # int64's
+
+
 def _integers(values: Any, name: str, upper: int | None) -> np.ndarray:
-    """``values`` as integers in ``[0, upper)`` (``upper=None``: no upper bound); ValueError says what is wrong."""
+    """``values`` as integers in ``[0, upper)`` (``upper=None``: any int64), their dtype kept; ValueError says why not.
+
+    Arrays read from Parquet are read-only and of the result's dtypes, so
+    the result shares them rather than copying.
+    """
     array = np.asarray(values)
     if array.size and array.dtype.kind not in "iu":
         msg = f"column {name!r} holds {array.dtype} values, expected integers"
         raise ValueError(msg)
-    array = array.astype(np.int64)
     if not array.size:
-        return array
+        return array.astype(np.int64)
     low, high = int(array.min()), int(array.max())
-    if low < 0 or (upper is not None and high >= upper):
-        allowed = ">= 0" if upper is None else f"between 0 and {upper - 1} (codes into its table of {upper})"
+    if low < 0 or high >= (_NO_UPPER if upper is None else upper):
+        allowed = ">= 0 (64-bit)" if upper is None else f"between 0 and {upper - 1} (codes into its table of {upper})"
         msg = f"column {name!r} holds values from {low} to {high}, expected {allowed}"
         raise ValueError(msg)
     return array
@@ -482,6 +477,8 @@ def _build(cls: type[ExperimentResult], columns: Mapping[str, Any], header: Mapp
     except (TypeError, ValueError) as exc:
         msg = f"{source}: malformed records ({exc})"
         raise ResultsError(msg) from None
+    for column in (codes, replicates, metric_codes, values):
+        column.setflags(write=False)  # made here (or read-only already): the result shares, not copies, them
     try:
         return cls(condition_codes=codes, replicates=replicates, metric_codes=metric_codes, values=values,
                    tags=tags, **header)
