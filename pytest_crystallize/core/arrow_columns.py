@@ -10,6 +10,8 @@ each is encoded once, and a value holds a code into them.
 
 from __future__ import annotations
 
+import itertools
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -48,11 +50,10 @@ def tags_array(tags: Sequence[str | None]) -> pa.ChunkedArray:
     """One string (or null) a value, decoded from codes into the distinct texts: no per-value Python object."""
     import pyarrow as pa
 
-    texts = [text for text in dict.fromkeys(tags) if text is not None]  # distinct, in order of first use
-    index: dict[str | None, int] = {text: code for code, text in enumerate(texts)}
-    index[None] = -1
-    dictionary = string_array(texts)
+    # One pass: a text seen for the first time takes the next code; None is -1 (a null).
+    index: defaultdict[str | None, int] = defaultdict(itertools.count().__next__, {None: -1})
     codes = np.fromiter(map(index.__getitem__, tags), dtype=np.int32, count=len(tags))
+    dictionary = string_array([text for text in index if text is not None])
     chunks = []
     for start in range(0, max(len(codes), 1), _TAG_CHUNK):
         part = codes[start : start + _TAG_CHUNK]
