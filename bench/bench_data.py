@@ -6,7 +6,9 @@ one invocation (A, B, B, A, ...), reported as medians with their spread:
 * **save**: ``pytest --crystallize`` on one experiment recording ``--values``
   values, with and without ``--crystallize-save``, each a fresh pytest
   process: CPU seconds (user + system) and peak RSS. Target: a save adds at
-  most 20 % to either (ratio <= 1.2).
+  most 20 % to either (ratio <= 1.2). A third variant, unsaved but with
+  pyarrow imported and a one-value Parquet file written in a conftest,
+  shows how much of the difference is pyarrow's fixed footprint.
 * **to_dataframe**: ``ExperimentResult.to_dataframe()`` against building the
   very same frame straight from the result's arrays (checked equal). Target <= 2x.
 * **from_parquet**: ``ExperimentResult.from_parquet`` against a raw
@@ -106,9 +108,10 @@ class Process:
     rss_mib: float
 
 
-def run_child(command: Sequence[str], cwd: Path, output: Path) -> Process:
+def run_child(command: Sequence[str], cwd: Path, output: Path, extra_env: dict[str, str] | None = None) -> Process:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTHONDONTWRITEBYTECODE")}
+    env.update(extra_env or {})
     with output.open("wb") as sink:
         child = subprocess.Popen(command, cwd=cwd, stdout=sink, stderr=subprocess.STDOUT, env=env)
         _, status, usage = os.wait4(child.pid, 0)
@@ -147,36 +150,62 @@ def interleave(rounds: int, a: Callable[[], float], b: Callable[[], float]) -> t
 
 # -- save -------------------------------------------------------------------------------
 
+#: In the save benchmark's project: load pyarrow and write a one-value Parquet file when asked, so that a
+#: third variant (unsaved, pyarrow loaded) shows how much of a save is pyarrow's own footprint.
+LOAD_PYARROW_CONFTEST = """
+import os
+
+if os.environ.get("BENCH_LOAD_PYARROW"):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute
+    import pyarrow.parquet as pq
+
+    column = pa.Array.from_buffers(pa.float64(), 1, [None, pa.py_buffer(np.zeros(1))])
+    pq.write_table(pa.table({"x": column}), pa.BufferOutputStream())
+"""
+
+
 def bench_save(values: int, rounds: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench_data_save_") as directory:
         root = Path(directory)
         (root / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+        (root / "conftest.py").write_text(LOAD_PYARROW_CONFTEST, encoding="utf-8")
         (root / "test_big.py").write_text(experiment_module(values), encoding="utf-8")
         base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--crystallize", "test_big.py"]
         store = root / ".crystallize"
 
-        def run(save: bool) -> Process:
+        def run(variant: str) -> Process:
             shutil.rmtree(store, ignore_errors=True)
-            measured = run_child([*base, "--crystallize-save"] if save else base, root, root / "out.txt")
+            save = variant == "saved"
+            env = {"BENCH_LOAD_PYARROW": "1"} if variant == "unsaved, pyarrow loaded" else {}
+            measured = run_child([*base, "--crystallize-save"] if save else base, root, root / "out.txt", env)
             text = (root / "out.txt").read_text(encoding="utf-8")
             if "1 passed" not in text or (save and "saved run" not in text.lower()):
                 raise RuntimeError(f"unexpected pytest output:\n{text[-2000:]}")
             return measured
 
-        run(True)  # warm-up: bytecode, file cache
-        saved: list[Process] = []
-        unsaved: list[Process] = []
+        variants = ("saved", "unsaved", "unsaved, pyarrow loaded")
+        runs: dict[str, list[Process]] = {name: [] for name in variants}
+        run("saved")  # warm-up: bytecode, file cache
         for index in range(rounds):
-            for save in ((True, False) if index % 2 == 0 else (False, True)):
-                (saved if save else unsaved).append(run(save))
-            print(f"    round {index + 1}/{rounds}: saved {saved[-1].cpu:.2f}s {saved[-1].rss_mib:.0f} MiB, "
-                  f"unsaved {unsaved[-1].cpu:.2f}s {unsaved[-1].rss_mib:.0f} MiB", flush=True)
+            for name in (variants if index % 2 == 0 else variants[::-1]):
+                runs[name].append(run(name))
+            print(f"    round {index + 1}/{rounds}: " + ", ".join(
+                f"{name} {runs[name][-1].cpu:.2f}s {runs[name][-1].rss_mib:.0f} MiB" for name in variants), flush=True)
+    saved, unsaved, loaded = (runs[name] for name in variants)
     print(f"\nsave: pytest --crystallize, {values:,} values, A = with --crystallize-save, B = without")
-    return {
+    out = {
         "save CPU": ratio_line("save CPU", [p.cpu for p in saved], [p.cpu for p in unsaved], "s", ".3f"),
         "save peak RSS": ratio_line("save peak RSS", [p.rss_mib for p in saved], [p.rss_mib for p in unsaved],
                                     "MiB", ".0f"),
     }
+    print("  B = without, but pyarrow imported and one tiny Parquet file written (its fixed footprint):")
+    out["save CPU, pyarrow in B"] = ratio_line(
+        "save CPU, pyarrow in B", [p.cpu for p in saved], [p.cpu for p in loaded], "s", ".3f")
+    out["save RSS, pyarrow in B"] = ratio_line(
+        "save RSS, pyarrow in B", [p.rss_mib for p in saved], [p.rss_mib for p in loaded], "MiB", ".0f")
+    return out
 
 
 # -- to_dataframe, from_parquet ---------------------------------------------------------------

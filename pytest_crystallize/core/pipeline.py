@@ -46,6 +46,8 @@ def label_origin(exc: BaseException, origin: str) -> None:
     if not hasattr(exc, STEP_ATTRIBUTE):
         setattr(exc, STEP_ATTRIBUTE, origin)
 
+#: What ``ctx.get`` returns for a key the context lacks (None may be a value).
+_UNSET: Final = object()
 _FILLABLE_KINDS: Final = (
     inspect.Parameter.POSITIONAL_OR_KEYWORD,
     inspect.Parameter.KEYWORD_ONLY,
@@ -205,8 +207,12 @@ class PipelineStep:
                     ctx.step_coroutines = []
                 ctx.step_coroutines.append((self.name, coroutine))
             return coroutine
-        if hooks is None:
-            return self._invoke(None, ctx, data, args, kwargs)
+        if hooks is None:  # no plugin watches steps: the call itself (what _invoke does, one call less)
+            try:
+                return self.function(*args, **kwargs)
+            except Exception as exc:
+                label_origin(exc, self.name)
+                raise
         hooks.before(self, data, ctx)
         output = self._invoke(hooks, ctx, data, args, kwargs)
         hooks.after(self, output, ctx)
@@ -263,8 +269,10 @@ class PipelineStep:
                     if supplied:
                         kwargs[binding.parameter] = value
             for name in self._fillable:
-                if name not in kwargs and name in ctx:
-                    kwargs[name] = ctx.get(name)
+                if name not in kwargs:
+                    value = ctx.get(name, _UNSET)
+                    if value is not _UNSET:
+                        kwargs[name] = value
         missing = self._required.difference(kwargs) if self._required else ()
         if missing:
             names = ", ".join(repr(n) for n in sorted(missing))

@@ -31,12 +31,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.context import CURRENT_CONTEXT, FrozenContext
 from pytest_crystallize.core.evaluators import evaluate_async, evaluate_sync
-from pytest_crystallize.core.eventloops import Body, drive_async, drive_sync, run_coroutine_sync
+from pytest_crystallize.core.eventloops import Body, drive_async, run_coroutine_sync, run_sync
 from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager
 from pytest_crystallize.core.pipeline import STEP_ATTRIBUTE, StepHooks, label_origin
 from pytest_crystallize.core.results import ReplicateError
 from pytest_crystallize.core.seeds import ReplicateSeeds
-from pytest_crystallize.core.sink import MetricSink
 from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask, keep_finished
 from pytest_crystallize.core.timeouts import ReplicateTimeout, replicate_deadline, timeout_message
 from pytest_crystallize.errors import ConfigurationError
@@ -88,6 +87,8 @@ class BatchRunner:
         self.journal: Journal | None = None
         self._bindings = experiment.bindings
         self._evaluators = experiment.evaluators
+        self._fixed_arguments = dict(experiment.arguments)
+        self._takes_ctx = experiment.takes_ctx
         self._source_names = tuple(experiment.datasources)
         self._sync_function = not inspect.iscoroutinefunction(experiment.function)
         self._timeout = experiment.timeout
@@ -137,7 +138,7 @@ class BatchRunner:
         done = 0
         try:
             for code, replicate in tasks:
-                drive_sync(self._replicate(conditions[code], replicate, batch, awaiting=False))
+                run_sync(self._replicate(conditions[code], replicate, batch, awaiting=False))
                 done += 1
                 if progress is not None:
                     progress(1)
@@ -187,22 +188,15 @@ class BatchRunner:
             with contextlib.suppress(Exception):  # journaling must never mask the interruption
                 journal.flush(batch, done)
 
-    def _context(self, condition: Condition, replicate: int, sink: MetricSink) -> FrozenContext:
-        return FrozenContext(
-            condition.values, replicate=replicate, condition=condition.name,
-            condition_code=condition.code, seeds=self.seeds, sink=sink,
-            step_hooks=self.step_hooks,
-        )
-
     def _arguments(self, condition: Condition, ctx: FrozenContext) -> dict[str, Any]:
-        kwargs = dict(self.experiment.arguments)
+        kwargs = self._fixed_arguments.copy()
         for parameter, source in condition.datasources:
             try:
                 kwargs[parameter] = source(ctx)
             except Exception as exc:
                 label_origin(exc, f"datasource:{source.name}")
                 raise
-        if self.experiment.takes_ctx:
+        if self._takes_ctx:
             kwargs["ctx"] = ctx
         return kwargs
 
@@ -223,7 +217,10 @@ class BatchRunner:
         and evaluators are awaited (the body yields them); otherwise nothing
         is awaited and a coroutine left behind is a configuration error.
         """
-        ctx = self._context(condition, replicate, batch.sink)
+        ctx = FrozenContext(
+            condition.values, replicate=replicate, condition=condition.name, condition_code=condition.code,
+            seeds=self.seeds, sink=batch.sink, step_hooks=self.step_hooks,
+        )
         token = CURRENT_CONTEXT.set(ctx)
         error: BaseException | None = None
         try:

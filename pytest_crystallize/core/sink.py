@@ -197,7 +197,7 @@ class MetricSink:
         if code is None:
             check_metric_name(name)
         if type(value) is not float:
-            value = as_number(name, value)
+            value = float(value) if type(value) is int else as_number(name, value)
         if code is None:
             code = self.metric_codes[name] = len(self.metric_codes)
         if owner is not self._owner:
@@ -276,7 +276,7 @@ class MetricSink:
         return code
 
     def _open(self, owner: object, condition: int, replicate: int) -> None:
-        start = len(self)
+        start = self._chunk_total + len(self._value)
         if self._seg_start and self._seg_start[-1] == start:  # the last segment is empty: reuse it
             self._seg_condition[-1], self._seg_replicate[-1] = condition, replicate
         else:
