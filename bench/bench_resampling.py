@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from bench_data import interleave
 from bench_plugin_import import spread
 
 REPLICATES = 10_000
@@ -83,16 +84,6 @@ def timed(run: Callable[[], object]) -> float:
     start = time.perf_counter()
     run()
     return time.perf_counter() - start
-
-
-def interleave(rounds: int, a: Callable[[], float], b: Callable[[], float]) -> tuple[list[float], list[float]]:
-    out_a: list[float] = []
-    out_b: list[float] = []
-    for index in range(rounds):
-        order = ((a, out_a), (b, out_b)) if index % 2 == 0 else ((b, out_b), (a, out_a))
-        for run, out in order:
-            out.append(run())
-    return out_a, out_b
 
 
 PEAK_CHILD = r'''

@@ -93,6 +93,14 @@ def _monte_carlo_se(p: float, resamples: int = 9999) -> float:
     return float(np.sqrt(max(p * (1 - p), 1e-4) / resamples))
 
 
+def _scipy_sign_flip(differences: np.ndarray, seed: int, alternative: str = "two-sided") -> float:
+    """scipy's paired permutation p-value of the mean difference (9,999 random sign flips)."""
+    return float(stats.permutation_test(
+        (differences,), np.mean, permutation_type="samples", n_resamples=9999, alternative=alternative,
+        rng=np.random.default_rng(seed),
+    ).pvalue)
+
+
 def test_paired_permutation_agrees_with_scipy_permutation_test() -> None:
     rng = np.random.default_rng(21)
     base = rng.normal(10, 2, size=150)
@@ -100,18 +108,12 @@ def test_paired_permutation_agrees_with_scipy_permutation_test() -> None:
     d = treat - base
     got = compare(base, treat, test="permutation", paired=True, seed=4)
     # Independent resamples (another seed): equal up to the Monte Carlo error of both estimates.
-    independent = stats.permutation_test(
-        (d,), np.mean, permutation_type="samples", n_resamples=9999, rng=np.random.default_rng(99),
-    )
+    independent = _scipy_sign_flip(d, seed=99)
     assert 0.01 < got.p_value < 0.99  # not at an edge, where the Monte Carlo error vanishes
-    assert got.p_value == pytest.approx(independent.pvalue, abs=4 * np.sqrt(2) * _monte_carlo_se(got.p_value))
+    assert got.p_value == pytest.approx(independent, abs=4 * np.sqrt(2) * _monte_carlo_se(got.p_value))
     # The same seed draws scipy's very resamples: the same p-value, one-sided too.
     one_sided = compare(base, treat, test="permutation", paired=True, direction="maximize", seed=4)
-    same = stats.permutation_test(
-        (d,), np.mean, permutation_type="samples", n_resamples=9999, alternative="greater",
-        rng=np.random.default_rng(4),
-    )
-    assert one_sided.p_value == same.pvalue
+    assert one_sided.p_value == _scipy_sign_flip(d, seed=4, alternative="greater")
 
 
 def test_paired_permutation_with_tied_differences_matches_scipy_draw_for_draw() -> None:
@@ -119,11 +121,7 @@ def test_paired_permutation_with_tied_differences_matches_scipy_draw_for_draw() 
     base = rng.integers(0, 2, size=60).astype(float)
     treat = rng.integers(0, 2, size=60).astype(float)
     got = compare(base, treat, test="permutation", paired=True, seed=8)
-    same = stats.permutation_test(
-        (treat - base,), np.mean, permutation_type="samples", n_resamples=9999, vectorized=True,
-        rng=np.random.default_rng(8),
-    )
-    assert got.p_value == same.pvalue
+    assert got.p_value == _scipy_sign_flip(treat - base, seed=8)
 
 
 def test_unpaired_permutation_in_batches_matches_scipy_unbatched() -> None:
