@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any, Final
 import pluggy
 
 from pytest_crystallize.core.analysis import SequentialMonitor, evaluate, warn_low_power
+from pytest_crystallize.core.columns import merge_columns
 from pytest_crystallize.core.experiment import Experiment
 from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager, register_plugins, worker_plugins
 from pytest_crystallize.core.markers import ITEM_OPTIONS, function_marker_options
 from pytest_crystallize.core.replicates import BatchRunner
 from pytest_crystallize.core.results import ExperimentResult, Provenance
-from pytest_crystallize.core.sink import merge_columns
 from pytest_crystallize.core.tasks import FINISHED_BATCHES, ReplicateBatch, ReplicateTask
 from pytest_crystallize.core.treatments import Treatment
 from pytest_crystallize.core.versions import package_versions

@@ -1,4 +1,4 @@
-"""The run's columnar store of recorded values, and the columns it hands over.
+"""The run's columnar store of recorded values.
 
 Every ``ctx.metrics.add`` and ``ctx.record`` of a run (or of one worker's
 batch) lands in a :class:`MetricSink`. A value costs three list appends
@@ -9,67 +9,35 @@ compact numpy arrays (16 bytes a value), so a million values never sit in
 Python objects. Tags are interned: a tag set is JSON-encoded the first time
 it is seen, and the same set recorded again costs a dictionary lookup.
 
-:meth:`MetricSink.columns` hands the values over as :class:`Columns`, numpy
-arrays the result takes without copying; :func:`merge_columns` puts the
-columns of several batches (from worker processes, threads, a journal) into
-serial order. A leaf module: contexts, batches, the runner and the journal
-share it.
+:meth:`MetricSink.columns` hands the values over as
+:class:`~pytest_crystallize.core.columns.Columns`, numpy arrays the result
+takes without copying. Contexts, batches, the runner and the journal share
+it.
 """
 
 from __future__ import annotations
 
 import json
 import numbers
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from pytest_crystallize.core.columns import NO_TAGS, Columns, frozen
 from pytest_crystallize.errors import MetricError
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["CHUNK", "NO_TAGS", "Columns", "MetricSink", "as_number", "check_metric_name", "merge_columns"]
+__all__ = ["CHUNK", "MetricSink", "as_number", "check_metric_name"]
 
 #: Values kept in Python lists before they become numpy arrays.
 CHUNK: Final = 1 << 16
-#: The tag code of a value recorded without tags.
-NO_TAGS: Final = -1
 #: A cached tag set: its code, and the one number's key and type to check, or None and the
 #: types of all its values when it holds several numbers, or (None, None) when it holds none.
 _CachedTags = tuple[int, "str | None", "type | tuple[type, ...] | None"]
 #: Value types whose equality implies equal JSON, so a tag set holding only them can be reused by equality.
 _TEXT_TYPES: Final = frozenset({str, type(None)})
 _SCALAR_TYPES: Final = frozenset({str, type(None), int, bool, float})
-
-
-@dataclass(frozen=True, slots=True)
-class Columns:
-    """Recorded values as read-only numpy arrays, one entry per value.
-
-    ``metric`` indexes ``metric_names``; ``tag`` indexes ``tag_texts`` (JSON
-    object text), :data:`NO_TAGS` for a value without tags.
-    """
-
-    condition: np.ndarray
-    replicate: np.ndarray
-    metric: np.ndarray
-    value: np.ndarray
-    tag: np.ndarray
-    metric_names: tuple[str, ...]
-    tag_texts: tuple[str, ...]
-
-    def __len__(self) -> int:
-        return len(self.value)
-
-    def tags(self) -> tuple[str | None, ...]:
-        """Each value's tags as JSON object text, or None."""
-        import numpy as np
-
-        if not self.tag_texts:
-            return (None,) * len(self.tag)
-        table = np.array([*self.tag_texts, None], dtype=object)  # NO_TAGS (-1) picks the None
-        return tuple(table[self.tag])
 
 
 def as_number(name: str, value: object) -> float:
@@ -101,18 +69,13 @@ def check_metric_name(name: object) -> str:
     return name
 
 
-def _frozen(array: np.ndarray) -> np.ndarray:
-    array.setflags(write=False)
-    return array
-
-
 class MetricSink:
     """Columnar store of every value recorded during one run (or one batch).
 
     Owned and mutated by one runner or one worker batch, filled one
     replicate at a time; :meth:`columns` reads it (as often as needed: a
     sequential run reads it at every look). Recording goes through
-    :meth:`add` (the contexts' hot path) or :meth:`append`.
+    :meth:`record` (the contexts' hot path) or :meth:`append` (the journal's).
     """
 
     __slots__ = (
@@ -137,7 +100,6 @@ class MetricSink:
         #: Tag JSON text -> code, and the texts in code order.
         self.tag_codes: dict[str, int] = {}
         self.tag_texts: list[str] = []
-        #: ``tuple(tags.items())`` -> (code, the keys whose values must have these types to reuse it).
         #: ``(*tags.items(),)`` -> how to reuse its code (see :meth:`_cache_tags`).
         self._tag_cache: dict[tuple[Any, ...], _CachedTags] = {}
         # Values not yet in a chunk.
@@ -151,7 +113,7 @@ class MetricSink:
         self._seg_condition: list[int] = []
         self._seg_replicate: list[int] = []
         self._seg_start: list[int] = []
-        #: The token of the context whose segment is open (see :meth:`add`).
+        #: The context whose segment is open (see :meth:`record`).
         self._owner: object = None
 
     def __len__(self) -> int:
@@ -333,7 +295,7 @@ class MetricSink:
             self._chunks = [(merged[0], merged[1], merged[2])]
         metric, value, tag = self._range(start)
         condition, replicate = self._segment_columns(start)
-        return Columns(_frozen(condition), _frozen(replicate), _frozen(metric), _frozen(value), _frozen(tag),
+        return Columns(frozen(condition), frozen(replicate), frozen(metric), frozen(value), frozen(tag),
                        self.metric_names, tuple(self.tag_texts))
 
     def _range(self, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -399,57 +361,3 @@ class MetricSink:
             offset += size
         self._chunks = kept
         self._chunk_total = keep
-
-
-def _empty() -> Columns:
-    import numpy as np
-
-    def column(dtype: Any) -> np.ndarray:
-        return _frozen(np.empty(0, dtype=dtype))
-
-    return Columns(column(np.int32), column(np.int64), column(np.int32), column(np.float64), column(np.int32), (), ())
-
-
-def _recoded(codes: np.ndarray, table: Sequence[str], index: Mapping[str, int]) -> np.ndarray:
-    """``codes`` into ``table`` as codes into the merged table ``index``; NO_TAGS (-1) stays -1."""
-    import numpy as np
-
-    recode = np.array([*(index[name] for name in table), NO_TAGS], dtype=np.int32)
-    return np.asarray(recode[codes])
-
-
-def merge_columns(parts: Sequence[Columns]) -> Columns:
-    """Merge batches' columns into the serial record order, re-coding metrics and tags to one table each.
-
-    Serial order is task order, ``(replicate, condition)``, and record order
-    within a task; a stable sort restores it whatever the batches' order, so
-    every backend gives the same result, metric codes included (numbered in
-    order of first record, as a serial run numbers them).
-    """
-    import numpy as np
-
-    if not parts:
-        return _empty()
-    if len(parts) == 1:
-        return parts[0]
-    names = sorted({name for part in parts for name in part.metric_names})
-    texts = sorted({text for part in parts for text in part.tag_texts})
-    name_index = {name: i for i, name in enumerate(names)}
-    text_index = {text: i for i, text in enumerate(texts)}
-    condition = np.concatenate([p.condition for p in parts])
-    replicate = np.concatenate([p.replicate for p in parts])
-    key = replicate * (int(condition.max(initial=0)) + 1) + condition
-    order = None if bool(np.all(key[1:] >= key[:-1])) else np.argsort(key, kind="stable")
-    del key
-    metric = np.concatenate([_recoded(p.metric, p.metric_names, name_index) for p in parts])
-    value = np.concatenate([p.value for p in parts])
-    tag = np.concatenate([_recoded(p.tag, p.tag_texts, text_index) for p in parts])
-    if order is not None:
-        condition, replicate, metric, value, tag = (c[order] for c in (condition, replicate, metric, value, tag))
-    # Number metrics by first record, as a serial run does.
-    present, first = np.unique(metric, return_index=True)
-    by_first = present[np.argsort(first, kind="stable")]
-    renumber = np.full(len(names), -1, dtype=np.int32)
-    renumber[by_first] = np.arange(len(by_first), dtype=np.int32)
-    return Columns(_frozen(condition), _frozen(replicate), _frozen(renumber[metric]), _frozen(value), _frozen(tag),
-                   tuple(names[i] for i in by_first), tuple(texts))
