@@ -159,7 +159,6 @@ class FrozenContext:
     def __init__(
         self,
         values: Mapping[str, Any],
-        *,
         replicate: int,
         condition: str,
         condition_code: int,
