@@ -138,13 +138,15 @@ class MetricSink:
     def record(
         self, owner: object, condition: int, replicate: int, name: str, value: float,
         tags: Mapping[str, Any] | None,
-    ) -> None:
+    ) -> int:
         """Record one value of ``name`` (``ctx.record`` and ``ctx.metrics.add``), tags interned.
 
         ``owner`` is the recording context: a value from another context than
         the last one opens a new segment. Raises MetricError for tags that
         are not JSON-serialisable, a bad name or a value that is not a real
-        number, in that order, recording nothing.
+        number, in that order, recording nothing. Returns the tag code
+        (:data:`~pytest_crystallize.core.columns.NO_TAGS`, or an index into
+        :attr:`tag_texts`), for whoever must see the tags' JSON text.
         """
         tag = NO_TAGS
         if tags:
@@ -169,6 +171,7 @@ class MetricSink:
         self._tag.append(tag)
         if len(self._value) >= CHUNK:
             self._flush()
+        return tag
 
     def append(self, condition: int, replicate: int, name: str, value: float, tags: str | None) -> None:
         """Record one value; ``tags`` is a JSON object text or ``None`` (the journal's path)."""
