@@ -175,11 +175,7 @@ class MetricSink:
 
     def append(self, condition: int, replicate: int, name: str, value: float, tags: str | None) -> None:
         """Record one value; ``tags`` is a JSON object text or ``None`` (the journal's path)."""
-        tag = NO_TAGS
-        if tags is not None:
-            tag = self.tag_codes.get(tags, NO_TAGS)
-            if tag == NO_TAGS:
-                tag = self._new_tag_text(tags)
+        tag = NO_TAGS if tags is None else self._text_code(tags)
         same = bool(self._seg_start) and self._seg_condition[-1] == condition and self._seg_replicate[-1] == replicate
         if not same:  # values of one replicate: one segment
             self._open((condition, replicate), condition, replicate)
@@ -206,9 +202,7 @@ class MetricSink:
         except (TypeError, ValueError) as exc:
             msg = f"tags of metric {name!r} must be a mapping of names to JSON-serialisable values: {exc}"
             raise MetricError(msg) from None
-        code = self.tag_codes.get(text, NO_TAGS)
-        if code == NO_TAGS:
-            code = self._new_tag_text(text)
+        code = self._text_code(text)
         if type(tags) is dict:
             self._cache_tags(tags, code)
         return code
@@ -235,9 +229,12 @@ class MetricSink:
             entry = (code, None, tuple(map(type, tags.values())))
         self._tag_cache[(*tags.items(),)] = entry
 
-    def _new_tag_text(self, text: str) -> int:
-        code = self.tag_codes[text] = len(self.tag_texts)
-        self.tag_texts.append(text)
+    def _text_code(self, text: str) -> int:
+        """The code of the tags' JSON ``text``, given one on first use."""
+        code = self.tag_codes.get(text)
+        if code is None:
+            code = self.tag_codes[text] = len(self.tag_texts)
+            self.tag_texts.append(text)
         return code
 
     def _open(self, owner: object, condition: int, replicate: int) -> None:
@@ -261,6 +258,27 @@ class MetricSink:
         self._chunks.append(chunk)
         self._chunk_total += len(self._value)
         self._metric, self._value, self._tag = [], [], []
+
+    def extend(self, other: MetricSink) -> None:
+        """Append ``other``'s values after this sink's, in their order (its metric and tag codes re-coded).
+
+        Joins the batches of consecutive tasks into one, as if one sink had
+        recorded them all.
+        """
+        import numpy as np
+
+        self._flush()
+        other._flush()
+        metric_map = np.array([self.metric_code(name) for name in other.metric_names], dtype=np.int32)
+        tag_map = np.array([*map(self._text_code, other.tag_texts), NO_TAGS], dtype=np.int32)  # NO_TAGS stays
+        offset = len(self)
+        for metric, value, tag in other._chunks:
+            self._chunks.append((metric_map[metric], value, tag_map[tag]))
+            self._chunk_total += len(value)
+        self._seg_condition += other._seg_condition
+        self._seg_replicate += other._seg_replicate
+        self._seg_start += [start + offset for start in other._seg_start]
+        self._owner = None
 
     # -- reading ------------------------------------------------------------------
     def tasks(self) -> set[tuple[int, int]]:

@@ -465,3 +465,21 @@ def test_tags_from_any_mapping_or_with_lists_are_recorded() -> None:
     sets = [MappingProxyType({"b": 2, "a": "x"}), {"runs": [1, 2]}, {"runs": [1, 2]}, {"nested": {"x": 1}}]
     expected = ('{"a": "x", "b": 2}', '{"runs": [1, 2]}', '{"runs": [1, 2]}', '{"nested": {"x": 1}}')
     assert _recorded_tags(sets) == expected  # type: ignore[arg-type]
+
+
+def test_a_sink_extended_by_another_holds_both_as_if_one_had_recorded_them() -> None:
+    from pytest_crystallize.core.sink import MetricSink
+
+    one, two, whole = MetricSink(), MetricSink(), MetricSink()
+    first = [(0, 0, "a", 1.0, None), (0, 0, "b", 2.0, '{"k": 1}'), (1, 0, "a", 3.0, None)]
+    second = [(0, 1, "b", 4.0, '{"k": 2}'), (0, 1, "c", 5.0, '{"k": 1}'), (1, 1, "a", 6.0, None)]
+    for sink, records in ((one, first), (two, second), (whole, first + second)):
+        for record in records:
+            sink.append(*record)
+    one.extend(two)
+    joined, expected = one.columns(), whole.columns()
+    assert joined.metric_names == expected.metric_names
+    for column in ("condition", "replicate", "metric", "value"):
+        assert getattr(joined, column).tolist() == getattr(expected, column).tolist()
+    assert joined.tags() == expected.tags()
+    assert one.tasks() == whole.tasks()
