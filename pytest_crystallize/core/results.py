@@ -317,7 +317,13 @@ class ExperimentResult:
 
         path = Path(path)
         try:
-            table = pq.read_table(path, read_dictionary=["tags"])  # each distinct text made once
+            # One file, read whole: columns of one chunk each (shared, not copied), tags as codes into
+            # their distinct texts (each text made once).
+            try:
+                with pq.ParquetFile(path, read_dictionary=["tags"]) as file:
+                    table = file.read()
+            except KeyError:  # no tags column, so not ours: read it as it is, and say below what it lacks
+                table = pq.read_table(path)
         except FileNotFoundError:
             msg = f"{path}: no such result file"
             raise ResultsError(msg) from None
