@@ -3,21 +3,22 @@
 A :class:`FrozenContext` is made for every replicate of every condition. Its
 values come from the experiment and the condition's treatment; steps may add
 new keys but never silently replace one (``override`` is the explicit escape
-hatch). Metrics go straight into the run's columnar :class:`MetricSink`, so
-recording a value costs an append, not a dict per value.
+hatch). Metrics go straight into the run's columnar
+:class:`~pytest_crystallize.core.sink.MetricSink`, so recording a value costs
+a few appends, not a dict per value.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any, Final
 
+from pytest_crystallize.core.columns import NO_TAGS
 from pytest_crystallize.core.defaults import DEFAULT_SEED
-from pytest_crystallize.core.metrics import Metrics, as_number, check_metric_name
+from pytest_crystallize.core.metrics import Metrics
 from pytest_crystallize.core.observers import (
     MISSING,
     OBSERVERS,
@@ -30,8 +31,8 @@ from pytest_crystallize.core.observers import (
     notify_read,
 )
 from pytest_crystallize.core.seeds import ReplicateSeeds
-from pytest_crystallize.core.sink import MetricSink
-from pytest_crystallize.errors import ConfigurationError, ContextMutationError, MetricError
+from pytest_crystallize.core.sink import MetricSink, as_number
+from pytest_crystallize.errors import ConfigurationError, ContextMutationError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -152,7 +153,6 @@ class FrozenContext:
     def __init__(
         self,
         values: Mapping[str, Any],
-        *,
         replicate: int,
         condition: str,
         condition_code: int,
@@ -254,15 +254,8 @@ class FrozenContext:
         return replicate_split(self._design, n_samples, self._replicate, self._seeds.master)
     def recorded(self) -> tuple[tuple[str, float], ...]:
         """Every ``(name, value)`` recorded so far in this replicate, in order, unseen by observers."""
-        sink = self._sink
-        names = sink.metric_names
-        code, replicate = self._condition_code, self._replicate
         # Records of this replicate come after the sink's length at its start.
-        return tuple(
-            (names[sink.metric[i]], sink.value[i])
-            for i in range(self._sink_start, len(sink))
-            if sink.condition[i] == code and sink.replicate[i] == replicate
-        )
+        return tuple(self._sink.values_of(self._condition_code, self._replicate, self._sink_start))
 
     @property
     def watched(self) -> bool:
@@ -300,17 +293,10 @@ class FrozenContext:
         Tags are stored with the value (as JSON) for later analysis; they must
         be JSON-serialisable.
         """
-        encoded = None
-        if tags:
-            try:
-                encoded = json.dumps(dict(tags), sort_keys=True, allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                msg = f"tags of metric {name!r} must be JSON-serialisable: {exc}"
-                raise MetricError(msg) from None
-        name = check_metric_name(name)
-        number = as_number(name, value)
-        self._sink.append(self._condition_code, self._replicate, name, number, encoded)
-        if self._observed:
+        tag = self._sink.record(self, self._condition_code, self._replicate, name, value, tags)
+        if self._observed:  # the value is known good now: the sink checked it
+            encoded = None if tag == NO_TAGS else self._sink.tag_texts[tag]
+            number = as_number(name, value)
             for observer in active_observers(self):
                 observer.recorded(name, number, encoded)
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from pytest_crystallize.core.timeouts import ReplicateTimeout
 
-__all__ = ["Body", "drive_async", "drive_sync", "run_coroutine_sync"]
+__all__ = ["Body", "drive_async", "drive_sync", "run_coroutine_sync", "run_sync"]
 
 T = TypeVar("T")
 
@@ -35,6 +35,19 @@ def drive_sync(body: Body[T]) -> T:
     body.close()
     msg = f"internal error: a sync body yielded {awaitable!r}"
     raise RuntimeError(msg)
+
+
+def run_sync(body: Body[None]) -> None:
+    """:func:`drive_sync` for a body that returns nothing: the replicate runner's, once per replicate.
+
+    A ``for`` loop runs it, and a generator returning None ends one without
+    raising StopIteration, which would cost more than the rest of a trivial
+    replicate.
+    """
+    for awaitable in body:
+        body.close()
+        msg = f"internal error: a sync body yielded {awaitable!r}"
+        raise RuntimeError(msg)
 
 
 async def drive_async(body: Body[T], *, timeout: float | None = None) -> T:

@@ -1,4 +1,4 @@
-"""``ctx.metrics``: recording a replicate's numeric metrics, and what counts as a metric value.
+"""``ctx.metrics``: recording a replicate's numeric metrics (what counts as one: :mod:`~pytest_crystallize.core.sink`).
 
 Recording goes through the context (:meth:`FrozenContext.record`), which
 appends to the run's :class:`~pytest_crystallize.core.sink.MetricSink`;
@@ -8,45 +8,14 @@ step that reads earlier metrics depends on them.
 
 from __future__ import annotations
 
-import numbers
 from typing import TYPE_CHECKING
 
 from pytest_crystallize.core.observers import READ_METRICS, notify_read
-from pytest_crystallize.errors import MetricError
 
 if TYPE_CHECKING:
     from pytest_crystallize.core.context import FrozenContext
 
-__all__ = ["Metrics", "as_number", "check_metric_name"]
-
-
-def as_number(name: str, value: object) -> float:
-    """Return ``value`` as a float, or raise :class:`MetricError` naming ``name``."""
-    kind = type(value)
-    if kind is float or kind is int or kind is bool:
-        return float(value)  # type: ignore[arg-type]  # checked just above
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if hasattr(value, "dtype") and getattr(value, "shape", None) == ():
-        # A 0-d numpy array: np.float32(1.5) arrives here on some versions.
-        try:
-            return float(value)  # type: ignore[arg-type]  # 0-d arrays convert
-        except (TypeError, ValueError):
-            pass
-    msg = (
-        f"metric {name!r} got a value of type {kind.__name__} ({value!r:.60}); "
-        f"metrics must be real numbers (int, float, bool or a numpy scalar): "
-        f"record a number, e.g. ctx.metrics.add({name!r}, float(x))"
-    )
-    raise MetricError(msg)
-
-
-def check_metric_name(name: object) -> str:
-    """Return ``name`` if it is a non-empty string, else raise :class:`MetricError`."""
-    if type(name) is not str or not name:
-        msg = f"metric names must be non-empty strings, got {name!r}"
-        raise MetricError(msg)
-    return name
+__all__ = ["Metrics"]
 
 
 class Metrics:

@@ -55,6 +55,8 @@ def label_origin(exc: BaseException, origin: str) -> None:
     if not hasattr(exc, STEP_ATTRIBUTE):
         setattr(exc, STEP_ATTRIBUTE, origin)
 
+#: What ``ctx.get`` returns for a key the context lacks (None may be a value).
+_UNSET: Final = object()
 _FILLABLE_KINDS: Final = (
     inspect.Parameter.POSITIONAL_OR_KEYWORD,
     inspect.Parameter.KEYWORD_ONLY,
@@ -181,6 +183,8 @@ class PipelineStep:
         self._fillable = tuple(p.name for p in fillable)
         self._required = frozenset(p.name for p in fillable if p.default is p.empty)
         self._localns = localns
+        #: Nothing to fill from the context and nothing to await: called directly when no plugin watches steps.
+        self._direct = not self._fillable and not self.is_async
         self._bindings: tuple[Binding, ...] | None = None
         self._resolve_bindings(first_call=False)
         functools.update_wrapper(self, function)  # copies __doc__, __name__, __wrapped__
@@ -204,6 +208,15 @@ class PipelineStep:
 
     def __call__(self, data: Any = None, ctx: FrozenContext | None = None, /, **kwargs: Any) -> Any:
         """Run the step on ``data`` with ``ctx`` (default: the running replicate's)."""
+        if ctx is not None and self._direct and not kwargs and ctx.step_hooks is None:
+            # The common call, step(data, ctx), with nothing to fill in: what the path below does, less work.
+            try:
+                if self.takes_ctx:
+                    return self.function(data, ctx=ctx) if self.takes_data else self.function(ctx=ctx)
+                return self.function(data) if self.takes_data else self.function()
+            except Exception as exc:
+                label_origin(exc, self.name)
+                raise
         if ctx is None and not self.takes_data and isinstance(data, FrozenContext):
             ctx, data = data, None  # a step without data called as step(ctx)
         if ctx is None:
@@ -219,8 +232,12 @@ class PipelineStep:
                     ctx.step_coroutines = []
                 ctx.step_coroutines.append((self.name, coroutine))
             return coroutine
-        if hooks is None:
-            return self._invoke(None, ctx, data, args, kwargs)
+        if hooks is None:  # no plugin watches steps: the call itself (what _invoke does, one call less)
+            try:
+                return self.function(*args, **kwargs)
+            except Exception as exc:
+                label_origin(exc, self.name)
+                raise
         hooks.before(self, data, ctx)
         output = self._invoke(hooks, ctx, data, args, kwargs)
         hooks.after(self, output, ctx)
@@ -277,8 +294,10 @@ class PipelineStep:
                     if supplied:
                         kwargs[binding.parameter] = value
             for name in self._fillable:
-                if name not in kwargs and name in ctx:
-                    kwargs[name] = ctx.get(name)
+                if name not in kwargs:
+                    value = ctx.get(name, _UNSET)
+                    if value is not _UNSET:
+                        kwargs[name] = value
         missing = self._required.difference(kwargs) if self._required else ()
         if missing:
             names = ", ".join(repr(n) for n in sorted(missing))

@@ -31,13 +31,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.context import CURRENT_CONTEXT, FrozenContext
 from pytest_crystallize.core.evaluators import evaluate_async, evaluate_sync
-from pytest_crystallize.core.eventloops import Body, drive_async, drive_sync, run_coroutine_sync
+from pytest_crystallize.core.eventloops import Body, drive_async, run_coroutine_sync, run_sync
 from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager
 from pytest_crystallize.core.pipeline import STEP_ATTRIBUTE, StepHooks, label_origin
 from pytest_crystallize.core.results import ReplicateError
 from pytest_crystallize.core.seeds import ReplicateSeeds
 from pytest_crystallize.core.shared_data import data_digest
-from pytest_crystallize.core.sink import MetricSink
 from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask, keep_finished
 from pytest_crystallize.core.timeouts import ReplicateTimeout, replicate_deadline, timeout_message
 from pytest_crystallize.errors import ConfigurationError
@@ -49,7 +48,6 @@ if TYPE_CHECKING:
 __all__ = ["BatchRunner"]
 
 _PACKAGE_DIR: Final = str(Path(__file__).resolve().parent.parent)
-_NO_DEADLINE: Final = contextlib.nullcontext()
 
 
 def _user_frames_only(exc: BaseException) -> str:
@@ -93,6 +91,8 @@ class BatchRunner:
         self.notes: list[str] = []
         self._bindings = experiment.bindings
         self._evaluators = experiment.evaluators
+        self._fixed_arguments = dict(experiment.arguments)
+        self._takes_ctx = experiment.takes_ctx
         self._source_names = tuple(experiment.datasources)
         self._sync_function = not inspect.iscoroutinefunction(experiment.function)
         self._timeout = experiment.timeout
@@ -156,7 +156,7 @@ class BatchRunner:
         done = 0
         try:
             for code, replicate in tasks:
-                drive_sync(self._replicate(conditions[code], replicate, batch, awaiting=False))
+                run_sync(self._replicate(conditions[code], replicate, batch, awaiting=False))
                 done += 1
                 if progress is not None:
                     progress(1)
@@ -206,22 +206,15 @@ class BatchRunner:
             with contextlib.suppress(Exception):  # journaling must never mask the interruption
                 journal.flush(batch, done)
 
-    def _context(self, condition: Condition, replicate: int, sink: MetricSink) -> FrozenContext:
-        return FrozenContext(
-            condition.values, replicate=replicate, condition=condition.name,
-            condition_code=condition.code, seeds=self.seeds, sink=sink,
-            step_hooks=self.step_hooks, design=self.experiment.design,
-        )
-
     def _arguments(self, condition: Condition, ctx: FrozenContext) -> dict[str, Any]:
-        kwargs = dict(self.experiment.arguments)
+        kwargs = self._fixed_arguments.copy()
         for parameter, source in condition.datasources:
             try:
                 kwargs[parameter] = source(ctx)
             except Exception as exc:
                 label_origin(exc, f"datasource:{source.name}")
                 raise
-        if self.experiment.takes_ctx:
+        if self._takes_ctx:
             kwargs["ctx"] = ctx
         return kwargs
 
@@ -242,12 +235,21 @@ class BatchRunner:
         and evaluators are awaited (the body yields them); otherwise nothing
         is awaited and a coroutine left behind is a configuration error.
         """
-        ctx = self._context(condition, replicate, batch.sink)
+        # Positional: a keyword call costs more than the rest of making the context.
+        ctx = FrozenContext(
+            condition.values, replicate, condition.name, condition.code, self.seeds, batch.sink, self.step_hooks,
+            self.experiment.design,
+        )
         token = CURRENT_CONTEXT.set(ctx)
         error: BaseException | None = None
         try:
-            # On an event loop the awaits carry the deadline (drive_async), not a timer.
-            with _NO_DEADLINE if awaiting or self._timeout is None else replicate_deadline(self._timeout):
+            # On an event loop the awaits carry the deadline (drive_async), not a timer. Entered by
+            # hand, and only when there is one: a `with` of a null context costs a tenth of a
+            # trivial replicate.
+            deadline = None if awaiting or self._timeout is None else replicate_deadline(self._timeout)
+            if deadline is not None:
+                deadline.__enter__()
+            try:
                 if self.before_hook is not None:
                     self.before_hook(experiment=self.experiment, ctx=ctx)
                 kwargs = self._arguments(condition, ctx)
@@ -276,6 +278,9 @@ class BatchRunner:
                         yield evaluate_async(self._evaluators, outcome, ctx, self._sources(kwargs))
                     else:
                         evaluate_sync(self._evaluators, outcome, ctx, self._sources(kwargs))
+            finally:
+                if deadline is not None:
+                    deadline.__exit__(None, None, None)  # its clean-up runs whatever the body raised
         except Exception as exc:
             error = exc
             batch.errors.append(self._error(condition, replicate, exc))

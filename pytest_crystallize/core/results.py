@@ -147,6 +147,8 @@ class Provenance:
 
 
 def _frozen(array: Any, dtype: Any) -> np.ndarray:
+    if isinstance(array, np.ndarray) and array.dtype == dtype and not array.flags.writeable:
+        return array  # already read-only: share it (a result's copies, the runner's columns)
     out = np.array(array, dtype=dtype)
     out.setflags(write=False)
     return out
@@ -254,16 +256,22 @@ class ExperimentResult:
 
     # -- conversions ----------------------------------------------------------
     def to_dataframe(self) -> pd.DataFrame:
-        """One row per recorded value: experiment, condition, replicate, metric, value, tags."""
+        """One row per recorded value: experiment, condition, replicate, metric, value, tags.
+
+        ``tags`` holds each value's tags as a dict (None without tags); rows
+        recorded with the same tags share one dict, each distinct set decoded
+        once: copy a row's tags before changing them.
+        """
         import pandas as pd
 
+        decoded: dict[str | None, Any] = {text: json.loads(text) for text in set(self.tags) if text is not None}
         return pd.DataFrame({
             "experiment": self.experiment,
             "condition": pd.Categorical.from_codes(self.condition_codes, categories=pd.Index(self.conditions)),
             "replicate": self.replicates,
             "metric": pd.Categorical.from_codes(self.metric_codes, categories=pd.Index(self.metrics)),
             "value": self.values,
-            "tags": [None if t is None else json.loads(t) for t in self.tags],
+            "tags": list(map(decoded.get, self.tags)),
         })
 
     def _header(self) -> dict[str, Any]:
@@ -302,18 +310,21 @@ class ExperimentResult:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        from pytest_crystallize.core.arrow_columns import numeric_array, string_array, tags_array
+
         table = pa.table({
             "condition": pa.DictionaryArray.from_arrays(
-                pa.array(self.condition_codes, pa.int32()), pa.array(self.conditions, pa.string())),
-            "replicate": pa.array(self.replicates, pa.int64()),
+                numeric_array(self.condition_codes, np.int32, pa.int32()), string_array(self.conditions)),
+            "replicate": numeric_array(self.replicates, np.int64, pa.int64()),
             "metric": pa.DictionaryArray.from_arrays(
-                pa.array(self.metric_codes, pa.int32()), pa.array(self.metrics, pa.string())),
-            "value": pa.array(self.values, pa.float64()),
-            "tags": pa.array(self.tags, pa.string()),
+                numeric_array(self.metric_codes, np.int32, pa.int32()), string_array(self.metrics)),
+            "value": numeric_array(self.values, np.float64, pa.float64()),
+            "tags": tags_array(self.tags),
         })
         header = json.dumps(self._header(), allow_nan=False).encode()
         table = table.replace_schema_metadata({_PARQUET_KEY: header})
-        pq.write_table(table, Path(path))
+        # Dictionary pages only where values repeat: replicates and values would only pay to try.
+        pq.write_table(table, Path(path), use_dictionary=["condition", "metric", "tags"])
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "result") -> ExperimentResult:
@@ -357,9 +368,17 @@ class ExperimentResult:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        from pytest_crystallize.core.arrow_columns import tags_from_column
+
         path = Path(path)
         try:
-            table = pq.read_table(path)
+            # One file, read whole: columns of one chunk each (shared, not copied), tags as codes into
+            # their distinct texts (each text made once).
+            try:
+                with pq.ParquetFile(path, read_dictionary=["tags"]) as file:
+                    table = file.read()
+            except KeyError:  # no tags column, so not ours: read it as it is, and say below what it lacks
+                table = pq.read_table(path)
         except FileNotFoundError:
             msg = f"{path}: no such result file"
             raise ResultsError(msg) from None
@@ -377,8 +396,8 @@ class ExperimentResult:
                 "replicate": table.column("replicate").to_numpy(),
                 "metric": table.column("metric").combine_chunks().indices.to_numpy(),
                 "value": table.column("value").to_numpy(),
-                "tags": table.column("tags").to_pylist(),
             }
+            columns["tags"], columns["tag_texts"] = tags_from_column(table.column("tags"))
         except (KeyError, ValueError, AttributeError, pa.ArrowException) as exc:
             msg = f"{path}: malformed Parquet result ({exc})"
             raise ResultsError(msg) from None
@@ -476,18 +495,24 @@ def _is_json_object(text: object) -> bool:
         return False
 
 
+_NO_UPPER: Final = 2**63  # int64's
+
+
 def _integers(values: Any, name: str, upper: int | None) -> np.ndarray:
-    """``values`` as integers in ``[0, upper)`` (``upper=None``: no upper bound); ValueError says what is wrong."""
+    """``values`` as integers in ``[0, upper)`` (``upper=None``: any int64), their dtype kept; ValueError says why not.
+
+    Arrays read from Parquet are read-only and of the result's dtypes, so
+    the result shares them rather than copying.
+    """
     array = np.asarray(values)
     if array.size and array.dtype.kind not in "iu":
         msg = f"column {name!r} holds {array.dtype} values, expected integers"
         raise ValueError(msg)
-    array = array.astype(np.int64)
     if not array.size:
-        return array
+        return array.astype(np.int64)
     low, high = int(array.min()), int(array.max())
-    if low < 0 or (upper is not None and high >= upper):
-        allowed = ">= 0" if upper is None else f"between 0 and {upper - 1} (codes into its table of {upper})"
+    if low < 0 or high >= (_NO_UPPER if upper is None else upper):
+        allowed = ">= 0 (64-bit)" if upper is None else f"between 0 and {upper - 1} (codes into its table of {upper})"
         msg = f"column {name!r} holds values from {low} to {high}, expected {allowed}"
         raise ValueError(msg)
     return array
@@ -505,13 +530,16 @@ def _build(cls: type[ExperimentResult], columns: Mapping[str, Any], header: Mapp
             msg = f"column 'value' holds {values.dtype} values, expected floats"
             raise ValueError(msg)
         tags = tuple(columns["tags"])
-        for tag in {t for t in tags if t is not None}:
+        texts = columns.get("tag_texts")
+        for tag in ({t for t in tags if t is not None} if texts is None else texts):
             if not _is_json_object(tag):
                 msg = f"tags must be JSON object text or null, got {tag!r:.60}"
                 raise ValueError(msg)
     except (TypeError, ValueError) as exc:
         msg = f"{source}: malformed records ({exc})"
         raise ResultsError(msg) from None
+    for column in (codes, replicates, metric_codes, values):
+        column.setflags(write=False)  # made here (or read-only already): the result shares, not copies, them
     try:
         return cls(condition_codes=codes, replicates=replicates, metric_codes=metric_codes, values=values,
                    tags=tags, **header)

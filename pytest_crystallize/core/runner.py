@@ -24,19 +24,18 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
 import pluggy
 
 from pytest_crystallize.core.analysis import SequentialMonitor, evaluate, warn_low_power
 from pytest_crystallize.core.anytime import MIN_PAIRS, AnytimeMonitor
 from pytest_crystallize.core.budget import BUDGET, BUDGET_BATCHES, Deadline, cut_short, replicate_steps
+from pytest_crystallize.core.columns import merge_columns
 from pytest_crystallize.core.experiment import Experiment
 from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager, register_plugins, worker_plugins
 from pytest_crystallize.core.markers import ITEM_OPTIONS, function_marker_options
 from pytest_crystallize.core.replicates import BatchRunner
 from pytest_crystallize.core.results import ExperimentResult, Provenance
 from pytest_crystallize.core.shared_data import shared_data_notes, warn_shared_data
-from pytest_crystallize.core.sink import MetricSink
 from pytest_crystallize.core.tasks import FINISHED_BATCHES, ReplicateBatch, ReplicateTask
 from pytest_crystallize.core.treatments import Treatment
 from pytest_crystallize.core.upstreams import bind_upstreams, run_upstreams
@@ -342,7 +341,7 @@ class ExperimentRunner:
     ) -> ExperimentResult:
         """The result of ``batches`` so far, without verdicts."""
         experiment = self.experiment
-        merged = _merge(batches)
+        merged = merge_columns([batch.sink.columns() for batch in batches])
         errors = sorted((e for b in batches for e in b.errors), key=lambda e: (e.replicate, e.condition))
         provenance = Provenance(
             experiment=experiment.name, master_seed=experiment.seed,
@@ -364,11 +363,9 @@ class ExperimentRunner:
             })
         return ExperimentResult(
             experiment=experiment.name, conditions=experiment.condition_names, metrics=merged.metric_names,
-            condition_codes=np.asarray(merged.condition, dtype=np.int32),
-            replicates=np.asarray(merged.replicate, dtype=np.int64),
-            metric_codes=np.asarray(merged.metric, dtype=np.int32),
-            values=np.asarray(merged.value, dtype=np.float64), tags=tuple(merged.tags),
-            errors=tuple(errors), verdicts=(), provenance=provenance, artifacts=artifacts,
+            condition_codes=merged.condition, replicates=merged.replicate, metric_codes=merged.metric,
+            values=merged.value, tags=merged.tags(), errors=tuple(errors), verdicts=(), provenance=provenance,
+            artifacts=artifacts,
         )
 
 
@@ -376,7 +373,7 @@ def _complete_replicates(batches: Sequence[ReplicateBatch], conditions: Sequence
     """How many replicates every condition finished, counting recorded values and errors."""
     finished: dict[int, set[int]] = {code: set() for code in range(len(conditions))}
     for batch in batches:
-        for condition, replicate in zip(batch.sink.condition, batch.sink.replicate, strict=True):
+        for condition, replicate in batch.sink.tasks():
             finished[condition].add(replicate)
         for error in batch.errors:
             finished[conditions.index(error.condition)].add(error.replicate)
@@ -415,36 +412,6 @@ def _check_batches(experiment: Experiment, batches: object, expected: int) -> No
             f"{covered} replicate tasks, but the run has {expected}: every task must be run once"
         )
         raise CrystallizeError(msg)
-
-
-def _merge(batches: Sequence[ReplicateBatch]) -> MetricSink:
-    """Merge batch sinks into the serial record order, re-coding metric names to one table.
-
-    Serial order is task order, ``(replicate, condition)``, and record order
-    within a task; a stable sort restores it whatever the batches' order, so
-    every backend gives the same result, metric codes included.
-    """
-    if len(batches) == 1:
-        return batches[0].sink
-    conditions: list[int] = []
-    replicates: list[int] = []
-    names: list[str] = []
-    values: list[float] = []
-    tags: list[str | None] = []
-    for batch in batches:
-        sink = batch.sink
-        table = sink.metric_names
-        conditions += sink.condition
-        replicates += sink.replicate
-        names += [table[code] for code in sink.metric]
-        values += sink.value
-        tags += sink.tags
-    order = sorted(range(len(values)), key=lambda i: (replicates[i], conditions[i]))
-    merged = MetricSink()
-    for i in order:
-        merged.append(conditions[i], replicates[i], names[i], values[i], tags[i])
-    return merged
-
 
 
 def _cache_plugin(cache: object, where: str) -> object:

@@ -183,13 +183,7 @@ def joined(batches: Sequence[ReplicateBatch]) -> ReplicateBatch:
     out = ReplicateBatch()
     sink = out.sink
     for batch in batches:
-        part = batch.sink
-        codes = [sink.metric_codes.setdefault(name, len(sink.metric_codes)) for name in part.metric_names]
-        sink.condition += part.condition
-        sink.replicate += part.replicate
-        sink.metric += [codes[code] for code in part.metric]
-        sink.value += part.value
-        sink.tags += part.tags
+        sink.extend(batch.sink)
         out.errors += batch.errors
         out.task_count += batch.task_count
     return out

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Final
 import pytest
 
 if TYPE_CHECKING:
+    from pytest_crystallize.core.store.records import ExperimentRun
     from pytest_crystallize.pytest_plugin.html_report import CrystallizeHtml
     from pytest_crystallize.pytest_plugin.session import CrystallizeSession
     from pytest_crystallize.pytest_plugin.step_summary import MarkdownSummary
@@ -53,8 +54,9 @@ MARKDOWN_KEY: Final[pytest.StashKey[MarkdownSummary]] = pytest.StashKey()
 HTML_KEY: Final[pytest.StashKey[CrystallizeHtml]] = pytest.StashKey()
 #: ``item.stash``: the values behind the experiment's figures, a JSON string (set in ``runtest`` for figures).
 EVIDENCE_KEY: Final[pytest.StashKey[str]] = pytest.StashKey()
-#: ``item.stash``: the experiment's result to save, a JSON string (set by the storage in ``runtest``).
-RECORD_KEY: Final[pytest.StashKey[str]] = pytest.StashKey()
+#: ``item.stash``: the experiment's run to save (set by the storage in ``runtest``): the object itself, or
+#: on a pytest-xdist worker packed as a JSON string for the call report.
+RECORD_KEY: Final[pytest.StashKey[ExperimentRun | str]] = pytest.StashKey()
 
 #: Plugin names of the session and storage objects, and of the xdist workers' report keeper.
 SESSION_PLUGIN: Final = "crystallize-session"
@@ -69,7 +71,7 @@ HTML_PLUGIN: Final = "crystallize-html"
 PAYLOAD_PROPERTY: Final = "crystallize_payload"
 #: User property holding an experiment's comparison with the saved run (a JSON string).
 GATE_PROPERTY: Final = "crystallize_gate"
-#: Call-report attribute holding an experiment's result to save (a JSON string).
+#: Call-report attribute holding an experiment's run to save, packed by a worker (a JSON string).
 RECORD_ATTRIBUTE: Final = "crystallize_record"
 #: Call-report attribute holding the values behind an experiment's figures (a JSON string).
 EVIDENCE_ATTRIBUTE: Final = "crystallize_evidence"

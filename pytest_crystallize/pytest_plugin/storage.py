@@ -14,13 +14,15 @@ of the store otherwise), registered as a plugin and kept in
   itself. It returns a :class:`GateCheck`; the item puts the gate's
   outcome into its report payload (built once, after the gate) and ships
   the comparison as a user property (a JSON string, also written to JUnit
-  XML). When the run is to be saved, the result travels as a JSON string
+  XML). When the run is to be saved, a run in one process keeps the
+  result object as it is; a pytest-xdist worker packs it (its Parquet file
+  in a JSON string, :mod:`~pytest_crystallize.core.store.packing`) into an
   attribute of the call report.
-* The controller (or the only process) collects those strings from the
-  reports, saves the run and writes the JSON report (with the payloads the
-  session object collected) in ``pytest_sessionfinish``; ``terminal``
-  writes the comparison and the saved run in the terminal summary. Serial
-  and xdist runs go through the same path.
+* The controller (or the only process) collects those results, saves the
+  run and writes the JSON report (with the payloads the session object
+  collected) in ``pytest_sessionfinish``; ``terminal`` writes the
+  comparison and the saved run in the terminal summary. Nothing but what
+  crosses from a worker is ever serialised before the store writes it.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from pytest_crystallize.pytest_plugin.options import StorageSettings
 if TYPE_CHECKING:
     from pytest_crystallize.core.experiment import Experiment
     from pytest_crystallize.core.results import ExperimentResult
-    from pytest_crystallize.core.store.records import RunRecord
+    from pytest_crystallize.core.store.records import ExperimentRun, RunRecord
 
 __all__ = ["REPORT_FORMAT", "CrystallizeStorage", "GateCheck", "configure"]
 
@@ -89,7 +91,8 @@ class CrystallizeStorage:
         self.store = DirectoryStore(settings.root)
         self.reference: RunRecord | None = None
         self.reference_error: str | None = None
-        self.records: dict[str, str] = {}
+        #: The experiments to save by node id: runs of this process, or packed text from a worker.
+        self.records: dict[str, ExperimentRun | str] = {}
         self.gates: dict[str, GateReport] = {}
         self.saved: RunRecord | None = None
         self.problems: list[str] = []
@@ -136,11 +139,18 @@ class CrystallizeStorage:
         specs = gate_specs(experiment.hypotheses, gate, f"experiment {item.nodeid!r}")
         report = self._compare(item.nodeid, result, definition, specs)
         if self.settings.save:
-            record = {
-                "definition": definition, "fingerprint": fingerprint(definition),
-                "gate": {s.metric: s.to_dict() for s in specs}, "result": result.to_dict(),
-            }
-            item.stash[RECORD_KEY] = json.dumps(record, allow_nan=False)
+            from pytest_crystallize.core.store.records import ExperimentRun
+
+            run = ExperimentRun(
+                nodeid=item.nodeid, result=result, definition=definition, fingerprint=fingerprint(definition),
+                gate={s.metric: s.to_dict() for s in specs},
+            )
+            if _is_worker(self.config):
+                from pytest_crystallize.core.store.packing import pack_experiment
+
+                item.stash[RECORD_KEY] = pack_experiment(run)
+            else:
+                item.stash[RECORD_KEY] = run
         if self.reference_error is not None and self.settings.gate:
             return GateCheck(
                 report, GateOutcome(failed=True),
@@ -166,11 +176,14 @@ class CrystallizeStorage:
     # -- reports: worker -> controller ---------------------------------------------------
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-        """Put the result to save on the call report (a JSON string: xdist-safe)."""
+        """Put the result to save on the call report: packed text from a worker (xdist-safe), else as it is."""
         report = yield
         record = item.stash.get(RECORD_KEY, None)
         if call.when == "call" and record is not None:
-            setattr(report, RECORD_ATTRIBUTE, record)
+            if isinstance(record, str):
+                setattr(report, RECORD_ATTRIBUTE, record)
+            else:  # this process saves it: hand the object over, serialise nothing
+                self.records[item.nodeid] = record
         return report
 
     @pytest.hookimpl
@@ -179,7 +192,7 @@ class CrystallizeStorage:
         if report.when != "call" or _is_worker(self.config):
             return
         record = getattr(report, RECORD_ATTRIBUTE, None)
-        if isinstance(record, str):
+        if isinstance(record, str):  # packed by an xdist worker
             self.records[report.nodeid] = record
         for key, value in report.user_properties:
             if key == GATE_PROPERTY and isinstance(value, str):
@@ -206,18 +219,15 @@ class CrystallizeStorage:
 
     def _save(self) -> None:
         from pytest_crystallize.core.environment import git_info, machine_info
-        from pytest_crystallize.core.results import ExperimentResult
-        from pytest_crystallize.core.store.records import ExperimentRun, NewRun
+        from pytest_crystallize.core.store.packing import unpack_experiment
+        from pytest_crystallize.core.store.records import NewRun
         from pytest_crystallize.core.versions import package_versions
 
         try:
             experiments = []
             for nodeid in sorted(self.records):
-                data = json.loads(self.records[nodeid])
-                experiments.append(ExperimentRun(
-                    nodeid=nodeid, result=ExperimentResult.from_dict(data["result"], source=nodeid),
-                    definition=data["definition"], fingerprint=data["fingerprint"], gate=data["gate"],
-                ))
+                record = self.records[nodeid]
+                experiments.append(unpack_experiment(record, nodeid) if isinstance(record, str) else record)
             run = NewRun(
                 experiments=tuple(experiments), name=self.settings.save_name,
                 git=git_info(self.config.rootpath), machine=machine_info(), versions=package_versions(),

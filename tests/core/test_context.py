@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 
 import numpy as np
@@ -423,3 +424,62 @@ def test_assigning_a_new_key_points_to_add() -> None:
     ctx = standalone_context()
     with pytest.raises(ContextMutationError, match=r"add the new key with ctx.add\('fresh', value\)"):
         ctx["fresh"] = 1
+
+
+def _recorded_tags(records: list[dict[str, object] | None]) -> tuple[str | None, ...]:
+    """The tags texts a run keeps for ``records``, recorded in order into one replicate."""
+    def fn(ctx: FrozenContext) -> None:
+        for tags in records:
+            ctx.record("m", 1.0, tags=tags)
+
+    return run_experiment(fn, replicates=1).tags
+
+
+def test_equal_tag_sets_of_other_types_keep_their_own_json() -> None:
+    # 1, 1.0 and True are equal (and hash alike) in Python but are different JSON; so are 0.0 and -0.0.
+    sets: list[dict[str, object] | None] = [
+        {"k": 1}, {"k": True}, {"k": 1.0}, {"k": 1}, {"k": 0.0}, {"k": -0.0}, {"k": 0.0},
+        {"a": 1, "b": 2}, {"a": 1, "b": 2.0}, {"a": True, "b": 2}, {"a": 1, "b": 2}, None, {},
+    ]
+    expected = tuple(None if not t else json.dumps(t, sort_keys=True) for t in sets)
+    assert _recorded_tags(sets) == expected
+
+
+def test_tags_are_copied_when_recorded() -> None:
+    tags: dict[str, object] = {"step": 0}
+    records: list[dict[str, object] | None] = []
+
+    def fn(ctx: FrozenContext) -> None:
+        for step in range(3):
+            tags["step"] = step  # one dict, changed after each record
+            ctx.record("m", 1.0, tags=tags)
+            records.append(dict(tags))
+
+    result = run_experiment(fn, replicates=1)
+    assert result.tags == tuple(json.dumps(t) for t in records)
+
+
+def test_tags_from_any_mapping_or_with_lists_are_recorded() -> None:
+    from types import MappingProxyType
+
+    sets = [MappingProxyType({"b": 2, "a": "x"}), {"runs": [1, 2]}, {"runs": [1, 2]}, {"nested": {"x": 1}}]
+    expected = ('{"a": "x", "b": 2}', '{"runs": [1, 2]}', '{"runs": [1, 2]}', '{"nested": {"x": 1}}')
+    assert _recorded_tags(sets) == expected  # type: ignore[arg-type]
+
+
+def test_a_sink_extended_by_another_holds_both_as_if_one_had_recorded_them() -> None:
+    from pytest_crystallize.core.sink import MetricSink
+
+    one, two, whole = MetricSink(), MetricSink(), MetricSink()
+    first = [(0, 0, "a", 1.0, None), (0, 0, "b", 2.0, '{"k": 1}'), (1, 0, "a", 3.0, None)]
+    second = [(0, 1, "b", 4.0, '{"k": 2}'), (0, 1, "c", 5.0, '{"k": 1}'), (1, 1, "a", 6.0, None)]
+    for sink, records in ((one, first), (two, second), (whole, first + second)):
+        for record in records:
+            sink.append(*record)
+    one.extend(two)
+    joined, expected = one.columns(), whole.columns()
+    assert joined.metric_names == expected.metric_names
+    for column in ("condition", "replicate", "metric", "value"):
+        assert getattr(joined, column).tolist() == getattr(expected, column).tolist()
+    assert joined.tags() == expected.tags()
+    assert one.tasks() == whole.tasks()

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pytest_crystallize.core.eventloops import Body, drive_async, drive_sync, run_coroutine_sync
+from pytest_crystallize.core.eventloops import Body, drive_async, drive_sync, run_coroutine_sync, run_sync
 
 
 def _body(values: list[Any], *, awaiting: bool) -> Body[int]:
@@ -64,3 +64,21 @@ def test_run_coroutine_sync_works_inside_a_running_loop() -> None:
 
     assert run_coroutine_sync(_number(3)) == 3
     assert asyncio.run(outer()) == 7
+
+
+def test_run_sync_runs_a_body_that_returns_nothing_and_refuses_one_that_awaits() -> None:
+    seen: list[int] = []
+
+    def body(items: list[object]) -> Body[None]:
+        for item in items:
+            if not isinstance(item, int):
+                yield item
+            else:
+                seen.append(item)
+
+    assert run_sync(body([1, 2])) is None
+    assert seen == [1, 2]
+    coroutine = asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="yielded"):
+        run_sync(body([coroutine]))
+    coroutine.close()

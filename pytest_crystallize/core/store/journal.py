@@ -12,7 +12,8 @@ one, value for value. Layout::
 A part is a numpy ``.npz`` of plain arrays, read with ``allow_pickle=False``
 (nothing in it can run code when read; numpy is loaded anyway, pyarrow need
 not be), holding the values of the tasks it covers; its JSON header holds
-those tasks, their errors, the recorded tags and the *fingerprint* of the experiment that wrote it (its
+those tasks, their errors, the distinct tag texts (values hold codes into
+them) and the *fingerprint* of the experiment that wrote it (its
 definition, seed and code). A part is written to a temporary name and
 renamed, so a reader sees whole parts only, and any number of processes
 (worker pools, xdist workers) append to one journal without a lock.
@@ -54,7 +55,7 @@ __all__ = ["FLUSH_INTERVAL", "Journal", "JournalContents", "JournalWriter", "jou
 FLUSH_INTERVAL: Final = 0.5
 JOURNAL_DIR: Final = "journal"
 _PART: Final = re.compile(r"part-\d+-\d+-[0-9a-f]{8}\.npz")
-_FORMAT: Final = 1
+_FORMAT: Final = 2  # 2: tags as codes into the part's tag texts
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9_.=-]+")
 
 
@@ -180,20 +181,19 @@ class Journal:
 
         directory = self._checked_directory(create=True)
         assert directory is not None
+        columns = sink.columns(start)
         header = {
             "format": _FORMAT, "fingerprint": self.fingerprint, "tasks": [list(task) for task in tasks],
-            "errors": [e.to_dict() for e in errors], "metrics": list(sink.metric_names),
-            "tags": sink.tags[start:],
+            "errors": [e.to_dict() for e in errors], "metrics": list(columns.metric_names),
+            "tag_texts": list(columns.tag_texts),
         }
         name = f"part-{os.getpid()}-{time.time_ns()}-{secrets.token_hex(4)}.npz"
         temporary = directory / f".{name}.tmp"
         with temporary.open("wb") as out:
             np.savez(
                 out, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
-                condition=np.asarray(sink.condition[start:], dtype=np.int32),
-                replicate=np.asarray(sink.replicate[start:], dtype=np.int64),
-                metric=np.asarray(sink.metric[start:], dtype=np.int32),
-                value=np.asarray(sink.value[start:], dtype=np.float64),
+                condition=columns.condition, replicate=columns.replicate, metric=columns.metric,
+                value=columns.value, tag=columns.tag,
             )
         os.replace(temporary, directory / name)
 
@@ -264,11 +264,11 @@ def _read_part(path: Path) -> tuple[dict[str, Any], dict[str, list[Any]]]:
         if not isinstance(header, dict) or header.get("format") != _FORMAT:
             msg = "not a part of this version's journal"
             raise ValueError(msg)
-        names = header["metrics"]
+        names, texts = header["metrics"], [*header["tag_texts"], None]  # tag code -1: no tags
         columns = {
             "condition": data["condition"].tolist(), "replicate": data["replicate"].tolist(),
             "metric": [names[code] for code in data["metric"].tolist()], "value": data["value"].tolist(),
-            "tags": list(header["tags"]),
+            "tags": [texts[code] for code in data["tag"].tolist()],
         }
     if len({len(column) for column in columns.values()}) != 1:
         msg = "its columns differ in length"

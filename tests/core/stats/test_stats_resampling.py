@@ -86,3 +86,72 @@ def test_bootstrap_needs_two_values() -> None:
 
     with pytest.raises(StatisticsError, match="bootstrap needs at least 2"):
         compare(np.array([1.0]), np.array([2.0, 3.0]), test="bootstrap")
+
+
+def _monte_carlo_se(p: float, resamples: int = 9999) -> float:
+    """Standard error of a p-value estimated from ``resamples`` random resamples."""
+    return float(np.sqrt(max(p * (1 - p), 1e-4) / resamples))
+
+
+def _scipy_sign_flip(differences: np.ndarray, seed: int, alternative: str = "two-sided") -> float:
+    """scipy's paired permutation p-value of the mean difference (9,999 random sign flips)."""
+    return float(stats.permutation_test(
+        (differences,), np.mean, permutation_type="samples", n_resamples=9999, alternative=alternative,
+        rng=np.random.default_rng(seed),
+    ).pvalue)
+
+
+def test_paired_permutation_agrees_with_scipy_permutation_test() -> None:
+    rng = np.random.default_rng(21)
+    base = rng.normal(10, 2, size=150)
+    treat = base + rng.normal(0.2, 1.0, size=150)
+    d = treat - base
+    got = compare(base, treat, test="permutation", paired=True, seed=4)
+    # Independent resamples (another seed): equal up to the Monte Carlo error of both estimates.
+    independent = _scipy_sign_flip(d, seed=99)
+    assert 0.01 < got.p_value < 0.99  # not at an edge, where the Monte Carlo error vanishes
+    assert got.p_value == pytest.approx(independent, abs=4 * np.sqrt(2) * _monte_carlo_se(got.p_value))
+    # The same seed draws scipy's very resamples: the same p-value, one-sided too.
+    one_sided = compare(base, treat, test="permutation", paired=True, direction="maximize", seed=4)
+    assert one_sided.p_value == _scipy_sign_flip(d, seed=4, alternative="greater")
+
+
+def test_paired_permutation_with_tied_differences_matches_scipy_draw_for_draw() -> None:
+    rng = np.random.default_rng(22)
+    base = rng.integers(0, 2, size=60).astype(float)
+    treat = rng.integers(0, 2, size=60).astype(float)
+    got = compare(base, treat, test="permutation", paired=True, seed=8)
+    assert got.p_value == _scipy_sign_flip(treat - base, seed=8)
+
+
+def test_unpaired_permutation_in_batches_matches_scipy_unbatched() -> None:
+    rng = np.random.default_rng(23)
+    base = rng.normal(size=300)
+    treat = rng.normal(0.2, size=310)
+    got = compare(base, treat, test="permutation", seed=6)
+    whole = stats.permutation_test(
+        (treat, base), lambda x, y, axis=-1: np.mean(x, axis=axis) - np.mean(y, axis=axis),
+        permutation_type="independent", n_resamples=9999, vectorized=True, rng=np.random.default_rng(6),
+    )
+    assert got.p_value == whole.pvalue
+
+
+def test_bootstrap_interval_agrees_with_scipy_bootstrap() -> None:
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(24)
+    base = rng.normal(10, 2, size=200)
+    treat = base + rng.normal(0.3, 1.5, size=200)
+    d = treat - base
+    got = compare(base, treat, test="bootstrap", paired=True, seed=3)
+    independent = stats.bootstrap(
+        (d,), np.mean, n_resamples=9999, confidence_level=0.95, method="percentile",
+        rng=np.random.default_rng(77),
+    ).confidence_interval
+    # Monte Carlo error of a 2.5 % quantile of 9,999 draws from a normal with sd s / sqrt(n).
+    q = 0.025
+    spread = d.std(ddof=1) / np.sqrt(d.size)
+    se = np.sqrt(q * (1 - q) / 9999) / norm.pdf(norm.ppf(q)) * spread
+    tolerance = 4 * np.sqrt(2) * se
+    assert got.ci_low == pytest.approx(independent.low, abs=tolerance)
+    assert got.ci_high == pytest.approx(independent.high, abs=tolerance)
