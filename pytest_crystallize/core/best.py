@@ -19,6 +19,7 @@ import numpy as np
 
 from pytest_crystallize.core.alignment import replicate_means
 from pytest_crystallize.core.hypotheses import Hypothesis, Verdict
+from pytest_crystallize.core.verdicts import design_label
 from pytest_crystallize.errors import StatisticsError
 
 if TYPE_CHECKING:
@@ -129,9 +130,9 @@ def best_verdict(experiment: Experiment, outcome: BestOutcome, p_adjusted: float
     holds = p_adjusted < alpha
     winner, runner = c.names.index(c.winner), c.names.index(c.runner_up)
     low, high = c.interval(c.winner)
-    details = {**c.to_dict(), "ci_low": low, "ci_high": high}
+    details = {"design": design_label(experiment), **c.to_dict(), "ci_low": low, "ci_high": high}
     if experiment.design is not None:
-        details["design"] = experiment.design.to_dict()
+        details["resampling"] = experiment.design.to_dict()
     return Verdict(
         **common, treatment=c.winner, test=c.test, n_baseline=c.sizes[runner], n_treatment=c.sizes[winner],
         mean_baseline=c.means[runner], mean_treatment=c.means[winner],

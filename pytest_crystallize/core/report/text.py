@@ -292,7 +292,8 @@ def best_verdict_lines(v: Mapping[str, Any], *, verbose: bool = False) -> list[s
     head = f"  {mark} {v['hypothesis']!r}"
     if not d:
         return [f"{head}: {v['reason']}"]
-    level = f"{d.get('procedure', v['test'])}, {_fmt(100 * d.get('confidence', 0.95))}% simultaneous"
+    design = f"{d['design']}, " if isinstance(d.get("design"), str) else ""
+    level = f"{design}{d.get('procedure', v['test'])}, {_fmt(100 * d.get('confidence', 0.95))}% simultaneous"
     margin = d.get("margin") or 0
     if d.get("identified") and v["holds"]:
         within = f" or within {_fmt(margin)} of it" if margin else ""
