@@ -86,6 +86,11 @@ def test_the_summary_reports_the_replicates_saved() -> None:
         ({"max_replicates": None}, "replicates='anytime' needs max_replicates="),
         ({"hypotheses": [hypothesis("x", "no_worse", margin="2%")]}, "needs a margin in the metric's units"),
         ({"hypotheses": []}, "replicates='anytime' stops when every hypothesis is decided"),
+        # What the e-process would silently drop: a covariate adjustment, a test the user chose.
+        ({"hypotheses": [hypothesis("x", "maximize", covariate="win")]}, "cannot adjust for covariate 'win'"),
+        ({"hypotheses": [hypothesis("x", "maximize", test="wilcoxon")]}, "not test='wilcoxon'"),
+        ({"hypotheses": [hypothesis("win", "maximize", test="fisher_exact")]}, "not test='fisher_exact'"),
+        ({"hypotheses": [hypothesis("x", "best")]}, "'best' needs a fixed number of replicates; drop replicates='anytime'"),
     ],
 )
 def test_bad_anytime_options_name_the_experiment(options: dict[str, object], message: str) -> None:

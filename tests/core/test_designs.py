@@ -117,6 +117,8 @@ def _scores(ctx):
         ({"design": cv(), "hypotheses": [hypothesis("score", test="paired_t")]}, ConfigurationError,
          "treats the replicates as independent"),
         ({"design": cv(), "replicates": "auto", "max_replicates": 10}, ConfigurationError, "cannot be sequential"),
+        ({"design": cv(), "futility": True}, ConfigurationError, r"futility=True .* runs every fold: drop futility="),
+        ({"design": cv(), "adaptive": True}, ConfigurationError, r"adaptive=True .* runs every fold: drop adaptive="),
         ({"design": "cv"}, ConfigurationError, "design must be made with cv"),
         ({"hypotheses": [hypothesis("score", test="corrected_resampled_t")]}, ConfigurationError,
          "declare the design"),
