@@ -111,6 +111,9 @@ def best_reason(c: BestComparison, holds: bool, p_adjusted: float) -> str:
     if c.identified:
         return (f"not significant after correction: {c.winner!r} is best{within} at {level} alone, "
                 f"but its adjusted p {p_adjusted:.3g} >= alpha {c.alpha:g}")
+    if len(c.candidates) < 2:  # no other candidate, yet not identified: too few replicates without spread
+        return (f"not significant: {c.winner!r} has the best mean, but p {c.p_value:.3g} >= alpha {c.alpha:g} "
+                f"({level}; without spread the p-value is the exact permutation bound: run more replicates)")
     tied = ", ".join(repr(n) for n in c.candidates)
     return (f"not significant: cannot separate {tied}: any of them may be best ({level}, mcb: "
             f"{'; '.join(_described(c, n) for n in c.candidates)})")

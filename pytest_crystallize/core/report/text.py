@@ -298,6 +298,8 @@ def best_verdict_lines(v: Mapping[str, Any], *, verbose: bool = False) -> list[s
     if d.get("identified") and v["holds"]:
         within = f" or within {_fmt(margin)} of it" if margin else ""
         claim = f"{v['treatment']!r} is best{within}: {_best_intervals(d, [v['treatment']])}"
+    elif len(d.get("candidates", ())) < 2:
+        claim = f"{v['treatment']!r} is not identified as best: {_best_intervals(d, [v['treatment']])}"
     else:
         claim = (f"cannot separate {', '.join(repr(n) for n in d.get('candidates', ()))}: "
                  f"{_best_intervals(d, d.get('candidates', ()))}")
