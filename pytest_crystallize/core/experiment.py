@@ -388,9 +388,14 @@ def _bound_paths(bindings: Iterable[Binding]) -> tuple[tuple[str, ...], ...]:
 
 
 def _check_procedures(
-    where: str, hypotheses: Iterable[Hypothesis], design: Design | None, sequential: str | None
+    where: str, hypotheses: Iterable[Hypothesis], design: Design | None, mode: str | None
 ) -> None:
-    """Refuse procedures the experiment cannot run: a corrected test without a design, the best in looks."""
+    """Refuse procedures the experiment cannot run: a corrected test without a design, the best in looks.
+
+    ``mode`` is ``"auto"`` or ``"anytime"`` for a sequential or anytime design, None for a fixed one.
+    """
+    from pytest_crystallize.core.stats import ANYTIME_METHODS  # local: as Hypothesis.check, numpy when defined
+
     for h in hypotheses:
         if design is None and h.test in ("corrected_repeated_kfold_t", "corrected_resampled_t"):
             msg = (
@@ -398,10 +403,16 @@ def _check_procedures(
                 f"data; declare the design: design=cv(k=..., repeats=...) or design=holdout(test_size=...)"
             )
             raise ConfigurationError(msg)
-        if sequential and h.direction == "best":
+        if mode != ANYTIME and h.test in ANYTIME_METHODS:
+            msg = (
+                f"{where}: hypothesis {h.label!r}: test {h.test!r} is an anytime e-process, tested after every "
+                f"replicate: use it with replicates='anytime', max_replicates=..."
+            )
+            raise ConfigurationError(msg)
+        if mode is not None and h.direction == "best":
             msg = (
                 f"{where}: hypothesis {h.label!r}: direction 'best' needs a fixed number of replicates; "
-                f"drop replicates={sequential!r}"
+                f"drop replicates={mode!r}"
             )
             raise ConfigurationError(msg)
 

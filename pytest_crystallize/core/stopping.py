@@ -114,8 +114,11 @@ def check_anytime_hypotheses(where: str, hypotheses: Iterable[Hypothesis]) -> No
 
     Anytime tests shift the differences by an absolute margin (a relative one
     would move with the data), use the raw paired differences (no covariate
-    adjustment) and choose their e-process from the metric's values.
+    adjustment) and choose their e-process from the metric's values unless
+    the hypothesis names one (``test="t_mixture"`` or ``"betting"``).
     """
+    from pytest_crystallize.core.stats import ANYTIME_METHODS  # local: numpy only when anytime is used
+
     for h in hypotheses:
         if h.covariate is not None:
             msg = (
@@ -123,10 +126,11 @@ def check_anytime_hypotheses(where: str, hypotheses: Iterable[Hypothesis]) -> No
                 f"cannot adjust for covariate {h.covariate!r}; drop covariate= or use replicates='auto'"
             )
             raise ConfigurationError(msg)
-        if h.test != "auto":
+        if h.test != "auto" and h.test not in ANYTIME_METHODS:
             msg = (
-                f"{where}: hypothesis {h.label!r}: replicates='anytime' tests with an e-process (the t-mixture, "
-                f"or betting for 0/1 metrics), not test={h.test_name!r}; drop test= or use replicates='auto'"
+                f"{where}: hypothesis {h.label!r}: replicates='anytime' tests with an e-process, not "
+                f"test={h.test_name!r}: use test='auto' (betting for 0/1 metrics, else the t-mixture), "
+                f"'t_mixture' or 'betting' (metrics in [0, 1]), or replicates='auto'"
             )
             raise ConfigurationError(msg)
         if h.relative_margin:
