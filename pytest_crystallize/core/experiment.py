@@ -406,7 +406,8 @@ def _check_procedures(
         if mode != ANYTIME and h.test in ANYTIME_METHODS:
             msg = (
                 f"{where}: hypothesis {h.label!r}: test {h.test!r} is an anytime e-process, tested after every "
-                f"replicate: use it with replicates='anytime', max_replicates=..."
+                f"replicate: use it with replicates='anytime', max_replicates=... (an integer "
+                f"--crystallize-replicates turns that design off: drop test= to run a fixed design too)"
             )
             raise ConfigurationError(msg)
         if mode is not None and h.direction == "best":
