@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from pytest_crystallize.core.alignment import aligned_values
+from pytest_crystallize.core.stats import ANYTIME_METHODS
 from pytest_crystallize.core.verdicts import Decision, PairComparison, build_verdict, compare_pair
 from pytest_crystallize.errors import StatisticsError
 
@@ -55,10 +56,16 @@ class _AnytimePair:
     hypothesis: Hypothesis
     treatment: str
     alpha: float
+    #: Named by the hypothesis' ``test=``, else chosen from the first values.
     method: AnytimeMethod | None = None
     #: Replicates (by index, exclusive) up to the one that decided the pair; None while undecided.
     decided_upto: int | None = None
     problem: str = ""
+
+
+def _named(test: object) -> AnytimeMethod | None:
+    """The e-process a hypothesis names with ``test=``, or None (``"auto"``: chosen from the metric's values)."""
+    return next((method for method in ANYTIME_METHODS if test == method), None)
 
 
 def replicates_before(result: ExperimentResult, stop: int) -> ExperimentResult:
@@ -86,7 +93,7 @@ class AnytimeMonitor:
         self.design = design
         pairs = [(h, t.name) for h in experiment.hypotheses for t in experiment.treatments]
         share = len(pairs) if experiment.correction != "none" and len(pairs) > 1 else 1
-        self._states = [_AnytimePair(h, t, (h.alpha or experiment.alpha) / share) for h, t in pairs]
+        self._states = [_AnytimePair(h, t, (h.alpha or experiment.alpha) / share, _named(h.test)) for h, t in pairs]
 
     def observe(self, result: ExperimentResult) -> bool:
         """Run each open pair's e-process over the replicates so far; True when every pair is decided."""
@@ -109,14 +116,20 @@ class AnytimeMonitor:
             return None, aligned.baseline_replicates
         if state.method is None:  # chosen once, from the first values: a metric does not change its kind
             state.method = "betting" if binary_outcome([aligned.baseline, aligned.treatment]) else "t_mixture"
+        method = state.method
         try:
             outcome = anytime_test(
                 aligned.treatment - aligned.baseline, direction=h.direction, alpha=state.alpha,
-                margin=float(h.margin or 0.0), better=h.better, method=state.method, scale=self.design.scale,
+                margin=float(h.margin or 0.0), better=h.better, method=method, scale=self.design.scale,
                 interval=interval,
             )
         except StatisticsError as exc:
             state.problem = f"metric {h.metric!r}: {exc}"
+            if method == "betting" and _named(h.test) is None:
+                state.problem += (
+                    f"; its first replicates held only 0 and 1, so the anytime design chose the betting test: "
+                    f"for a metric that is not 0/1, declare hypothesis({h.metric!r}, ..., test='t_mixture')"
+                )
             return None, aligned.baseline_replicates
         return outcome, aligned.baseline_replicates
 
@@ -132,7 +145,10 @@ class AnytimeMonitor:
         h, treatment = state.hypothesis, state.treatment
         upto = state.decided_upto or result.provenance.replicates
         seen = replicates_before(result, upto) if state.decided_upto else result
-        pair = compare_pair(self.experiment, seen, h, treatment)
+        # The means, effect size and power come from the fixed comparison of the same data (a named
+        # e-process is not a fixed test); p-value and interval are replaced by the e-process' below.
+        described = h if _named(h.test) is None else dataclasses.replace(h, test="auto")
+        pair = dataclasses.replace(compare_pair(self.experiment, seen, described, treatment), hypothesis=h)
         outcome, _ = (None, None) if state.problem else self._test(state, seen, interval=True)
         if pair.comparison is None or outcome is None:
             problem = state.problem or pair.problem or (

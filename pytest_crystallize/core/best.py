@@ -19,6 +19,7 @@ import numpy as np
 
 from pytest_crystallize.core.alignment import replicate_means
 from pytest_crystallize.core.hypotheses import Hypothesis, Verdict
+from pytest_crystallize.core.verdicts import design_label
 from pytest_crystallize.errors import StatisticsError
 
 if TYPE_CHECKING:
@@ -110,6 +111,9 @@ def best_reason(c: BestComparison, holds: bool, p_adjusted: float) -> str:
     if c.identified:
         return (f"not significant after correction: {c.winner!r} is best{within} at {level} alone, "
                 f"but its adjusted p {p_adjusted:.3g} >= alpha {c.alpha:g}")
+    if len(c.candidates) < 2:  # no other candidate, yet not identified: too few replicates without spread
+        return (f"not significant: {c.winner!r} has the best mean, but p {c.p_value:.3g} >= alpha {c.alpha:g} "
+                f"({level}; without spread the p-value is the exact permutation bound: run more replicates)")
     tied = ", ".join(repr(n) for n in c.candidates)
     return (f"not significant: cannot separate {tied}: any of them may be best ({level}, mcb: "
             f"{'; '.join(_described(c, n) for n in c.candidates)})")
@@ -129,9 +133,9 @@ def best_verdict(experiment: Experiment, outcome: BestOutcome, p_adjusted: float
     holds = p_adjusted < alpha
     winner, runner = c.names.index(c.winner), c.names.index(c.runner_up)
     low, high = c.interval(c.winner)
-    details = {**c.to_dict(), "ci_low": low, "ci_high": high}
+    details = {"design": design_label(experiment), **c.to_dict(), "ci_low": low, "ci_high": high}
     if experiment.design is not None:
-        details["design"] = experiment.design.to_dict()
+        details["resampling"] = experiment.design.to_dict()
     return Verdict(
         **common, treatment=c.winner, test=c.test, n_baseline=c.sizes[runner], n_treatment=c.sizes[winner],
         mean_baseline=c.means[runner], mean_treatment=c.means[winner],

@@ -58,14 +58,16 @@ def replicate_steps(start: int, stop: int, total: int, deadline: Deadline | None
     return [(lo, min(stop, lo + size)) for lo in range(start, stop, size)]
 
 
-def cut_short(verdicts: tuple[Verdict, ...], done: int, planned: int) -> tuple[Verdict, ...]:
-    """The verdicts of a fixed design the budget stopped after ``done`` of ``planned`` replicates: none holds."""
+def cut_short(
+    verdicts: tuple[Verdict, ...], done: int, planned: int, design: str = "fixed design"
+) -> tuple[Verdict, ...]:
+    """The verdicts of a fixed-size ``design`` the budget stopped after ``done`` of ``planned`` replicates: all fail."""
     lead = (f"stopped by budget after {done} of {planned} replicates: not valid (a fixed design is valid only "
             f"at its planned size; replicates='anytime' stays valid at any stop)")
     return tuple(
         dataclasses.replace(
             v, holds=False, reason=f"{lead}; the test on the replicates run said: {v.reason}",
-            details={**v.details, "design": "fixed design, stopped by budget: not valid"},
+            details={**v.details, "design": f"{design}, stopped by budget: not valid"},
         )
         for v in verdicts
     )

@@ -143,6 +143,10 @@ def design_problem(design: object, options: Mapping[str, Any]) -> str:
     if options.get("replicates") in ("auto", "anytime"):
         return (f"design={design} fixes which replicates run, so it cannot be sequential: "
                 f"drop replicates={options['replicates']!r}")
+    for option in ("futility", "adaptive"):
+        if options.get(option) not in (None, False, "none"):
+            return (f"{option}={options[option]!r} stops a sequential design's hypotheses at looks, but "
+                    f"design={design} runs every fold: drop {option}=")
     for h in options.get("hypotheses", ()):
         label = getattr(h, "label", repr(h))
         if getattr(h, "covariate", None) is not None:

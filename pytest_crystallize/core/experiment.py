@@ -200,7 +200,9 @@ class Experiment:
                 raise ConfigurationError(msg)
         all_hypotheses = attached_hypotheses(function) + tuple(hypotheses)
         if design is not None:
-            problem = design_problem(design, {"replicates": replicates, "hypotheses": all_hypotheses})
+            problem = design_problem(design, {
+                "replicates": replicates, "hypotheses": all_hypotheses, "futility": futility, "adaptive": adaptive,
+            })
             if problem:
                 msg = f"{where}: {problem}"
                 raise ConfigurationError(msg)
@@ -251,9 +253,9 @@ class Experiment:
                 msg = f"{where}: hypotheses must be made with hypothesis(...), got {h!r}"
                 raise ConfigurationError(msg)
             h.check(where)
-        _check_procedures(where, all_hypotheses, design, sequential is not None or anytime is not None)
-        if (sequential or anytime) is not None and not all_hypotheses:
-            mode = AUTO if sequential is not None else ANYTIME
+        mode = AUTO if sequential is not None else ANYTIME if anytime is not None else None
+        _check_procedures(where, all_hypotheses, design, mode)
+        if mode is not None and not all_hypotheses:
             msg = f"{where}: replicates={mode!r} stops when every hypothesis is decided, but there are none"
             raise ConfigurationError(msg)
         if anytime is not None:
@@ -385,8 +387,15 @@ def _bound_paths(bindings: Iterable[Binding]) -> tuple[tuple[str, ...], ...]:
     return tuple(out)
 
 
-def _check_procedures(where: str, hypotheses: Iterable[Hypothesis], design: Design | None, sequential: bool) -> None:
-    """Refuse procedures the experiment cannot run: a corrected test without a design, the best in looks."""
+def _check_procedures(
+    where: str, hypotheses: Iterable[Hypothesis], design: Design | None, mode: str | None
+) -> None:
+    """Refuse procedures the experiment cannot run: a corrected test without a design, the best in looks.
+
+    ``mode`` is ``"auto"`` or ``"anytime"`` for a sequential or anytime design, None for a fixed one.
+    """
+    from pytest_crystallize.core.stats import ANYTIME_METHODS  # local: as Hypothesis.check, numpy when defined
+
     for h in hypotheses:
         if design is None and h.test in ("corrected_repeated_kfold_t", "corrected_resampled_t"):
             msg = (
@@ -394,10 +403,17 @@ def _check_procedures(where: str, hypotheses: Iterable[Hypothesis], design: Desi
                 f"data; declare the design: design=cv(k=..., repeats=...) or design=holdout(test_size=...)"
             )
             raise ConfigurationError(msg)
-        if sequential and h.direction == "best":
+        if mode != ANYTIME and h.test in ANYTIME_METHODS:
+            msg = (
+                f"{where}: hypothesis {h.label!r}: test {h.test!r} is an anytime e-process, tested after every "
+                f"replicate: use it with replicates='anytime', max_replicates=... (an integer "
+                f"--crystallize-replicates turns that design off: drop test= to run a fixed design too)"
+            )
+            raise ConfigurationError(msg)
+        if mode is not None and h.direction == "best":
             msg = (
                 f"{where}: hypothesis {h.label!r}: direction 'best' needs a fixed number of replicates; "
-                f"drop replicates='auto'"
+                f"drop replicates={mode!r}"
             )
             raise ConfigurationError(msg)
 

@@ -39,6 +39,7 @@ from pytest_crystallize.core.shared_data import shared_data_notes, warn_shared_d
 from pytest_crystallize.core.tasks import FINISHED_BATCHES, ReplicateBatch, ReplicateTask
 from pytest_crystallize.core.treatments import Treatment
 from pytest_crystallize.core.upstreams import bind_upstreams, run_upstreams
+from pytest_crystallize.core.verdicts import design_label
 from pytest_crystallize.core.versions import package_versions
 from pytest_crystallize.core.vocabulary import Correction, Spending
 from pytest_crystallize.errors import ConfigurationError, CrystallizeError
@@ -282,7 +283,8 @@ class ExperimentRunner:
         if done == planned:
             return _with(result, verdicts=verdicts)
         provenance = replace(result.provenance, max_replicates=planned, stopped_by=BUDGET)
-        return _with(result, verdicts=cut_short(verdicts, done, planned), provenance=provenance)
+        verdicts = cut_short(verdicts, done, planned, design_label(self.experiment))
+        return _with(result, verdicts=verdicts, provenance=provenance)
 
     def _run_looks(
         self, monitor: SequentialMonitor, hook: Any, run_batch: BatchRunner, started_at: str, clock: float

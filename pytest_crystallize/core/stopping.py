@@ -110,8 +110,29 @@ def _futility_options(where: str, futility: object, spending: object, power: obj
 
 
 def check_anytime_hypotheses(where: str, hypotheses: Iterable[Hypothesis]) -> None:
-    """Anytime tests shift the differences by an absolute margin: a relative one would move with the data."""
+    """Refuse what an anytime test would silently drop: a relative margin, a covariate, a named test.
+
+    Anytime tests shift the differences by an absolute margin (a relative one
+    would move with the data), use the raw paired differences (no covariate
+    adjustment) and choose their e-process from the metric's values unless
+    the hypothesis names one (``test="t_mixture"`` or ``"betting"``).
+    """
+    from pytest_crystallize.core.stats import ANYTIME_METHODS  # local: numpy only when anytime is used
+
     for h in hypotheses:
+        if h.covariate is not None:
+            msg = (
+                f"{where}: hypothesis {h.label!r}: replicates='anytime' tests the raw paired differences and "
+                f"cannot adjust for covariate {h.covariate!r}; drop covariate= or use replicates='auto'"
+            )
+            raise ConfigurationError(msg)
+        if h.test != "auto" and h.test not in ANYTIME_METHODS:
+            msg = (
+                f"{where}: hypothesis {h.label!r}: replicates='anytime' tests with an e-process, not "
+                f"test={h.test_name!r}: use test='auto' (betting for 0/1 metrics, else the t-mixture), "
+                f"'t_mixture' or 'betting' (metrics in [0, 1]), or replicates='auto'"
+            )
+            raise ConfigurationError(msg)
         if h.relative_margin:
             msg = (
                 f"{where}: hypothesis {h.label!r}: replicates='anytime' needs a margin in the metric's units; "

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from pytest_crystallize.core.results import ExperimentResult
     from pytest_crystallize.core.stats import Comparison
 
-__all__ = ["Decision", "PairComparison", "build_verdict", "compare_pair"]
+__all__ = ["Decision", "PairComparison", "build_verdict", "compare_pair", "design_label"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +92,11 @@ def _bad_value_message(exc: StatisticsError, metric: str, treatment: str, aligne
         where = [int(replicates[p]) for p in exc.positions if p < len(replicates)]
         return f"metric {metric!r} in condition {condition!r}, replicate(s) {where}: {exc}"
     return f"metric {metric!r}: {exc}"
+
+
+def design_label(experiment: Experiment) -> str:
+    """What a fixed-size experiment's verdicts say produced them: ``"fixed design"`` or ``"design cv(k=10, ...)"``."""
+    return "fixed design" if experiment.design is None else f"design {experiment.design}"
 
 
 def compare_pair(experiment: Experiment, result: ExperimentResult, h: Hypothesis, treatment: str) -> PairComparison:
@@ -157,8 +162,7 @@ def build_verdict(
     holds, reason = _judge(h, c, pair, decision)
     if decision.outcome:
         reason = f"{decision.outcome}: {reason}"
-    design = "fixed design" if experiment.design is None else f"design {experiment.design}"
-    details = {"design": design, **c.to_dict(), **pair.details, **decision.details}
+    details = {"design": design_label(experiment), **c.to_dict(), **pair.details, **decision.details}
     if pair.per_replicate > 1:
         reason += f" (on per-replicate means of up to {pair.per_replicate} values)"
         details["values_per_replicate"] = pair.per_replicate

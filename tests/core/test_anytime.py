@@ -86,6 +86,11 @@ def test_the_summary_reports_the_replicates_saved() -> None:
         ({"max_replicates": None}, "replicates='anytime' needs max_replicates="),
         ({"hypotheses": [hypothesis("x", "no_worse", margin="2%")]}, "needs a margin in the metric's units"),
         ({"hypotheses": []}, "replicates='anytime' stops when every hypothesis is decided"),
+        # What the e-process would silently drop: a covariate adjustment, a test the user chose.
+        ({"hypotheses": [hypothesis("x", "maximize", covariate="win")]}, "cannot adjust for covariate 'win'"),
+        ({"hypotheses": [hypothesis("x", "maximize", test="wilcoxon")]}, "not test='wilcoxon'"),
+        ({"hypotheses": [hypothesis("win", "maximize", test="fisher_exact")]}, "not test='fisher_exact'"),
+        ({"hypotheses": [hypothesis("x", "best")]}, "'best' needs a fixed number of replicates; drop replicates='anytime'"),
     ],
 )
 def test_bad_anytime_options_name_the_experiment(options: dict[str, object], message: str) -> None:
@@ -93,6 +98,32 @@ def test_bad_anytime_options_name_the_experiment(options: dict[str, object], mes
     with pytest.raises(ConfigurationError, match=message) as info:
         run_experiment(_paired, name="any", treatments=[Treatment("t")], **kw)
     assert "experiment 'any'" in str(info.value)
+
+
+def _counts(ctx):
+    # A count metric whose first two replicates happen to be 0 or 1 in both conditions.
+    rng = np.random.default_rng([ctx.seed, len(ctx.condition)])
+    early = [0, 1][ctx.replicate] if ctx.replicate < 2 else None
+    ctx.metrics.add("errors", early if early is not None else int(rng.poisson(1.0 + ctx.get("shift", 0.0))))
+    ctx.metrics.add("accuracy", float(np.clip(rng.normal(0.6 + ctx.get("shift", 0.0) / 5, 0.1), 0.0, 1.0)))
+
+
+def test_a_hypothesis_may_name_its_e_process() -> None:
+    """A count that looked 0/1 at first: the automatic choice (betting) cannot go on once a count of 2
+    arrives, and the verdict says how to declare the t-mixture; declared, it runs. A bounded
+    continuous metric may ask for betting (no normality assumed). A fixed design refuses either name."""
+    treatments = [Treatment("more", {"shift": 1.0})]
+    options = {"replicates": "anytime", "max_replicates": 300, "treatments": treatments}
+    auto = run_experiment(_counts, hypotheses=[hypothesis("errors", "maximize")], **options).verdicts[0]
+    assert not auto.holds
+    assert "declare hypothesis('errors', ..., test='t_mixture')" in auto.reason
+    named = run_experiment(_counts, hypotheses=[hypothesis("errors", "maximize", test="t_mixture")], **options)
+    assert (named.verdicts[0].test, named.verdicts[0].holds) == ("t_mixture", True)
+    bets = run_experiment(_counts, hypotheses=[hypothesis("accuracy", "maximize", test="betting")], **options)
+    assert (bets.verdicts[0].test, bets.verdicts[0].holds) == ("betting", True)
+    with pytest.raises(ConfigurationError, match="test 't_mixture' is an anytime e-process"):
+        run_experiment(_counts, replicates=20, treatments=treatments,
+                       hypotheses=[hypothesis("errors", "maximize", test="t_mixture")])
 
 
 def test_peeking_after_every_replicate_keeps_the_false_positive_rate() -> None:

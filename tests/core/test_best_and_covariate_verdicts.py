@@ -33,8 +33,25 @@ def test_best_names_the_winner_with_simultaneous_intervals():
     assert low == 0.0 < high
     assert "'large' is best with 95% simultaneous confidence" in verdict.reason
     lines = summary_lines(summarize(result))
-    assert any(line.startswith("  PASS 'quality best': 'large' is best: large [+0, +") and "(mcb, 95% simultaneous)"
+    assert any(line.startswith("  PASS 'quality best': 'large' is best: large [+0, +") and "(fixed design, mcb, 95% simultaneous)"
                in line for line in lines), lines
+
+
+def _always(ctx):
+    ctx.metrics.add("win", int(ctx.get("good", False)))
+
+
+def test_a_best_without_spread_needs_more_than_two_replicates():
+    """The winner wins every replicate and the others none: with 2 replicates the exact bound
+    (2 x 2^-2 = 0.5) names no winner, and the line says so; with 8 (2 x 2^-8) it does."""
+    treatments = [Treatment("a", {"good": True}), Treatment("b", {})]
+    few = run_experiment(_always, replicates=2, treatments=treatments, hypotheses=[hypothesis("win", "best")])
+    assert not few.verdicts[0].holds
+    assert few.verdicts[0].p_value == pytest.approx(0.5)
+    assert any("FAIL 'win best': 'a' is not identified as best: a [" in line
+               for line in summary_lines(summarize(few)))
+    enough = run_experiment(_always, replicates=8, treatments=treatments, hypotheses=[hypothesis("win", "best")])
+    assert enough.verdicts[0].holds
 
 
 def test_best_that_cannot_be_separated_names_every_candidate_and_fails():

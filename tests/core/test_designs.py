@@ -18,6 +18,7 @@ from pytest_crystallize import (
     standalone_context,
 )
 from pytest_crystallize.core.designs import replicate_split
+from pytest_crystallize.core.report.text import summarize, summary_lines
 
 N = 53
 
@@ -68,7 +69,8 @@ def test_every_condition_sees_the_same_folds():
     assert base.tolist() == expected
     (verdict,) = result.verdicts
     assert verdict.test == "corrected_repeated_kfold_t"
-    assert dict(verdict.details["design"]) == {"design": "cv", "k": 4, "repeats": 2}
+    assert verdict.details["design"] == "design cv(k=4, repeats=2)"
+    assert dict(verdict.details["resampling"]) == {"design": "cv", "k": 4, "repeats": 2}
     assert verdict.details["variance_factor"] == pytest.approx(1 / 8 + 1 / 3)
 
 
@@ -115,6 +117,8 @@ def _scores(ctx):
         ({"design": cv(), "hypotheses": [hypothesis("score", test="paired_t")]}, ConfigurationError,
          "treats the replicates as independent"),
         ({"design": cv(), "replicates": "auto", "max_replicates": 10}, ConfigurationError, "cannot be sequential"),
+        ({"design": cv(), "futility": True}, ConfigurationError, r"futility=True .* runs every fold: drop futility="),
+        ({"design": cv(), "adaptive": True}, ConfigurationError, r"adaptive=True .* runs every fold: drop adaptive="),
         ({"design": "cv"}, ConfigurationError, "design must be made with cv"),
         ({"hypotheses": [hypothesis("score", test="corrected_resampled_t")]}, ConfigurationError,
          "declare the design"),
@@ -126,6 +130,37 @@ def _scores(ctx):
 def test_definitions_that_cannot_be_run_are_refused(options, error, match):
     with pytest.raises(error, match=match):
         run_experiment(_scores, treatments=[Treatment("t", {"x": 1})], **options)
+
+
+def _fold_scores(ctx):
+    _, test = ctx.folds(40)
+    noise = np.random.default_rng([int(test[0]), int(test[-1])]).normal(0.0, 0.02)
+    ctx.metrics.add("score", 0.8 + noise + ctx.get("shift", 0.0) + float(ctx.rng.normal(0.0, 0.01)))
+
+
+@pytest.mark.parametrize(("options", "label"), [
+    ({"design": cv(k=4, repeats=2)}, "design cv(k=4, repeats=2)"),
+    ({"design": holdout(test_size=0.25), "replicates": 6}, "design holdout(test_size=0.25)"),
+])
+def test_every_verdict_line_names_the_resampling_design(options, label, tmp_path):
+    """A pair verdict and a best verdict under a design both say so on their line, as a fixed
+    design's say "fixed design"; cut short by the budget or confirmed, the label keeps the design."""
+    treatments = [Treatment("better", {"shift": 0.05})]
+    hypotheses = [hypothesis("score", "maximize"), hypothesis("score", "best", name="best score")]
+    result = run_experiment(_fold_scores, treatments=treatments, hypotheses=hypotheses, **options)
+    assert [v.details["design"] for v in result.verdicts] == [label, label]
+    lines = summary_lines(summarize(result))
+    pair_line = next(line for line in lines if "'score maximize' better vs baseline" in line)
+    assert f", {label}, {result.verdicts[0].test}:" in pair_line
+    best_line = next(line for line in lines if "'best score'" in line)
+    assert f"({label}, mcb, 95% simultaneous)" in best_line
+    fixed = run_experiment(_scores, treatments=[Treatment("t", {"x": 1})], hypotheses=[hypothesis("score", "best")])
+    assert "(fixed design, mcb, 95% simultaneous)" in "\n".join(summary_lines(summarize(fixed)))
+    cut = run_experiment(_fold_scores, treatments=treatments, hypotheses=hypotheses, budget=1e-9, **options)
+    assert {v.details["design"] for v in cut.verdicts} == {f"{label}, stopped by budget: not valid"}
+    confirmed = run_experiment(_fold_scores, treatments=treatments, hypotheses=hypotheses,
+                               confirm=str(tmp_path / ".crystallize"), **options)
+    assert all(v.details["design"].startswith(f"{label}; confirmatory attempt 1") for v in confirmed.verdicts)
 
 
 # -- replicates that share data without a design -----------------------------------

@@ -292,11 +292,14 @@ def best_verdict_lines(v: Mapping[str, Any], *, verbose: bool = False) -> list[s
     head = f"  {mark} {v['hypothesis']!r}"
     if not d:
         return [f"{head}: {v['reason']}"]
-    level = f"{d.get('procedure', v['test'])}, {_fmt(100 * d.get('confidence', 0.95))}% simultaneous"
+    design = f"{d['design']}, " if isinstance(d.get("design"), str) else ""
+    level = f"{design}{d.get('procedure', v['test'])}, {_fmt(100 * d.get('confidence', 0.95))}% simultaneous"
     margin = d.get("margin") or 0
     if d.get("identified") and v["holds"]:
         within = f" or within {_fmt(margin)} of it" if margin else ""
         claim = f"{v['treatment']!r} is best{within}: {_best_intervals(d, [v['treatment']])}"
+    elif len(d.get("candidates", ())) < 2:
+        claim = f"{v['treatment']!r} is not identified as best: {_best_intervals(d, [v['treatment']])}"
     else:
         claim = (f"cannot separate {', '.join(repr(n) for n in d.get('candidates', ()))}: "
                  f"{_best_intervals(d, d.get('candidates', ()))}")

@@ -92,8 +92,11 @@ from ._sequential import SequentialPlan
 from ._two_sample import compare
 
 #: Procedures a hypothesis may name that :func:`compare` does not run: each needs
-#: more than two samples (a resampling design, a covariate, every condition).
-PROCEDURES: tuple[str, ...] = ("corrected_repeated_kfold_t", "corrected_resampled_t", "covariate_adjusted_t", "mcb")
+#: more than two samples (a resampling design, a covariate, every condition) or
+#: an anytime design (its e-processes, tested after every replicate).
+PROCEDURES: tuple[str, ...] = (
+    "corrected_repeated_kfold_t", "corrected_resampled_t", "covariate_adjusted_t", "mcb", *ANYTIME_METHODS,
+)
 
 __all__ = [
     "ANYTIME_METHODS",

@@ -47,8 +47,13 @@ baseline_i`` of replicates run with the same seed, in replicate order:
     shown when ``K+ >= 1/alpha``, decided false when ``K- >= 1/alpha``;
     two-sided: ``(K+ + K-)/2 >= 1/alpha``.
 
-Always-valid p-values are ``1 / max E`` up to ``n`` (one-sided t-mixture:
-``1 / (2 max BF)``), capped at 1.
+Always-valid p-values are ``1 / max E`` up to ``n``, capped at 1. One-sided
+t-mixture: ``1 / (2 BF)`` at the largest record of ``BF`` whose mean was
+positive (1 if none). It is exactly valid at every level up to the
+verdict's alpha (the run stops at the first crossing); above alpha the one
+rule per level is not nested, and Ville's bound only gives ``P(p <= u) <=
+2u`` (in 4,000 null runs of 300 replicates it stayed below ``u``: 0.150 at
+``u = 0.2``, 0.236 at 0.3).
 """
 
 from __future__ import annotations
@@ -137,13 +142,32 @@ def _t_mixture(y: np.ndarray, alpha: float, sided: bool, scale: float) -> tuple[
     threshold = 1.0 / (2.0 * alpha) if sided else 1.0 / alpha
     crossed = np.flatnonzero(bf >= threshold)
     n = int(crossed[0]) + 1 if len(crossed) else len(y)
-    best = float(np.max(bf[:n]))
-    p = min(1.0, 1.0 / (2.0 * best if sided else best))
+    evidence = _one_sided_evidence(y[:n], bf[:n]) if sided else float(np.max(bf[:n]))
+    p = min(1.0, 1.0 / evidence) if evidence > 0.0 else 1.0
     if not len(crossed):
         return "", n, p
     if sided and float(np.mean(y[:n])) <= 0.0:
         return "fails", n, 1.0
     return "holds", n, p
+
+
+def _one_sided_evidence(y: np.ndarray, bf: np.ndarray) -> float:
+    """``2 BF`` at the largest record of ``BF`` set while the mean was positive (0 if none), from replicate 2 on.
+
+    The one-sided rule at level ``u`` claims when ``BF`` first reaches
+    ``1 / (2u)`` and the mean is positive there; the thresholds first reached
+    at a record are those between the previous record and it. So ``1 / (2
+    BF)`` at the largest record with a positive mean is the smallest level
+    whose rule has claimed. A record set while the mean points the wrong way
+    is evidence against the claim and never lowers the p-value (the old
+    ``1 / (2 max BF)`` gave a maximize hypothesis with a clearly negative
+    effect a p-value near alpha), and ``BF_1 = 1`` is no evidence at all.
+    """
+    previous = np.concatenate(([-np.inf], np.maximum.accumulate(bf)[:-1]))
+    records = (bf > previous) & (np.cumsum(y) > 0.0)
+    records[:1] = False
+    chosen = bf[records]
+    return 2.0 * float(np.max(chosen)) if len(chosen) else 0.0
 
 
 def _t_mixture_interval(d: np.ndarray, confidence: float, scale: float) -> tuple[float, float]:

@@ -31,7 +31,11 @@ With a resampling design the pair variances are corrected as in
 The p-value of "the sample-best condition ``w`` is best (or within
 ``delta``)" is ``min(1, (k - 1) max_j p_wj)``, with ``p_wj`` the one-sided p
 of ``(ybar_w - ybar_j + delta) / se_wj``: it is below alpha exactly when
-``L_w > -delta``.
+``L_w > -delta``. A pair without spread (``se_wj = 0``: constant
+differences, or two constant conditions) has no t statistic; its ``p_wj``
+is then the exact sign-flip (``2^-n``) or label-shuffle (``1 / C(n_w + n_j,
+n_w)``) bound, as for the pair tests, so two replicates never identify a
+winner; its interval is the point difference.
 """
 
 from __future__ import annotations
@@ -118,6 +122,8 @@ class _Pair:
     difference: float
     se: float
     df: float
+    #: The one-sided p-value of a difference without spread: the exact sign-flip (paired) or label-shuffle bound.
+    exact: float
 
 
 def _pair(a: np.ndarray, b: np.ndarray, paired: bool, ratio: float | None) -> _Pair:
@@ -126,12 +132,12 @@ def _pair(a: np.ndarray, b: np.ndarray, paired: bool, ratio: float | None) -> _P
         d = a - b
         n = d.size
         factor = 1.0 / n + (ratio or 0.0)
-        return _Pair(float(d.mean()), math.sqrt(factor * float(d.var(ddof=1))), n - 1.0)
+        return _Pair(float(d.mean()), math.sqrt(factor * float(d.var(ddof=1))), n - 1.0, 0.5**n)
     va, vb = float(a.var(ddof=1)) / a.size, float(b.var(ddof=1)) / b.size
     se = math.sqrt(va + vb)
     denominator = va * va / (a.size - 1) + vb * vb / (b.size - 1)
     df = (va + vb) ** 2 / denominator if denominator > 0.0 else a.size + b.size - 2.0
-    return _Pair(float(a.mean() - b.mean()), se, df)
+    return _Pair(float(a.mean() - b.mean()), se, df, 1.0 / math.comb(a.size + b.size, a.size))
 
 
 def compare_best(
@@ -170,22 +176,24 @@ def compare_best(
     for i in range(k):
         for j in range(i + 1, k):
             pair = pairs[i, j] = _pair(arrays[i], arrays[j], paired, test_train_ratio)
-            pairs[j, i] = _Pair(-pair.difference, pair.se, pair.df)
+            pairs[j, i] = _Pair(-pair.difference, pair.se, pair.df, pair.exact)
     keys = list(pairs)
     quantiles = _quantiles(1.0 - alpha / (k - 1), np.array([pairs[key].df for key in keys]))
     quantile = dict(zip(keys, quantiles, strict=True))
-    lower, upper = [], []
+    lower, upper, unclamped = [], [], []
     for i in range(k):
         others = [j for j in range(k) if j != i]
         lower.append(min(0.0, min(pairs[i, j].difference - quantile[i, j] * pairs[i, j].se for j in others)))
-        upper.append(max(0.0, min(pairs[i, j].difference + quantile[i, j] * pairs[i, j].se for j in others)))
+        unclamped.append(min(pairs[i, j].difference + quantile[i, j] * pairs[i, j].se for j in others))
+        upper.append(max(0.0, unclamped[i]))
     order = sorted(range(k), key=lambda i: -means[i])
     w = order[0]
     p_value = min(1.0, (k - 1) * max(_one_sided_p([pairs[w, j] for j in range(k) if j != w], margin)))
     return BestComparison(
         names=names, means=tuple(sign * m for m in means), sizes=tuple(a.size for a in arrays),
         lower=tuple(lower), upper=tuple(upper), winner=names[w], runner_up=names[order[1]],
-        candidates=tuple(names[i] for i in range(k) if upper[i] > 0.0),
+        # Not shown worse than any other (upper > 0, or = 0 exactly when tied without spread).
+        candidates=tuple(names[i] for i in range(k) if unclamped[i] >= 0.0),
         near_best=tuple(names[i] for i in range(k) if lower[i] > -margin or (margin == 0.0 and lower[i] == 0.0)),
         identified=p_value < alpha, p_value=p_value, alpha=alpha, margin=margin, better=better, paired=paired,
         critical=max(quantile[w, j] for j in range(k) if j != w),
@@ -201,8 +209,11 @@ def _one_sided_p(pairs: list[_Pair], margin: float) -> list[float]:
     df = np.array([pair.df for pair in pairs])
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.asarray(stats.t.sf(shifts / np.where(se > 0.0, se, 1.0), df))
-    # Without spread the difference is what it is: past the null or not.
-    return [float(v) if s > 0.0 else (0.0 if shift > 0.0 else 1.0) for v, s, shift in zip(p, se, shifts, strict=True)]
+    # Without spread, the exact permutation bound (as the pair tests): a few replicates prove nothing.
+    return [
+        float(v) if pair.se > 0.0 else (pair.exact if shift > 0.0 else 1.0)
+        for v, pair, shift in zip(p, pairs, shifts, strict=True)
+    ]
 
 
 def _quantiles(level: float, dfs: np.ndarray) -> list[float]:

@@ -136,3 +136,28 @@ def test_peeking_after_every_replicate_keeps_the_false_positive_rate(direction: 
     n, mean, sd = n[4:], mean[:, 4:], sd[:, 4:]  # from 5 replicates on
     p = 2 * stats.t.sf(np.abs(mean / (sd / np.sqrt(n))), n - 1)
     assert (p.min(axis=1) < alpha).sum() > 3 * runs * alpha
+
+
+def test_one_sided_p_value_counts_only_evidence_for_the_claim() -> None:
+    """A maximize hypothesis whose differences point down: the Bayes factor grows (it is two-sided),
+    but no level's one-sided rule can ever claim, so the always-valid p-value is 1; the mirror image
+    has the same Bayes factors and p = 1 / (2 BF) at its last (largest) record."""
+    d = np.array([-0.5, 0.3, -0.9, -0.2, -0.6, -0.4, -0.8, -0.5])  # every prefix mean is negative
+    bf = t_mixture_bayes_factor(d, 0.5)
+    assert bf[-1] == bf.max() > 4  # crossing 1/(2 alpha) = 50 nowhere: undecided
+    wrong_way = anytime_test(d, direction="maximize", alpha=0.01)
+    assert (wrong_way.decided, wrong_way.p_value) == ("", 1.0)
+    right_way = anytime_test(-d, direction="maximize", alpha=0.01)
+    assert right_way.decided == ""
+    assert right_way.p_value == pytest.approx(1 / (2 * bf[-1]))
+
+
+def test_one_sided_always_valid_p_value_is_calibrated_beyond_alpha() -> None:
+    """1,000 null runs of 300 normal differences: the one-sided always-valid p-value at the stop is
+    at most u with probability at most u (within 3 binomial standard errors), at u = alpha and above."""
+    runs = 1000
+    rng = np.random.default_rng(11)
+    p = np.array([anytime_test(rng.normal(0, 1, 300), direction="maximize", alpha=0.05, interval=False).p_value
+                  for _ in range(runs)])
+    for u in (0.05, 0.1, 0.2, 0.3):
+        assert (p <= u).mean() <= u + 3 * math.sqrt(u * (1 - u) / runs), u

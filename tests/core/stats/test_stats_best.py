@@ -112,6 +112,33 @@ def test_the_decision_agrees_with_the_interval():
     assert set(near.near_best) >= {near.winner}
 
 
+@pytest.mark.parametrize(("n", "identified"), [(2, False), (6, True)])
+def test_a_winner_without_spread_gets_the_exact_sign_flip_bound(n, identified):
+    """Constant paired differences have no t statistic. The exact sign-flip test of n differences
+    all +1 has one-sided p = 2^-n (only the all-positive sign pattern is as extreme); against the
+    two others, MCB's p is 2 x 2^-n: 0.5 with 2 replicates, 1/32 with 6. A t-based p of 0 would
+    have named a winner from two replicates."""
+    c = compare_best({"a": [1.0] * n, "b": [0.0] * n, "c": [0.0] * n}, paired=True)
+    assert c.p_value == pytest.approx(2 * 0.5**n)
+    assert c.identified is identified
+    assert c.winner == "a"
+
+
+def test_two_constant_conditions_get_the_exact_label_shuffle_bound():
+    """Unpaired, 3 values each, every a above every b: 1 of the C(6, 3) = 20 labellings is as
+    extreme, p = 0.05, which is not below alpha 0.05."""
+    c = compare_best({"a": [1.0, 1.0, 1.0], "b": [0.0, 0.0, 0.0]}, paired=False)
+    assert c.p_value == pytest.approx(1 / math.comb(6, 3))
+    assert not c.identified
+
+
+def test_conditions_tied_without_spread_are_all_candidates():
+    values = [0.9, 0.8, 0.85]
+    c = compare_best({"a": values, "b": values, "c": [v - 0.1 for v in values]}, paired=True)
+    assert c.candidates == ("a", "b")  # either may be best; 'c' is worse than both
+    assert not c.identified
+
+
 def test_lower_is_better_flips_the_winner():
     values = _paired_values(6, [0.0, 1.0, 2.0])
     assert compare_best(values, paired=True, better="lower").winner == "c0"
