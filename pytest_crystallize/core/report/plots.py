@@ -289,22 +289,39 @@ def paired_figure(metric: str, evidence: Mapping[str, Any]) -> Figure | None:
     return fig
 
 
+def _futility_line(seq: Mapping[str, Any], floor: float) -> tuple[list[int], list[float]]:
+    """The looks with a futility boundary and its p-value threshold (a look without one is left out)."""
+    pairs = [(n, p) for n, p in zip(seq["schedule"], seq.get("futility_boundaries") or (), strict=False)
+             if p is not None and p <= 1]
+    return [n for n, _ in pairs], [max(p, floor) for _, p in pairs]
+
+
 @styled
 def sequential_figure(verdicts: Sequence[Mapping[str, Any]]) -> Figure | None:
-    """Sequential designs: each pair's p-value at every look against its efficacy boundary (nominal alpha)."""
+    """Sequential designs: each pair's p-value at every look against its efficacy boundary (nominal alpha).
+
+    With futility stops, also the futility boundary: a p-value at or above it stops the pair without a claim.
+    """
     looked = [v for v in verdicts if ((v.get("details") or {}).get("sequential") or {}).get("p_values")]
     if not looked:
         return None
-    fig, (ax,) = figure(6, "Sequential looks: p-value against the efficacy boundary")
+    futile = any(v["details"]["sequential"].get("futility_boundaries") for v in looked)
+    bounds = "the efficacy and futility boundaries" if futile else "the efficacy boundary"
+    fig, (ax,) = figure(6, f"Sequential looks: p-value against {bounds}")
     floor = 1e-12
     first = looked[0]["details"]["sequential"]
     ax.plot(first["schedule"], [max(b, floor) for b in first["boundaries"]], color=COLORS["warn"], linestyle="--",
-            marker="s", markersize=4, linewidth=1.3, label="boundary (nominal alpha)")
+            marker="s", markersize=4, linewidth=1.3, label="efficacy boundary (nominal alpha)")
+    if futile:
+        ax.plot(*_futility_line(first, floor), color=COLORS["muted"], linestyle="--", marker="v", markersize=4,
+                linewidth=1.3, label="futility boundary (stop when p is above)")
     for verdict in looked:
         seq = verdict["details"]["sequential"]
         if seq["boundaries"] != first["boundaries"]:  # each pair's own plan, drawn once when they differ
             ax.plot(seq["schedule"], [max(b, floor) for b in seq["boundaries"]], color=COLORS["warn"],
                     linestyle=":", linewidth=1)
+        if seq.get("futility_boundaries") and seq["futility_boundaries"] != first.get("futility_boundaries"):
+            ax.plot(*_futility_line(seq, floor), color=COLORS["muted"], linestyle=":", linewidth=1)
         taken = [(n, p) for n, p in zip(seq["schedule"], seq["p_values"], strict=False) if p is not None]
         color = COLORS["pass"] if verdict["holds"] else COLORS["fail"]
         ax.plot([n for n, _ in taken], [max(p, floor) for _, p in taken], marker="o", markersize=5, color=color,
