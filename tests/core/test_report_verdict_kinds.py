@@ -44,3 +44,82 @@ def test_without_futility_the_sequential_figure_has_no_futility_boundary():
     )
     fig = plots.sequential_figure([v.to_dict() for v in result.verdicts])
     assert not [line for line in fig.axes[0].get_lines() if "futility" in str(line.get_label())]
+
+
+def _shifted(ctx):
+    own = np.random.default_rng((ctx.seed, ctx.get("stream", 0)))
+    ctx.metrics.add("acc", float(ctx.rng.normal(ctx.get("shift", 0.0), 0.5) + own.normal(0.0, 0.3)))
+
+
+def _best(shifts: tuple[float, float], replicates: int):
+    return run_experiment(
+        _shifted, replicates=replicates, seed=3, params={"shift": 0.0, "stream": 0},
+        treatments=[Treatment("a", {"shift": shifts[0], "stream": 1}), Treatment("b", {"shift": shifts[1], "stream": 2})],
+        hypotheses=[hypothesis("acc", "best", better="higher")],
+    )
+
+
+@pytest.fixture(scope="module")
+def identified():
+    return _best((1.5, 0.2), 20)
+
+
+@pytest.fixture(scope="module")
+def tied():
+    return _best((0.02, 0.0), 6)
+
+
+def _means(result):
+    return {c: float(np.mean(result.select("acc", c)[1])) for c in result.conditions}
+
+
+def test_a_best_verdict_is_no_row_of_the_pair_table(identified, tied):
+    # The table's rows are conditions against the baseline; which condition is best is no such pair.
+    for result in (identified, tied):
+        assert not tied.verdicts[0].holds
+        frame = result.summary()
+        assert list(frame["verdict"]) == ["", "", ""]
+        assert frame["p"].isna().all()
+
+
+def test_the_verdict_table_names_the_best_condition_or_every_one_that_may_be(identified, tied):
+    from pytest_crystallize.core.report.text import verdict_table
+
+    means = _means(identified)
+    winner, runner_up = sorted(means, key=means.get, reverse=True)[:2]
+    (row,) = verdict_table([v.to_dict() for v in identified.verdicts]).rows
+    assert row[1] == f"best: {winner}"
+    assert row[3] == f"{means[winner] - means[runner_up]:+.4g} better than {runner_up}"
+    (row,) = verdict_table([v.to_dict() for v in tied.verdicts]).rows
+    assert row[1] == "may be best: " + ", ".join(tied.verdicts[0].details["candidates"])
+    assert row[2] == "FAIL"
+
+
+def test_a_best_verdict_is_drawn_as_every_condition_against_the_best_of_the_others(identified):
+    verdicts = [v.to_dict() for v in identified.verdicts]
+    assert plots.forest_figure("acc", verdicts) is None  # no pair with the baseline to draw
+    fig = identified.plot("acc", kind="difference")
+    ax, right = fig.axes
+    intervals = [list(line.get_xdata()) for line in ax.get_lines()[1:]]  # after the line at zero
+    conditions = identified.verdicts[0].details["conditions"]
+    assert intervals == [pytest.approx([conditions[c]["low"], conditions[c]["high"]]) for c in ("baseline", "a", "b")]
+    means = _means(identified)
+    roles = {t.get_text(): r.get_text() for t, r in zip(ax.get_yticklabels(), right.get_yticklabels(), strict=True)}
+    assert roles[max(means, key=means.get)] == "best"
+    assert sorted(roles.values()) == ["best", "not best", "not best"]
+
+
+def test_a_best_verdict_has_no_paired_differences_with_the_baseline(identified):
+    from pytest_crystallize.core.report.evidence import evidence_of
+
+    assert evidence_of(identified)["paired"] == {}
+
+
+def test_junit_properties_say_why_each_verdict_failed(tied):
+    from pytest_crystallize.core.report.junit import verdict_properties
+    from pytest_crystallize.core.report.text import summarize
+
+    properties = dict(verdict_properties(summarize(tied)))
+    assert properties["crystallize.verdict.1.outcome"] == "fail"
+    assert properties["crystallize.verdict.1.reason"] == tied.verdicts[0].reason
+    assert "cannot separate" in properties["crystallize.verdict.1.reason"]

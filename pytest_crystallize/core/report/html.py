@@ -136,6 +136,7 @@ def _figures(view: ExperimentView) -> list[tuple[str, list[tuple[str, Callable[[
         (metric, [
             (f"values:{metric}", functools.partial(plots.values_figure, metric, summary, evidence)),
             (f"forest:{metric}", functools.partial(plots.forest_figure, metric, verdicts)),
+            (f"best:{metric}", functools.partial(plots.best_figure, metric, verdicts)),
             (f"paired:{metric}", functools.partial(plots.paired_figure, metric, evidence)),
             (f"sweep:{metric}", functools.partial(sweep_plots.sweep_figure, metric, summary, settings)),
         ])

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
-    "COLORS", "figure", "forest_figure", "has_matplotlib", "paired_figure", "require_matplotlib",
+    "COLORS", "best_figure", "figure", "forest_figure", "has_matplotlib", "paired_figure", "require_matplotlib",
     "right_labels", "sequential_figure", "short_label", "styled", "svg_markup", "title", "values_figure",
 ]
 
@@ -213,8 +213,11 @@ def _p_text(verdict: Mapping[str, Any]) -> str:
 
 @styled
 def forest_figure(metric: str, verdicts: Sequence[Mapping[str, Any]]) -> Figure | None:
-    """Each treatment's difference to the baseline with its 95% CI, margin bands, raw and adjusted p."""
-    chosen = [v for v in verdicts if v["metric"] == metric]
+    """Each treatment's difference to the baseline with its 95% CI, margin bands, raw and adjusted p.
+
+    ``direction="best"`` verdicts compare no pair with the baseline: :func:`best_figure` draws them.
+    """
+    chosen = [v for v in verdicts if v["metric"] == metric and v.get("direction") != "best"]
     if not chosen:
         return None
     several = len({v["hypothesis"] for v in chosen}) > 1
@@ -235,6 +238,59 @@ def forest_figure(metric: str, verdicts: Sequence[Mapping[str, Any]]) -> Figure 
     right_labels(ax, [_p_text(v) for v in chosen], [COLORS["pass"] if v["holds"] else COLORS["fail"] for v in chosen])
     ax.set_xlabel(f"{metric}, treatment \u2212 baseline" + ("  (shaded: within the margin)" if banded else ""))
     return fig
+
+
+def _best_rows(verdict: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any], str]]:
+    """Each condition of a best verdict with its interval and what the verdict says of it."""
+    details = verdict["details"]
+    candidates = set(details.get("candidates") or ())
+    rows = []
+    for name, interval in details["conditions"].items():
+        if verdict["holds"] and name == verdict["treatment"]:
+            role = "best"
+        elif name in candidates:
+            role = "may be best"
+        else:
+            role = "not best"
+        rows.append((name, interval, role))
+    return rows
+
+
+@styled
+def best_figure(metric: str, verdicts: Sequence[Mapping[str, Any]]) -> Figure | None:
+    """``direction="best"``: how much better each condition is than the best of the others (simultaneous CIs).
+
+    One row per condition of each best verdict on ``metric``, baseline
+    included: the interval of multiple comparisons with the best, the band of
+    the margin within which a condition still counts as best, and what the
+    verdict says of it (best, may be best, not best).
+    """
+    chosen = [v for v in verdicts if v["metric"] == metric and v.get("direction") == "best"
+              and isinstance((v.get("details") or {}).get("conditions"), Mapping)]
+    if not chosen:
+        return None
+    rows = [(v, *row) for v in chosen for row in _best_rows(v)]
+    level = _fmt_level(chosen[0]["details"].get("confidence"))
+    fig, (ax,) = figure(len(rows), f"{metric}: which condition is best, {level} simultaneous CI (mcb)")
+    ax.axvline(0.0, color=COLORS["muted"], linewidth=1)
+    role_colors = {"best": COLORS["pass"], "may be best": COLORS["warn"], "not best": COLORS["muted"]}
+    for y, (verdict, _, interval, role) in enumerate(rows):
+        margin = verdict["details"].get("margin") or 0
+        if isinstance(margin, (int, float)) and margin > 0:
+            ax.fill_between([-margin, 0.0], y - 0.4, y + 0.4, color=COLORS["band"], alpha=0.35, linewidth=0, zorder=0)
+        low, high = interval.get("low"), interval.get("high")
+        if low is not None and high is not None:
+            ax.plot([low, high], [y, y], color=role_colors[role], linewidth=2.4, solid_capstyle="butt")
+    several = len(chosen) > 1
+    _label_rows(ax, [f"{name} ({v['hypothesis']})" if several else name for v, name, _, _ in rows])
+    right_labels(ax, [role for *_, role in rows], [role_colors[role] for *_, role in rows])
+    better = chosen[0]["details"].get("better", "higher")
+    ax.set_xlabel(f"{metric}: better than the best of the others by ({better} is better)")
+    return fig
+
+
+def _fmt_level(confidence: object) -> str:
+    return f"{100 * confidence:g}%" if isinstance(confidence, (int, float)) else "95%"
 
 
 def _bins(values: Sequence[float]) -> tuple[list[float], list[float], float]:

@@ -61,7 +61,9 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
             if not len(finite):
                 continue
             s = describe(finite, binary=binary)
-            verdicts = [v for v in result.verdicts if v.metric == metric and v.treatment == condition]
+            # A row is a condition against the baseline: a best verdict (every condition at once) has its own line.
+            verdicts = [v for v in result.verdicts
+                        if v.metric == metric and v.treatment == condition and v.direction != "best"]
             rows.append({
                 "condition": condition, "metric": metric, "n": s.n,
                 "dropped": int(np.count_nonzero(~np.isfinite(values))),
@@ -233,14 +235,30 @@ def verdict_table(verdicts: Iterable[Mapping[str, Any]]) -> Table:
     for v in verdicts:
         d = v.get("details") or {}
         ci = "" if d.get("ci_low") is None else f"[{_fmt(d['ci_low'], True)}, {_fmt(d.get('ci_high'), True)}]"
+        treatment, diff = str(v["treatment"]), _fmt(v.get("difference"), True) + _pct(d.get("relative_difference"))
+        if v.get("direction") == "best" and d:
+            treatment, diff = _best_cells(v, d)
         rows.append((
-            str(v["hypothesis"]), str(v["treatment"]), "PASS" if v["holds"] else "FAIL",
-            _fmt(v.get("difference"), True) + _pct(d.get("relative_difference")), ci,
+            str(v["hypothesis"]), treatment, "PASS" if v["holds"] else "FAIL", diff, ci,
             _margin(v, d).removeprefix(", margin "), _fmt(v.get("p_value")), _fmt(v.get("p_adjusted")),
             str(v.get("test") or ""), str(v["reason"]).split(":")[0],
         ))
     table = Table(_VERDICT_COLUMNS, tuple(rows))
     return table if any(row[5] for row in rows) else table.without("margin")
+
+
+def _best_cells(v: Mapping[str, Any], d: Mapping[str, Any]) -> tuple[str, str]:
+    """A best verdict's treatment and diff cells: the winner (or who may be best), and its lead on the runner-up."""
+    if v["holds"]:
+        who = f"best: {v['treatment']}"
+    else:
+        who = "may be best: " + ", ".join(str(c) for c in d.get("candidates") or (v["treatment"],))
+    # The lead in the direction that is better, like the simultaneous interval beside it.
+    lead = v.get("difference")
+    if isinstance(lead, (int, float)) and d.get("better") == "lower":
+        lead = -lead
+    runner_up = d.get("runner_up")
+    return who, _fmt(lead, True) + (f" better than {runner_up}" if runner_up else "")
 
 
 def _pct(value: object) -> str:
