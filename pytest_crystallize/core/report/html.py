@@ -69,9 +69,10 @@ class ExperimentView:
 
     @property
     def clean(self) -> bool:
-        """True when the experiment passed and did not fail the regression gate."""
+        """True when the experiment passed, did not fail the regression gate, and nothing else failed it."""
         gate = self.summary.get("gate") or {}
-        return bool(self.summary["passed"]) and not gate.get("failed") and self.outcome in (None, "passed")
+        clean = bool(self.summary["passed"]) and not gate.get("failed") and not self.summary.get("failures")
+        return clean and self.outcome in (None, "passed")
 
 
 @dataclass(frozen=True, slots=True)

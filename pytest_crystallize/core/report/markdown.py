@@ -62,7 +62,7 @@ def session_markdown(
 
 
 def _clean(payload: Mapping[str, Any]) -> bool:
-    return bool(payload["passed"]) and not (payload.get("gate") or {}).get("failed")
+    return bool(payload["passed"]) and not (payload.get("gate") or {}).get("failed") and not payload.get("failures")
 
 
 def _experiment(nodeid: str, payload: Mapping[str, Any]) -> list[str]:

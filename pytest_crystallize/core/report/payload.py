@@ -93,8 +93,12 @@ class ReportPayload:
 
     @property
     def clean(self) -> bool:
-        """True when the experiment passed and did not fail the regression gate."""
-        return self.passed and not (self.gate is not None and self.gate.failed)
+        """True when the experiment passed, did not fail the regression gate, and nothing else failed it.
+
+        ``summary["failures"]``, when present, names what else failed the item
+        (``--crystallize-require-confirmed``, a warning turned into an error).
+        """
+        return self.passed and not (self.gate is not None and self.gate.failed) and not self.summary.get("failures")
 
     def to_dict(self) -> dict[str, Any]:
         """The plain-JSON form: the summary's keys, then ``gate`` when a gate was enforced."""

@@ -140,14 +140,22 @@ def _cells(row: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def experiment_status(payload: Mapping[str, Any]) -> str:
-    """``passed``/``FAILED``; with a regression gate, both outcomes: ``hypotheses passed; gate FAILED``."""
+    """``passed``/``FAILED``; with a regression gate, both outcomes: ``hypotheses passed; gate FAILED``.
+
+    A payload's ``failures`` (what else failed the item: ``--crystallize-require-confirmed``,
+    a warning turned into an error) follow: ``hypotheses passed; FAILED: not a clean confirmation``.
+    """
     if payload.get("interrupted"):
         return "interrupted"
-    gate = payload.get("gate")
-    if not gate:
+    gate, failures = payload.get("gate"), payload.get("failures") or ()
+    if not gate and not failures:
         return "passed" if payload["passed"] else "FAILED"
-    run = "hypotheses passed" if payload["passed"] else "FAILED"
-    return f"{run}; gate {'FAILED' if gate.get('failed') else 'passed'}"
+    parts = ["hypotheses passed" if payload["passed"] else "FAILED"]
+    if gate:
+        parts.append(f"gate {'FAILED' if gate.get('failed') else 'passed'}")
+    if failures:
+        parts.append("FAILED: " + "; ".join(failures))
+    return "; ".join(parts)
 
 
 def summary_heading(payload: Mapping[str, Any], *, title: str | None = None) -> str:
@@ -383,6 +391,11 @@ def totals_line(payloads: Iterable[Mapping[str, Any]]) -> str:
     gate_failed = sum(1 for p in payloads if (p.get("gate") or {}).get("failed"))
     if gate_failed:
         line += f"; {gate_failed} failed the regression gate"
+    others: dict[str, int] = {}
+    for p in payloads:
+        for failure in p.get("failures") or ():
+            others[failure] = others.get(failure, 0) + 1
+    line += "".join(f"; {n} failed: {failure}" for failure, n in others.items())
     return line
 
 

@@ -1,0 +1,33 @@
+"""What every surface says of an experiment matches pytest's outcome for its item, and names what was not gated."""
+
+from __future__ import annotations
+
+import pytest
+
+PASSING = """
+    import pytest
+    from pytest_crystallize import Treatment, hypothesis
+
+    @pytest.mark.experiment(replicates=8, seed=1, treatments=[Treatment("tuned", {"gain": 1.0})])
+    @hypothesis(metric="score", direction="maximize")
+    def experiment_tuning(ctx):
+        ctx.metrics.add("score", ctx.get("gain", 0.0) + ctx.rng.normal() * (1 + ctx.replicate % 3))
+"""
+
+
+def test_an_experiment_failed_for_not_being_confirmed_is_not_reported_as_passed(pytester: pytest.Pytester) -> None:
+    # Its hypotheses hold, but --crystallize-require-confirmed fails the item: no surface may say "passed".
+    pytester.makepyfile(test_tuning=PASSING)
+    result = pytester.runpytest(
+        "--crystallize", "--crystallize-require-confirmed", "--crystallize-markdown=summary.md", "-p", "no:cacheprovider",
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "test_tuning.py::experiment_tuning (8 replicates, seed 1): "
+        "hypotheses passed; FAILED: not a clean confirmation (--crystallize-require-confirmed)",
+        "1 hypothesis passed, 0 failed in 1 experiment; 1 failed: not a clean confirmation*",
+    ])
+    assert ": passed" not in result.stdout.str()
+    markdown = (pytester.path / "summary.md").read_text()
+    assert "✅" not in markdown
+    assert "### ❌ test\\_tuning.py::experiment\\_tuning" in markdown
