@@ -31,3 +31,31 @@ def test_an_experiment_failed_for_not_being_confirmed_is_not_reported_as_passed(
     markdown = (pytester.path / "summary.md").read_text()
     assert "✅" not in markdown
     assert "### ❌ test\\_tuning.py::experiment\\_tuning" in markdown
+
+
+NEW = """
+    import pytest
+    from pytest_crystallize import Treatment, hypothesis
+
+    @pytest.mark.experiment(replicates=8, seed=2, treatments=[Treatment("t", {"gain": 1.0})])
+    @hypothesis(metric="m", direction="maximize")
+    def experiment_new(ctx):
+        ctx.metrics.add("m", ctx.get("gain", 0.0) + ctx.rng.normal())
+"""
+
+
+def test_an_experiment_new_since_the_saved_run_reads_not_gated_not_passed(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_tuning=PASSING)
+    pytester.runpytest("--crystallize", "--crystallize-save=main", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    pytester.makepyfile(test_new=NEW)
+    result = pytester.runpytest(
+        "--crystallize", "--crystallize-gate", "--crystallize-markdown=summary.md", "-p", "no:cacheprovider",
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "test_new.py::experiment_new (8 replicates, seed 2): hypotheses passed; not gated",
+        "test_new.py::experiment_new: new, not in saved run * (main): not compared -> not gated",
+        "test_tuning.py::experiment_tuning: vs saved run * (main): * -> gate passed",
+    ])
+    assert "experiment_new (8 replicates, seed 2): hypotheses passed; gate passed" not in result.stdout.str()
+    assert "### ⚪ test\\_new.py::experiment\\_new: new, not in saved run" in (pytester.path / "summary.md").read_text()

@@ -63,13 +63,14 @@ def gate_heading(report: GateReport) -> str:
     if report.status == COMPARED:
         text = f"vs saved run {report.saved_run}: {_counts(report)}"
     elif report.status == NEW:
-        text = f"not in saved run {report.saved_run}: not compared"
+        text = f"new, not in saved run {report.saved_run}: not compared"
     elif report.status == CHANGED:
         text = f"definition changed since saved run {report.saved_run}: not compared"
     else:
         text = f"saved run {report.saved_run}: {report.status}"
-    if report.enforced:
-        text += " -> gate FAILED" if report.failed else " -> gate passed"
+    if report.enforced:  # what compared nothing neither passed nor failed the gate
+        outcome = "gate FAILED" if report.failed else "gate passed" if report.compared_anything else "not gated"
+        text += f" -> {outcome}"
     return text
 
 

@@ -152,7 +152,7 @@ def experiment_status(payload: Mapping[str, Any]) -> str:
         return "passed" if payload["passed"] else "FAILED"
     parts = ["hypotheses passed" if payload["passed"] else "FAILED"]
     if gate:
-        parts.append(f"gate {'FAILED' if gate.get('failed') else 'passed'}")
+        parts.append("gate FAILED" if gate.get("failed") else "gate passed" if gate.get("gated", True) else "not gated")
     if failures:
         parts.append("FAILED: " + "; ".join(failures))
     return "; ".join(parts)
