@@ -123,3 +123,23 @@ def test_junit_properties_say_why_each_verdict_failed(tied):
     assert properties["crystallize.verdict.1.outcome"] == "fail"
     assert properties["crystallize.verdict.1.reason"] == tied.verdicts[0].reason
     assert "cannot separate" in properties["crystallize.verdict.1.reason"]
+
+
+def test_an_untested_gate_row_shows_its_relative_margin_as_a_fraction_not_in_the_metric_units():
+    from pytest_crystallize.core.report.gate_plots import gate_figure
+    from pytest_crystallize.core.report.gate_text import gate_table
+    from pytest_crystallize.core.store.gate import GateReport, GateRow
+
+    # A 1% margin on a metric near 3: tested, it tolerates 0.03; the untested row was never scaled.
+    tested = GateRow("baseline", "acc", "higher", "no worse", n_saved=5, n_current=5, mean_saved=3.0,
+                     mean_current=3.0, difference=0.0, ci_low=-0.01, ci_high=0.01, margin=0.03, relative_margin=True)
+    untested = GateRow("t", "acc", "higher", "missing", n_saved=5, n_current=0, mean_saved=3.0, margin=0.01,
+                       relative_margin=True)
+    table = gate_table(GateReport("x", "r", "compared", rows=(tested, untested)))
+    margins = [row[table.columns.index(next(c for c in table.columns if c.header == "margin"))] for row in table.rows]
+    assert margins == ["0.03 (1.0%)", "1.0% of saved"]
+    fig = gate_figure({"rows": [tested.to_dict(), untested.to_dict()]})
+    bands = [c for c in fig.axes[0].collections]
+    assert len(bands) == 1  # only the tested row's tolerated band
+    xs = bands[0].get_paths()[0].vertices[:, 0]
+    assert (xs.min(), xs.max()) == pytest.approx((-0.03, 0.0))
