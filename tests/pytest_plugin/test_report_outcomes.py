@@ -59,3 +59,15 @@ def test_an_experiment_new_since_the_saved_run_reads_not_gated_not_passed(pytest
     ])
     assert "experiment_new (8 replicates, seed 2): hypotheses passed; gate passed" not in result.stdout.str()
     assert "### ⚪ test\\_new.py::experiment\\_new: new, not in saved run" in (pytester.path / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("option", ["--crystallize-html", "--crystallize-markdown", "--crystallize-json"])
+def test_a_report_path_that_is_a_directory_is_refused_before_anything_runs(
+    pytester: pytest.Pytester, option: str
+) -> None:
+    pytester.makepyfile(test_tuning=PASSING)
+    folder = pytester.mkdir("reports")
+    result = pytester.runpytest("--crystallize", f"{option}={folder}", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {option}: '{folder}' is a directory; give a file in it, e.g. {option}=*"])
+    assert "replicates" not in result.stdout.str()
