@@ -143,3 +143,17 @@ def test_an_untested_gate_row_shows_its_relative_margin_as_a_fraction_not_in_the
     assert len(bands) == 1  # only the tested row's tolerated band
     xs = bands[0].get_paths()[0].vertices[:, 0]
     assert (xs.min(), xs.max()) == pytest.approx((-0.03, 0.0))
+
+
+@pytest.mark.parametrize(("looks_taken", "expected"), [
+    (0, "sequential: stopped by the time budget before the first look, after 12 of 100 replicates per condition; "
+        "no claim"),
+    (2, "sequential: stopped by the time budget at look 2 of 5 after 40 of 100 replicates per condition; "
+        "verdicts of the last look taken"),
+])
+def test_a_sequential_run_the_budget_stopped_says_whether_any_look_was_taken(looks_taken, expected):
+    from pytest_crystallize.core.report.text import summary_notes
+
+    seq = {"replicates": 12 if looks_taken == 0 else 40, "max_replicates": 100, "looks": 5,
+           "looks_taken": looks_taken, "conditions": 2, "anytime": False, "stopped_by": "budget", "tasks_run": None}
+    assert summary_notes({"sequential": seq, "error_count": 0}) == [expected]

@@ -190,9 +190,11 @@ def _stop_line(seq: Mapping[str, Any]) -> str:
     """How a sequential, anytime or budget-stopped run ended, and the replicate runs it saved."""
     of = f"{seq['replicates']} of {seq['max_replicates']} replicates per condition"
     if seq.get("stopped_by") == "budget":
+        if seq.get("looks") is not None and not seq["looks_taken"]:
+            return f"sequential: stopped by the time budget before the first look, after {of}; no claim"
         if seq.get("looks") is not None:
-            at = f"at look {seq['looks_taken']} of {seq['looks']}" if seq["looks_taken"] else "before the first look"
-            return f"sequential: stopped by the time budget {at} after {of}; verdicts of the last look taken"
+            return (f"sequential: stopped by the time budget at look {seq['looks_taken']} of {seq['looks']} "
+                    f"after {of}; verdicts of the last look taken")
         if seq.get("anytime"):
             return f"anytime: stopped by the time budget after {of}; the verdicts are valid at this stop"
         return f"budget: stopped by the time budget after {of}; a fixed design cut short makes no claim"
