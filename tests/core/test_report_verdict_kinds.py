@@ -187,3 +187,13 @@ def test_every_verdict_line_names_its_design_a_resampling_design_and_a_best_one_
 def test_a_confirmed_resampling_design_reads_as_words_not_as_data(tmp_path):
     (verdict,) = _cv_result(hypotheses=[hypothesis("acc", "maximize")], confirm=tmp_path).verdicts
     assert verdict.details["design"].startswith("cv(k=4, repeats=2) design; confirmatory attempt 1")
+
+
+def test_the_verdict_table_shows_a_design_column_when_a_design_is_not_fixed(identified):
+    from pytest_crystallize.core.report.text import verdict_table
+
+    table = verdict_table([v.to_dict() for v in _cv_result(hypotheses=[hypothesis("acc", "maximize")]).verdicts])
+    headers = [c.header for c in table.columns]
+    assert table.rows[0][headers.index("design")] == "cv(k=4, repeats=2) design"
+    fixed = verdict_table([v.to_dict() for v in identified.verdicts])
+    assert "design" not in [c.header for c in fixed.columns]

@@ -236,12 +236,15 @@ def summary_lines(payload: Mapping[str, Any], *, title: str | None = None, verbo
 
 _VERDICT_COLUMNS = (
     Column("hypothesis"), Column("treatment"), Column("outcome"), Column("diff"), Column("95% CI"),
-    Column("margin"), Column("p"), Column("p adjusted"), Column("test"), Column("reason"),
+    Column("margin"), Column("p"), Column("p adjusted"), Column("test"), Column("design"), Column("reason"),
 )
 
 
 def verdict_table(verdicts: Iterable[Mapping[str, Any]]) -> Table:
-    """A row per verdict: outcome, difference with CI, margin, p raw and adjusted, test, reason (in short)."""
+    """A row per verdict: outcome, difference with CI, margin, p raw and adjusted, test, design, reason (in short).
+
+    The margin column is left out when no verdict has a margin, the design column when every design is fixed.
+    """
     rows = []
     for v in verdicts:
         d = v.get("details") or {}
@@ -252,10 +255,14 @@ def verdict_table(verdicts: Iterable[Mapping[str, Any]]) -> Table:
         rows.append((
             str(v["hypothesis"]), treatment, "PASS" if v["holds"] else "FAIL", diff, ci,
             _margin(v, d).removeprefix(", margin "), _fmt(v.get("p_value")), _fmt(v.get("p_adjusted")),
-            str(v.get("test") or ""), str(v["reason"]).split(":")[0],
+            str(v.get("test") or ""), design_label(d.get("design"), "fixed design" if d else ""),
+            str(v["reason"]).split(":")[0],
         ))
     table = Table(_VERDICT_COLUMNS, tuple(rows))
-    return table if any(row[5] for row in rows) else table.without("margin")
+    if not any(row[5] for row in rows):
+        table = table.without("margin")
+    # Fixed designs everywhere say nothing the reader does not assume; any other design is shown.
+    return table if any(row[9] not in ("", "fixed design") for row in rows) else table.without("design")
 
 
 def _best_cells(v: Mapping[str, Any], d: Mapping[str, Any]) -> tuple[str, str]:
