@@ -197,3 +197,22 @@ def test_the_verdict_table_shows_a_design_column_when_a_design_is_not_fixed(iden
     assert table.rows[0][headers.index("design")] == "cv(k=4, repeats=2) design"
     fixed = verdict_table([v.to_dict() for v in identified.verdicts])
     assert "design" not in [c.header for c in fixed.columns]
+
+
+def _wins(ctx):
+    ctx.metrics.add("win", int(ctx.rng.random() < ctx.get("p", 0.4)))
+
+
+def test_an_anytime_summary_says_its_verdicts_saw_fewer_replicates_than_the_table_counts():
+    from pytest_crystallize.core.report.text import summarize, summary_notes
+
+    result = run_experiment(_wins, replicates="anytime", max_replicates=200, seed=7,
+                            treatments=[Treatment("strong", {"p": 0.7})], hypotheses=[hypothesis("win", "maximize")])
+    (verdict,) = result.verdicts
+    decided, ran = verdict.n_treatment, result.provenance.replicates
+    assert decided < ran  # the batch that was running when the verdict was decided finished
+    summary = summarize(result)
+    assert [r["n"] for r in summary["rows"]] == [ran, ran]
+    (line,) = [n for n in summary_notes(summary) if n.startswith("anytime:")]
+    assert line.endswith(f"; the verdicts were decided on the first {decided} replicates, the table counts every "
+                         f"replicate run")

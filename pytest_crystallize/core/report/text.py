@@ -92,7 +92,8 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
         sequential = {"replicates": prov.replicates, "max_replicates": prov.max_replicates,
                       "looks": prov.looks, "looks_taken": prov.looks_taken,
                       "conditions": len(result.conditions), "anytime": prov.anytime,
-                      "stopped_by": prov.stopped_by, "tasks_run": prov.tasks_run}
+                      "stopped_by": prov.stopped_by, "tasks_run": prov.tasks_run,
+                      "decided_within": _decided_within(result)}
     return {
         "notes": notes,
         "execution": list(prov.execution),
@@ -106,6 +107,14 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
         "rows": rows,
         "verdicts": [v.to_dict() for v in result.verdicts],
     }
+
+
+def _decided_within(result: ExperimentResult) -> int | None:
+    """The replicates an anytime design's verdicts were decided on (the last pair's), or None."""
+    seen = [v.details["anytime"].get("replicates") for v in result.verdicts
+            if isinstance(v.details.get("anytime"), Mapping)]
+    counts = [n for n in seen if isinstance(n, int)]
+    return max(counts) if counts and len(counts) == len(seen) else None
 
 
 def _confirmation_notes(result: ExperimentResult) -> list[str]:
@@ -207,7 +216,12 @@ def _stop_line(seq: Mapping[str, Any]) -> str:
         saved += f" ({ran} of {planned} run: the adaptive sweep dropped decided treatments)"
     if seq.get("looks") is not None:
         return f"sequential: stopped at look {seq['looks_taken']} of {seq['looks']} after {of}; {saved}"
-    return f"anytime: stopped after {of} (verdicts valid at any stop); {saved}"
+    line = f"anytime: stopped after {of} (verdicts valid at any stop); {saved}"
+    decided = seq.get("decided_within")
+    if isinstance(decided, int) and decided < seq["replicates"]:
+        line += (f"; the verdicts were decided on the first {decided} replicates, the table counts every "
+                 f"replicate run")
+    return line
 
 
 def summary_notes(payload: Mapping[str, Any]) -> list[str]:
