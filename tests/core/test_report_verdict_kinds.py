@@ -216,3 +216,27 @@ def test_an_anytime_summary_says_its_verdicts_saw_fewer_replicates_than_the_tabl
     (line,) = [n for n in summary_notes(summary) if n.startswith("anytime:")]
     assert line.endswith(f"; the verdicts were decided on the first {decided} replicates, the table counts every "
                          f"replicate run")
+
+
+def _with_covariate(ctx):
+    rng = np.random.default_rng((ctx.seed, ctx.get("stream", 0)))
+    pre = rng.normal(0.0, 1.0)
+    ctx.metrics.add("pre", float(pre))
+    ctx.metrics.add("y", float(pre + ctx.get("shift", 0.0) + rng.normal(0.0, 0.3)))
+
+
+def test_a_covariate_adjusted_difference_is_called_adjusted_beside_the_table_s_raw_one():
+    from pytest_crystallize.core.report.text import summarize, verdict_lines, verdict_table
+
+    result = run_experiment(_with_covariate, replicates=30, seed=4, params={"shift": 0.0, "stream": 0},
+                            treatments=[Treatment("new", {"shift": 0.2, "stream": 1})],
+                            hypotheses=[hypothesis("y", "maximize", covariate="pre")])
+    (verdict,) = result.verdicts
+    row = next(r for r in summarize(result)["rows"] if r["condition"] == "new" and r["metric"] == "y")
+    raw = float(np.mean(result.select("y", "new")[1]) - np.mean(result.select("y", "baseline")[1]))
+    assert row["difference"] == pytest.approx(raw)
+    assert abs(verdict.difference - raw) > 0.05  # the two differences a reader sees do differ
+    (line,) = verdict_lines(verdict.to_dict())
+    assert f"new vs baseline: adjusted diff {verdict.difference:+.4g} [" in line
+    (cells,) = verdict_table([verdict.to_dict()]).rows
+    assert cells[3] == f"{verdict.difference:+.4g} (adjusted)"

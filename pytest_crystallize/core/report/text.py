@@ -264,6 +264,8 @@ def verdict_table(verdicts: Iterable[Mapping[str, Any]]) -> Table:
         d = v.get("details") or {}
         ci = "" if d.get("ci_low") is None else f"[{_fmt(d['ci_low'], True)}, {_fmt(d.get('ci_high'), True)}]"
         treatment, diff = str(v["treatment"]), _fmt(v.get("difference"), True) + _pct(d.get("relative_difference"))
+        if d.get("covariate"):
+            diff += " (adjusted)"
         if v.get("direction") == "best" and d:
             treatment, diff = _best_cells(v, d)
         rows.append((
@@ -373,7 +375,9 @@ def verdict_lines(v: Mapping[str, Any], *, verbose: bool = False) -> list[str]:
     p = _p_text(v)
     design = design_label(d.get("design"))
     design += ", " if design else ""
-    line = (f"{head}: diff {_fmt(v['difference'], True)}{_pct(d.get('relative_difference'))}{ci}"
+    # Adjusted for a covariate, the difference is not the table's difference of means: say so.
+    diff = "adjusted diff" if d.get("covariate") else "diff"
+    line = (f"{head}: {diff} {_fmt(v['difference'], True)}{_pct(d.get('relative_difference'))}{ci}"
             f"{_margin(v, d)}{effect}, {p}, {design}{v['test']}{_adjustment(d)}: {v['reason'].split(':')[0]}")
     lines = [line]
     if verbose:
