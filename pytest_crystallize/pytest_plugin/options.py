@@ -548,6 +548,8 @@ def read_storage_settings(config: pytest.Config) -> StorageSettings:
                "'no worse' would mean 'significantly better'")
         raise pytest.UsageError(msg)
     reference, compare_source, base = _value(config, "crystallize_compare")
+    if reference == "":  # --crystallize-compare= with nothing after it: the default, as a bare option
+        reference = LATEST
     if reference is None and margin_text is not None:
         reference, compare_source, _ = _value(config, "crystallize_baseline")
         reference = reference or DEFAULT_BASELINE
@@ -619,6 +621,9 @@ def read_html_path(config: pytest.Config) -> Path | None:
 def _file(source: str, path: Path, example: str) -> Path:
     """``path``, checked before anything runs: a directory would fail only after the run, losing the report."""
     if path.is_dir():
-        msg = f"{source}: {str(path)!r} is a directory; give a file in it, e.g. {source}={path / example}"
+        setting = f"{source}={path / example}"
+        if not source.startswith("--"):  # an ini line
+            setting = f"{source.removeprefix('ini option ')} = {path / example}"
+        msg = f"{source}: {str(path)!r} is a directory; give a file in it, e.g. {setting}"
         raise pytest.UsageError(msg)
     return path

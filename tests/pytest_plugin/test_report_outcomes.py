@@ -71,3 +71,22 @@ def test_a_report_path_that_is_a_directory_is_refused_before_anything_runs(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {option}: '{folder}' is a directory; give a file in it, e.g. {option}=*"])
     assert "replicates" not in result.stdout.str()
+
+
+def test_an_ini_report_path_that_is_a_directory_says_which_ini_line_to_write(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_tuning=PASSING)
+    pytester.makeini("[pytest]\ncrystallize_html = .\n")
+    result = pytester.runpytest("--crystallize", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        f"ERROR: ini option crystallize_html: '{pytester.path}' is a directory; give a file in it, "
+        f"e.g. crystallize_html = {pytester.path / 'report.html'}",
+    ])
+
+
+def test_compare_with_an_empty_reference_compares_with_the_latest_run(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_tuning=PASSING)
+    pytester.runpytest("--crystallize", "--crystallize-save=nightly", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    result = pytester.runpytest("--crystallize", "--crystallize-compare=", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*crystallize compare with * (nightly), saved *"])
