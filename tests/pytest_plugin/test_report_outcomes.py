@@ -90,3 +90,18 @@ def test_compare_with_an_empty_reference_compares_with_the_latest_run(pytester: 
     result = pytester.runpytest("--crystallize", "--crystallize-compare=", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*crystallize compare with * (nightly), saved *"])
+
+
+def test_the_totals_count_an_interrupted_experiment(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_stopped="""
+        import pytest
+
+        @pytest.mark.experiment(replicates=10, seed=1)
+        def experiment_stopped(ctx):
+            if ctx.replicate == 5:
+                pytest.fail("Timeout >0.5s")
+            ctx.metrics.add("x", float(ctx.replicate))
+    """)
+    result = pytester.runpytest("--crystallize", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["0 hypotheses passed, 0 failed in 1 experiment; 1 interrupted (no verdicts)"])

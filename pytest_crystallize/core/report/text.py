@@ -418,6 +418,9 @@ def totals_line(payloads: Iterable[Mapping[str, Any]]) -> str:
             f"in {len(payloads)} experiment{'s' if len(payloads) != 1 else ''}")
     if failed_runs:
         line += f"; {failed_runs} with replicate errors"
+    interrupted = sum(1 for p in payloads if p.get("interrupted"))
+    if interrupted:
+        line += f"; {interrupted} interrupted (no verdicts)"
     gate_failed = sum(1 for p in payloads if (p.get("gate") or {}).get("failed"))
     if gate_failed:
         line += f"; {gate_failed} failed the regression gate"
