@@ -105,3 +105,26 @@ def test_the_totals_count_an_interrupted_experiment(pytester: pytest.Pytester) -
     result = pytester.runpytest("--crystallize", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["0 hypotheses passed, 0 failed in 1 experiment; 1 interrupted (no verdicts)"])
+
+
+BROKEN = """
+    import pytest
+
+    @pytest.mark.experiment(replicates=5, params="x")
+    def experiment_broken(ctx):
+        ctx.metrics.add("m", 1.0)
+"""
+
+
+def test_an_experiment_that_errored_before_running_is_named_in_the_markdown_and_html(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_tuning=PASSING, test_broken=BROKEN)
+    result = pytester.runpytest(
+        "--crystallize", "--crystallize-markdown=summary.md", "--crystallize-html=report.html", "-p", "no:cacheprovider",
+    )
+    result.assert_outcomes(passed=1, errors=1)
+    why = "experiment 'experiment_broken': params must be a mapping of names to values"
+    markdown = (pytester.path / "summary.md").read_text()
+    assert f"**ERROR:** test\\_broken.py::experiment\\_broken did not run: {why.replace('_', chr(92) + '_')}" in markdown
+    assert "test\\_tuning.py::experiment\\_tuning" in markdown
+    page = (pytester.path / "report.html").read_text()
+    assert f"test_broken.py::experiment_broken did not run: {why.replace(chr(39), '&#x27;')}" in page
