@@ -83,7 +83,7 @@ def test_a_best_verdict_is_no_row_of_the_pair_table(identified, tied):
 
 
 def test_the_verdict_table_names_the_best_condition_or_every_one_that_may_be(identified, tied):
-    from pytest_crystallize.core.report.verdict_text import verdict_table
+    from pytest_crystallize.core.report.text import verdict_table
 
     means = _means(identified)
     winner, runner_up = sorted(means, key=means.get, reverse=True)[:2]
@@ -175,7 +175,7 @@ def _cv_result(**options):
 
 
 def test_every_verdict_line_names_its_design_a_resampling_design_and_a_best_one_too(identified):
-    from pytest_crystallize.core.report.verdict_text import verdict_lines
+    from pytest_crystallize.core.report.text import verdict_lines
 
     (verdict,) = _cv_result(hypotheses=[hypothesis("acc", "maximize")]).verdicts
     (line,) = verdict_lines(verdict.to_dict())
@@ -190,7 +190,7 @@ def test_a_confirmed_resampling_design_reads_as_words_not_as_data(tmp_path):
 
 
 def test_the_verdict_table_shows_a_design_column_when_a_design_is_not_fixed(identified):
-    from pytest_crystallize.core.report.verdict_text import verdict_table
+    from pytest_crystallize.core.report.text import verdict_table
 
     table = verdict_table([v.to_dict() for v in _cv_result(hypotheses=[hypothesis("acc", "maximize")]).verdicts])
     headers = [c.header for c in table.columns]
@@ -226,8 +226,7 @@ def _with_covariate(ctx):
 
 
 def test_a_covariate_adjusted_difference_is_called_adjusted_beside_the_table_s_raw_one():
-    from pytest_crystallize.core.report.text import summarize
-    from pytest_crystallize.core.report.verdict_text import verdict_lines, verdict_table
+    from pytest_crystallize.core.report.text import summarize, verdict_lines, verdict_table
 
     result = run_experiment(_with_covariate, replicates=30, seed=4, params={"shift": 0.0, "stream": 0},
                             treatments=[Treatment("new", {"shift": 0.2, "stream": 1})],

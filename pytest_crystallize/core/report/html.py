@@ -28,8 +28,8 @@ from pytest_crystallize.core.report.text import (
     summary_notes,
     summary_table,
     totals_line,
+    verdict_lines,
 )
-from pytest_crystallize.core.report.verdict_text import verdict_lines
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -20,8 +20,8 @@ from pytest_crystallize.core.report.text import (
     summary_notes,
     summary_table,
     totals_line,
+    verdict_table,
 )
-from pytest_crystallize.core.report.verdict_text import verdict_table
 
 if TYPE_CHECKING:
     from pytest_crystallize.core.store.gate import GateReport

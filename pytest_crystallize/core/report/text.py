@@ -1,7 +1,5 @@
 """Results as plain text: summary payloads, summary tables, failure reports.
 
-The words of one verdict are :mod:`~pytest_crystallize.core.report.verdict_text`'s.
-
 A *payload* is the plain-JSON digest of one result that the pytest layer
 ships from a worker to the terminal (it must survive pytest-xdist). Nothing
 here writes to a terminal; functions return lines.
@@ -16,14 +14,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pytest_crystallize.core.alignment import replicate_means
+from pytest_crystallize.core.designs import design_label
 from pytest_crystallize.core.report.table import Column, Table
-from pytest_crystallize.core.report.verdict_text import fmt, verdict_block, verdict_lines
 from pytest_crystallize.core.treatments import BASELINE
+from pytest_crystallize.core.vocabulary import MARGIN_DIRECTIONS
 
 if TYPE_CHECKING:  # results.py renders itself with this module's help: no import back at run time
     from pytest_crystallize.core.results import ExperimentResult
 
 __all__ = [
+    "best_verdict_lines",
     "experiment_status",
     "failure_report",
     "summarize",
@@ -32,6 +32,8 @@ __all__ = [
     "summary_notes",
     "summary_table",
     "totals_line",
+    "verdict_lines",
+    "verdict_table",
 ]
 
 _COLUMNS = tuple(Column(h) for h in ("condition", "metric", "n", "mean", "std", "95% CI", "diff", "p", "verdict"))
@@ -127,12 +129,23 @@ def _confirmation_notes(result: ExperimentResult) -> list[str]:
     return [head, *(f"confirmation: {line}" for line in [*c.get("problems", ()), *c.get("notes", ())])]
 
 
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _fmt(value: object, signed: bool = False) -> str:
+    # Details of a loaded result are free-form JSON: show what is not a number rather than crash.
+    if not _number(value):
+        return "-" if value is None else str(value)
+    return f"{value:+.4g}" if signed else f"{value:.4g}"
+
+
 def _cells(row: Mapping[str, Any]) -> tuple[str, ...]:
-    ci = "-" if row["ci_low"] is None else f"[{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
-    p = " ".join(fmt(v) for v in row["p"]) if row["p"] else ""
+    ci = "-" if row["ci_low"] is None else f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
+    p = " ".join(_fmt(v) for v in row["p"]) if row["p"] else ""
     verdict = " ".join("PASS" if ok else "FAIL" for ok in row["verdict"])
-    diff = "" if row["difference"] is None else fmt(row["difference"], signed=True)
-    return (row["condition"], row["metric"], str(row["n"]), fmt(row["mean"]), fmt(row["std"]),
+    diff = "" if row["difference"] is None else _fmt(row["difference"], signed=True)
+    return (row["condition"], row["metric"], str(row["n"]), _fmt(row["mean"]), _fmt(row["std"]),
             ci, diff, p, verdict)
 
 
@@ -235,6 +248,158 @@ def summary_lines(payload: Mapping[str, Any], *, title: str | None = None, verbo
     return lines
 
 
+_VERDICT_COLUMNS = (
+    Column("hypothesis"), Column("treatment"), Column("outcome"), Column("diff"), Column("95% CI"),
+    Column("margin"), Column("p"), Column("p adjusted"), Column("test"), Column("design"), Column("reason"),
+)
+
+
+def verdict_table(verdicts: Iterable[Mapping[str, Any]]) -> Table:
+    """A row per verdict: outcome, difference with CI, margin, p raw and adjusted, test, design, reason (in short).
+
+    The margin column is left out when no verdict has a margin, the design column when every design is fixed.
+    """
+    rows = []
+    for v in verdicts:
+        d = v.get("details") or {}
+        ci = "" if d.get("ci_low") is None else f"[{_fmt(d['ci_low'], True)}, {_fmt(d.get('ci_high'), True)}]"
+        treatment, diff = str(v["treatment"]), _fmt(v.get("difference"), True) + _pct(d.get("relative_difference"))
+        if d.get("covariate"):
+            diff += " (adjusted)"
+        if v.get("direction") == "best" and d:
+            treatment, diff = _best_cells(v, d)
+        rows.append((
+            str(v["hypothesis"]), treatment, "PASS" if v["holds"] else "FAIL", diff, ci,
+            _margin(v, d).removeprefix(", margin "), _fmt(v.get("p_value")), _fmt(v.get("p_adjusted")),
+            str(v.get("test") or ""), design_label(d.get("design"), "fixed design" if d else ""),
+            str(v["reason"]).split(":")[0],
+        ))
+    table = Table(_VERDICT_COLUMNS, tuple(rows))
+    if not any(row[5] for row in rows):
+        table = table.without("margin")
+    # Fixed designs everywhere say nothing the reader does not assume; any other design is shown.
+    return table if any(row[9] not in ("", "fixed design") for row in rows) else table.without("design")
+
+
+def _best_cells(v: Mapping[str, Any], d: Mapping[str, Any]) -> tuple[str, str]:
+    """A best verdict's treatment and diff cells: the winner (or who may be best), and its lead on the runner-up."""
+    if v["holds"]:
+        who = f"best: {v['treatment']}"
+    else:
+        who = "may be best: " + ", ".join(str(c) for c in d.get("candidates") or (v["treatment"],))
+    # The lead in the direction that is better, like the simultaneous interval beside it.
+    lead = v.get("difference")
+    if isinstance(lead, (int, float)) and d.get("better") == "lower":
+        lead = -lead
+    runner_up = d.get("runner_up")
+    return who, _fmt(lead, True) + (f" better than {runner_up}" if runner_up else "")
+
+
+def _pct(value: object) -> str:
+    return f" ({value:+.1%})" if _number(value) else ""
+
+
+def _margin(v: Mapping[str, Any], d: Mapping[str, Any]) -> str:
+    """The margin a no_worse / equivalent verdict was judged against, as the difference it tolerates."""
+    margin = d.get("margin")
+    if v.get("direction") not in MARGIN_DIRECTIONS or not isinstance(margin, (int, float)):
+        return ""
+    if v["direction"] == "equivalent":
+        return f", margin ±{_fmt(margin)}"
+    # no_worse tolerates a difference down to -margin (higher is better) or up to +margin.
+    return f", margin {_fmt(-margin if d.get('better', 'higher') == 'higher' else margin, True)}"
+
+
+def _p_text(v: Mapping[str, Any]) -> str:
+    p = f"p {_fmt(v['p_value'])}"
+    if v.get("p_adjusted") is not None and v["p_adjusted"] != v["p_value"]:
+        p += f" (adjusted {_fmt(v['p_adjusted'])})"
+    return p
+
+
+def _best_intervals(d: Mapping[str, Any], names: Iterable[str]) -> str:
+    conditions = d.get("conditions") or {}
+    return "; ".join(
+        f"{n} [{_fmt(conditions[n].get('low'), True)}, {_fmt(conditions[n].get('high'), True)}]"
+        for n in names if isinstance(conditions.get(n), Mapping)
+    )
+
+
+def _adjustment(d: Mapping[str, Any]) -> str:
+    """How a covariate adjustment changed the variance: ``" (covariate 'x': variance -62%)"``."""
+    reduction = d.get("variance_reduction")
+    if not isinstance(reduction, (int, float)) or isinstance(reduction, bool):
+        return ""
+    return f" (covariate {d.get('covariate')!r}: variance {-reduction:+.0%})"
+
+
+def best_verdict_lines(v: Mapping[str, Any], *, verbose: bool = False) -> list[str]:
+    """A ``direction="best"`` verdict: the winner, or the conditions that cannot be told from it.
+
+    Each interval bounds how much better a condition is than the best of the
+    others (simultaneous, multiple comparisons with the best).
+    """
+    d = v.get("details") or {}
+    mark = "PASS" if v["holds"] else "FAIL"
+    head = f"  {mark} {v['hypothesis']!r}"
+    if not d:
+        return [f"{head}: {v['reason']}"]
+    level = (f"{d.get('procedure', v['test'])}, {_fmt(100 * d.get('confidence', 0.95))}% simultaneous, "
+             f"{design_label(d.get('design'), 'fixed design')}")
+    margin = d.get("margin") or 0
+    if d.get("identified") and v["holds"]:
+        within = f" or within {_fmt(margin)} of it" if margin else ""
+        claim = f"{v['treatment']!r} is best{within}: {_best_intervals(d, [v['treatment']])}"
+    else:
+        claim = (f"cannot separate {', '.join(repr(n) for n in d.get('candidates', ()))}: "
+                 f"{_best_intervals(d, d.get('candidates', ()))}")
+    lines = [f"{head}: {claim} ({level}), {_p_text(v)}"]
+    if verbose:
+        lines.append(f"       every condition, better than the best of the others by: "
+                     f"{_best_intervals(d, d.get('conditions', {}))}")
+        lines.append(f"       reason: {v['reason']}")
+    return lines
+
+
+def verdict_lines(v: Mapping[str, Any], *, verbose: bool = False) -> list[str]:
+    """One line per verdict: outcome, difference with CI, effect size, p raw and adjusted, test."""
+    if v.get("direction") == "best":
+        return best_verdict_lines(v, verbose=verbose)
+    d = v.get("details") or {}
+    mark = "PASS" if v["holds"] else "FAIL"
+    head = f"  {mark} {v['hypothesis']!r} {v['treatment']} vs baseline"
+    if not d:
+        return [f"{head}: {v['reason']}"]
+    ci = "" if d.get("ci_low") is None else f" [95% CI {_fmt(d['ci_low'], True)}, {_fmt(d.get('ci_high'), True)}]"
+    effect = "" if d.get("effect_size") is None else f", {d.get('effect_size_name')} {_fmt(d['effect_size'], True)}"
+    p = _p_text(v)
+    design = design_label(d.get("design"))
+    design += ", " if design else ""
+    # Adjusted for a covariate, the difference is not the table's difference of means: say so.
+    diff = "adjusted diff" if d.get("covariate") else "diff"
+    line = (f"{head}: {diff} {_fmt(v['difference'], True)}{_pct(d.get('relative_difference'))}{ci}"
+            f"{_margin(v, d)}{effect}, {p}, {design}{v['test']}{_adjustment(d)}: {v['reason'].split(':')[0]}")
+    lines = [line]
+    if verbose:
+        lines.append(f"       test choice: {d.get('test_reason', '')}")
+        lines.append(
+            f"       n {v['n_baseline']} vs {v['n_treatment']}, means {_fmt(v['mean_baseline'])} vs "
+            f"{_fmt(v['mean_treatment'])}, statistic {_fmt(d.get('statistic'))}, alternative "
+            f"{d.get('alternative')}, alpha {v['alpha']:g}"
+        )
+        if d.get("odds_ratio") is not None:
+            lines.append(f"       odds ratio {_fmt(d['odds_ratio'])}")
+        if d.get("power") is not None:
+            needed = d.get("replicates_needed")
+            power = f"{d['power']:.0%}" if _number(d["power"]) else _fmt(d["power"])
+            lines.append(f"       power {power} at mde {_fmt(d.get('mde'))}; "
+                         f"replicates for 80% power: {needed if needed is not None else 'unreachable'}")
+        if d.get("degenerate"):
+            lines.append(f"       note: {d['degenerate']}")
+        lines.append(f"       reason: {v['reason']}")
+    return lines
+
+
 def _error_headline(error: Mapping[str, Any]) -> str:
     where = f"condition {error['condition']!r}, replicate {error['replicate']}"
     if error.get("step"):
@@ -267,6 +432,29 @@ def totals_line(payloads: Iterable[Mapping[str, Any]]) -> str:
     return line
 
 
+def _verdict_block(v: Mapping[str, Any]) -> list[str]:
+    d = v.get("details") or {}
+    if v.get("direction") == "best":
+        lines = [f"hypothesis {v['hypothesis']!r} (which condition is best): {v['reason']}"]
+        if d:
+            lines.append(f"    better than the best of the others by: {_best_intervals(d, d.get('conditions', {}))}")
+        return lines
+    lines = [f"hypothesis {v['hypothesis']!r} for treatment {v['treatment']!r}: {v['reason']}"]
+    if not d:
+        return lines
+    ci = ""
+    if d.get("ci_low") is not None:
+        ci = f" [95% CI {_fmt(d['ci_low'], True)}, {_fmt(d.get('ci_high'), True)}]"
+    lines.append(f"    test: {v['test']} ({d.get('test_reason', '')}); n {v['n_baseline']} vs {v['n_treatment']}")
+    lines.append(
+        f"    baseline mean {_fmt(v['mean_baseline'])}, treatment mean {_fmt(v['mean_treatment'])}, "
+        f"difference {_fmt(v['difference'], True)}{ci}"
+    )
+    if d.get("effect_size") is not None:
+        lines.append(f"    effect size: {d.get('effect_size_name')} {_fmt(d['effect_size'], True)}")
+    return lines
+
+
 def failure_report(result: ExperimentResult) -> str:
     """A readable explanation of why ``result`` did not pass (no internal traceback)."""
     name = result.experiment
@@ -281,6 +469,6 @@ def failure_report(result: ExperimentResult) -> str:
     rejected = [v for v in result.verdicts if not v.holds]
     if rejected:
         head = f"experiment {name!r}: {len(rejected)} of {len(result.verdicts)} hypotheses did not hold"
-        blocks = [head] + ["  " + "\n  ".join(verdict_block(v.to_dict())) for v in rejected]
+        blocks = [head] + ["  " + "\n  ".join(_verdict_block(v.to_dict())) for v in rejected]
         parts.append("\n".join(blocks))
     return "\n\n".join(parts)
