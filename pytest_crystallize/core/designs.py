@@ -18,17 +18,17 @@ comparison stays paired.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
 from pytest_crystallize.errors import ConfigurationError
 
-__all__ = [
-    "CrossValidation", "Design", "Holdout", "cv", "design_label", "design_problem", "holdout", "replicate_split",
-]
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["CrossValidation", "Design", "Holdout", "cv", "design_problem", "holdout", "replicate_split"]
 
 #: Spawn-key tag of the fold shuffles: keeps them apart from the replicate seeds' keys ``(replicate,)``.
 _FOLD_STREAM: Final = 0x43_56_46_4F  # "CVFO"
@@ -106,23 +106,6 @@ class Holdout:
 
 #: A declared resampling design.
 Design = CrossValidation | Holdout
-
-
-def design_label(design: object, default: str = "") -> str:
-    """A verdict's ``details["design"]`` in words, for every report.
-
-    A label stays as it is; a resampling design's data (its ``to_dict()``)
-    reads ``cv(k=10, repeats=3) design``; ``default`` when there is none.
-    """
-    if isinstance(design, str):
-        return design
-    if not isinstance(design, Mapping):
-        return default
-    if design.get("design") == "cv":
-        return f"cv(k={design.get('k')}, repeats={design.get('repeats')}) design"
-    if design.get("design") == "holdout":
-        return f"holdout(test_size={design.get('test_size')}) design"
-    return str(design.get("design", default))
 
 
 def cv(k: int = 10, repeats: int = 10) -> CrossValidation:

@@ -33,7 +33,7 @@ def test_best_names_the_winner_with_simultaneous_intervals():
     assert low == 0.0 < high
     assert "'large' is best with 95% simultaneous confidence" in verdict.reason
     lines = summary_lines(summarize(result))
-    assert any(line.startswith("  PASS 'quality best': 'large' is best: large [+0, +") and "(mcb, 95% simultaneous, fixed design)"
+    assert any(line.startswith("  PASS 'quality best': 'large' is best: large [+0, +") and "(mcb, 95% simultaneous)"
                in line for line in lines), lines
 
 

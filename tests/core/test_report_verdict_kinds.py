@@ -159,42 +159,17 @@ def test_a_sequential_run_the_budget_stopped_says_whether_any_look_was_taken(loo
     assert summary_notes({"sequential": seq, "error_count": 0}) == [expected]
 
 
-def _folds(ctx):
-    ctx.folds(40)  # a replicate of a resampling design takes its fold
-    own = np.random.default_rng((ctx.seed, ctx.get("stream", 0)))
-    ctx.metrics.add("acc", float(0.8 + ctx.get("shift", 0.0) + ctx.rng.normal(0, 0.05) + own.normal(0, 0.05)))
-
-
-def _cv_result(**options):
-    from pytest_crystallize import cv
-
-    return run_experiment(
-        _folds, design=cv(k=4, repeats=2), seed=9, params={"shift": 0.0, "stream": 0},
-        treatments=[Treatment("t", {"shift": 0.1, "stream": 1})], **options,
-    )
-
-
-def test_every_verdict_line_names_its_design_a_resampling_design_and_a_best_one_too(identified):
-    from pytest_crystallize.core.report.text import verdict_lines
-
-    (verdict,) = _cv_result(hypotheses=[hypothesis("acc", "maximize")]).verdicts
-    (line,) = verdict_lines(verdict.to_dict())
-    assert ", cv(k=4, repeats=2) design, corrected_repeated_kfold_t: " in line
-    (line,) = verdict_lines(identified.verdicts[0].to_dict())
-    assert "(mcb, 95% simultaneous, fixed design)" in line
-
-
-def test_a_confirmed_resampling_design_reads_as_words_not_as_data(tmp_path):
-    (verdict,) = _cv_result(hypotheses=[hypothesis("acc", "maximize")], confirm=tmp_path).verdicts
-    assert verdict.details["design"].startswith("cv(k=4, repeats=2) design; confirmatory attempt 1")
-
-
 def test_the_verdict_table_shows_a_design_column_when_a_design_is_not_fixed(identified):
     from pytest_crystallize.core.report.text import verdict_table
 
-    table = verdict_table([v.to_dict() for v in _cv_result(hypotheses=[hypothesis("acc", "maximize")]).verdicts])
+    sequential = run_experiment(
+        _null, replicates="auto", max_replicates=40, looks=2, seed=5, params={"stream": 0},
+        treatments=[Treatment("same", {"stream": 1})], hypotheses=[hypothesis("score", "maximize")],
+    )
+    table = verdict_table([v.to_dict() for v in sequential.verdicts])
     headers = [c.header for c in table.columns]
-    assert table.rows[0][headers.index("design")] == "cv(k=4, repeats=2) design"
+    assert table.rows[0][headers.index("design")] == sequential.verdicts[0].details["design"]
+    assert table.rows[0][headers.index("design")].startswith("group-sequential design")
     fixed = verdict_table([v.to_dict() for v in identified.verdicts])
     assert "design" not in [c.header for c in fixed.columns]
 

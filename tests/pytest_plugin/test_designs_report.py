@@ -76,7 +76,7 @@ def test_best_names_the_winner_in_the_summary(pytester: pytest.Pytester) -> None
     """)
     result = pytester.runpytest("--crystallize")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*PASS 'acc best': 'lr=0.3' is best: lr=0.3 [[]+0, +*[]] (mcb, 95% simultaneous, fixed design), p *"])
+    result.stdout.fnmatch_lines(["*PASS 'acc best': 'lr=0.3' is best: lr=0.3 [[]+0, +*[]] (mcb, 95% simultaneous), p *"])
 
 
 def test_an_unknown_design_fails_at_collection(pytester: pytest.Pytester) -> None:

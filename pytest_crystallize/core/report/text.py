@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pytest_crystallize.core.alignment import replicate_means
-from pytest_crystallize.core.designs import design_label
 from pytest_crystallize.core.report.table import Column, Table
 from pytest_crystallize.core.treatments import BASELINE
 from pytest_crystallize.core.vocabulary import MARGIN_DIRECTIONS
@@ -271,7 +270,7 @@ def verdict_table(verdicts: Iterable[Mapping[str, Any]]) -> Table:
         rows.append((
             str(v["hypothesis"]), treatment, "PASS" if v["holds"] else "FAIL", diff, ci,
             _margin(v, d).removeprefix(", margin "), _fmt(v.get("p_value")), _fmt(v.get("p_adjusted")),
-            str(v.get("test") or ""), design_label(d.get("design"), "fixed design" if d else ""),
+            str(v.get("test") or ""), str(d["design"]) if isinstance(d.get("design"), str) else "",
             str(v["reason"]).split(":")[0],
         ))
     table = Table(_VERDICT_COLUMNS, tuple(rows))
@@ -344,8 +343,7 @@ def best_verdict_lines(v: Mapping[str, Any], *, verbose: bool = False) -> list[s
     head = f"  {mark} {v['hypothesis']!r}"
     if not d:
         return [f"{head}: {v['reason']}"]
-    level = (f"{d.get('procedure', v['test'])}, {_fmt(100 * d.get('confidence', 0.95))}% simultaneous, "
-             f"{design_label(d.get('design'), 'fixed design')}")
+    level = f"{d.get('procedure', v['test'])}, {_fmt(100 * d.get('confidence', 0.95))}% simultaneous"
     margin = d.get("margin") or 0
     if d.get("identified") and v["holds"]:
         within = f" or within {_fmt(margin)} of it" if margin else ""
@@ -373,8 +371,7 @@ def verdict_lines(v: Mapping[str, Any], *, verbose: bool = False) -> list[str]:
     ci = "" if d.get("ci_low") is None else f" [95% CI {_fmt(d['ci_low'], True)}, {_fmt(d.get('ci_high'), True)}]"
     effect = "" if d.get("effect_size") is None else f", {d.get('effect_size_name')} {_fmt(d['effect_size'], True)}"
     p = _p_text(v)
-    design = design_label(d.get("design"))
-    design += ", " if design else ""
+    design = f"{d['design']}, " if isinstance(d.get("design"), str) else ""
     # Adjusted for a covariate, the difference is not the table's difference of means: say so.
     diff = "adjusted diff" if d.get("covariate") else "diff"
     line = (f"{head}: {diff} {_fmt(v['difference'], True)}{_pct(d.get('relative_difference'))}{ci}"

@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from pytest_crystallize.core.designs import design_label
 from pytest_crystallize.core.store.definitions import definition_changes, definition_of, fingerprint
 from pytest_crystallize.core.store.journal import journal_fingerprint, journal_key
 from pytest_crystallize.errors import ResultsError
@@ -248,7 +247,7 @@ def with_confirmation(result: ExperimentResult, confirmation: Confirmation) -> E
     verdicts = tuple(
         dataclasses.replace(v, details={
             **v.details, "confirmation": confirmation.to_dict(),
-            "design": f"{design_label(v.details.get('design'), 'fixed design')}; {confirmation.label}",
+            "design": f"{v.details.get('design', 'fixed design')}; {confirmation.label}",
         })
         for v in result.verdicts
     )
