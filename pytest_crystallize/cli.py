@@ -363,14 +363,21 @@ def _report(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err: 
         raise _Failure(str(exc)) from None
     from pytest_crystallize.core.report.saved_runs import saved_run_document
 
+    if args.html.is_dir():  # found now, not after drawing every figure
+        msg = f"--html {args.html} is a directory; give a file in it, e.g. --html {args.html / 'report.html'}"
+        raise _Failure(msg)
     _gate_options(args)
     records = [store.find(run) for run in args.runs]
     base, new = (None, records[0]) if len(records) == 1 else (records[0], records[1])
     comparisons = {} if base is None else {r.nodeid: r for r in _gate_reports(store, base, new, args)}
     results = {nodeid: store.result(new, nodeid) for nodeid in new.experiments}
     document = saved_run_document(new, results, base=base, comparisons=comparisons)
-    args.html.parent.mkdir(parents=True, exist_ok=True)
-    args.html.write_text(document, encoding="utf-8")
+    try:
+        args.html.parent.mkdir(parents=True, exist_ok=True)
+        args.html.write_text(document, encoding="utf-8")
+    except OSError as exc:
+        msg = f"could not write the HTML report {args.html}: {exc.strerror or exc}; give --html a path you can write"
+        raise _Failure(msg) from None
     out.write(f"wrote the HTML report of run {new.label} to {args.html}\n")
     return EXIT_OK
 

@@ -412,3 +412,17 @@ def test_report_refuses_three_runs_and_a_bad_margin(store: DirectoryStore, tmp_p
     assert code == 2
     assert "--margin" in err
     assert not (tmp_path / "x.html").exists()
+
+
+def test_report_names_the_html_file_it_cannot_write_and_how_to_fix_it(store: DirectoryStore, tmp_path: Path) -> None:
+    code, out, err = cli("report", "main", "--html", str(tmp_path))
+    assert (code, out) == (2, "")
+    assert err == (f"crystallize: error: --html {tmp_path} is a directory; give a file in it, "
+                   f"e.g. --html {tmp_path / 'report.html'}\n")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    code, _, err = cli("report", "main", "--html", str(blocker / "main.html"))
+    assert code == 2
+    assert err.startswith(f"crystallize: error: could not write the HTML report {blocker / 'main.html'}: ")
+    assert err.endswith("; give --html a path you can write\n")
+    assert blocker.read_text() == "not a directory"

@@ -197,6 +197,8 @@ class SequentialMonitor:
                 futility_spending=plan.futility_spending, design_power=plan.power, drift=plan.drift,
                 futility_bound=bound if math.isfinite(bound) else None,
                 futility_p=futility_p if math.isfinite(futility_p) else None,
+                # Look by look, for plots: stop for futility at p at or above these (None: no stop there).
+                futility_boundaries=[_finite(plan.futility_p(k)) for k in range(1, looks + 1)],
             )
             if state.futile_at:
                 outcome = f"stopped for futility at look {look} of {looks}"
@@ -209,6 +211,11 @@ class SequentialMonitor:
             outcome=outcome,
         )
         return build_verdict(self.experiment, pair, p_value, decision)
+
+
+def _finite(value: float) -> float | None:
+    """``value``, or None when it is infinite (plain JSON has no infinity)."""
+    return value if math.isfinite(value) else None
 
 
 def low_power_messages(result: ExperimentResult) -> list[str]:

@@ -146,6 +146,8 @@ class CrystallizeHtml:
             about.append(f"compared with saved run {storage.reference.label}, saved {storage.reference.created_at}")
         if storage is not None and storage.saved is not None:
             about.append(f"saved as run {storage.saved.label}")
+        if crystallize is not None:  # errored before running: no section of their own
+            about += [f"{nodeid} did not run: {why}" for nodeid, why in sorted(crystallize.not_run.items())]
         git = git_info(self.config.rootpath)
         return RunView(
             heading=HEADING, created_at=datetime.now(UTC).isoformat(timespec="seconds"),

@@ -179,22 +179,31 @@ class ExperimentItem(pytest.Function):
             raise
         self.result = result
         failures: list[str] = [] if result.passed else [failure_report(result)]
-        check = self._gate_and_report(experiment, result)
+        other = self._other_failures(result)
+        check = self._gate_and_report(experiment, result, tuple(other))
         if check is not None and check.failure:
             failures.append(check.failure)
-        if settings.require_confirmed:
+        failures += other.values()
+        if failures:
+            raise ExperimentFailed("\n\n".join(failures))
+
+    def _other_failures(self, result: ExperimentResult) -> dict[str, str]:
+        """What fails the item besides its hypotheses and the gate: a short name of each, and its message."""
+        failures: dict[str, str] = {}
+        if self.crystallize_session.settings.require_confirmed:
             from pytest_crystallize.core.store.confirmations import confirmation_of
 
             why = confirmation_of(result)
             if why is not None:
-                failures.append(f"--crystallize-require-confirmed: experiment {self.name!r} is not confirmed: {why}")
+                failures["not a clean confirmation (--crystallize-require-confirmed)"] = (
+                    f"--crystallize-require-confirmed: experiment {self.name!r} is not confirmed: {why}"
+                )
         try:
             warn_low_power(self.obj, result)
             warn_shared_data(self.obj, result)
         except CrystallizeWarning as warning:  # -W error: a failure with the message, no traceback of ours
-            failures.append(f"{type(warning).__name__}: {warning}")
-        if failures:
-            raise ExperimentFailed("\n\n".join(failures))
+            failures[f"{type(warning).__name__} turned into an error"] = f"{type(warning).__name__}: {warning}"
+        return failures
 
     def _confirmatory(self) -> bool:
         return self.crystallize_session.settings.confirm or bool(self._marker_options().get("confirm"))
@@ -241,8 +250,12 @@ class ExperimentItem(pytest.Function):
         # Ctrl-C leaves no report behind to carry the property: hand the payload to the summary directly.
         self.crystallize_session.payloads[self.nodeid] = payload
 
-    def _gate_and_report(self, experiment: Experiment, result: ExperimentResult) -> GateCheck | None:
+    def _gate_and_report(
+        self, experiment: Experiment, result: ExperimentResult, failures: tuple[str, ...] = (),
+    ) -> GateCheck | None:
         """Run the regression gate (when saved runs are in use), then add the report payload, built once.
+
+        ``failures`` name what else fails the item (the payload says so, next to the hypotheses and the gate).
 
         The payload and the comparison with the saved run travel as user
         properties (JSON strings: JUnit XML writes them, pytest-xdist sends
@@ -255,7 +268,10 @@ class ExperimentItem(pytest.Function):
             if storage is not None:
                 check = storage.after_run(self, experiment, result, self._marker_options().get("gate"))
         finally:  # a comparison that crashed still leaves the experiment's own outcome in the summary
-            payload = ReportPayload(summarize(result), gate=None if check is None else check.outcome)
+            summary = summarize(result)
+            if failures:
+                summary["failures"] = list(failures)
+            payload = ReportPayload(summary, gate=None if check is None else check.outcome)
             self.user_properties.append((PAYLOAD_PROPERTY, payload.to_json()))
             self.user_properties += verdict_properties(payload.summary)  # readable one by one in JUnit XML
             html = self.config.stash.get(HTML_KEY, None)

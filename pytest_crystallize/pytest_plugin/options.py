@@ -548,17 +548,19 @@ def read_storage_settings(config: pytest.Config) -> StorageSettings:
                "'no worse' would mean 'significantly better'")
         raise pytest.UsageError(msg)
     reference, compare_source, base = _value(config, "crystallize_compare")
+    if reference == "":  # --crystallize-compare= with nothing after it: the default, as a bare option
+        reference = LATEST
     if reference is None and margin_text is not None:
         reference, compare_source, _ = _value(config, "crystallize_baseline")
         reference = reference or DEFAULT_BASELINE
     if reference is not None and ("/" in reference or "\\" in reference):
         reference = str(base / reference)
-    json_text, _, json_base = _value(config, "crystallize_json")
+    json_text, json_source, json_base = _value(config, "crystallize_json")
     return StorageSettings(
         root=root, save=save, save_name=name or None, compare=reference, compare_source=compare_source,
         gate=margin_text is not None,
         margin=margin, relative=relative, strict=strict,
-        json_path=None if json_text is None else json_base / json_text,
+        json_path=None if json_text is None else _file(json_source, json_base / json_text, "report.json"),
     )
 
 
@@ -587,7 +589,7 @@ def read_markdown_target(config: pytest.Config) -> MarkdownTarget | None:
                    f"the option takes the next argument as its PATH, and would write over it): write "
                    f"--crystallize-markdown=PATH, or a bare --crystallize-markdown after the test paths")
             raise pytest.UsageError(msg)
-        return MarkdownTarget(path)
+        return MarkdownTarget(_file(source, path, "summary.md"))
     summary = os.environ.get(GITHUB_SUMMARY, "").strip()
     if not summary:
         msg = (f"{source} without a PATH appends to ${GITHUB_SUMMARY}, which is not set here (GitHub Actions "
@@ -613,4 +615,15 @@ def read_html_path(config: pytest.Config) -> Path | None:
     if importlib.util.find_spec("matplotlib") is None:
         msg = f"{source} needs matplotlib for its figures: pip install 'pytest-crystallize[report]'"
         raise pytest.UsageError(msg)
-    return base / text
+    return _file(source, base / text, "report.html")
+
+
+def _file(source: str, path: Path, example: str) -> Path:
+    """``path``, checked before anything runs: a directory would fail only after the run, losing the report."""
+    if path.is_dir():
+        setting = f"{source}={path / example}"
+        if not source.startswith("--"):  # an ini line
+            setting = f"{source.removeprefix('ini option ')} = {path / example}"
+        msg = f"{source}: {str(path)!r} is a directory; give a file in it, e.g. {setting}"
+        raise pytest.UsageError(msg)
+    return path

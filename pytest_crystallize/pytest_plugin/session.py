@@ -67,6 +67,8 @@ class CrystallizeSession:
         #: Report payloads and outcomes of the experiments, by node id (also those of xdist workers).
         self.payloads: dict[str, ReportPayload] = {}
         self.outcomes: dict[str, str] = {}
+        #: Experiments that errored before running (a wrong definition, a fixture), with the error's last line.
+        self.not_run: dict[str, str] = {}
         self._conftest_sources: dict[Path, dict[str, DataSource]] = {}
         self._entry_point_plugins: list[object] | None = None
         self._display: ProgressDisplay | ProgressSender | None = None
@@ -332,6 +334,9 @@ class CrystallizeSession:
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect the experiments' payloads and outcomes, also from xdist workers."""
+        if report.when == "setup" and report.failed and MARKER in report.keywords:
+            lines = report.longreprtext.strip().splitlines()
+            self.not_run[report.nodeid] = lines[-1] if lines else "error at setup"
         if report.when != "call":
             return
         for key, value in report.user_properties:

@@ -42,13 +42,15 @@ class MarkdownSummary:
         session = self.config.stash.get(SESSION_KEY, None)
         storage = self.config.stash.get(STORAGE_KEY, None)
         payloads = {} if session is None else {n: p.to_dict() for n, p in session.payloads.items()}
+        # An experiment that errored before it ran has no payload: the page must still say it did not run.
+        not_run = [] if session is None else [f"{n} did not run: {why}" for n, why in sorted(session.not_run.items())]
         if storage is None:
-            return session_markdown(payloads)
+            return session_markdown(payloads, problems=not_run)
         reference = storage.reference
         return session_markdown(
             payloads, gates=storage.gates,
             compared_with=None if reference is None else f"{reference.label}, saved {reference.created_at}",
-            saved_run=None if storage.saved is None else storage.saved.label, problems=storage.problems,
+            saved_run=None if storage.saved is None else storage.saved.label, problems=[*not_run, *storage.problems],
         )
 
     @pytest.hookimpl(trylast=True)  # after the storage object saved the run

@@ -158,7 +158,7 @@ class CrystallizeStorage:
             )
         if report is None or not report.enforced:
             return GateCheck(report)
-        outcome = GateOutcome(failed=report.failed, saved_run=report.saved_run)
+        outcome = GateOutcome(report.failed, report.saved_run, gated=report.failed or report.compared_anything)
         return GateCheck(report, outcome, gate_failure(report) if report.failed else None)
 
     def _compare(

@@ -146,8 +146,8 @@ def test_a_test_path_taken_as_the_markdown_path_is_a_usage_error(pytester: pytes
 
 def test_a_markdown_summary_that_cannot_be_written_fails_the_session(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_tuning=EXPERIMENT.replace('Treatment("worse", {"gain": -0.1})', ""))
-    (pytester.path / "taken").mkdir()
-    result = pytester.runpytest("--crystallize", "--crystallize-markdown=taken")
+    (pytester.path / "taken").write_text("a file where the summary's directory would be")
+    result = pytester.runpytest("--crystallize", "--crystallize-markdown=taken/summary.md")
     result.assert_outcomes(passed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["crystallize: ERROR: could not write the Markdown summary *taken*"])

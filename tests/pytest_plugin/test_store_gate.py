@@ -300,7 +300,7 @@ def test_without_a_baseline_run_the_gate_is_a_usage_error_naming_what_is_saved(p
     pytester.runpytest("--crystallize", "--crystallize-save=nightly").assert_outcomes(passed=1)
     result = pytester.runpytest("--crystallize", "--crystallize-gate")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*no saved run named 'main' to compare with*1 runs, newest * (nightly*"
+    result.stderr.fnmatch_lines(["*no saved run named 'main' to compare with*1 run, newest * (nightly*"
                                  "--crystallize-save=main*"])
 
 

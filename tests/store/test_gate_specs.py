@@ -234,3 +234,21 @@ def test_a_changed_hypothesis_only_stops_comparing_metrics_whose_direction_chang
     assert report.rows[4].note == "hypotheses changed and the saved run did not gate this metric"
     assert report.failed
     assert "  hypothesis added: 'latency minimize'" in report.notes
+
+
+def test_a_best_hypothesis_gates_its_metric_the_way_it_says_is_better() -> None:
+    # direction="best" with better="lower" says lower is good as plainly as "minimize" does: a regression
+    # of that metric must not pass the gate as "nothing gated".
+    specs = gate_specs([hypothesis("loss", "best", better="lower"), hypothesis("acc", "best")], None, "here")
+    assert [(s.metric, s.better) for s in specs] == [("loss", "lower"), ("acc", "higher")]
+    assert specs[0].source == "hypothesis 'loss best'"
+
+
+def test_an_experiment_with_nothing_gated_is_told_every_hypothesis_that_gives_a_direction() -> None:
+    definition = definition_of(define(hypotheses=[hypothesis("acc", "two-sided")]))
+    store, record = _saved(definition)
+    current = result_of({"baseline": {"acc": SAVED_A}, "t": {"acc": SAVED_A + 1}})
+    report = gate_experiment("x::e", current, definition, [], record, lambda: store.result(record, "x::e"))
+    assert report.rows == ()
+    assert report.notes[-1] == ("no metric has a known good direction: add a maximize, minimize, no_worse or best "
+                                "hypothesis, or gate= to the marker")

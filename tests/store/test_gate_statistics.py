@@ -278,7 +278,7 @@ def test_totals_count_only_compared_rows_and_name_the_rest() -> None:
     # Nothing tested: the gate must not read as passed.
     assert gate_totals([report]) == ("0 regressed, 0 improved of 0 compared metric(s) in 1 experiment; "
                                      "2 not compared metric(s); gate failed: nothing was compared")
-    assert gate_heading(report) == "vs saved run r: 2 not compared -> gate passed"
+    assert gate_heading(report) == "vs saved run r: 2 not compared -> not gated"
 
 
 def test_each_tested_row_says_the_regression_it_catches_with_80_percent_power() -> None:

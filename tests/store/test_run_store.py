@@ -82,7 +82,7 @@ def test_unknown_references_and_bad_names_say_what_to_do(store: DirectoryStore) 
     with pytest.raises(ResultsError, match=r"no saved run matches 'main' in .*no runs are saved there.*--crystallize-save"):
         store.find("main")
     store.save(new_run())
-    with pytest.raises(ResultsError, match=r"'nope'.*1 runs, newest"):
+    with pytest.raises(ResultsError, match=r"'nope'.*1 run, newest"):
         store.find("nope")
     for bad in ("latest", "with space", "../up", "-dash", "x" * 65):
         with pytest.raises(ResultsError, match=r"run name .* is not allowed"):

@@ -48,7 +48,9 @@ def evidence_of(result: ExperimentResult) -> dict[str, Any]:
         values[metric] = per_condition
     paired: dict[str, dict[str, list[float]]] = {}
     for verdict in result.verdicts:
-        if not verdict.details.get("paired") or verdict.treatment in paired.get(verdict.metric, {}):
+        # A best verdict names a winner, not a pair with the baseline: its differences would mislead.
+        compared = verdict.direction != "best" and verdict.details.get("paired")
+        if not compared or verdict.treatment in paired.get(verdict.metric, {}):
             continue
         aligned = aligned_values(result, verdict.metric, verdict.treatment, omit_non_finite=True)
         if aligned.paired:

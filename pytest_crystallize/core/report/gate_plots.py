@@ -28,9 +28,12 @@ _STATUS_COLORS: Final = {
 
 
 def _tolerated(ax: Axes, row: Mapping[str, Any], y: float) -> None:
-    """Shade the worsening the margin tolerates, from 0 to -margin (higher is better) or to +margin."""
+    """Shade the worsening the margin tolerates, from 0 to -margin (higher is better) or to +margin.
+
+    Only on rows that were tested: an untested row's relative margin is a fraction, not in the metric's units.
+    """
     margin = row.get("margin") or 0.0
-    if margin <= 0:
+    if margin <= 0 or row.get("difference") is None:
         return
     edge = -margin if row["better"] == "higher" else margin
     ax.fill_between(sorted((0.0, edge)), y - 0.4, y + 0.4, color=COLORS["band"], alpha=0.35, linewidth=0, zorder=0)

@@ -41,7 +41,9 @@ def _cells(row: GateRow) -> tuple[str, ...]:
         return (row.condition, row.metric, row.better, "", "", "", "", "", "", "", "", "", row.status.upper())
     relative = "" if not math.isfinite(row.relative_difference) else f" ({row.relative_difference:+.1%})"
     margin = "-" if row.margin == 0 else _fmt(row.margin)
-    if row.margin and row.relative_margin and math.isfinite(row.mean_saved) and row.mean_saved:
+    if row.margin and row.relative_margin and row.status not in TESTED:  # never scaled: still the fraction
+        margin = f"{row.margin:.1%} of saved"
+    elif row.margin and row.relative_margin and math.isfinite(row.mean_saved) and row.mean_saved:
         margin += f" ({row.margin / abs(row.mean_saved):.1%})"
     return (
         row.condition, row.metric, row.better, f"{row.n_saved}/{row.n_current}", _fmt(row.mean_saved),
@@ -63,13 +65,14 @@ def gate_heading(report: GateReport) -> str:
     if report.status == COMPARED:
         text = f"vs saved run {report.saved_run}: {_counts(report)}"
     elif report.status == NEW:
-        text = f"not in saved run {report.saved_run}: not compared"
+        text = f"new, not in saved run {report.saved_run}: not compared"
     elif report.status == CHANGED:
         text = f"definition changed since saved run {report.saved_run}: not compared"
     else:
         text = f"saved run {report.saved_run}: {report.status}"
-    if report.enforced:
-        text += " -> gate FAILED" if report.failed else " -> gate passed"
+    if report.enforced:  # what compared nothing neither passed nor failed the gate
+        outcome = "gate FAILED" if report.failed else "gate passed" if report.compared_anything else "not gated"
+        text += f" -> {outcome}"
     return text
 
 

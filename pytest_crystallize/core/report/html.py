@@ -69,9 +69,10 @@ class ExperimentView:
 
     @property
     def clean(self) -> bool:
-        """True when the experiment passed and did not fail the regression gate."""
+        """True when the experiment passed, did not fail the regression gate, and nothing else failed it."""
         gate = self.summary.get("gate") or {}
-        return bool(self.summary["passed"]) and not gate.get("failed") and self.outcome in (None, "passed")
+        clean = bool(self.summary["passed"]) and not gate.get("failed") and not self.summary.get("failures")
+        return clean and self.outcome in (None, "passed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +137,7 @@ def _figures(view: ExperimentView) -> list[tuple[str, list[tuple[str, Callable[[
         (metric, [
             (f"values:{metric}", functools.partial(plots.values_figure, metric, summary, evidence)),
             (f"forest:{metric}", functools.partial(plots.forest_figure, metric, verdicts)),
+            (f"best:{metric}", functools.partial(plots.best_figure, metric, verdicts)),
             (f"paired:{metric}", functools.partial(plots.paired_figure, metric, evidence)),
             (f"sweep:{metric}", functools.partial(sweep_plots.sweep_figure, metric, summary, settings)),
         ])

@@ -6,11 +6,15 @@ property per field of each verdict, named ``crystallize.verdict.<i>.<field>``
 with ``i`` counting the experiment's verdicts from 1, in the order of the
 summary. The fields (:data:`VERDICT_FIELDS`):
 
-* ``hypothesis``, ``metric``, ``treatment``, ``test``: names;
+* ``hypothesis``, ``metric``, ``treatment``, ``test``: names (a
+  ``direction="best"`` verdict's treatment is the condition it found best);
 * ``outcome``: ``pass`` or ``fail``;
 * ``difference``, ``ci_low``, ``ci_high``, ``confidence``, ``p``,
   ``p_adjusted``: numbers (6 significant digits), left out when the
-  statistic is undefined (no spread, no value).
+  statistic is undefined (no spread, no value);
+* ``reason``: the verdict's reason in words (why it failed: not
+  significant, stopped for futility, stopped by the budget, which
+  conditions may be best, ...).
 
 A leaf module (the standard library only).
 """
@@ -27,7 +31,7 @@ __all__ = ["VERDICT_FIELDS", "VERDICT_PREFIX", "verdict_properties"]
 VERDICT_PREFIX: Final = "crystallize.verdict"
 VERDICT_FIELDS: Final = (
     "hypothesis", "metric", "treatment", "outcome", "difference", "ci_low", "ci_high", "confidence",
-    "p", "p_adjusted", "test",
+    "p", "p_adjusted", "test", "reason",
 )
 
 
@@ -45,7 +49,7 @@ def _fields(verdict: Mapping[str, Any]) -> dict[str, str | None]:
         "difference": _number(verdict.get("difference")), "ci_low": _number(details.get("ci_low")),
         "ci_high": _number(details.get("ci_high")), "confidence": _number(details.get("confidence")),
         "p": _number(verdict.get("p_value")), "p_adjusted": _number(verdict.get("p_adjusted")),
-        "test": str(verdict.get("test") or "") or None,
+        "test": str(verdict.get("test") or "") or None, "reason": str(verdict.get("reason") or "") or None,
     }
 
 

@@ -32,6 +32,7 @@ __all__ = ["TITLE", "session_markdown"]
 TITLE: Final = "crystallize"
 _PASSED: Final = "✅"
 _FAILED: Final = "❌"
+_NOT_GATED: Final = "⚪"
 
 
 def session_markdown(
@@ -62,7 +63,7 @@ def session_markdown(
 
 
 def _clean(payload: Mapping[str, Any]) -> bool:
-    return bool(payload["passed"]) and not (payload.get("gate") or {}).get("failed")
+    return bool(payload["passed"]) and not (payload.get("gate") or {}).get("failed") and not payload.get("failures")
 
 
 def _experiment(nodeid: str, payload: Mapping[str, Any]) -> list[str]:
@@ -84,7 +85,7 @@ def _comparison(gates: Mapping[str, GateReport], compared_with: str | None) -> l
              f"{_FAILED if failed else _PASSED} **{escape_markdown(gate_totals(gates.values()))}**", ""]
     for nodeid in sorted(gates):
         report = gates[nodeid]
-        mark = _FAILED if report.failed else _PASSED
+        mark = _FAILED if report.failed else _PASSED if report.compared_anything else _NOT_GATED
         lines += [f"### {mark} {escape_markdown(f'{nodeid}: {gate_heading(report)}')}", ""]
         table = gate_table(report)
         if table is not None:

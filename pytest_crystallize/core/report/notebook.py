@@ -67,7 +67,8 @@ def result_figure(result: ExperimentResult, metric: str, kind: PlotKind = "value
 
     ``"values"``: each condition's per-replicate values, mean and 95% CI;
     ``"difference"``: each treatment's difference to the baseline with its
-    interval and margin; ``"paired"``: the paired differences;
+    interval and margin (for a ``direction="best"`` hypothesis alone: each
+    condition's difference to the best of the others); ``"paired"``: the paired differences;
     ``"sweep"``: the metric against each setting of a grid sweep.
     """
     from pytest_crystallize.core.report.plots import require_matplotlib
@@ -87,7 +88,8 @@ def result_figure(result: ExperimentResult, metric: str, kind: PlotKind = "value
     summary, evidence = summarize(result), evidence_of(result)
     drawn = {
         "values": lambda: plots.values_figure(metric, summary, evidence),
-        "difference": lambda: plots.forest_figure(metric, summary["verdicts"]),
+        "difference": lambda: (plots.forest_figure(metric, summary["verdicts"])
+                               or plots.best_figure(metric, summary["verdicts"])),
         "paired": lambda: plots.paired_figure(metric, evidence),
         "sweep": lambda: sweep_plots.sweep_figure(metric, summary, evidence["settings"]),
     }[kind]()

@@ -50,21 +50,28 @@ class GateOutcome:
     """The regression gate's verdict on one experiment.
 
     ``saved_run`` is the id of the run it was compared with, or ``None``
-    when the saved run could not be read (which fails the gate).
+    when the saved run could not be read (which fails the gate). ``gated``
+    is false when no metric of the experiment was compared (new in this run,
+    its definition changed, no gated metric): it neither passed nor failed.
     """
 
     failed: bool
     saved_run: str | None = None
+    gated: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a plain, JSON-able dict."""
-        return {"failed": self.failed, "saved_run": self.saved_run}
+        """Return a plain, JSON-able dict (``gated`` only when false)."""
+        data: dict[str, Any] = {"failed": self.failed, "saved_run": self.saved_run}
+        if not self.gated:
+            data["gated"] = False
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GateOutcome:
         """Rebuild from :meth:`to_dict` output."""
         saved = data.get("saved_run")
-        return cls(failed=bool(data.get("failed")), saved_run=None if saved is None else str(saved))
+        return cls(failed=bool(data.get("failed")), saved_run=None if saved is None else str(saved),
+                   gated=data.get("gated", True) is not False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +100,12 @@ class ReportPayload:
 
     @property
     def clean(self) -> bool:
-        """True when the experiment passed and did not fail the regression gate."""
-        return self.passed and not (self.gate is not None and self.gate.failed)
+        """True when the experiment passed, did not fail the regression gate, and nothing else failed it.
+
+        ``summary["failures"]``, when present, names what else failed the item
+        (``--crystallize-require-confirmed``, a warning turned into an error).
+        """
+        return self.passed and not (self.gate is not None and self.gate.failed) and not self.summary.get("failures")
 
     def to_dict(self) -> dict[str, Any]:
         """The plain-JSON form: the summary's keys, then ``gate`` when a gate was enforced."""

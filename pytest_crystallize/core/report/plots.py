@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
-    "COLORS", "figure", "forest_figure", "has_matplotlib", "paired_figure", "require_matplotlib",
+    "COLORS", "best_figure", "figure", "forest_figure", "has_matplotlib", "paired_figure", "require_matplotlib",
     "right_labels", "sequential_figure", "short_label", "styled", "svg_markup", "title", "values_figure",
 ]
 
@@ -213,8 +213,11 @@ def _p_text(verdict: Mapping[str, Any]) -> str:
 
 @styled
 def forest_figure(metric: str, verdicts: Sequence[Mapping[str, Any]]) -> Figure | None:
-    """Each treatment's difference to the baseline with its 95% CI, margin bands, raw and adjusted p."""
-    chosen = [v for v in verdicts if v["metric"] == metric]
+    """Each treatment's difference to the baseline with its 95% CI, margin bands, raw and adjusted p.
+
+    ``direction="best"`` verdicts compare no pair with the baseline: :func:`best_figure` draws them.
+    """
+    chosen = [v for v in verdicts if v["metric"] == metric and v.get("direction") != "best"]
     if not chosen:
         return None
     several = len({v["hypothesis"] for v in chosen}) > 1
@@ -235,6 +238,59 @@ def forest_figure(metric: str, verdicts: Sequence[Mapping[str, Any]]) -> Figure 
     right_labels(ax, [_p_text(v) for v in chosen], [COLORS["pass"] if v["holds"] else COLORS["fail"] for v in chosen])
     ax.set_xlabel(f"{metric}, treatment \u2212 baseline" + ("  (shaded: within the margin)" if banded else ""))
     return fig
+
+
+def _best_rows(verdict: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any], str]]:
+    """Each condition of a best verdict with its interval and what the verdict says of it."""
+    details = verdict["details"]
+    candidates = set(details.get("candidates") or ())
+    rows = []
+    for name, interval in details["conditions"].items():
+        if verdict["holds"] and name == verdict["treatment"]:
+            role = "best"
+        elif name in candidates:
+            role = "may be best"
+        else:
+            role = "not best"
+        rows.append((name, interval, role))
+    return rows
+
+
+@styled
+def best_figure(metric: str, verdicts: Sequence[Mapping[str, Any]]) -> Figure | None:
+    """``direction="best"``: how much better each condition is than the best of the others (simultaneous CIs).
+
+    One row per condition of each best verdict on ``metric``, baseline
+    included: the interval of multiple comparisons with the best, the band of
+    the margin within which a condition still counts as best, and what the
+    verdict says of it (best, may be best, not best).
+    """
+    chosen = [v for v in verdicts if v["metric"] == metric and v.get("direction") == "best"
+              and isinstance((v.get("details") or {}).get("conditions"), Mapping)]
+    if not chosen:
+        return None
+    rows = [(v, *row) for v in chosen for row in _best_rows(v)]
+    level = _fmt_level(chosen[0]["details"].get("confidence"))
+    fig, (ax,) = figure(len(rows), f"{metric}: which condition is best, {level} simultaneous CI (mcb)")
+    ax.axvline(0.0, color=COLORS["muted"], linewidth=1)
+    role_colors = {"best": COLORS["pass"], "may be best": COLORS["warn"], "not best": COLORS["muted"]}
+    for y, (verdict, _, interval, role) in enumerate(rows):
+        margin = verdict["details"].get("margin") or 0
+        if isinstance(margin, (int, float)) and margin > 0:
+            ax.fill_between([-margin, 0.0], y - 0.4, y + 0.4, color=COLORS["band"], alpha=0.35, linewidth=0, zorder=0)
+        low, high = interval.get("low"), interval.get("high")
+        if low is not None and high is not None:
+            ax.plot([low, high], [y, y], color=role_colors[role], linewidth=2.4, solid_capstyle="butt")
+    several = len(chosen) > 1
+    _label_rows(ax, [f"{name} ({v['hypothesis']})" if several else name for v, name, _, _ in rows])
+    right_labels(ax, [role for *_, role in rows], [role_colors[role] for *_, role in rows])
+    better = chosen[0]["details"].get("better", "higher")
+    ax.set_xlabel(f"{metric}: better than the best of the others by ({better} is better)")
+    return fig
+
+
+def _fmt_level(confidence: object) -> str:
+    return f"{100 * confidence:g}%" if isinstance(confidence, (int, float)) else "95%"
 
 
 def _bins(values: Sequence[float]) -> tuple[list[float], list[float], float]:
@@ -289,22 +345,39 @@ def paired_figure(metric: str, evidence: Mapping[str, Any]) -> Figure | None:
     return fig
 
 
+def _futility_line(seq: Mapping[str, Any], floor: float) -> tuple[list[int], list[float]]:
+    """The looks with a futility boundary and its p-value threshold (a look without one is left out)."""
+    pairs = [(n, p) for n, p in zip(seq["schedule"], seq.get("futility_boundaries") or (), strict=False)
+             if p is not None and p <= 1]
+    return [n for n, _ in pairs], [max(p, floor) for _, p in pairs]
+
+
 @styled
 def sequential_figure(verdicts: Sequence[Mapping[str, Any]]) -> Figure | None:
-    """Sequential designs: each pair's p-value at every look against its efficacy boundary (nominal alpha)."""
+    """Sequential designs: each pair's p-value at every look against its efficacy boundary (nominal alpha).
+
+    With futility stops, also the futility boundary: a p-value at or above it stops the pair without a claim.
+    """
     looked = [v for v in verdicts if ((v.get("details") or {}).get("sequential") or {}).get("p_values")]
     if not looked:
         return None
-    fig, (ax,) = figure(6, "Sequential looks: p-value against the efficacy boundary")
+    futile = any(v["details"]["sequential"].get("futility_boundaries") for v in looked)
+    bounds = "the efficacy and futility boundaries" if futile else "the efficacy boundary"
+    fig, (ax,) = figure(6, f"Sequential looks: p-value against {bounds}")
     floor = 1e-12
     first = looked[0]["details"]["sequential"]
     ax.plot(first["schedule"], [max(b, floor) for b in first["boundaries"]], color=COLORS["warn"], linestyle="--",
-            marker="s", markersize=4, linewidth=1.3, label="boundary (nominal alpha)")
+            marker="s", markersize=4, linewidth=1.3, label="efficacy boundary (nominal alpha)")
+    if futile:
+        ax.plot(*_futility_line(first, floor), color=COLORS["muted"], linestyle="--", marker="v", markersize=4,
+                linewidth=1.3, label="futility boundary (stop when p is above)")
     for verdict in looked:
         seq = verdict["details"]["sequential"]
         if seq["boundaries"] != first["boundaries"]:  # each pair's own plan, drawn once when they differ
             ax.plot(seq["schedule"], [max(b, floor) for b in seq["boundaries"]], color=COLORS["warn"],
                     linestyle=":", linewidth=1)
+        if seq.get("futility_boundaries") and seq["futility_boundaries"] != first.get("futility_boundaries"):
+            ax.plot(*_futility_line(seq, floor), color=COLORS["muted"], linestyle=":", linewidth=1)
         taken = [(n, p) for n, p in zip(seq["schedule"], seq["p_values"], strict=False) if p is not None]
         color = COLORS["pass"] if verdict["holds"] else COLORS["fail"]
         ax.plot([n for n, _ in taken], [max(p, floor) for _, p in taken], marker="o", markersize=5, color=color,

@@ -61,7 +61,9 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
             if not len(finite):
                 continue
             s = describe(finite, binary=binary)
-            verdicts = [v for v in result.verdicts if v.metric == metric and v.treatment == condition]
+            # A row is a condition against the baseline: a best verdict (every condition at once) has its own line.
+            verdicts = [v for v in result.verdicts
+                        if v.metric == metric and v.treatment == condition and v.direction != "best"]
             rows.append({
                 "condition": condition, "metric": metric, "n": s.n,
                 "dropped": int(np.count_nonzero(~np.isfinite(values))),
@@ -89,7 +91,8 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
         sequential = {"replicates": prov.replicates, "max_replicates": prov.max_replicates,
                       "looks": prov.looks, "looks_taken": prov.looks_taken,
                       "conditions": len(result.conditions), "anytime": prov.anytime,
-                      "stopped_by": prov.stopped_by, "tasks_run": prov.tasks_run}
+                      "stopped_by": prov.stopped_by, "tasks_run": prov.tasks_run,
+                      "decided_within": _decided_within(result)}
     return {
         "notes": notes,
         "execution": list(prov.execution),
@@ -103,6 +106,14 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
         "rows": rows,
         "verdicts": [v.to_dict() for v in result.verdicts],
     }
+
+
+def _decided_within(result: ExperimentResult) -> int | None:
+    """The replicates an anytime design's verdicts were decided on (the last pair's), or None."""
+    seen = [v.details["anytime"].get("replicates") for v in result.verdicts
+            if isinstance(v.details.get("anytime"), Mapping)]
+    counts = [n for n in seen if isinstance(n, int)]
+    return max(counts) if counts and len(counts) == len(seen) else None
 
 
 def _confirmation_notes(result: ExperimentResult) -> list[str]:
@@ -138,14 +149,22 @@ def _cells(row: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def experiment_status(payload: Mapping[str, Any]) -> str:
-    """``passed``/``FAILED``; with a regression gate, both outcomes: ``hypotheses passed; gate FAILED``."""
+    """``passed``/``FAILED``; with a regression gate, both outcomes: ``hypotheses passed; gate FAILED``.
+
+    A payload's ``failures`` (what else failed the item: ``--crystallize-require-confirmed``,
+    a warning turned into an error) follow: ``hypotheses passed; FAILED: not a clean confirmation``.
+    """
     if payload.get("interrupted"):
         return "interrupted"
-    gate = payload.get("gate")
-    if not gate:
+    gate, failures = payload.get("gate"), payload.get("failures") or ()
+    if not gate and not failures:
         return "passed" if payload["passed"] else "FAILED"
-    run = "hypotheses passed" if payload["passed"] else "FAILED"
-    return f"{run}; gate {'FAILED' if gate.get('failed') else 'passed'}"
+    parts = ["hypotheses passed" if payload["passed"] else "FAILED"]
+    if gate:
+        parts.append("gate FAILED" if gate.get("failed") else "gate passed" if gate.get("gated", True) else "not gated")
+    if failures:
+        parts.append("FAILED: " + "; ".join(failures))
+    return "; ".join(parts)
 
 
 def summary_heading(payload: Mapping[str, Any], *, title: str | None = None) -> str:
@@ -180,9 +199,11 @@ def _stop_line(seq: Mapping[str, Any]) -> str:
     """How a sequential, anytime or budget-stopped run ended, and the replicate runs it saved."""
     of = f"{seq['replicates']} of {seq['max_replicates']} replicates per condition"
     if seq.get("stopped_by") == "budget":
+        if seq.get("looks") is not None and not seq["looks_taken"]:
+            return f"sequential: stopped by the time budget before the first look, after {of}; no claim"
         if seq.get("looks") is not None:
-            at = f"at look {seq['looks_taken']} of {seq['looks']}" if seq["looks_taken"] else "before the first look"
-            return f"sequential: stopped by the time budget {at} after {of}; verdicts of the last look taken"
+            return (f"sequential: stopped by the time budget at look {seq['looks_taken']} of {seq['looks']} "
+                    f"after {of}; verdicts of the last look taken")
         if seq.get("anytime"):
             return f"anytime: stopped by the time budget after {of}; the verdicts are valid at this stop"
         return f"budget: stopped by the time budget after {of}; a fixed design cut short makes no claim"
@@ -194,7 +215,12 @@ def _stop_line(seq: Mapping[str, Any]) -> str:
         saved += f" ({ran} of {planned} run: the adaptive sweep dropped decided treatments)"
     if seq.get("looks") is not None:
         return f"sequential: stopped at look {seq['looks_taken']} of {seq['looks']} after {of}; {saved}"
-    return f"anytime: stopped after {of} (verdicts valid at any stop); {saved}"
+    line = f"anytime: stopped after {of} (verdicts valid at any stop); {saved}"
+    decided = seq.get("decided_within")
+    if isinstance(decided, int) and decided < seq["replicates"]:
+        line += (f"; the verdicts were decided on the first {decided} replicates, the table counts every "
+                 f"replicate run")
+    return line
 
 
 def summary_notes(payload: Mapping[str, Any]) -> list[str]:
@@ -223,24 +249,49 @@ def summary_lines(payload: Mapping[str, Any], *, title: str | None = None, verbo
 
 _VERDICT_COLUMNS = (
     Column("hypothesis"), Column("treatment"), Column("outcome"), Column("diff"), Column("95% CI"),
-    Column("margin"), Column("p"), Column("p adjusted"), Column("test"), Column("reason"),
+    Column("margin"), Column("p"), Column("p adjusted"), Column("test"), Column("design"), Column("reason"),
 )
 
 
 def verdict_table(verdicts: Iterable[Mapping[str, Any]]) -> Table:
-    """A row per verdict: outcome, difference with CI, margin, p raw and adjusted, test, reason (in short)."""
+    """A row per verdict: outcome, difference with CI, margin, p raw and adjusted, test, design, reason (in short).
+
+    The margin column is left out when no verdict has a margin, the design column when every design is fixed.
+    """
     rows = []
     for v in verdicts:
         d = v.get("details") or {}
         ci = "" if d.get("ci_low") is None else f"[{_fmt(d['ci_low'], True)}, {_fmt(d.get('ci_high'), True)}]"
+        treatment, diff = str(v["treatment"]), _fmt(v.get("difference"), True) + _pct(d.get("relative_difference"))
+        if d.get("covariate"):
+            diff += " (adjusted)"
+        if v.get("direction") == "best" and d:
+            treatment, diff = _best_cells(v, d)
         rows.append((
-            str(v["hypothesis"]), str(v["treatment"]), "PASS" if v["holds"] else "FAIL",
-            _fmt(v.get("difference"), True) + _pct(d.get("relative_difference")), ci,
+            str(v["hypothesis"]), treatment, "PASS" if v["holds"] else "FAIL", diff, ci,
             _margin(v, d).removeprefix(", margin "), _fmt(v.get("p_value")), _fmt(v.get("p_adjusted")),
-            str(v.get("test") or ""), str(v["reason"]).split(":")[0],
+            str(v.get("test") or ""), str(d["design"]) if isinstance(d.get("design"), str) else "",
+            str(v["reason"]).split(":")[0],
         ))
     table = Table(_VERDICT_COLUMNS, tuple(rows))
-    return table if any(row[5] for row in rows) else table.without("margin")
+    if not any(row[5] for row in rows):
+        table = table.without("margin")
+    # Fixed designs everywhere say nothing the reader does not assume; any other design is shown.
+    return table if any(row[9] not in ("", "fixed design") for row in rows) else table.without("design")
+
+
+def _best_cells(v: Mapping[str, Any], d: Mapping[str, Any]) -> tuple[str, str]:
+    """A best verdict's treatment and diff cells: the winner (or who may be best), and its lead on the runner-up."""
+    if v["holds"]:
+        who = f"best: {v['treatment']}"
+    else:
+        who = "may be best: " + ", ".join(str(c) for c in d.get("candidates") or (v["treatment"],))
+    # The lead in the direction that is better, like the simultaneous interval beside it.
+    lead = v.get("difference")
+    if isinstance(lead, (int, float)) and d.get("better") == "lower":
+        lead = -lead
+    runner_up = d.get("runner_up")
+    return who, _fmt(lead, True) + (f" better than {runner_up}" if runner_up else "")
 
 
 def _pct(value: object) -> str:
@@ -324,7 +375,9 @@ def verdict_lines(v: Mapping[str, Any], *, verbose: bool = False) -> list[str]:
     effect = "" if d.get("effect_size") is None else f", {d.get('effect_size_name')} {_fmt(d['effect_size'], True)}"
     p = _p_text(v)
     design = f"{d['design']}, " if isinstance(d.get("design"), str) else ""
-    line = (f"{head}: diff {_fmt(v['difference'], True)}{_pct(d.get('relative_difference'))}{ci}"
+    # Adjusted for a covariate, the difference is not the table's difference of means: say so.
+    diff = "adjusted diff" if d.get("covariate") else "diff"
+    line = (f"{head}: {diff} {_fmt(v['difference'], True)}{_pct(d.get('relative_difference'))}{ci}"
             f"{_margin(v, d)}{effect}, {p}, {design}{v['test']}{_adjustment(d)}: {v['reason'].split(':')[0]}")
     lines = [line]
     if verbose:
@@ -365,9 +418,17 @@ def totals_line(payloads: Iterable[Mapping[str, Any]]) -> str:
             f"in {len(payloads)} experiment{'s' if len(payloads) != 1 else ''}")
     if failed_runs:
         line += f"; {failed_runs} with replicate errors"
+    interrupted = sum(1 for p in payloads if p.get("interrupted"))
+    if interrupted:
+        line += f"; {interrupted} interrupted (no verdicts)"
     gate_failed = sum(1 for p in payloads if (p.get("gate") or {}).get("failed"))
     if gate_failed:
         line += f"; {gate_failed} failed the regression gate"
+    others: dict[str, int] = {}
+    for p in payloads:
+        for failure in p.get("failures") or ():
+            others[failure] = others.get(failure, 0) + 1
+    line += "".join(f"; {n} failed: {failure}" for failure, n in others.items())
     return line
 
 

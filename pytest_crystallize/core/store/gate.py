@@ -459,7 +459,8 @@ def gate_experiment(
         notes += (f"master seeds differ (saved {saved.provenance.master_seed}, current "
                   f"{current.provenance.master_seed}): values compared unpaired",)
     if not rows:
-        notes += ("no metric has a known good direction: add a maximize/minimize hypothesis or gate= to the marker",)
+        notes += ("no metric has a known good direction: add a maximize, minimize, no_worse or best hypothesis, "
+                  "or gate= to the marker",)
     return GateReport(**common, status=COMPARED, rows=rows, notes=notes)
 
 

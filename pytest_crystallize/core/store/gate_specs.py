@@ -98,13 +98,13 @@ def check_gate_option(value: object, where: str) -> Mapping[str, object]:
 def gate_specs(hypotheses: Iterable[Hypothesis], gate: Mapping[str, object] | None, where: str) -> tuple[GateSpec, ...]:
     """The gated metrics: good directions from hypotheses, then the marker's ``gate=`` mapping.
 
-    ``maximize``/``minimize`` hypotheses and ``no_worse`` ones (their
+    ``maximize``/``minimize`` hypotheses and ``no_worse`` and ``best`` ones (their
     ``better``) give a direction; a metric whose hypotheses disagree is not
     gated unless ``gate=`` says how. ``gate={"m": None}`` leaves ``m`` out.
     """
     found: dict[str, dict[str, str]] = {}
     for h in hypotheses:
-        better = _BETTER_OF_DIRECTION.get(h.direction) or (h.better if h.direction == "no_worse" else None)
+        better = _BETTER_OF_DIRECTION.get(h.direction) or (h.better if h.direction in ("no_worse", "best") else None)
         if better is not None:
             found.setdefault(h.metric, {}).setdefault(better, h.label)
     specs = {

@@ -304,7 +304,8 @@ def resolve(listing: Listing, reference: str, where: str) -> RunRecord:
             _refuse_newer_unreadable(listing, None, reference, lambda u: u.name_known and u.name == reference)
             found = _by_prefix(listing, reference, where)
     if found is None:
-        hint = "no runs are saved there" if not runs else f"{len(runs)} runs, newest {runs[-1].label}"
+        count = f"{len(runs)} run" if len(runs) == 1 else f"{len(runs)} runs"
+        hint = "no runs are saved there" if not runs else f"{count}, newest {runs[-1].label}"
         problems = f"; {len(listing.problems)} unreadable run(s): {listing.problems[0]}" if listing.problems else ""
         msg = (f"no saved run matches {reference!r} in {where} ({hint}{problems}); save one with "
                "--crystallize-save[=NAME] or --crystallize-autosave")
