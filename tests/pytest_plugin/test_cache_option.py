@@ -132,7 +132,7 @@ def test_the_command_line_shows_clears_and_prunes_the_cache(pytester: pytest.Pyt
 
 
 def test_the_docs_pages_example_runs_and_replays(pytester: pytest.Pytester, calls: Path) -> None:
-    page = (Path(__file__).resolve().parents[2] / "docs" / "caching.md").read_text(encoding="utf-8")
+    page = (Path(__file__).resolve().parents[2] / "docs" / "how-to" / "cache-steps.md").read_text(encoding="utf-8")
     example = page.split("```python\n", 1)[1].split("```", 1)[0]
     stub = (
         "import os\n\n"
