@@ -64,6 +64,7 @@ _SETUP = re.compile(r"^(python3? -m venv|\. \S*activate|source \S*activate|pip i
 #: The suite's environment has test-only pytest plugins a reader lacks; they would change the outputs.
 READER_PLUGINS_ONLY = "-p no:asyncio"
 SHELLS = ("bash", "console", "shell", "sh")
+_ASSIGNMENT = re.compile(r"^[A-Za-z_]\w*=")
 #: Blocks that are not code: shown, never run.
 ILLUSTRATIONS = ("text", "")
 
@@ -286,7 +287,11 @@ class Player:
         tokens = shlex.shlex(command, punctuation_chars=True)
         plain = not any(token and set(token) <= set("();<>|&") for token in tokens)
         if self.in_process is not None and plain:
-            done = self.in_process(shlex.split(command), cwd, env or {})
+            argv, assigned = shlex.split(command), {}
+            while argv and _ASSIGNMENT.match(argv[0]):  # `NAME=value command`: the command's environment
+                name, _, value = argv.pop(0).partition("=")
+                assigned[name] = value
+            done = self.in_process(argv, cwd, {**(env or {}), **assigned}) if argv else None
             if done is not None:
                 return done
         proc = run(["bash", "-c", command], cwd, env)
@@ -380,16 +385,17 @@ _NORMALIZE = (
     (re.compile(r"^=+ (.*?) =+$", re.MULTILINE), r"== \1 =="),  # pytest centres its lines on the time's width
     (re.compile(r"\b\d+(\.\d+)?s\b"), "<time>"),
     (re.compile(r"\b\d{8}-\d{6}-\d{6}-[0-9a-f]{8}\b"), "<run id>"),
-    (re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(\+00:00|Z)?"), "<when>"),
+    (re.compile(r"\b\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(\+00:00|Z)?)?\b"), "<when>"),
+    (re.compile(r"\b(tcp|inproc)://[\w.:/-]+"), "<address>"),  # a cluster's address: a free port, a process id
     (re.compile(r"(/[\w.+-]+)+/(?=\.crystallize|crystallize_artifacts)"), ""),
 )
 
 
 def relative(output: str, project: Path) -> str:
-    """``output`` with the scratch project's absolute path left out, as a reader in it would see paths."""
+    """``output`` with the scratch project's absolute path left out, and the home directory as ``~``."""
     for where in {str(project.resolve()), str(project)}:
         output = output.replace(where + os.sep, "").replace(where, ".")
-    return output
+    return output.replace(str(Path.home()) + os.sep, "~" + os.sep)  # the reader's home, as a shell abbreviates it
 
 
 def normalized(output: str) -> str:

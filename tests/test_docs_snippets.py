@@ -59,7 +59,7 @@ def _in_process(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
             for name, value in {"COLUMNS": "80", "PYTEST_ADDOPTS": snippets.READER_PLUGINS_ONLY, **env}.items():
                 patch.setenv(name, value)
             if argv[0] == "pytest":
-                result = pytester.runpytest_inprocess(*argv[1:])
+                result = pytester.runpytest_inprocess(*argv[1:], no_reraise_ctrlc=True)  # a page may show Ctrl-C
                 return int(result.ret), "\n".join(result.outlines + result.errlines) + "\n"
             if argv[0] == "crystallize":
                 from pytest_crystallize.cli import main
