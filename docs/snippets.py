@@ -334,9 +334,13 @@ def commands(script: str) -> Iterator[str]:
         yield from (part.strip() for part in line.split("&&") if part.strip())
 
 
+#: Variables that move a file a page shows the path of (the cache's secret) away from its default.
+MOVED = ("XDG_CONFIG_HOME", "CRYSTALLIZE_CACHE_SECRET")
+
+
 def run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` in ``cwd`` as a reader's shell would, with this interpreter's environment first on PATH."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_", "GITHUB_"))}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_", "GITHUB_")) and k not in MOVED}
     bin_dir = str(Path(sys.executable).parent)
     base |= {"PATH": bin_dir + os.pathsep + base.get("PATH", ""), "COLUMNS": "80", "PYTHONDONTWRITEBYTECODE": "1",
              "NO_COLOR": "1", "PYTEST_ADDOPTS": READER_PLUGINS_ONLY}
@@ -393,9 +397,10 @@ _NORMALIZE = (
 
 def relative(output: str, project: Path) -> str:
     """``output`` with the scratch project's absolute path left out, and the home directory as ``~``."""
+    output = output.replace(str(Path.home()) + os.sep, "~" + os.sep)  # the reader's home, as a shell abbreviates it
     for where in {str(project.resolve()), str(project)}:
         output = output.replace(where + os.sep, "").replace(where, ".")
-    return output.replace(str(Path.home()) + os.sep, "~" + os.sep)  # the reader's home, as a shell abbreviates it
+    return output
 
 
 def normalized(output: str) -> str:

@@ -103,6 +103,12 @@ def test_every_block_runs_and_every_output_shown_is_current(
     needs_sklearn = any(isinstance(i, snippets.Output) and "breast_cancer" in i.command for i in parsed.items)
     if needs_sklearn:
         pytest.importorskip("sklearn", reason="the README's example needs scikit-learn: pip install -e '.[examples]'")
+    # A home of its own, beside the project (pytester's is the project): paths under it show as ~/ as in a shell.
+    home = pytester.path.parent / f"{pytester.path.name}-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in snippets.MOVED:
+        monkeypatch.delenv(name, raising=False)
     player = snippets.Player(pytester.path, in_process=_in_process(pytester, monkeypatch))
     player.play(parsed)
     stale = [
