@@ -94,6 +94,25 @@ def _script(path: Path, patch: pytest.MonkeyPatch) -> tuple[int, str]:
     return status, out.getvalue()
 
 
+def _local_dask_cluster_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start the page's local Dask clusters with workers in this process (threads), not worker processes.
+
+    A cluster of worker processes takes about ten seconds to start here; one in this process a fraction
+    of a second. What the page shows is still what processes print: ``docs/regenerate.py`` runs its
+    commands in a shell, with real worker processes, and the outputs must agree (the cluster's address
+    aside). What is left untested here is the start of the processes, which the Dask tests cover.
+    """
+    distributed = pytest.importorskip("distributed", reason="the Dask page needs the dask extra")
+    start = distributed.LocalCluster
+
+    def in_process(*args: object, **kwargs: object) -> object:
+        return start(*args, **{**kwargs, "processes": False})
+
+    monkeypatch.setattr(distributed, "LocalCluster", in_process)
+    # A worker serves shipped modules through sys.meta_path; in this process that finder would outlive the page.
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path])
+
+
 @pytest.mark.usefixtures("_docs_preload")
 @pytest.mark.parametrize("page", snippets.pages(), ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_every_block_runs_and_every_output_shown_is_current(
@@ -109,6 +128,8 @@ def test_every_block_runs_and_every_output_shown_is_current(
     monkeypatch.setenv("HOME", str(home))
     for name in snippets.MOVED:
         monkeypatch.delenv(name, raising=False)
+    if "crystallize-dask=local" in page.read_text(encoding="utf-8"):
+        _local_dask_cluster_in_process(monkeypatch)
     player = snippets.Player(pytester.path, in_process=_in_process(pytester, monkeypatch))
     player.play(parsed)
     stale = [
