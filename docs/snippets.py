@@ -15,8 +15,11 @@ and on the HTML comment right above it (blank lines may come between):
     a deliberate fragment: not run. ``tests/test_docs_snippets.py`` keeps
     these few.
 ``<!-- cwd: repository -->`` (anywhere on a page)
-    its commands run at the repository root, as on the README (scripts under
-    ``docs/`` that print what the page shows).
+    its commands run at the repository root, as on the README by default
+    (scripts under ``docs/`` that print what the page shows).
+``<!-- cwd: project -->``
+    on the README: its commands run in its own scratch project, where its
+    ``file`` blocks are.
 ``<!-- continues: PAGE -->`` (anywhere on a page)
     start from where ``PAGE`` (a path relative to this page) leaves its
     project: its files, patches and ``rm`` commands, not its runs.
@@ -38,7 +41,8 @@ would: for a push, then for a pull request, every ``run:`` step whose
 
 Commands run in the page's project directory, except on the README, which is
 read from a clone, and on pages marked ``cwd: repository``: their commands
-and outputs run at the repository root.
+and outputs run at the repository root. ``NAME=value command`` sets the
+command's environment, as in a shell.
 """
 
 from __future__ import annotations
@@ -132,9 +136,9 @@ def parse(path: Path) -> Page:
             if key == "continues":
                 continues.append((path.parent / value).resolve())
             elif key == "cwd":
-                if value != "repository":
-                    raise SnippetError(f"{path}:{i + 1}: <!-- cwd: {value} -->: the only one is 'repository'")
-                in_repository = True
+                if value not in ("repository", "project"):
+                    raise SnippetError(f"{path}:{i + 1}: <!-- cwd: {value} -->: 'repository' or 'project'")
+                in_repository = value == "repository"
             elif key == "output":
                 region = value
             elif key == "/output":

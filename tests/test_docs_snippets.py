@@ -94,6 +94,18 @@ def _script(path: Path, patch: pytest.MonkeyPatch) -> tuple[int, str]:
     return status, out.getvalue()
 
 
+def _single_threaded_blas() -> contextlib.AbstractContextManager[object]:
+    """BLAS on one thread while a page plays: its small fits gain nothing from threads that spin on a busy machine.
+
+    The numbers do not change (the examples run single-threaded themselves and show the same).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1)
+
+
 def _local_dask_cluster_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """Start the page's local Dask clusters with workers in this process (threads), not worker processes.
 
@@ -119,9 +131,9 @@ def test_every_block_runs_and_every_output_shown_is_current(
     page: Path, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ):
     parsed = snippets.parse(page)
-    needs_sklearn = any(isinstance(i, snippets.Output) and "breast_cancer" in i.command for i in parsed.items)
+    needs_sklearn = any(isinstance(i, snippets.Block) and "from sklearn" in i.text for i in parsed.items)
     if needs_sklearn:
-        pytest.importorskip("sklearn", reason="the README's example needs scikit-learn: pip install -e '.[examples]'")
+        pytest.importorskip("sklearn", reason=f"{parsed.name}'s example needs scikit-learn: pip install -e '.[examples]'")
     # A home of its own, beside the project (pytester's is the project): paths under it show as ~/ as in a shell.
     home = pytester.path.parent / f"{pytester.path.name}-home"
     home.mkdir()
@@ -131,7 +143,8 @@ def test_every_block_runs_and_every_output_shown_is_current(
     if "crystallize-dask=local" in page.read_text(encoding="utf-8"):
         _local_dask_cluster_in_process(monkeypatch)
     player = snippets.Player(pytester.path, in_process=_in_process(pytester, monkeypatch))
-    player.play(parsed)
+    with _single_threaded_blas():
+        player.play(parsed)
     stale = [
         f"{parsed.name}:{block.line}: shown\n{block.text}\nbut the command now prints\n{fresh}"
         for block, fresh in player.outputs.items()
