@@ -262,3 +262,31 @@ def test_the_store_page_names_every_field_of_a_saved_run(pytester: pytest.Pytest
     page = (ROOT / "docs" / "reference" / "store.md").read_text(encoding="utf-8")
     missing = sorted(name for name in fields if f"`{name}`" not in page)
     assert not missing, f"docs/reference/store.md does not describe {missing}"
+
+
+def test_a_leading_assignment_sets_the_commands_environment_in_process_too(tmp_path: Path):
+    seen: list[tuple[list[str], dict[str, str]]] = []
+
+    def in_process(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+        seen.append((argv, env))
+        return 0, ""
+
+    snippets.Player(tmp_path, in_process=in_process).execute("PRESS_CTRL_C=1 pytest --crystallize", tmp_path)
+    assert seen == [(["pytest", "--crystallize"], {"PRESS_CTRL_C": "1"})]
+    status, output = snippets.Player(tmp_path).execute("GREETING=hello printenv GREETING", tmp_path)  # in a shell
+    assert (status, output) == (0, "hello\n")
+
+
+def test_dates_cluster_addresses_and_the_home_directory_do_not_make_an_output_stale(tmp_path: Path):
+    shown = "changed since attempt 1 (2026-12-07) on the cluster at tcp://127.0.0.1:40655\nsecret in ~/.config/x\n"
+    fresh = f"changed since attempt 1 (2027-01-31) on the cluster at inproc://192.0.2.2/8999/1\nsecret in {Path.home()}/.config/x\n"
+    assert snippets.normalized(shown) == snippets.normalized(snippets.relative(fresh, tmp_path))
+    assert snippets.normalized(shown) != snippets.normalized(shown.replace("attempt 1", "attempt 2"))
+
+
+def test_a_page_chooses_where_its_commands_run(tmp_path: Path):
+    assert _page(tmp_path, "<!-- cwd: repository -->\n").in_repository
+    assert not _page(tmp_path, "<!-- cwd: repository -->\n<!-- cwd: project -->\n").in_repository  # as the README
+    assert snippets.parse(snippets.README).in_repository is False  # its example is a file of its own project
+    with pytest.raises(snippets.SnippetError, match="'repository' or 'project'"):
+        _page(tmp_path, "<!-- cwd: elsewhere -->\n")
