@@ -104,10 +104,10 @@ def cli_page() -> str:
         "",
         "# The `crystallize` command",
         "",
-        "Lists, shows, compares and exports the runs `pytest --crystallize-save` saved,",
-        "from any shell or CI system (also `python -m pytest_crystallize`). It finds",
-        "the store as pytest does. Exit status: 0 ok, 1 a regression (`compare`),",
-        "2 an error, including a file that cannot be read.",
+        "Lists, shows, compares, reports (HTML) and exports the runs `pytest --crystallize-save`",
+        "saved, and manages the step cache, from any shell or CI system (also",
+        "`python -m pytest_crystallize`). It finds the store as pytest does. Exit status:",
+        "0 ok, 1 a regression (`compare`), 2 an error, including a file that cannot be read.",
         "",
         "```text",
         "$ crystallize --help",
@@ -115,8 +115,13 @@ def cli_page() -> str:
         "```",
     ]
     for command in commands:
-        lines += ["", f"## `crystallize {command}`", "", "```text", f"$ crystallize {command} --help",
-                  _help(command).rstrip(), "```"]
+        text = _help(command)
+        lines += ["", f"## `crystallize {command}`", "", "```text", f"$ crystallize {command} --help", text.rstrip(),
+                  "```"]
+        if "\n  ACTION\n" in text:  # a command with actions of its own (crystallize cache info|clear|prune)
+            for action in re.findall(r"^    (\w+)", text.split("\n  ACTION\n", 1)[1], re.MULTILINE):
+                lines += ["", f"### `crystallize {command} {action}`", "", "```text",
+                          f"$ crystallize {command} {action} --help", _help(command, action).rstrip(), "```"]
     return "\n".join(lines) + "\n"
 
 
@@ -125,14 +130,16 @@ _API_SECTIONS: dict[str, tuple[str, ...]] = {
     "Defining experiments": ("data_source", "get_datasource", "DataSource", "pipeline_step", "PipelineStep",
                              "current_context", "hypothesis", "Hypothesis", "Treatment", "grid", "load_config",
                              "load_treatments", "LoadedConfig", "Bind", "Experiment"),
+    "Designs and chains": ("cv", "holdout", "CrossValidation", "Holdout", "upstream"),
     "The context": ("FrozenContext", "standalone_context"),
     "Running outside pytest": ("run_experiment", "arun_experiment", "ExperimentRunner"),
     "Results": ("ExperimentResult", "Verdict", "Provenance", "ReplicateError"),
-    "Plugins": ("hookimpl", "SeedPlugin", "LoggingPlugin", "ArtifactPlugin", "SerialExecution",
-                "ParallelExecution", "AsyncExecution"),
+    "Plugins": ("hookimpl", "SeedPlugin", "LoggingPlugin", "ArtifactPlugin", "CachePlugin", "SerialExecution",
+                "ParallelExecution", "AsyncExecution", "DaskExecution"),
     "Errors and warnings": ("CrystallizeError", "ConfigurationError", "ContextMutationError", "DataSourceError",
                             "HypothesisError", "MetricError", "ResultsError", "StatisticsError", "TreatmentError",
-                            "CrystallizeWarning", "LowPowerWarning"),
+                            "CacheError", "UndigestableError", "ChainError", "CrystallizeWarning", "LowPowerWarning",
+                            "SharedDataWarning"),
     "Other": ("DEFAULT_SEED",),
 }
 

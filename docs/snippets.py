@@ -15,8 +15,11 @@ and on the HTML comment right above it (blank lines may come between):
     a deliberate fragment: not run. ``tests/test_docs_snippets.py`` keeps
     these few.
 ``<!-- cwd: repository -->`` (anywhere on a page)
-    its commands run at the repository root, as on the README (scripts under
-    ``docs/`` that print what the page shows).
+    its commands run at the repository root, as on the README by default
+    (scripts under ``docs/`` that print what the page shows).
+``<!-- cwd: project -->``
+    on the README: its commands run in its own scratch project, where its
+    ``file`` blocks are.
 ``<!-- continues: PAGE -->`` (anywhere on a page)
     start from where ``PAGE`` (a path relative to this page) leaves its
     project: its files, patches and ``rm`` commands, not its runs.
@@ -38,7 +41,8 @@ would: for a push, then for a pull request, every ``run:`` step whose
 
 Commands run in the page's project directory, except on the README, which is
 read from a clone, and on pages marked ``cwd: repository``: their commands
-and outputs run at the repository root.
+and outputs run at the repository root. ``NAME=value command`` sets the
+command's environment, as in a shell.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ _SETUP = re.compile(r"^(python3? -m venv|\. \S*activate|source \S*activate|pip i
 #: The suite's environment has test-only pytest plugins a reader lacks; they would change the outputs.
 READER_PLUGINS_ONLY = "-p no:asyncio"
 SHELLS = ("bash", "console", "shell", "sh")
+_ASSIGNMENT = re.compile(r"^[A-Za-z_]\w*=")
 #: Blocks that are not code: shown, never run.
 ILLUSTRATIONS = ("text", "")
 
@@ -131,9 +136,9 @@ def parse(path: Path) -> Page:
             if key == "continues":
                 continues.append((path.parent / value).resolve())
             elif key == "cwd":
-                if value != "repository":
-                    raise SnippetError(f"{path}:{i + 1}: <!-- cwd: {value} -->: the only one is 'repository'")
-                in_repository = True
+                if value not in ("repository", "project"):
+                    raise SnippetError(f"{path}:{i + 1}: <!-- cwd: {value} -->: 'repository' or 'project'")
+                in_repository = value == "repository"
             elif key == "output":
                 region = value
             elif key == "/output":
@@ -286,7 +291,11 @@ class Player:
         tokens = shlex.shlex(command, punctuation_chars=True)
         plain = not any(token and set(token) <= set("();<>|&") for token in tokens)
         if self.in_process is not None and plain:
-            done = self.in_process(shlex.split(command), cwd, env or {})
+            argv, assigned = shlex.split(command), {}
+            while argv and _ASSIGNMENT.match(argv[0]):  # `NAME=value command`: the command's environment
+                name, _, value = argv.pop(0).partition("=")
+                assigned[name] = value
+            done = self.in_process(argv, cwd, {**(env or {}), **assigned}) if argv else None
             if done is not None:
                 return done
         proc = run(["bash", "-c", command], cwd, env)
@@ -329,9 +338,13 @@ def commands(script: str) -> Iterator[str]:
         yield from (part.strip() for part in line.split("&&") if part.strip())
 
 
+#: Variables that move a file a page shows the path of (the cache's secret) away from its default.
+MOVED = ("XDG_CONFIG_HOME", "CRYSTALLIZE_CACHE_SECRET")
+
+
 def run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` in ``cwd`` as a reader's shell would, with this interpreter's environment first on PATH."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_", "GITHUB_"))}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_", "GITHUB_")) and k not in MOVED}
     bin_dir = str(Path(sys.executable).parent)
     base |= {"PATH": bin_dir + os.pathsep + base.get("PATH", ""), "COLUMNS": "80", "PYTHONDONTWRITEBYTECODE": "1",
              "NO_COLOR": "1", "PYTEST_ADDOPTS": READER_PLUGINS_ONLY}
@@ -380,13 +393,15 @@ _NORMALIZE = (
     (re.compile(r"^=+ (.*?) =+$", re.MULTILINE), r"== \1 =="),  # pytest centres its lines on the time's width
     (re.compile(r"\b\d+(\.\d+)?s\b"), "<time>"),
     (re.compile(r"\b\d{8}-\d{6}-\d{6}-[0-9a-f]{8}\b"), "<run id>"),
-    (re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(\+00:00|Z)?"), "<when>"),
+    (re.compile(r"\b\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(\+00:00|Z)?)?\b"), "<when>"),
+    (re.compile(r"\b(tcp|inproc)://[\w.:/-]+"), "<address>"),  # a cluster's address: a free port, a process id
     (re.compile(r"(/[\w.+-]+)+/(?=\.crystallize|crystallize_artifacts)"), ""),
 )
 
 
 def relative(output: str, project: Path) -> str:
-    """``output`` with the scratch project's absolute path left out, as a reader in it would see paths."""
+    """``output`` with the scratch project's absolute path left out, and the home directory as ``~``."""
+    output = output.replace(str(Path.home()) + os.sep, "~" + os.sep)  # the reader's home, as a shell abbreviates it
     for where in {str(project.resolve()), str(project)}:
         output = output.replace(where + os.sep, "").replace(where, ".")
     return output

@@ -30,7 +30,7 @@ import reference_pages  # noqa: E402  (docs/ holds the tools that read and write
 import snippets  # noqa: E402
 
 #: Deliberate fragments (``<!-- fragment: why -->``): code that cannot run as shown. Keep them few.
-MAX_FRAGMENTS = 5  # three used today (README x2, architecture); room for the pages other branches add
+MAX_FRAGMENTS = 3  # two used today: the README's set-up, the Dask page's remote cluster
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +59,7 @@ def _in_process(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
             for name, value in {"COLUMNS": "80", "PYTEST_ADDOPTS": snippets.READER_PLUGINS_ONLY, **env}.items():
                 patch.setenv(name, value)
             if argv[0] == "pytest":
-                result = pytester.runpytest_inprocess(*argv[1:])
+                result = pytester.runpytest_inprocess(*argv[1:], no_reraise_ctrlc=True)  # a page may show Ctrl-C
                 return int(result.ret), "\n".join(result.outlines + result.errlines) + "\n"
             if argv[0] == "crystallize":
                 from pytest_crystallize.cli import main
@@ -94,17 +94,57 @@ def _script(path: Path, patch: pytest.MonkeyPatch) -> tuple[int, str]:
     return status, out.getvalue()
 
 
+def _single_threaded_blas() -> contextlib.AbstractContextManager[object]:
+    """BLAS on one thread while a page plays: its small fits gain nothing from threads that spin on a busy machine.
+
+    The numbers do not change (the examples run single-threaded themselves and show the same).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1)
+
+
+def _local_dask_cluster_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start the page's local Dask clusters with workers in this process (threads), not worker processes.
+
+    A cluster of worker processes takes about ten seconds to start here; one in this process a fraction
+    of a second. What the page shows is still what processes print: ``docs/regenerate.py`` runs its
+    commands in a shell, with real worker processes, and the outputs must agree (the cluster's address
+    aside). What is left untested here is the start of the processes, which the Dask tests cover.
+    """
+    distributed = pytest.importorskip("distributed", reason="the Dask page needs the dask extra")
+    start = distributed.LocalCluster
+
+    def in_process(*args: object, **kwargs: object) -> object:
+        return start(*args, **{**kwargs, "processes": False})
+
+    monkeypatch.setattr(distributed, "LocalCluster", in_process)
+    # A worker serves shipped modules through sys.meta_path; in this process that finder would outlive the page.
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path])
+
+
 @pytest.mark.usefixtures("_docs_preload")
 @pytest.mark.parametrize("page", snippets.pages(), ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_every_block_runs_and_every_output_shown_is_current(
     page: Path, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ):
     parsed = snippets.parse(page)
-    needs_sklearn = any(isinstance(i, snippets.Output) and "breast_cancer" in i.command for i in parsed.items)
+    needs_sklearn = any(isinstance(i, snippets.Block) and "from sklearn" in i.text for i in parsed.items)
     if needs_sklearn:
-        pytest.importorskip("sklearn", reason="the README's example needs scikit-learn: pip install -e '.[examples]'")
+        pytest.importorskip("sklearn", reason=f"{parsed.name}'s example needs scikit-learn: pip install -e '.[examples]'")
+    # A home of its own, beside the project (pytester's is the project): paths under it show as ~/ as in a shell.
+    home = pytester.path.parent / f"{pytester.path.name}-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in snippets.MOVED:
+        monkeypatch.delenv(name, raising=False)
+    if "crystallize-dask=local" in page.read_text(encoding="utf-8"):
+        _local_dask_cluster_in_process(monkeypatch)
     player = snippets.Player(pytester.path, in_process=_in_process(pytester, monkeypatch))
-    player.play(parsed)
+    with _single_threaded_blas():
+        player.play(parsed)
     stale = [
         f"{parsed.name}:{block.line}: shown\n{block.text}\nbut the command now prints\n{fresh}"
         for block, fresh in player.outputs.items()
@@ -222,3 +262,31 @@ def test_the_store_page_names_every_field_of_a_saved_run(pytester: pytest.Pytest
     page = (ROOT / "docs" / "reference" / "store.md").read_text(encoding="utf-8")
     missing = sorted(name for name in fields if f"`{name}`" not in page)
     assert not missing, f"docs/reference/store.md does not describe {missing}"
+
+
+def test_a_leading_assignment_sets_the_commands_environment_in_process_too(tmp_path: Path):
+    seen: list[tuple[list[str], dict[str, str]]] = []
+
+    def in_process(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+        seen.append((argv, env))
+        return 0, ""
+
+    snippets.Player(tmp_path, in_process=in_process).execute("PRESS_CTRL_C=1 pytest --crystallize", tmp_path)
+    assert seen == [(["pytest", "--crystallize"], {"PRESS_CTRL_C": "1"})]
+    status, output = snippets.Player(tmp_path).execute("GREETING=hello printenv GREETING", tmp_path)  # in a shell
+    assert (status, output) == (0, "hello\n")
+
+
+def test_dates_cluster_addresses_and_the_home_directory_do_not_make_an_output_stale(tmp_path: Path):
+    shown = "changed since attempt 1 (2026-12-07) on the cluster at tcp://127.0.0.1:40655\nsecret in ~/.config/x\n"
+    fresh = f"changed since attempt 1 (2027-01-31) on the cluster at inproc://192.0.2.2/8999/1\nsecret in {Path.home()}/.config/x\n"
+    assert snippets.normalized(shown) == snippets.normalized(snippets.relative(fresh, tmp_path))
+    assert snippets.normalized(shown) != snippets.normalized(shown.replace("attempt 1", "attempt 2"))
+
+
+def test_a_page_chooses_where_its_commands_run(tmp_path: Path):
+    assert _page(tmp_path, "<!-- cwd: repository -->\n").in_repository
+    assert not _page(tmp_path, "<!-- cwd: repository -->\n<!-- cwd: project -->\n").in_repository  # as the README
+    assert snippets.parse(snippets.README).in_repository is False  # its example is a file of its own project
+    with pytest.raises(snippets.SnippetError, match="'repository' or 'project'"):
+        _page(tmp_path, "<!-- cwd: elsewhere -->\n")

@@ -132,7 +132,7 @@ def test_the_command_line_shows_clears_and_prunes_the_cache(pytester: pytest.Pyt
 
 
 def test_the_docs_pages_example_runs_and_replays(pytester: pytest.Pytester, calls: Path) -> None:
-    page = (Path(__file__).resolve().parents[2] / "docs" / "caching.md").read_text(encoding="utf-8")
+    page = (Path(__file__).resolve().parents[2] / "docs" / "how-to" / "cache-steps.md").read_text(encoding="utf-8")
     example = page.split("```python\n", 1)[1].split("```", 1)[0]
     stub = (
         "import os\n\n"
@@ -141,7 +141,7 @@ def test_the_docs_pages_example_runs_and_replays(pytester: pytest.Pytester, call
         "        out.write('call\\n')\n"
         "    return '4' if (seed % 10) / 10 > temperature - 0.6 else '5'\n\n"
     )
-    pytester.makepyfile(test_docs_example=stub + example)
+    pytester.makepyfile(test_docs_example=example + "\n\n" + stub)  # the stub's ask_model replaces the page's
     first = pytester.runpytest("--crystallize", "-k", "heat")
     first.assert_outcomes(passed=1, deselected=2)
     assert _drain(calls) == 40
