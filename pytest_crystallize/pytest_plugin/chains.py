@@ -149,7 +149,13 @@ def _mark_cycles(items: Sequence[ExperimentItem]) -> None:
 
 
 def _group(items: Sequence[ExperimentItem]) -> None:
-    """Mark the items of each chain (linked in either direction) with one ``xdist_group``."""
+    """Mark the items of each chain (linked in either direction) with one ``xdist_group``.
+
+    Only where pytest-xdist is loaded: it registers the mark, which is unknown
+    (a warning, an error under ``--strict-markers``) without it.
+    """
+    if not items or not items[0].config.pluginmanager.hasplugin("xdist"):
+        return
     parent: dict[int, ExperimentItem] = {}
 
     def root(item: ExperimentItem) -> ExperimentItem:

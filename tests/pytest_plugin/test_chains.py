@@ -429,3 +429,13 @@ def test_an_upstream_lets_its_artifacts_go_once_its_downstreams_ran(pytester: py
     pytester.runpytest("--crystallize", *NO_RANDOM).assert_outcomes(passed=3)
     held = [json.loads(line) for line in (pytester.path / "held.jsonl").read_text().splitlines()]
     assert held == [["experiment_evaluate", True], ["test_plain", False]]
+
+
+def test_without_xdist_a_chain_adds_no_unknown_mark(pytester: pytest.Pytester) -> None:
+    # xdist registers xdist_group; without it the mark would warn (an error under -W error).
+    pytester.makepyfile(test_chain=CHAIN)
+    result = pytester.runpytest_subprocess(
+        "--crystallize", "-p", "no:xdist", "-W", "error::pytest.PytestUnknownMarkWarning", *NO_RANDOM,
+    )
+    result.assert_outcomes(passed=3)
+    assert "PytestUnknownMarkWarning" not in result.stdout.str() + result.stderr.str()

@@ -129,3 +129,11 @@ def test_the_ini_twins_turn_resume_on_and_the_journal_off(pytester: pytest.Pytes
     pytester.makeini("[pytest]\ncrystallize_journal = maybe\n")
     result = pytester.runpytest("--crystallize")
     result.stderr.fnmatch_lines(["*ini option crystallize_journal*use true or false*"])
+
+
+def test_resume_with_nothing_journaled_says_nothing_was_resumed(pytester: pytest.Pytester, calls: Path) -> None:
+    pytester.makepyfile(test_exp=EXPERIMENTS.format(mu=1.0))
+    result = pytester.runpytest_subprocess("--crystallize", "--crystallize-resume", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    assert "resumed:" not in result.stdout.str()
+    assert len(_calls(calls)) == 45  # every replicate ran: 2 x 20 of a, 5 of b

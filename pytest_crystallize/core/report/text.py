@@ -77,7 +77,7 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
             notes.append(f"{metric!r}: up to {most} values per replicate; rows show per-replicate means")
     first = result.errors[0].to_dict() if result.errors else None
     prov = result.provenance
-    if prov.resumed is not None:
+    if prov.resumed:  # None: not asked to resume; 0: asked, but the journal held nothing of this run
         total = prov.replicates * len(result.conditions)
         notes.append(f"resumed: {prov.resumed} of {total} replicate tasks came from the journal of an "
                      f"interrupted run; the others ran now")
