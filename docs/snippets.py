@@ -340,11 +340,16 @@ def commands(script: str) -> Iterator[str]:
 
 #: Variables that move a file a page shows the path of (the cache's secret) away from its default.
 MOVED = ("XDG_CONFIG_HOME", "CRYSTALLIZE_CACHE_SECRET")
+#: Variables that make pytest print as on a CI machine (whole failure messages in its short summary); a reader's
+#: terminal has none of them, and the outputs shown must not depend on where they were regenerated.
+ON_CI = ("CI", "BUILD_NUMBER")
+#: Variables a page's commands run without.
+UNSET = MOVED + ON_CI
 
 
 def run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` in ``cwd`` as a reader's shell would, with this interpreter's environment first on PATH."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_", "GITHUB_")) and k not in MOVED}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_", "GITHUB_")) and k not in UNSET}
     bin_dir = str(Path(sys.executable).parent)
     base |= {"PATH": bin_dir + os.pathsep + base.get("PATH", ""), "COLUMNS": "80", "PYTHONDONTWRITEBYTECODE": "1",
              "NO_COLOR": "1", "PYTEST_ADDOPTS": READER_PLUGINS_ONLY}

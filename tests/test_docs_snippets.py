@@ -138,7 +138,7 @@ def test_every_block_runs_and_every_output_shown_is_current(
     home = pytester.path.parent / f"{pytester.path.name}-home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    for name in snippets.MOVED:
+    for name in snippets.UNSET:
         monkeypatch.delenv(name, raising=False)
     if "crystallize-dask=local" in page.read_text(encoding="utf-8"):
         _local_dask_cluster_in_process(monkeypatch)
