@@ -192,6 +192,8 @@ class ExperimentRunner:
             if not isinstance(exc, Exception):  # Ctrl-C, pytest-timeout: report what finished
                 self._keep_partial_result(exc, started_at, clock)
             raise
+        finally:
+            run_batch.close()  # what the backend kept for later looks (a process pool)
         if progress is not None:
             progress.finish()
         if self.journal is not None and result.provenance.stopped_by == BUDGET:
