@@ -326,10 +326,13 @@ class _Run:
     def _failure(self, exc: BaseException) -> str:
         name = self.experiment.name
         from asyncio import CancelledError
+        from concurrent.futures import CancelledError as FutureCancelledError  # what distributed raises
 
-        if isinstance(exc, CancelledError):
-            return (f"experiment {name!r}: the Dask cluster at {_where(self.client)} cancelled its replicate "
-                    f"tasks ({exc or 'the scheduler is gone'}); check the scheduler and run again")
+        if isinstance(exc, (CancelledError, FutureCancelledError)):
+            reason = str(exc).split("\n")[0] or "the scheduler is gone"
+            return (f"experiment {name!r}: the Dask scheduler at {_where(self.client)} was lost or cancelled the "
+                    f"replicate tasks ({reason}); {len(self.pending) + 1} chunks did not finish; check the scheduler "
+                    f"and run again")
         text = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, ImportError):
             return (f"experiment {name!r}: a Dask worker could not import what the replicates need ({text}); "

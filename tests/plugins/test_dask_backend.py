@@ -408,3 +408,39 @@ def test_a_large_fixture_value_travels_once_without_a_warning(cluster: Any) -> N
     with DaskExecution(cluster.address, chunk_size=2) as backend:
         result = run_experiment(_reads_a_blob, name="blob", replicates=6, plugins=[backend], arguments={"blob": blob})
     assert result.values.tolist() == [12_000_000.0 + r for r in range(6)]
+
+
+class _KillTheScheduler:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid  # its process group: the scheduler was started in a session of its own
+        self.killed = False
+
+    @hookimpl
+    def crystallize_replicates_progress(self, experiment: Any, done: int, total: int, elapsed: float) -> None:
+        if done >= 4 and not self.killed:
+            self.killed = True
+            os.killpg(self.pid, signal.SIGKILL)
+
+
+def test_a_scheduler_lost_mid_run_is_an_error_naming_it_and_the_journal_keeps_what_finished(
+    start_dask_cluster: Any, tmp_path: Path,
+) -> None:
+    options: dict[str, Any] = {"name": "orphaned", "replicates": 60, "seed": 4, "treatments": [Treatment("t", {})]}
+    store = tmp_path / "store"
+    begun = time.monotonic()
+    with start_dask_cluster(tmp_path / "dask") as running:
+        killer = _KillTheScheduler(running.processes[0].pid)
+        with (
+            DaskExecution(running.address, chunk_size=2, worker_timeout=5) as backend,
+            pytest.raises(CrystallizeError) as caught,
+        ):
+            run_experiment(_sleepy, plugins=[backend, killer], journal=store, **options)
+        address = running.address
+    assert time.monotonic() - begun < 90
+    message = str(caught.value)
+    assert f"the Dask scheduler at {address} was lost" in message
+    assert "a Dask worker failed" not in message
+    resumed = run_experiment(_sleepy, journal=store, resume=True, **options)
+    assert resumed.provenance.resumed is not None
+    assert resumed.provenance.resumed >= 4
+    assert _values(resumed) == _values(run_experiment(_sleepy, **options))
