@@ -130,8 +130,9 @@ def best_verdict(experiment: Experiment, outcome: BestOutcome, p_adjusted: float
     winner, runner = c.names.index(c.winner), c.names.index(c.runner_up)
     low, high = c.interval(c.winner)
     details = {**c.to_dict(), "ci_low": low, "ci_high": high}
-    if experiment.design is not None:
-        details["design"] = experiment.design.to_dict()
+    if experiment.design is not None:  # "design" is the label every verdict line shows, as in verdicts.py
+        details["design"] = f"design {experiment.design}"
+        details["resampling"] = experiment.design.to_dict()
     return Verdict(
         **common, treatment=c.winner, test=c.test, n_baseline=c.sizes[runner], n_treatment=c.sizes[winner],
         mean_baseline=c.means[runner], mean_treatment=c.means[winner],

@@ -62,7 +62,7 @@ def special_comparison(
             reason=design.reason(resamples), nan_policy=h.nan_policy, **options,
         )
         factor = corrected_variance_factor(resamples, design.test_train_ratio)
-        return comparison, {"design": design.to_dict(), "variance_factor": factor}
+        return comparison, {"resampling": design.to_dict(), "variance_factor": factor}  # "design" is the label
     covariate = str(h.covariate)
     x = aligned_values(result, covariate, treatment)
     x_base = _matched(x.baseline_replicates, x.baseline, aligned.baseline_replicates, covariate, "baseline")

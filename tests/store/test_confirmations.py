@@ -155,3 +155,16 @@ def test_run_experiment_confirms_in_a_store(tmp_path: Path) -> None:
     assert result.verdicts[0].details["confirmation"]["confirmed"]
     assert result.provenance.master_seed == confirmation_seed(7, 0)
     assert len(list((tmp_path / "confirm").glob("*/attempt-0.*json"))) == 2  # the record and its outcome
+
+
+def test_a_cross_validated_confirmation_names_its_design_in_words(tmp_path: Path) -> None:
+    from pytest_crystallize import cv
+
+    experiment = Experiment.define(
+        _shift, name="experiment_shift", design=cv(k=4, repeats=3), seed=7,
+        treatments=[Treatment("t", {"shift": 1.0})], hypotheses=[hypothesis("x", "maximize")],
+    )
+    result = ConfirmationLedger(tmp_path).run(IDENTITY, experiment, _run)
+    assert result.verdicts[0].details["design"] == (
+        "design cv(k=4, repeats=3); confirmatory attempt 1: pre-registered, fresh data"
+    )
