@@ -614,7 +614,7 @@ def run_experiment(
         git = git_info(Path.cwd())
         result = ConfirmationLedger(root).run(
             identity, experiment, run, git=None if git is None else git.to_dict(),
-            saved_runs=DirectoryStore(root).listing().runs,
+            saved_runs=DirectoryStore(root).listing().runs, resume=resume,
         )
     warn_low_power(experiment.function, result)
     warn_shared_data(experiment.function, result)

@@ -215,6 +215,7 @@ class ExperimentItem(pytest.Function):
             saved = DirectoryStore(root).listing().runs
             return ConfirmationLedger(root).run(
                 self.nodeid, experiment, run, git=None if git is None else git.to_dict(), saved_runs=saved,
+                resume=self.crystallize_session.settings.resume,
             )
         except ResultsError as exc:
             msg = f"experiment {self.name!r}: no confirmatory run: {exc}"

@@ -168,3 +168,40 @@ def test_a_cross_validated_confirmation_names_its_design_in_words(tmp_path: Path
     assert result.verdicts[0].details["design"] == (
         "design cv(k=4, repeats=3); confirmatory attempt 1: pre-registered, fresh data"
     )
+
+
+_STOP_AT: list[int] = []
+
+
+def _interruptible(ctx):  # type: ignore[no-untyped-def]
+    if _STOP_AT and ctx.replicate == _STOP_AT[0]:
+        raise KeyboardInterrupt
+    ctx.metrics.add("x", ctx.rng.normal() + ctx.get("shift", 0.0))
+
+
+def test_resuming_an_interrupted_confirmation_completes_its_attempt_cleanly(tmp_path: Path) -> None:
+    # Ctrl-C, then --crystallize-resume: the same pre-registration and seed, the journal's replicates
+    # kept, and the result of the attempt had it not been interrupted. Abandoning it stays "not clean".
+    options = {
+        "name": "experiment_shift", "replicates": 20, "seed": 7, "treatments": [Treatment("t", {"shift": 1.0})],
+        "hypotheses": [hypothesis("x", "maximize")], "confirm": tmp_path / "store", "journal": tmp_path / "store",
+    }
+    _STOP_AT[:] = [12]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment(_interruptible, **options)
+    finally:
+        _STOP_AT.clear()
+    resumed = run_experiment(_interruptible, resume=True, **options)
+    c = resumed.verdicts[0].details["confirmation"]
+    assert c["confirmed"], c["problems"]
+    assert c["attempt"] == 1
+    assert any("resumes attempt 1" in note for note in c["notes"])
+    assert resumed.provenance.resumed == 24  # replicates 0-11 of both conditions came from the journal
+    assert resumed.provenance.master_seed == confirmation_seed(7, 0)
+    whole = run_experiment(_interruptible, **{**options, "confirm": tmp_path / "other", "journal": None})
+    assert resumed.values.tolist() == whole.values.tolist()
+    assert [v.p_value for v in resumed.verdicts] == [v.p_value for v in whole.verdicts]
+
+    again = run_experiment(_interruptible, resume=True, **options)  # attempt 1 has its outcome now
+    assert again.verdicts[0].details["confirmation"]["attempt"] == 2
