@@ -444,3 +444,49 @@ def test_a_scheduler_lost_mid_run_is_an_error_naming_it_and_the_journal_keeps_wh
     assert resumed.provenance.resumed is not None
     assert resumed.provenance.resumed >= 4
     assert _values(resumed) == _values(run_experiment(_sleepy, **options))
+
+
+def _reads_a_fixture(ctx: FrozenContext, table: Any) -> None:
+    ctx.metrics.add("x", float(table[ctx.replicate]) + ctx.rng.normal() + ctx.get("shift", 0.0))
+
+
+def test_a_design_that_looks_again_ships_its_code_and_values_once_per_run(
+    cluster: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One backend call per look: shipping a large fixture value again at every look made an
+    # anytime run with a 40 MB fixture 25 times slower. What was shipped goes when the run ends.
+    import numpy as np
+    from distributed import Client
+
+    from pytest_crystallize import hypothesis
+    from pytest_crystallize.plugins import shipping
+
+    packed: list[int] = []
+    pack = shipping.pack
+
+    def counted(run_batch: Any) -> Any:
+        packed.append(1)
+        return pack(run_batch)
+
+    monkeypatch.setattr(shipping, "pack", counted)
+    options: dict[str, Any] = {
+        "name": "shipped_once", "seed": 3, "replicates": "auto", "max_replicates": 40, "looks": 4,
+        "treatments": [Treatment("t", {"shift": 0.0})], "hypotheses": [hypothesis("x", "maximize")],
+        "arguments": {"table": np.arange(4_000_000, dtype=np.float64) % 3},
+    }
+    with DaskExecution(cluster.address, chunk_size=4) as backend:
+        on_cluster = run_experiment(_reads_a_fixture, plugins=[backend], **options)
+        assert on_cluster.provenance.looks_taken == 4
+        assert packed == [1]
+        with Client(cluster.address, set_as_default=False) as client:
+            deadline = time.monotonic() + 10
+            while client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) and (
+                time.monotonic() < deadline
+            ):
+                time.sleep(0.1)
+            assert client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) == 0  # none kept
+        again = run_experiment(_reads_a_fixture, plugins=[backend], **options)
+        assert packed == [1, 1]
+    serial = run_experiment(_reads_a_fixture, **options)
+    assert _values(on_cluster) == _values(again) == _values(serial)
+    assert [v.to_dict() for v in on_cluster.verdicts] == [v.to_dict() for v in serial.verdicts]
