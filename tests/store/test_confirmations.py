@@ -205,3 +205,30 @@ def test_resuming_an_interrupted_confirmation_completes_its_attempt_cleanly(tmp_
 
     again = run_experiment(_interruptible, resume=True, **options)  # attempt 1 has its outcome now
     assert again.verdicts[0].details["confirmation"]["attempt"] == 2
+
+
+def _slow(ctx):  # type: ignore[no-untyped-def]
+    import time
+
+    time.sleep(0.02)
+    _shift(ctx)
+
+
+def test_a_confirmation_the_budget_cut_short_is_completed_by_resuming_it(tmp_path: Path) -> None:
+    # A fixed design stopped by --crystallize-budget is not valid yet; the journal keeps its replicates
+    # and resuming completes the same attempt, cleanly, as the budget's note promises.
+    options = {
+        "name": "experiment_shift", "replicates": 40, "seed": 7, "treatments": [Treatment("t", {"shift": 1.0})],
+        "hypotheses": [hypothesis("x", "maximize")], "confirm": tmp_path / "store", "journal": tmp_path / "store",
+    }
+    cut = run_experiment(_slow, budget=0.3, **options)
+    assert cut.provenance.stopped_by == "budget"
+    assert not cut.passed
+    completed = run_experiment(_slow, resume=True, **options)
+    c = completed.verdicts[0].details["confirmation"]
+    assert c["confirmed"], c["problems"]
+    assert c["attempt"] == 1
+    assert (completed.provenance.resumed or 0) > 0
+    whole = run_experiment(_slow, **{**options, "confirm": tmp_path / "other", "journal": None})
+    assert completed.values.tolist() == whole.values.tolist()
+    assert completed.passed

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
+from pytest_crystallize.core.budget import BUDGET
 from pytest_crystallize.core.store.definitions import definition_changes, definition_of, fingerprint
 from pytest_crystallize.core.store.journal import journal_fingerprint, journal_key
 from pytest_crystallize.errors import ResultsError
@@ -247,7 +248,8 @@ class ConfirmationLedger:
             identity, experiment, git=git, saved_runs=saved_runs, resume=resume,
         )
         result = with_confirmation(run(replace(experiment, seed=attempt.seed)), confirmation)
-        self.record_outcome(attempt, result, confirmation)
+        if not _cut_short(result):  # a fixed design the budget cut short is unfinished: resume completes it
+            self.record_outcome(attempt, result, confirmation)
         return result
 
     def record_outcome(self, attempt: Attempt, result: ExperimentResult, confirmation: Confirmation) -> None:
@@ -282,6 +284,12 @@ def confirmation_of(result: ExperimentResult) -> str | None:
     if not result.verdicts:
         return "it has no verdicts to confirm"
     return None
+
+
+def _cut_short(result: ExperimentResult) -> bool:
+    """A fixed design the time budget stopped: its verdicts are not valid until a resumed run completes it."""
+    provenance = result.provenance
+    return provenance.stopped_by == BUDGET and not provenance.anytime and provenance.looks is None
 
 
 def _interrupted(earlier: list[Attempt], draft: Attempt) -> Attempt | None:
