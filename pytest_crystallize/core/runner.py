@@ -30,6 +30,7 @@ import pluggy
 from pytest_crystallize.core.analysis import SequentialMonitor, evaluate, warn_low_power
 from pytest_crystallize.core.anytime import MIN_PAIRS, AnytimeMonitor
 from pytest_crystallize.core.budget import BUDGET, BUDGET_BATCHES, Deadline, cut_short, replicate_steps
+from pytest_crystallize.core.eventloops import share_event_loop
 from pytest_crystallize.core.experiment import Experiment
 from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager, register_plugins, worker_plugins
 from pytest_crystallize.core.markers import ITEM_OPTIONS, function_marker_options
@@ -179,6 +180,7 @@ class ExperimentRunner:
             total = len(self.tasks())
             progress = run_batch.progress = _Progress(experiment, hook.crystallize_replicates_progress, total)
             progress.start()
+        run_batch.on_close(share_event_loop())  # async replicates of every look on one event loop
         try:
             if experiment.anytime is not None:
                 result = self._run_anytime(AnytimeMonitor(experiment, experiment.anytime), hook, run_batch,

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, Final
 
+from pytest_crystallize.core.eventloops import share_event_loop
 from pytest_crystallize.core.results import ReplicateError
 from pytest_crystallize.core.tasks import ReplicateBatch, keep_finished
 from pytest_crystallize.core.timeouts import TIMEOUT_ERROR, TIMEOUT_GRACE, timeout_message
@@ -75,22 +76,26 @@ def _worker_main(connection: Connection, run_batch: RunBatch) -> None:
     # Ctrl-C reaches the whole process group: the parent stops the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_leave_when_orphaned, args=(os.getppid(),), daemon=True).start()
+    close_loop = share_event_loop()  # async replicates of every chunk (and look) on one event loop
     connection.send(("ready", None, None))
-    while True:
-        try:
-            message = connection.recv()
-        except EOFError:  # the parent is gone
-            return
-        if message is None:
-            return
-        start, tasks = message
-        try:
-            batch = run_batch(tasks)
-        except BaseException as exc:  # a plugin hook failed: report it, keep serving
-            text = "".join(traceback.format_exception(exc))
-            connection.send(("raised", start, f"{type(exc).__name__}: {exc}\n{text}"))
-            continue
-        connection.send(("done", start, batch))
+    try:
+        while True:
+            try:
+                message = connection.recv()
+            except EOFError:  # the parent is gone
+                return
+            if message is None:
+                return
+            start, tasks = message
+            try:
+                batch = run_batch(tasks)
+            except BaseException as exc:  # a plugin hook failed: report it, keep serving
+                text = "".join(traceback.format_exception(exc))
+                connection.send(("raised", start, f"{type(exc).__name__}: {exc}\n{text}"))
+                continue
+            connection.send(("done", start, batch))
+    finally:
+        close_loop()
 
 
 @dataclass(slots=True)

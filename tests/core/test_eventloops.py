@@ -64,3 +64,58 @@ def test_run_coroutine_sync_works_inside_a_running_loop() -> None:
 
     assert run_coroutine_sync(_number(3)) == 3
     assert asyncio.run(outer()) == 7
+
+
+class _LoopBoundClient:
+    """As httpx, aiohttp or AsyncOpenAI clients are: usable only on the event loop it was made on."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+
+    async def call(self, value: float) -> float:
+        if asyncio.get_running_loop() is not self.loop:
+            msg = "this client's event loop is closed"
+            raise RuntimeError(msg)
+        await asyncio.sleep(0)
+        return value
+
+
+_CLIENT: list[_LoopBoundClient] = []
+
+
+async def _uses_a_module_client(ctx: Any) -> None:
+    if not _CLIENT:  # made on first use, as a module-level client is
+        _CLIENT.append(_LoopBoundClient())
+    ctx.metrics.add("y", await _CLIENT[0].call(float(ctx.rng.normal(size=2)[0 if ctx.condition == "baseline" else 1])))
+
+
+@pytest.mark.parametrize("design", [
+    {"replicates": "auto", "max_replicates": 24, "looks": 3},
+    {"replicates": "anytime", "max_replicates": 24},
+    {"replicates": 20, "budget": 60.0},  # a budget runs a fixed design in batches: a backend call each
+], ids=["sequential", "anytime", "budget"])
+@pytest.mark.parametrize("backend", ["serial", "async"])
+def test_every_look_of_a_run_shares_one_event_loop(design: dict[str, Any], backend: str) -> None:
+    from pytest_crystallize import AsyncExecution, Treatment, hypothesis, run_experiment
+
+    _CLIENT.clear()
+    result = run_experiment(
+        _uses_a_module_client, seed=4, treatments=[Treatment("t", {})], plugins=[AsyncExecution(3)] if backend == "async" else [],
+        hypotheses=[hypothesis(metric="y", direction="maximize")], **design,
+    )
+    assert result.errors == ()
+    assert len(result.values) == 2 * result.provenance.replicates
+    assert _CLIENT[0].loop.is_closed()  # the run's loop ends with the run
+    _CLIENT.clear()
+
+
+def test_a_process_worker_runs_every_chunk_on_one_event_loop() -> None:
+    from pytest_crystallize import ParallelExecution, Treatment, run_experiment
+
+    _CLIENT.clear()
+    result = run_experiment(
+        _uses_a_module_client, replicates=12, seed=4, treatments=[Treatment("t", {})],
+        plugins=[ParallelExecution(2, chunk_size=2)],
+    )
+    assert result.errors == ()
+    assert len(result.values) == 24
