@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from pytest_crystallize.core.timeouts import ReplicateTimeout
 
-__all__ = ["Body", "drive_async", "drive_sync", "run_coroutine_sync", "share_event_loop"]
+__all__ = ["Body", "drive_async", "drive_sync", "keep_event_loop", "run_coroutine_sync", "share_event_loop"]
 
 T = TypeVar("T")
 
@@ -175,3 +175,9 @@ def share_event_loop() -> Callable[[], None]:
         shared.close()
 
     return close
+
+
+def keep_event_loop() -> None:
+    """Share one loop in this thread for the thread's life, unless a scope is open: a Dask worker's thread."""
+    if getattr(_SHARED, "loop", None) is None:
+        share_event_loop()  # never closed: the loop ends with the worker process

@@ -75,10 +75,12 @@ def hold(shipment: Shipment) -> Shipment:
 
 def run_chunk(shipment: Shipment, tasks: list[ReplicateTask]) -> list[ReplicateBatch]:
     """Run ``tasks`` on a Dask worker: the shipped replicate runner, unpacked once per worker process."""
+    from pytest_crystallize.core.eventloops import keep_event_loop
     from pytest_crystallize.plugins.shipping import unpack
 
     run_batch: RunBatch = unpack(shipment)
     if run_batch.experiment.timeout is None:
+        keep_event_loop()  # async replicates of every chunk (and look) this worker thread runs on one loop
         return [run_batch(tasks)]
     from pytest_crystallize.plugins.threads import run_in_threads
 

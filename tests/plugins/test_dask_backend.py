@@ -490,3 +490,45 @@ def test_a_design_that_looks_again_ships_its_code_and_values_once_per_run(
     serial = run_experiment(_reads_a_fixture, **options)
     assert _values(on_cluster) == _values(again) == _values(serial)
     assert [v.to_dict() for v in on_cluster.verdicts] == [v.to_dict() for v in serial.verdicts]
+
+
+class _LoopBoundClient:
+    """As httpx, aiohttp or AsyncOpenAI clients are: usable only on the event loop it was made on."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.loop = asyncio.get_running_loop()
+
+    async def call(self, value: float) -> float:
+        import asyncio
+
+        if asyncio.get_running_loop() is not self.loop:
+            msg = "this client's event loop is closed"
+            raise RuntimeError(msg)
+        await asyncio.sleep(0)
+        return value
+
+
+_CLIENT: list[_LoopBoundClient] = []
+
+
+async def _uses_a_module_client(ctx: FrozenContext) -> None:
+    if not _CLIENT:  # made on first use in each worker process, as a module-level client is
+        _CLIENT.append(_LoopBoundClient())
+    ctx.metrics.add("v", await _CLIENT[0].call(float(ctx.rng.normal())))
+
+
+def test_a_worker_runs_every_chunk_of_async_replicates_on_one_event_loop(cluster: Any) -> None:
+    from pytest_crystallize import hypothesis
+
+    options: dict[str, Any] = {"name": "async_client", "seed": 2, "treatments": [Treatment("t", {})]}
+    with DaskExecution(cluster.address, chunk_size=2) as backend:
+        fixed = run_experiment(_uses_a_module_client, replicates=12, plugins=[backend], **options)
+        anytime = run_experiment(
+            _uses_a_module_client, replicates="anytime", max_replicates=16, plugins=[backend],
+            hypotheses=[hypothesis("v", "maximize")], **options,
+        )
+    assert fixed.errors == ()
+    assert anytime.errors == ()
+    assert _values(fixed) == _values(run_experiment(_uses_a_module_client, replicates=12, **options))
