@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import ThreadPoolExecutor
@@ -106,7 +107,7 @@ def run_coroutine_sync(awaitable: Awaitable[T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        shared: _SharedLoop | None = getattr(_SHARED, "loop", None)
+        shared = _shared_loop()
         value, interrupt = asyncio.run(main()) if shared is None else shared.run(main())
     else:
         # A loop already runs in this thread (a notebook, an async test): use another.
@@ -127,6 +128,8 @@ class _SharedLoop:
 
     def __init__(self) -> None:
         self.runner: asyncio.Runner | None = None
+        #: The process that made it: a forked worker inherits the thread-local, never the loop (its fds are shared).
+        self.pid = os.getpid()
 
     def run(self, coroutine: Coroutine[Any, Any, Outcome[T]]) -> Outcome[T]:
         """Run ``coroutine`` on the scope's loop; after an error or interrupt, cancel the tasks it left."""
@@ -159,13 +162,19 @@ class _SharedLoop:
             self.runner = None
 
 
+def _shared_loop() -> _SharedLoop | None:
+    """The scope open in this thread, if this process opened it (a fork inherits the thread-local)."""
+    shared: _SharedLoop | None = getattr(_SHARED, "loop", None)
+    return shared if shared is not None and shared.pid == os.getpid() else None
+
+
 def share_event_loop() -> Callable[[], None]:
     """Run the coroutines this thread runs from sync code on one loop until the returned closer is called.
 
     Call the closer in the same thread. Inside a scope already open, the
     outer one keeps its loop and the closer does nothing.
     """
-    if getattr(_SHARED, "loop", None) is not None:
+    if _shared_loop() is not None:
         return lambda: None
     shared = _SharedLoop()
     _SHARED.loop = shared
@@ -179,5 +188,5 @@ def share_event_loop() -> Callable[[], None]:
 
 def keep_event_loop() -> None:
     """Share one loop in this thread for the thread's life, unless a scope is open: a Dask worker's thread."""
-    if getattr(_SHARED, "loop", None) is None:
+    if _shared_loop() is None:
         share_event_loop()  # never closed: the loop ends with the worker process

@@ -119,3 +119,40 @@ def test_a_process_worker_runs_every_chunk_on_one_event_loop() -> None:
     )
     assert result.errors == ()
     assert len(result.values) == 24
+
+
+def test_a_forked_worker_never_runs_on_the_loop_its_parent_opened() -> None:
+    # An event loop's selector and wake-up pipe are shared with the parent after a fork:
+    # a process worker forked after the parent made its run's loop must make its own.
+    import os
+
+    from pytest_crystallize.core.eventloops import share_event_loop
+
+    async def mark() -> None:
+        asyncio.get_running_loop().crystallize_test_owner = os.getpid()  # type: ignore[attr-defined]
+
+    async def owner() -> int | None:
+        return getattr(asyncio.get_running_loop(), "crystallize_test_owner", None)
+
+    close = share_event_loop()
+    try:
+        run_coroutine_sync(mark())
+        reader, writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report whose loop it ran on, then leave at once
+            try:
+                os.close(reader)
+                child_close = share_event_loop()
+                ran_on = run_coroutine_sync(owner())
+                child_close()
+                os.write(writer, b"parent's" if ran_on is not None else b"own")
+            finally:
+                os._exit(0)
+        os.close(writer)
+        answer = os.read(reader, 16)
+        os.close(reader)
+        os.waitpid(pid, 0)
+        assert run_coroutine_sync(owner()) == os.getpid()  # the parent's scope still has its loop
+    finally:
+        close()
+    assert answer == b"own"
