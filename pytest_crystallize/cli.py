@@ -438,6 +438,10 @@ def _cache(args: argparse.Namespace, out: IO[str]) -> int:
     except ConfigurationError as exc:
         raise _Failure(str(exc)) from None
     store = StepCacheStore(root / CACHE_DIR, limit, LocalSecret())
+    if store.root.exists() and not store.root.is_dir():
+        msg = (f"{store.root}: is a file, not the step cache's directory; remove it (the cache is made again "
+               f"on the next run) or name another store with --storage")
+        raise _Failure(msg)
     if args.action == "clear":
         out.write(f"removed {store.clear()} entries from {store.root}\n")
     elif args.action == "prune":

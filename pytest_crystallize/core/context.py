@@ -213,7 +213,7 @@ class FrozenContext:
         return self._seeds.master
 
     def attribute(self, name: str) -> Any:
-        """``replicate``, ``condition``, ``seed`` or ``master_seed``, unseen by observers."""
+        """``replicate``, ``condition``, ``seed``, ``master_seed`` or ``design``, unseen by observers."""
         if name == "replicate":
             return self._replicate
         if name == "condition":
@@ -222,7 +222,9 @@ class FrozenContext:
             return self._seeds[self._replicate]
         if name == "master_seed":
             return self._seeds.master
-        msg = f"{name!r} is not a replicate attribute (replicate, condition, seed, master_seed)"
+        if name == "design":  # what ctx.folds() splits by; the dataclass repr keeps every field exactly
+            return repr(self._design)
+        msg = f"{name!r} is not a replicate attribute (replicate, condition, seed, master_seed, design)"
         raise AttributeError(msg)
 
     @property
@@ -251,7 +253,11 @@ class FrozenContext:
         """
         from pytest_crystallize.core.designs import replicate_split
 
+        if self._observed:  # the split depends on these: a step cache must key by them
+            for name in ("design", "replicate", "master_seed"):
+                notify_read(self, READ_ATTRIBUTE, name, self.attribute(name))
         return replicate_split(self._design, n_samples, self._replicate, self._seeds.master)
+
     def recorded(self) -> tuple[tuple[str, float], ...]:
         """Every ``(name, value)`` recorded so far in this replicate, in order, unseen by observers."""
         # Records of this replicate come after the sink's length at its start.

@@ -36,7 +36,7 @@ __all__ = [
 MISSING: Final = object()
 
 #: The kinds of read: a context value, a replicate attribute (``replicate``,
-#: ``condition``, ``seed``, ``master_seed``), the random generator, the
+#: ``condition``, ``seed``, ``master_seed``, ``design``: what ``ctx.folds()`` reads), the random generator, the
 #: metrics recorded so far, the artifacts stored so far.
 ReadKind = Literal["key", "attribute", "rng", "metrics", "artifacts"]
 READ_KEY: Final[ReadKind] = "key"

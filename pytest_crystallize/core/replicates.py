@@ -89,6 +89,8 @@ class BatchRunner:
         self.keep_artifacts = False
         #: How the tasks ran, said by the execution backend (never pickled: said in the main process).
         self.notes: list[str] = []
+        #: What to do when the run ends (:meth:`on_close`): never pickled.
+        self._closers: list[Callable[[], None]] = []
         self._bindings = experiment.bindings
         self._evaluators = experiment.evaluators
         self._fixed_arguments = dict(experiment.arguments)
@@ -125,6 +127,16 @@ class BatchRunner:
         """Keep a note of the execution backend on how the tasks ran (once)."""
         if text not in self.notes:
             self.notes.append(text)
+
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Call ``closer`` when the run ends, however it ends: a backend's pool kept for every look of a run."""
+        self._closers.append(closer)
+
+    def close(self) -> None:
+        """End the run: call the closers, the last registered first (the runner calls this once)."""
+        closers, self._closers = self._closers, []
+        for closer in reversed(closers):
+            closer()
 
     def _init_hooks(self) -> None:
         hook = self.hook

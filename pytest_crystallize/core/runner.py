@@ -30,6 +30,7 @@ from pytest_crystallize.core.analysis import SequentialMonitor, evaluate, warn_l
 from pytest_crystallize.core.anytime import MIN_PAIRS, AnytimeMonitor
 from pytest_crystallize.core.budget import BUDGET, BUDGET_BATCHES, Deadline, cut_short, replicate_steps
 from pytest_crystallize.core.columns import merge_columns
+from pytest_crystallize.core.eventloops import share_event_loop
 from pytest_crystallize.core.experiment import Experiment
 from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager, register_plugins, worker_plugins
 from pytest_crystallize.core.markers import ITEM_OPTIONS, function_marker_options
@@ -179,6 +180,7 @@ class ExperimentRunner:
             total = len(self.tasks())
             progress = run_batch.progress = _Progress(experiment, hook.crystallize_replicates_progress, total)
             progress.start()
+        run_batch.on_close(share_event_loop())  # async replicates of every look on one event loop
         try:
             if experiment.anytime is not None:
                 result = self._run_anytime(AnytimeMonitor(experiment, experiment.anytime), hook, run_batch,
@@ -192,6 +194,8 @@ class ExperimentRunner:
             if not isinstance(exc, Exception):  # Ctrl-C, pytest-timeout: report what finished
                 self._keep_partial_result(exc, started_at, clock)
             raise
+        finally:
+            run_batch.close()  # what the backend kept for later looks (a process pool)
         if progress is not None:
             progress.finish()
         if self.journal is not None and result.provenance.stopped_by == BUDGET:
@@ -581,7 +585,7 @@ def run_experiment(
         git = git_info(Path.cwd())
         result = ConfirmationLedger(root).run(
             identity, experiment, run, git=None if git is None else git.to_dict(),
-            saved_runs=DirectoryStore(root).listing().runs,
+            saved_runs=DirectoryStore(root).listing().runs, resume=resume,
         )
     warn_low_power(experiment.function, result)
     warn_shared_data(experiment.function, result)

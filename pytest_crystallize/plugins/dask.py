@@ -23,7 +23,10 @@ rather than a hang.
 Lifecycle: a :class:`DaskExecution` connects (or starts its local cluster)
 on first use and keeps it for every later run, until :meth:`DaskExecution.close`
 (the pytest plugin closes the one of ``--crystallize-dask`` at the end of
-the session).
+the session). A sequential or anytime design calls the backend once per
+look: the shipped code and fixture values go to the cluster once per run,
+kept for its later looks and released when the run ends
+(``run_batch.on_close``).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import threading
 import time
 import uuid
 import warnings
+import weakref
 from typing import TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.results import ReplicateError
@@ -71,10 +75,12 @@ def hold(shipment: Shipment) -> Shipment:
 
 def run_chunk(shipment: Shipment, tasks: list[ReplicateTask]) -> list[ReplicateBatch]:
     """Run ``tasks`` on a Dask worker: the shipped replicate runner, unpacked once per worker process."""
+    from pytest_crystallize.core.eventloops import keep_event_loop
     from pytest_crystallize.plugins.shipping import unpack
 
     run_batch: RunBatch = unpack(shipment)
     if run_batch.experiment.timeout is None:
+        keep_event_loop()  # async replicates of every chunk (and look) this worker thread runs on one loop
         return [run_batch(tasks)]
     from pytest_crystallize.plugins.threads import run_in_threads
 
@@ -128,6 +134,9 @@ class DaskExecution:
         self._client: Client | None = address if _is_client(address) else None
         self._cluster: Any = None
         self._lock = threading.Lock()
+        #: Each running experiment's shipment and its payload on the cluster, kept from one look to the next.
+        self._kept: weakref.WeakKeyDictionary[Any, tuple[Client, Shipment, Future]] = weakref.WeakKeyDictionary()
+        self._closing: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         where = self.address if isinstance(self.address, str) else "a Client"
@@ -213,27 +222,51 @@ class DaskExecution:
         client = self.client
         threads = self._threads(client, experiment)
         size = self.chunk_size or max(1, -(-len(tasks) // (threads * CHUNKS_PER_THREAD)))
-        shipment = pack(run_batch)
+        kept = self._kept.pop(run_batch, None)  # this run's earlier look already shipped it
+        if kept is not None and kept[0] is not client:
+            kept[2].release()
+            kept = None
+        shipment = pack(run_batch) if kept is None else kept[1]
         chunks = -(-len(tasks) // size)
         run_batch.note(
             f"DaskExecution: {len(tasks)} replicate tasks in {chunks} chunks of up to {size} on the "
             f"{threads} worker threads of the Dask cluster at {_where(client)}"
         )
-        run = _Run(self, client, run_batch, shipment)
+        run = _Run(self, client, run_batch, shipment, payload=None if kept is None else kept[2])
         try:
-            return run.all(tasks, size)
+            batches = run.all(tasks, size)
         except BaseException as exc:
             run.cancel()
             keep_finished(exc, run.batches)
-            raise
-        finally:
             run.release()
+            raise
+        self._keep(run_batch, run)
+        return batches
+
+    def _keep(self, run_batch: RunBatch, run: _Run) -> None:
+        """Keep the run's payload on the cluster for its next look, released when the run ends."""
+        on_close = getattr(run_batch, "on_close", None)
+        if on_close is None or run.payload is None:
+            run.release()
+            return
+        self._kept[run_batch] = (run.client, run.shipment, run.payload)
+        if run_batch not in self._closing:  # one closer per run, however many looks
+            self._closing.add(run_batch)
+            on_close(lambda: self._release(run_batch))
+
+    def _release(self, run_batch: RunBatch) -> None:
+        kept = self._kept.pop(run_batch, None)
+        if kept is not None:
+            kept[2].release()
 
 
 class _Run:
     """One ``crystallize_replicates_run`` on a cluster: its futures, their batches; lives for that call."""
 
-    def __init__(self, backend: DaskExecution, client: Client, run_batch: RunBatch, shipment: Shipment) -> None:
+    def __init__(
+        self, backend: DaskExecution, client: Client, run_batch: RunBatch, shipment: Shipment,
+        payload: Future | None = None,
+    ) -> None:
         self.backend = backend
         self.client = client
         self.run_batch = run_batch
@@ -245,7 +278,8 @@ class _Run:
         # Unique per call: a key Dask still remembers from an earlier look or run would hand back its result.
         self.token = f"{shipment.key[:8]}-{uuid.uuid4().hex[:8]}"
         self.count = 0
-        self.payload: Future | None = None
+        #: The shipped code and values every chunk depends on: this run's earlier look's, or made on first submit.
+        self.payload: Future | None = payload
         #: Tasks of chunks whose workers kept dying (Dask's KilledWorker), to run again one by one.
         self.suspects: list[ReplicateTask] = []
         self.quarantine = False
@@ -326,10 +360,13 @@ class _Run:
     def _failure(self, exc: BaseException) -> str:
         name = self.experiment.name
         from asyncio import CancelledError
+        from concurrent.futures import CancelledError as FutureCancelledError  # what distributed raises
 
-        if isinstance(exc, CancelledError):
-            return (f"experiment {name!r}: the Dask cluster at {_where(self.client)} cancelled its replicate "
-                    f"tasks ({exc or 'the scheduler is gone'}); check the scheduler and run again")
+        if isinstance(exc, (CancelledError, FutureCancelledError)):
+            reason = str(exc).split("\n")[0] or "the scheduler is gone"
+            return (f"experiment {name!r}: the Dask scheduler at {_where(self.client)} was lost or cancelled the "
+                    f"replicate tasks ({reason}); {len(self.pending) + 1} chunks did not finish; check the scheduler "
+                    f"and run again")
         text = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, ImportError):
             return (f"experiment {name!r}: a Dask worker could not import what the replicates need ({text}); "

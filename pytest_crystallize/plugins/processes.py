@@ -8,23 +8,31 @@ chunk is run again one task per chunk, and a task that kills a worker on its
 own becomes that replicate's :class:`~pytest_crystallize.core.results.ReplicateError`.
 The rest of the run finishes.
 
-Lifecycle: :func:`run_chunks` starts the workers, feeds them, collects the
-batches and always stops the workers before returning or raising.
+Lifecycle: :func:`run_chunks` starts the workers on the first call of a
+run, feeds them, and collects the batches. A sequential or anytime design
+calls the backend once per look: the workers stay for the next look and stop
+when the run ends (``run_batch.on_close``), so a look costs no process start
+(under ``spawn`` or ``forkserver`` a start is most of a second). A
+``run_batch`` that cannot say when the run ends gets workers for one call.
+An error or Ctrl-C always stops the workers before it propagates.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
 import threading
 import time
 import traceback
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, Final
 
+from pytest_crystallize.core.eventloops import share_event_loop
 from pytest_crystallize.core.results import ReplicateError
 from pytest_crystallize.core.tasks import ReplicateBatch, keep_finished
 from pytest_crystallize.core.timeouts import TIMEOUT_ERROR, TIMEOUT_GRACE, timeout_message
@@ -68,22 +76,26 @@ def _worker_main(connection: Connection, run_batch: RunBatch) -> None:
     # Ctrl-C reaches the whole process group: the parent stops the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_leave_when_orphaned, args=(os.getppid(),), daemon=True).start()
+    close_loop = share_event_loop()  # async replicates of every chunk (and look) on one event loop
     connection.send(("ready", None, None))
-    while True:
-        try:
-            message = connection.recv()
-        except EOFError:  # the parent is gone
-            return
-        if message is None:
-            return
-        start, tasks = message
-        try:
-            batch = run_batch(tasks)
-        except BaseException as exc:  # a plugin hook failed: report it, keep serving
-            text = "".join(traceback.format_exception(exc))
-            connection.send(("raised", start, f"{type(exc).__name__}: {exc}\n{text}"))
-            continue
-        connection.send(("done", start, batch))
+    try:
+        while True:
+            try:
+                message = connection.recv()
+            except EOFError:  # the parent is gone
+                return
+            if message is None:
+                return
+            start, tasks = message
+            try:
+                batch = run_batch(tasks)
+            except BaseException as exc:  # a plugin hook failed: report it, keep serving
+                text = "".join(traceback.format_exception(exc))
+                connection.send(("raised", start, f"{type(exc).__name__}: {exc}\n{text}"))
+                continue
+            connection.send(("done", start, batch))
+    finally:
+        close_loop()
 
 
 @dataclass(slots=True)
@@ -98,13 +110,17 @@ class _Worker:
 
 
 class _Pool:
-    """The parent's side: workers, the queue of chunks, finished batches (one run)."""
+    """The parent's side: workers, the queue of chunks, finished batches.
 
-    def __init__(self, run_batch: RunBatch, context: BaseContext, size: int, chunks: list[Chunk]) -> None:
+    Lives for one experiment run: :meth:`run` is called once per backend
+    call (a look), and idle workers wait for the next one until :meth:`stop`.
+    """
+
+    def __init__(self, run_batch: RunBatch, context: BaseContext, size: int) -> None:
         self.run_batch = run_batch
         self.context = context
         self.size = size
-        self.queue: deque[Chunk] = deque(chunks)
+        self.queue: deque[Chunk] = deque()
         self.batches: dict[int, ReplicateBatch] = {}
         self.workers: list[_Worker] = []
 
@@ -149,10 +165,17 @@ class _Pool:
         self.workers.clear()
 
     # -- the loop -------------------------------------------------------------
-    def run(self) -> list[ReplicateBatch]:
-        for _ in range(min(self.size, len(self.queue))):
+    def run(self, chunks: list[Chunk]) -> list[ReplicateBatch]:
+        """Run ``chunks`` on the workers (started as needed, kept idle after); their batches in task order."""
+        self.queue = deque(chunks)
+        self.batches = {}
+        for _ in range(min(self.size, len(self.queue)) - len(self.workers)):
             self.start_worker()
-        while self.workers:
+        for worker in list(self.workers):  # those kept from an earlier call wait for a chunk
+            self._feed(worker)
+        while self.queue or any(worker.chunk is not None for worker in self.workers):
+            if not self.workers:  # never wait on nothing (a dead worker with chunks left is replaced)
+                self.start_worker()
             waitables: list[Any] = []
             for worker in self.workers:
                 waitables += [worker.connection, worker.process.sentinel]
@@ -202,21 +225,13 @@ class _Pool:
     def _feed(self, worker: _Worker) -> None:
         if worker.chunk is not None or not worker.ready:
             return
-        if self.queue:
+        if self.queue:  # else it stays idle: for the next call, or stop()
             worker.chunk = self.queue.popleft()
             worker.sent_at = time.monotonic()
+            worker.timed_out = False
             # If it died, its sentinel says so next round and the chunk runs again.
             with contextlib.suppress(OSError):
                 worker.connection.send(worker.chunk)
-        else:
-            self.workers.remove(worker)
-            with contextlib.suppress(OSError):
-                worker.connection.send(None)
-            worker.process.join(_STOP_TIMEOUT)
-            if worker.process.is_alive():
-                worker.process.terminate()
-                worker.process.join()
-            worker.connection.close()
 
     def _died(self, worker: _Worker) -> None:
         worker.process.join(_STOP_TIMEOUT)
@@ -274,19 +289,59 @@ class _Pool:
         return ReplicateBatch(errors=[error], task_count=1)
 
 
+#: The pool of each running experiment's ``run_batch``, kept from one call (look) to the next.
+_POOLS: weakref.WeakKeyDictionary[Any, _Pool] = weakref.WeakKeyDictionary()
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool_for(run_batch: RunBatch, workers: int, context: BaseContext) -> tuple[_Pool, bool]:
+    """The run's pool (grown to ``workers``), and whether it stays after this call."""
+    on_close = getattr(run_batch, "on_close", None)
+    if on_close is None:
+        return _Pool(run_batch, context, workers), False
+    with _POOLS_LOCK:
+        pool = _POOLS.get(run_batch)
+        if pool is None or pool.context is not context:
+            if pool is not None:
+                pool.stop()
+            pool = _POOLS[run_batch] = _Pool(run_batch, context, workers)
+            on_close(lambda: _close_pool(run_batch))
+        pool.size = max(pool.size, workers)
+    return pool, True
+
+
+def _close_pool(run_batch: RunBatch) -> None:
+    with _POOLS_LOCK:
+        pool = _POOLS.pop(run_batch, None)
+    if pool is not None:
+        pool.stop()
+
+
+@atexit.register  # after multiprocessing's own exit handler was registered, so before it joins the workers
+def _close_pools() -> None:
+    """Stop the pools of runs nobody closed (a ``run_batch`` driven by hand), so exiting never waits on them."""
+    for run_batch in list(_POOLS.keys()):
+        _close_pool(run_batch)
+
+
 def run_chunks(
     run_batch: RunBatch, tasks: Sequence[ReplicateTask], *, workers: int, chunk_size: int,
     context: BaseContext,
 ) -> list[ReplicateBatch]:
-    """Run ``tasks`` in ``workers`` processes, ``chunk_size`` tasks per message; batches in task order."""
+    """Run ``tasks`` in ``workers`` processes, ``chunk_size`` tasks per message; batches in task order.
+
+    The workers are the run's: started by its first call, kept for its later
+    ones (see the module docstring).
+    """
     listed = list(tasks)
     chunks = [(i, listed[i:i + chunk_size]) for i in range(0, len(listed), chunk_size)]
-    pool = _Pool(run_batch, context, workers, chunks)
+    pool, kept = _pool_for(run_batch, workers, context)
     try:
-        batches = pool.run()
+        batches = pool.run(chunks)
     except BaseException as exc:
         pool.stop(force=True)
         keep_finished(exc, list(pool.batches.values()))
         raise
-    pool.stop()
+    if not kept:
+        pool.stop()
     return batches

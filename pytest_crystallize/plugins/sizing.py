@@ -177,7 +177,10 @@ def chunks(tasks: Sequence[ReplicateTask], size: int) -> list[list[ReplicateTask
 
 
 def joined(batches: Sequence[ReplicateBatch]) -> ReplicateBatch:
-    """One batch of ``batches`` run one after the other, in their order (the runner merges one batch for free)."""
+    """One batch of ``batches`` run one after the other, in their order (the runner merges one batch for free).
+
+    Everything a batch carries comes along: values, errors, data digests and kept artifacts.
+    """
     from pytest_crystallize.core.tasks import ReplicateBatch
 
     out = ReplicateBatch()
@@ -186,6 +189,8 @@ def joined(batches: Sequence[ReplicateBatch]) -> ReplicateBatch:
         sink.extend(batch.sink)
         out.errors += batch.errors
         out.task_count += batch.task_count
+        out.digests += batch.digests  # the shared-data check and a chain's artifacts need them too
+        out.artifacts.update(batch.artifacts)
     return out
 
 

@@ -169,7 +169,11 @@ class ExperimentItem(pytest.Function):
                 )
             except CrystallizeError as exc:  # an upstream without a result, or one that cannot feed this one
                 raise ExperimentFailed(str(exc)) from None
-            return runner.run()
+            try:
+                return runner.run()
+            except CrystallizeError as exc:  # the run could not go on (a lost cluster): say so, and what was kept
+                msg = f"{type(exc).__name__}: {exc}{_journal_note(journal)}"
+                raise ExperimentFailed(msg) from None
 
         try:
             result = self._confirm(experiment, run) if self._confirmatory() else run(experiment)
@@ -220,6 +224,7 @@ class ExperimentItem(pytest.Function):
             saved = DirectoryStore(root).listing().runs
             return ConfirmationLedger(root).run(
                 self.nodeid, experiment, run, git=None if git is None else git.to_dict(), saved_runs=saved,
+                resume=self.crystallize_session.settings.resume,
             )
         except ResultsError as exc:
             msg = f"experiment {self.name!r}: no confirmatory run: {exc}"

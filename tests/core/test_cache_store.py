@@ -249,3 +249,26 @@ def test_values_come_back_in_their_own_types(tmp_path: Path) -> None:
         # frame whose integer column label Arrow would turn into text.
         pickled = any(name.endswith(".pickle") for name in parts)
         assert pickled == (isinstance(value, Model) or (isinstance(value, pd.DataFrame) and 0 in value.columns))
+
+
+def test_clearing_removes_what_the_cache_wrote_and_nothing_else(tmp_path: Path) -> None:
+    # A cache directory that is a link to a directory of other files (or was pointed at one) loses none of them.
+    target = tmp_path / "elsewhere"
+    (target / "steps" / "notes").mkdir(parents=True)
+    (target / "steps" / "notes" / "precious.txt").write_text("keep me")
+    (target / "keep.txt").write_text("keep me too")
+    link = tmp_path / "store" / "cache"
+    link.parent.mkdir()
+    link.symlink_to(target, target_is_directory=True)
+    CALLS.clear()
+    run_experiment(_trains, replicates=2, plugins=[CachePlugin(link)])
+    assert CALLS == [1]
+    store = StepCacheStore(link, 1 << 30, LocalSecret())
+    assert store.info().entries == 1
+    assert store.clear() == 1
+    assert store.info().entries == 0
+    assert (target / "steps" / "notes" / "precious.txt").read_text() == "keep me"
+    assert (target / "keep.txt").read_text() == "keep me too"
+    assert sorted(p.name for p in (target / "steps").iterdir()) == ["notes"]
+    run_experiment(_trains, replicates=2, plugins=[CachePlugin(link)])
+    assert CALLS == [1, 1]  # cleared: computed again

@@ -18,7 +18,7 @@ from pytest_crystallize import (
     standalone_context,
 )
 from pytest_crystallize.core.designs import replicate_split
-from pytest_crystallize.core.report.text import summarize, summary_lines
+from pytest_crystallize.core.report.text import summarize, summary_lines, verdict_lines
 
 N = 53
 
@@ -69,8 +69,11 @@ def test_every_condition_sees_the_same_folds():
     assert base.tolist() == expected
     (verdict,) = result.verdicts
     assert verdict.test == "corrected_repeated_kfold_t"
-    assert verdict.details["design"] == "design cv(k=4, repeats=2)"
     assert dict(verdict.details["resampling"]) == {"design": "cv", "k": 4, "repeats": 2}
+    # The label every verdict line shows (a fixed design's says "fixed design"), not the parameters.
+    assert verdict.details["design"] == "design cv(k=4, repeats=2)"
+    [line] = verdict_lines(summarize(result)["verdicts"][0])
+    assert ", design cv(k=4, repeats=2), corrected_repeated_kfold_t" in line
     assert verdict.details["variance_factor"] == pytest.approx(1 / 8 + 1 / 3)
 
 

@@ -82,3 +82,95 @@ def test_run_sync_runs_a_body_that_returns_nothing_and_refuses_one_that_awaits()
     with pytest.raises(RuntimeError, match="yielded"):
         run_sync(body([coroutine]))
     coroutine.close()
+
+
+class _LoopBoundClient:
+    """As httpx, aiohttp or AsyncOpenAI clients are: usable only on the event loop it was made on."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+
+    async def call(self, value: float) -> float:
+        if asyncio.get_running_loop() is not self.loop:
+            msg = "this client's event loop is closed"
+            raise RuntimeError(msg)
+        await asyncio.sleep(0)
+        return value
+
+
+_CLIENT: list[_LoopBoundClient] = []
+
+
+async def _uses_a_module_client(ctx: Any) -> None:
+    if not _CLIENT:  # made on first use, as a module-level client is
+        _CLIENT.append(_LoopBoundClient())
+    ctx.metrics.add("y", await _CLIENT[0].call(float(ctx.rng.normal(size=2)[0 if ctx.condition == "baseline" else 1])))
+
+
+@pytest.mark.parametrize("design", [
+    {"replicates": "auto", "max_replicates": 24, "looks": 3},
+    {"replicates": "anytime", "max_replicates": 24},
+    {"replicates": 20, "budget": 60.0},  # a budget runs a fixed design in batches: a backend call each
+], ids=["sequential", "anytime", "budget"])
+@pytest.mark.parametrize("backend", ["serial", "async"])
+def test_every_look_of_a_run_shares_one_event_loop(design: dict[str, Any], backend: str) -> None:
+    from pytest_crystallize import AsyncExecution, Treatment, hypothesis, run_experiment
+
+    _CLIENT.clear()
+    result = run_experiment(
+        _uses_a_module_client, seed=4, treatments=[Treatment("t", {})], plugins=[AsyncExecution(3)] if backend == "async" else [],
+        hypotheses=[hypothesis(metric="y", direction="maximize")], **design,
+    )
+    assert result.errors == ()
+    assert len(result.values) == 2 * result.provenance.replicates
+    assert _CLIENT[0].loop.is_closed()  # the run's loop ends with the run
+    _CLIENT.clear()
+
+
+def test_a_process_worker_runs_every_chunk_on_one_event_loop() -> None:
+    from pytest_crystallize import ParallelExecution, Treatment, run_experiment
+
+    _CLIENT.clear()
+    result = run_experiment(
+        _uses_a_module_client, replicates=12, seed=4, treatments=[Treatment("t", {})],
+        plugins=[ParallelExecution(2, chunk_size=2)],
+    )
+    assert result.errors == ()
+    assert len(result.values) == 24
+
+
+def test_a_forked_worker_never_runs_on_the_loop_its_parent_opened() -> None:
+    # An event loop's selector and wake-up pipe are shared with the parent after a fork:
+    # a process worker forked after the parent made its run's loop must make its own.
+    import os
+
+    from pytest_crystallize.core.eventloops import share_event_loop
+
+    async def mark() -> None:
+        asyncio.get_running_loop().crystallize_test_owner = os.getpid()  # type: ignore[attr-defined]
+
+    async def owner() -> int | None:
+        return getattr(asyncio.get_running_loop(), "crystallize_test_owner", None)
+
+    close = share_event_loop()
+    try:
+        run_coroutine_sync(mark())
+        reader, writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report whose loop it ran on, then leave at once
+            try:
+                os.close(reader)
+                child_close = share_event_loop()
+                ran_on = run_coroutine_sync(owner())
+                child_close()
+                os.write(writer, b"parent's" if ran_on is not None else b"own")
+            finally:
+                os._exit(0)
+        os.close(writer)
+        answer = os.read(reader, 16)
+        os.close(reader)
+        os.waitpid(pid, 0)
+        assert run_coroutine_sync(owner()) == os.getpid()  # the parent's scope still has its loop
+    finally:
+        close()
+    assert answer == b"own"

@@ -22,6 +22,8 @@ from pytest_crystallize import (
     FrozenContext,
     ParallelExecution,
     Treatment,
+    cv,
+    holdout,
     hypothesis,
     pipeline_step,
     run_experiment,
@@ -190,6 +192,44 @@ def test_a_step_that_reads_the_seed_is_kept_per_replicate(tmp_path: Path, calls:
     assert _drain(calls) == []
     assert len(set(cold.to_dataframe().value)) == 6
     pd.testing.assert_frame_equal(cold.to_dataframe(), warm.to_dataframe())
+
+
+@pipeline_step(cache=True)
+def fold_mean(data: np.ndarray, ctx: FrozenContext) -> float:
+    _log("fold_mean", ctx)
+    _train, test = ctx.folds(len(data))
+    return float(data[test].mean())
+
+
+def _folds_experiment(ctx: FrozenContext) -> None:
+    ctx.metrics.add("fold_mean", fold_mean(np.linspace(0.0, 1.0, 40), ctx))
+
+
+@pytest.mark.parametrize("design", [cv(k=4, repeats=2), holdout(test_size=0.25)], ids=str)
+def test_a_step_that_reads_its_folds_is_kept_per_fold_seed_and_design(
+    tmp_path: Path, calls: Path, design: Any,
+) -> None:
+    # ctx.folds() depends on the replicate, the master seed and the design, like ctx.seed on the seed.
+    options: dict[str, Any] = {"treatments": [], "replicates": 8, "design": design}
+    uncached = run_experiment(_folds_experiment, seed=11, **options)
+    _drain(calls)
+    cold = _run(tmp_path, _folds_experiment, **options)
+    assert len(_drain(calls)) == 8
+    pd.testing.assert_frame_equal(uncached.to_dataframe(), cold.to_dataframe(), check_exact=True)
+    assert len(set(cold.values.tolist())) > 2  # each fold its own mean, not replicate 0's
+    warm = _run(tmp_path, _folds_experiment, **options)
+    assert _drain(calls) == []
+    pd.testing.assert_frame_equal(cold.to_dataframe(), warm.to_dataframe(), check_exact=True)
+
+    reseeded = run_experiment(_folds_experiment, seed=12, cache=tmp_path / "store", **options)
+    assert len(_drain(calls)) == 8
+    other = cv(k=8, repeats=1) if isinstance(design, type(cv())) else holdout(test_size=0.5)
+    redesigned = run_experiment(_folds_experiment, seed=11, cache=tmp_path / "store", **{**options, "design": other})
+    assert len(_drain(calls)) == 8
+    for result, seed, chosen in ((reseeded, 12, design), (redesigned, 11, other)):
+        fresh = run_experiment(_folds_experiment, seed=seed, **{**options, "design": chosen})
+        assert result.values.tolist() == fresh.values.tolist()
+        assert result.values.tolist() != cold.values.tolist()
 
 
 class Opaque:

@@ -15,7 +15,10 @@ from pytest_crystallize import (
     ConfigurationError,
     FrozenContext,
     ParallelExecution,
+    SharedDataWarning,
     Treatment,
+    data_source,
+    hypothesis,
     run_experiment,
 )
 from pytest_crystallize.plugins import sizing
@@ -133,3 +136,41 @@ def test_auto_is_the_default_and_a_bad_value_names_itself() -> None:
     assert AsyncExecution(None).max_workers == "auto"
     with pytest.raises(ConfigurationError, match="max_workers must be an integer >= 1 or 'auto', got 'many'"):
         ParallelExecution("many")  # type: ignore[arg-type]
+
+
+@data_source
+def _shared_data(ctx: FrozenContext) -> Any:
+    import numpy as np
+
+    return np.arange(64.0)  # every replicate the same data: what the shared-data check notices
+
+
+def _keeps(shared: Any, ctx: FrozenContext) -> None:
+    ctx.artifacts.add("seed.txt", str(ctx.seed))
+    ctx.metrics.add("v", shared[ctx.replicate % 4] + ctx.rng.normal())
+
+
+@pytest.mark.parametrize(
+    "backend", [ParallelExecution(), ParallelExecution(kind="thread"), AsyncExecution()], ids=repr,
+)
+def test_work_run_serially_keeps_artifacts_and_data_digests(
+    backend: object, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The serial choice hands back one joined batch: a chain's upstream artifacts and the
+    # shared-data check's digests must survive it as they do a serial run.
+    monkeypatch.setattr(sizing, "PROCESS_POOL_SECONDS", 10.0)
+    monkeypatch.setattr(sizing, "THREAD_POOL_SECONDS", 10.0)
+    options = _options(replicates=12, keep_artifacts=True, datasources={"shared": _shared_data},
+                       hypotheses=[hypothesis(metric="v", direction="maximize")])
+    with pytest.warns(SharedDataWarning):
+        serial = run_experiment(_keeps, **options)
+    with pytest.warns(SharedDataWarning):
+        result = run_experiment(_keeps, plugins=[backend], **options)
+    assert "serially" in result.provenance.execution[-1]
+    assert result.artifacts is not None
+    assert serial.artifacts is not None
+    assert {key: dict(kept) for key, kept in result.artifacts.items()} == {
+        key: dict(kept) for key, kept in serial.artifacts.items()
+    }
+    assert len(result.artifacts) == 24
+    assert result.provenance.shared_data == serial.provenance.shared_data != ()

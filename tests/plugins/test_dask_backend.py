@@ -408,3 +408,127 @@ def test_a_large_fixture_value_travels_once_without_a_warning(cluster: Any) -> N
     with DaskExecution(cluster.address, chunk_size=2) as backend:
         result = run_experiment(_reads_a_blob, name="blob", replicates=6, plugins=[backend], arguments={"blob": blob})
     assert result.values.tolist() == [12_000_000.0 + r for r in range(6)]
+
+
+class _KillTheScheduler:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid  # its process group: the scheduler was started in a session of its own
+        self.killed = False
+
+    @hookimpl
+    def crystallize_replicates_progress(self, experiment: Any, done: int, total: int, elapsed: float) -> None:
+        if done >= 4 and not self.killed:
+            self.killed = True
+            os.killpg(self.pid, signal.SIGKILL)
+
+
+def test_a_scheduler_lost_mid_run_is_an_error_naming_it_and_the_journal_keeps_what_finished(
+    start_dask_cluster: Any, tmp_path: Path,
+) -> None:
+    options: dict[str, Any] = {"name": "orphaned", "replicates": 60, "seed": 4, "treatments": [Treatment("t", {})]}
+    store = tmp_path / "store"
+    begun = time.monotonic()
+    with start_dask_cluster(tmp_path / "dask") as running:
+        killer = _KillTheScheduler(running.processes[0].pid)
+        with (
+            DaskExecution(running.address, chunk_size=2, worker_timeout=5) as backend,
+            pytest.raises(CrystallizeError) as caught,
+        ):
+            run_experiment(_sleepy, plugins=[backend, killer], journal=store, **options)
+        address = running.address
+    assert time.monotonic() - begun < 90
+    message = str(caught.value)
+    assert f"the Dask scheduler at {address} was lost" in message
+    assert "a Dask worker failed" not in message
+    resumed = run_experiment(_sleepy, journal=store, resume=True, **options)
+    assert resumed.provenance.resumed is not None
+    assert resumed.provenance.resumed >= 4
+    assert _values(resumed) == _values(run_experiment(_sleepy, **options))
+
+
+def _reads_a_fixture(ctx: FrozenContext, table: Any) -> None:
+    ctx.metrics.add("x", float(table[ctx.replicate]) + ctx.rng.normal() + ctx.get("shift", 0.0))
+
+
+def test_a_design_that_looks_again_ships_its_code_and_values_once_per_run(
+    cluster: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One backend call per look: shipping a large fixture value again at every look made an
+    # anytime run with a 40 MB fixture 25 times slower. What was shipped goes when the run ends.
+    import numpy as np
+    from distributed import Client
+
+    from pytest_crystallize import hypothesis
+    from pytest_crystallize.plugins import shipping
+
+    packed: list[int] = []
+    pack = shipping.pack
+
+    def counted(run_batch: Any) -> Any:
+        packed.append(1)
+        return pack(run_batch)
+
+    monkeypatch.setattr(shipping, "pack", counted)
+    options: dict[str, Any] = {
+        "name": "shipped_once", "seed": 3, "replicates": "auto", "max_replicates": 40, "looks": 4,
+        "treatments": [Treatment("t", {"shift": 0.0})], "hypotheses": [hypothesis("x", "maximize")],
+        "arguments": {"table": np.arange(4_000_000, dtype=np.float64) % 3},
+    }
+    with DaskExecution(cluster.address, chunk_size=4) as backend:
+        on_cluster = run_experiment(_reads_a_fixture, plugins=[backend], **options)
+        assert on_cluster.provenance.looks_taken == 4
+        assert packed == [1]
+        with Client(cluster.address, set_as_default=False) as client:
+            deadline = time.monotonic() + 10
+            while client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) and (
+                time.monotonic() < deadline
+            ):
+                time.sleep(0.1)
+            assert client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) == 0  # none kept
+        again = run_experiment(_reads_a_fixture, plugins=[backend], **options)
+        assert packed == [1, 1]
+    serial = run_experiment(_reads_a_fixture, **options)
+    assert _values(on_cluster) == _values(again) == _values(serial)
+    assert [v.to_dict() for v in on_cluster.verdicts] == [v.to_dict() for v in serial.verdicts]
+
+
+class _LoopBoundClient:
+    """As httpx, aiohttp or AsyncOpenAI clients are: usable only on the event loop it was made on."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.loop = asyncio.get_running_loop()
+
+    async def call(self, value: float) -> float:
+        import asyncio
+
+        if asyncio.get_running_loop() is not self.loop:
+            msg = "this client's event loop is closed"
+            raise RuntimeError(msg)
+        await asyncio.sleep(0)
+        return value
+
+
+_CLIENT: list[_LoopBoundClient] = []
+
+
+async def _uses_a_module_client(ctx: FrozenContext) -> None:
+    if not _CLIENT:  # made on first use in each worker process, as a module-level client is
+        _CLIENT.append(_LoopBoundClient())
+    ctx.metrics.add("v", await _CLIENT[0].call(float(ctx.rng.normal())))
+
+
+def test_a_worker_runs_every_chunk_of_async_replicates_on_one_event_loop(cluster: Any) -> None:
+    from pytest_crystallize import hypothesis
+
+    options: dict[str, Any] = {"name": "async_client", "seed": 2, "treatments": [Treatment("t", {})]}
+    with DaskExecution(cluster.address, chunk_size=2) as backend:
+        fixed = run_experiment(_uses_a_module_client, replicates=12, plugins=[backend], **options)
+        anytime = run_experiment(
+            _uses_a_module_client, replicates="anytime", max_replicates=16, plugins=[backend],
+            hypotheses=[hypothesis("v", "maximize")], **options,
+        )
+    assert fixed.errors == ()
+    assert anytime.errors == ()
+    assert _values(fixed) == _values(run_experiment(_uses_a_module_client, replicates=12, **options))

@@ -273,3 +273,51 @@ def test_each_concurrent_replicate_sees_its_own_context_in_nested_steps() -> Non
     result = run_experiment(fn, replicates=10, plugins=[AsyncExecution(5)])
     assert result.errors == ()
     assert result.replicates.tolist() == result.values.astype(int).tolist()
+
+
+def _in_worker(ctx: FrozenContext, pids: str) -> None:
+    with open(pids, "a") as out:
+        out.write(f"{os.getpid()}\n")
+    ctx.metrics.add("score", ctx.rng.normal(size=2)[0 if ctx.condition == "baseline" else 1])
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+@pytest.mark.parametrize("design", [
+    {"replicates": "auto", "max_replicates": 32, "looks": 4},
+    {"replicates": "anytime", "max_replicates": 24},
+], ids=["sequential", "anytime"])
+def test_a_design_that_looks_again_keeps_its_worker_processes_for_every_look(
+    tmp_path: Any, design: dict[str, Any],
+) -> None:
+    # One backend call per look: a pool started per look would cost a process start each
+    # (most of a second under spawn or forkserver). The pool lives for the run, then stops.
+    from pytest_crystallize import hypothesis
+
+    pids = tmp_path / "pids"
+    options: dict[str, Any] = {
+        "seed": 5, "treatments": TREATMENTS, "arguments": {"pids": str(pids)},
+        "hypotheses": [hypothesis(metric="score", direction="maximize")], **design,
+    }
+    serial = run_experiment(_in_worker, **options)
+    pids.unlink()
+    result = run_experiment(_in_worker, plugins=[ParallelExecution(2, chunk_size=1)], **options)
+    assert result.values.tolist() == serial.values.tolist()
+    assert [v.p_value for v in result.verdicts] == [v.p_value for v in serial.verdicts]
+    looks = result.provenance.looks_taken if design["replicates"] == "auto" else None
+    assert looks is None or looks > 1
+    workers = {int(line) for line in pids.read_text().split()}
+    assert os.getpid() not in workers
+    assert len(workers) == 2
+    deadline = time.monotonic() + 10
+    while any(_process_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_process_alive(pid) for pid in workers)

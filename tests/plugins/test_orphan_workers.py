@@ -57,3 +57,31 @@ def test_workers_leave_when_their_parent_is_killed(tmp_path: Path) -> None:
     for pid in left:  # never leave them to the rest of the suite
         os.kill(pid, 9)
     assert not left, f"worker processes {left} outlived their killed parent"
+
+
+DRIVEN_BY_HAND = """
+    from pytest_crystallize import ParallelExecution
+    from pytest_crystallize.core.experiment import Experiment
+    from pytest_crystallize.core.replicates import BatchRunner
+
+    def experiment(ctx):
+        ctx.metrics.add("x", 1.0)
+
+    # A run_batch nobody closes (no runner): its workers wait for a next look that never comes.
+    defined = Experiment.define(experiment, replicates=8)
+    batches = ParallelExecution(2).crystallize_replicates_run(
+        experiment=defined, tasks=[(0, r) for r in range(8)], run_batch=BatchRunner(defined, None),
+    )
+    print(sum(batch.task_count for batch in batches))
+"""
+
+
+def test_a_pool_nobody_closed_never_keeps_the_interpreter_from_exiting(tmp_path: Path) -> None:
+    script = tmp_path / "by_hand.py"
+    script.write_text(textwrap.dedent(DRIVEN_BY_HAND))
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["8"]

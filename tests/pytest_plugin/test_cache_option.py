@@ -149,3 +149,14 @@ def test_the_docs_pages_example_runs_and_replays(pytester: pytest.Pytester, call
     second.assert_outcomes(passed=1, deselected=2)
     assert _drain(calls) == 0
     assert _table(second) == _table(first)
+
+
+@pytest.mark.parametrize("action", ["info", "clear", "prune"])
+def test_a_cache_path_that_is_a_file_is_an_error_naming_it(tmp_path: Path, action: str) -> None:
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "cache").write_text("not a directory")
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["--storage", str(tmp_path / "store"), "cache", action], stdout=out, stderr=err)
+    assert code == 2
+    assert f"{tmp_path / 'store' / 'cache'}: is a file, not the step cache's directory" in err.getvalue()
+    assert (tmp_path / "store" / "cache").read_text() == "not a directory"

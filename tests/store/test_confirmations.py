@@ -155,3 +155,80 @@ def test_run_experiment_confirms_in_a_store(tmp_path: Path) -> None:
     assert result.verdicts[0].details["confirmation"]["confirmed"]
     assert result.provenance.master_seed == confirmation_seed(7, 0)
     assert len(list((tmp_path / "confirm").glob("*/attempt-0.*json"))) == 2  # the record and its outcome
+
+
+def test_a_cross_validated_confirmation_names_its_design_in_words(tmp_path: Path) -> None:
+    from pytest_crystallize import cv
+
+    experiment = Experiment.define(
+        _shift, name="experiment_shift", design=cv(k=4, repeats=3), seed=7,
+        treatments=[Treatment("t", {"shift": 1.0})], hypotheses=[hypothesis("x", "maximize")],
+    )
+    result = ConfirmationLedger(tmp_path).run(IDENTITY, experiment, _run)
+    assert result.verdicts[0].details["design"] == (
+        "design cv(k=4, repeats=3); confirmatory attempt 1: pre-registered, fresh data"
+    )
+
+
+_STOP_AT: list[int] = []
+
+
+def _interruptible(ctx):  # type: ignore[no-untyped-def]
+    if _STOP_AT and ctx.replicate == _STOP_AT[0]:
+        raise KeyboardInterrupt
+    ctx.metrics.add("x", ctx.rng.normal() + ctx.get("shift", 0.0))
+
+
+def test_resuming_an_interrupted_confirmation_completes_its_attempt_cleanly(tmp_path: Path) -> None:
+    # Ctrl-C, then --crystallize-resume: the same pre-registration and seed, the journal's replicates
+    # kept, and the result of the attempt had it not been interrupted. Abandoning it stays "not clean".
+    options = {
+        "name": "experiment_shift", "replicates": 20, "seed": 7, "treatments": [Treatment("t", {"shift": 1.0})],
+        "hypotheses": [hypothesis("x", "maximize")], "confirm": tmp_path / "store", "journal": tmp_path / "store",
+    }
+    _STOP_AT[:] = [12]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment(_interruptible, **options)
+    finally:
+        _STOP_AT.clear()
+    resumed = run_experiment(_interruptible, resume=True, **options)
+    c = resumed.verdicts[0].details["confirmation"]
+    assert c["confirmed"], c["problems"]
+    assert c["attempt"] == 1
+    assert any("resumes attempt 1" in note for note in c["notes"])
+    assert resumed.provenance.resumed == 24  # replicates 0-11 of both conditions came from the journal
+    assert resumed.provenance.master_seed == confirmation_seed(7, 0)
+    whole = run_experiment(_interruptible, **{**options, "confirm": tmp_path / "other", "journal": None})
+    assert resumed.values.tolist() == whole.values.tolist()
+    assert [v.p_value for v in resumed.verdicts] == [v.p_value for v in whole.verdicts]
+
+    again = run_experiment(_interruptible, resume=True, **options)  # attempt 1 has its outcome now
+    assert again.verdicts[0].details["confirmation"]["attempt"] == 2
+
+
+def _slow(ctx):  # type: ignore[no-untyped-def]
+    import time
+
+    time.sleep(0.02)
+    _shift(ctx)
+
+
+def test_a_confirmation_the_budget_cut_short_is_completed_by_resuming_it(tmp_path: Path) -> None:
+    # A fixed design stopped by --crystallize-budget is not valid yet; the journal keeps its replicates
+    # and resuming completes the same attempt, cleanly, as the budget's note promises.
+    options = {
+        "name": "experiment_shift", "replicates": 40, "seed": 7, "treatments": [Treatment("t", {"shift": 1.0})],
+        "hypotheses": [hypothesis("x", "maximize")], "confirm": tmp_path / "store", "journal": tmp_path / "store",
+    }
+    cut = run_experiment(_slow, budget=0.3, **options)
+    assert cut.provenance.stopped_by == "budget"
+    assert not cut.passed
+    completed = run_experiment(_slow, resume=True, **options)
+    c = completed.verdicts[0].details["confirmation"]
+    assert c["confirmed"], c["problems"]
+    assert c["attempt"] == 1
+    assert (completed.provenance.resumed or 0) > 0
+    whole = run_experiment(_slow, **{**options, "confirm": tmp_path / "other", "journal": None})
+    assert completed.values.tolist() == whole.values.tolist()
+    assert completed.passed

@@ -17,7 +17,9 @@ from pytest_crystallize import (
     AsyncExecution,
     FrozenContext,
     ParallelExecution,
+    SharedDataWarning,
     Treatment,
+    data_source,
     hypothesis,
     run_experiment,
 )
@@ -232,3 +234,32 @@ def test_a_planted_part_that_needs_pickle_is_never_unpickled(tmp_path: Path) -> 
     assert not proof.exists()
     _same(resumed, whole)
     assert any("part-1-1-deadbeef.npz could not be read" in note for note in resumed.provenance.journal_notes)
+
+
+@data_source
+def _whole_data(ctx: FrozenContext) -> Any:
+    return np.arange(64.0)  # every replicate the same data: the shared-data check notices
+
+
+@hypothesis(metric="x", direction="maximize")
+def _on_shared_data(whole: Any, ctx: FrozenContext) -> None:
+    _body(ctx)
+
+
+def test_a_resumed_run_warns_about_shared_data_as_the_uninterrupted_one_does(tmp_path: Path) -> None:
+    # The data digests of journaled replicates come back with them: a run resumed from
+    # nearly all its replicates still notices that they shared one data set.
+    options = {**OPTIONS, "datasources": {"whole": _whole_data}}
+    with pytest.warns(SharedDataWarning):
+        whole = run_experiment(_on_shared_data, **options)
+    STOP["at"] = 28
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment(_on_shared_data, journal=tmp_path, **options)
+    finally:
+        STOP["at"] = None
+    with pytest.warns(SharedDataWarning):
+        resumed = run_experiment(_on_shared_data, journal=tmp_path, resume=True, **options)
+    assert (resumed.provenance.resumed or 0) >= 56
+    assert resumed.provenance.shared_data == whole.provenance.shared_data
+    assert "to 30 of 30 replicates" in whole.provenance.shared_data[0]

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["KEY_VERSION", "Read", "call_key", "entry_key", "read_digest", "read_value", "reads_id", "step_folder"]
 
 #: Changes whenever what a key covers changes, so old entries are never matched.
-KEY_VERSION: Final = "crystallize-step-cache-1"
+KEY_VERSION: Final = "crystallize-step-cache-2"
 _READ_KINDS: Final[tuple[ReadKind, ...]] = (READ_KEY, READ_ATTRIBUTE, READ_RNG, READ_METRICS, READ_ARTIFACTS)
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9_.=-]+")
 

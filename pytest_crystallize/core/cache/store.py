@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -223,15 +222,31 @@ class StepCacheStore:
                     if any(f.name.endswith(ENTRY_SUFFIX) for f in files):
                         continue
                     if all(now - f.stat().st_mtime > 60 for f in files):
-                        shutil.rmtree(call)
+                        for file in files:  # only what the cache wrote; anything else keeps the directory
+                            if file.name.startswith((READS_PREFIX, TEMPORARY_PREFIX)):
+                                file.unlink()
+                        call.rmdir()
             with contextlib.suppress(OSError):
                 step.rmdir()  # only when empty
 
     def clear(self) -> int:
-        """Remove every entry; return how many there were."""
-        count = sum(1 for _ in self._entries())
-        shutil.rmtree(self.root / STEPS_DIR, ignore_errors=True)
-        self._used = 0
+        """Remove every entry; return how many there were.
+
+        Only what the cache writes goes (entries, read sets, temporary files),
+        then the directories left empty: a cache directory that is a link to,
+        or was pointed at, a directory holding other files never loses them.
+        """
+        count = 0
+        for directory, _, files in os.walk(self.root / STEPS_DIR, topdown=False):
+            for name in files:
+                ours = name.endswith(ENTRY_SUFFIX) or name.startswith((READS_PREFIX, TEMPORARY_PREFIX))
+                if ours:
+                    with contextlib.suppress(OSError):
+                        (Path(directory) / name).unlink()
+                        count += name.endswith(ENTRY_SUFFIX)
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)  # only when empty
+        self._used = None
         return count
 
     def info(self) -> CacheInfo:

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
+from pytest_crystallize.core.budget import BUDGET
 from pytest_crystallize.core.store.definitions import definition_changes, definition_of, fingerprint
 from pytest_crystallize.core.store.journal import journal_fingerprint, journal_key
 from pytest_crystallize.errors import ResultsError
@@ -166,7 +167,7 @@ class ConfirmationLedger:
 
     def preregister(
         self, identity: str, experiment: Experiment, *, git: Mapping[str, Any] | None = None,
-        saved_runs: Iterable[RunRecord] = (),
+        saved_runs: Iterable[RunRecord] = (), resume: bool = False,
     ) -> tuple[Attempt, Confirmation]:
         """Claim the next attempt, write its pre-registration, and judge it; ``saved_runs`` oldest first.
 
@@ -174,6 +175,11 @@ class ConfirmationLedger:
         ``attempt.seed``) and what the confirmation is worth. Raises
         ResultsError when the ledger cannot be written (then nothing is
         pre-registered, and the run must not call itself confirmatory).
+
+        With ``resume``, the last attempt, if it was interrupted (no outcome)
+        and registered exactly this experiment, is carried on instead: same
+        pre-registration, same seed, so a resumed journal completes it and
+        the result is the one the uninterrupted attempt would have given.
         """
         earlier = self.attempts(identity)
         runs = list(saved_runs)
@@ -189,7 +195,12 @@ class ConfirmationLedger:
             code=journal_fingerprint(replace(experiment, seed=0)), git=git,
             explored_in=None if explored is None else explored.id,
         )
-        attempt = self._claim(identity, draft, start=len(earlier))
+        resumed = _interrupted(earlier, draft) if resume else None
+        if resumed is not None:
+            attempt = resumed
+            earlier = [a for a in earlier if a.attempt != resumed.attempt]
+        else:
+            attempt = self._claim(identity, draft, start=len(earlier))
         used_by = [r.id for r in runs
                    if identity in r.experiments and r.experiments[identity].master_seed == attempt.seed]
         problems = _changes(attempt, explored, earlier)
@@ -198,6 +209,9 @@ class ConfirmationLedger:
         notes = [] if explored is not None else ["no saved exploratory run of this experiment to confirm"]
         if explored is not None:
             notes.append(f"confirms the exploratory run {explored.id}")
+        if resumed is not None:
+            notes.append(f"resumes attempt {resumed.attempt + 1} ({resumed.created_at[:10]}), interrupted before "
+                         f"its outcome, on its pre-registration and seed")
         confirmation = Confirmation(
             attempt.attempt, attempt.seed, fresh=not used_by, preregistered=True,
             problems=tuple(problems), notes=tuple(notes),
@@ -221,17 +235,21 @@ class ConfirmationLedger:
 
     def run(
         self, identity: str, experiment: Experiment, run: Callable[[Experiment], ExperimentResult], *,
-        git: Mapping[str, Any] | None = None, saved_runs: Iterable[RunRecord] = (),
+        git: Mapping[str, Any] | None = None, saved_runs: Iterable[RunRecord] = (), resume: bool = False,
     ) -> ExperimentResult:
         """Pre-register ``experiment``, ``run`` it on its fresh seed stream, and record the outcome.
 
         Every verdict of the result says what the confirmation is worth (see
         :func:`with_confirmation`). Raises ResultsError when nothing could be
-        pre-registered; an interrupted run leaves its attempt without outcome.
+        pre-registered; an interrupted run leaves its attempt without outcome,
+        which ``resume`` carries on (see :meth:`preregister`).
         """
-        attempt, confirmation = self.preregister(identity, experiment, git=git, saved_runs=saved_runs)
+        attempt, confirmation = self.preregister(
+            identity, experiment, git=git, saved_runs=saved_runs, resume=resume,
+        )
         result = with_confirmation(run(replace(experiment, seed=attempt.seed)), confirmation)
-        self.record_outcome(attempt, result, confirmation)
+        if not _cut_short(result):  # a fixed design the budget cut short is unfinished: resume completes it
+            self.record_outcome(attempt, result, confirmation)
         return result
 
     def record_outcome(self, attempt: Attempt, result: ExperimentResult, confirmation: Confirmation) -> None:
@@ -266,6 +284,23 @@ def confirmation_of(result: ExperimentResult) -> str | None:
     if not result.verdicts:
         return "it has no verdicts to confirm"
     return None
+
+
+def _cut_short(result: ExperimentResult) -> bool:
+    """A fixed design the time budget stopped: its verdicts are not valid until a resumed run completes it."""
+    provenance = result.provenance
+    return provenance.stopped_by == BUDGET and not provenance.anytime and provenance.looks is None
+
+
+def _interrupted(earlier: list[Attempt], draft: Attempt) -> Attempt | None:
+    """The last attempt, if it has no outcome and registered what ``draft`` registers; else None."""
+    if not earlier:
+        return None
+    last = earlier[-1]
+    same = (last.outcome is None and last.fingerprint == draft.fingerprint and last.code == draft.code
+            and last.master_seed == draft.master_seed and last.replicates == draft.replicates
+            and last.design == draft.design)
+    return last if same else None
 
 
 def _design(experiment: Experiment) -> str:

@@ -13,8 +13,9 @@ A part is a numpy ``.npz`` of plain arrays, read with ``allow_pickle=False``
 (nothing in it can run code when read; numpy is loaded anyway, pyarrow need
 not be), holding the values of the tasks it covers; its JSON header holds
 those tasks, their errors, the distinct tag texts (values hold codes into
-them) and the *fingerprint* of the experiment that wrote it (its
-definition, seed and code). A part is written to a temporary name and
+them), the baseline's data digests (for the shared-data check) and the
+*fingerprint* of the experiment that wrote it (its definition, seed and
+code). A part is written to a temporary name and
 renamed, so a reader sees whole parts only, and any number of processes
 (worker pools, xdist workers) append to one journal without a lock.
 
@@ -114,6 +115,8 @@ class JournalContents:
     tags: list[str | None] = field(default_factory=list)
     #: ``(task, error)`` of the tasks that ended in an error.
     errors: list[tuple[ReplicateTask, ReplicateError]] = field(default_factory=list)
+    #: ``(replicate, parameter, digest)`` of the baseline's datasource outputs (the shared-data check).
+    digests: list[tuple[int, str, str]] = field(default_factory=list)
     #: Why parts were not used (another fingerprint, unreadable), one line per reason.
     discarded: list[str] = field(default_factory=list)
 
@@ -127,6 +130,7 @@ class JournalContents:
             if task in wanted:
                 sink.append(task[0], task[1], self.metric[i], self.value[i], self.tags[i])
         batch.errors = [error for task, error in self.errors if task in wanted]
+        batch.digests = [d for d in self.digests if (0, d[0]) in wanted]
         return batch, missing
 
 
@@ -174,9 +178,10 @@ class Journal:
         )
 
     def write(
-        self, tasks: Sequence[ReplicateTask], sink: MetricSink, start: int, errors: Sequence[ReplicateError]
+        self, tasks: Sequence[ReplicateTask], sink: MetricSink, start: int, errors: Sequence[ReplicateError],
+        digests: Sequence[tuple[int, str, str]] = (),
     ) -> None:
-        """Append a part: ``tasks``, the sink's values from index ``start`` on, and ``errors``."""
+        """Append a part: ``tasks``, the sink's values from index ``start`` on, ``errors`` and data ``digests``."""
         import numpy as np
 
         directory = self._checked_directory(create=True)
@@ -185,7 +190,7 @@ class Journal:
         header = {
             "format": _FORMAT, "fingerprint": self.fingerprint, "tasks": [list(task) for task in tasks],
             "errors": [e.to_dict() for e in errors], "metrics": list(columns.metric_names),
-            "tag_texts": list(columns.tag_texts),
+            "tag_texts": list(columns.tag_texts), "digests": [list(d) for d in digests],
         }
         name = f"part-{os.getpid()}-{time.time_ns()}-{secrets.token_hex(4)}.npz"
         temporary = directory / f".{name}.tmp"
@@ -232,10 +237,12 @@ class Journal:
             task = (self.conditions.index(error.condition), error.replicate)
             if task in new:
                 errors.append((task, error))
+        digests = [(int(r), str(name), str(digest)) for r, name, digest in header.get("digests", ())]
         contents.tasks |= new
         for column in ("condition", "replicate", "metric", "value", "tags"):
             getattr(contents, column).extend(columns[column][i] for i in rows)
         contents.errors += errors
+        contents.digests += [d for d in digests if (0, d[0]) in new]
 
     def clear(self) -> None:
         """Delete the journal's parts (and its directory, when nothing else is in it)."""
@@ -279,12 +286,12 @@ def _read_part(path: Path) -> tuple[dict[str, Any], dict[str, list[Any]]]:
 class JournalWriter:
     """Writes the parts of one batch: what finished, at most every :data:`FLUSH_INTERVAL` seconds."""
 
-    __slots__ = ("_errors", "_journal", "_last", "_tasks", "_values", "_written")
+    __slots__ = ("_digests", "_errors", "_journal", "_last", "_tasks", "_values", "_written")
 
     def __init__(self, journal: Journal, tasks: Sequence[ReplicateTask]) -> None:
         self._journal: Journal | None = journal
         self._tasks = tasks
-        self._written = self._values = self._errors = 0
+        self._written = self._values = self._errors = self._digests = 0
         self._last = time.perf_counter()
 
     def finished(self, batch: ReplicateBatch, done: int) -> None:
@@ -303,9 +310,11 @@ class JournalWriter:
         if done <= self._written or self._journal is None:
             return
         try:
-            self._journal.write(self._tasks[self._written:done], batch.sink, self._values, batch.errors[self._errors:])
+            self._journal.write(self._tasks[self._written:done], batch.sink, self._values,
+                                batch.errors[self._errors:], batch.digests[self._digests:])
         except (OSError, ResultsError):
             self._journal = None
             return
         self._written, self._values, self._errors = done, len(batch.sink), len(batch.errors)
+        self._digests = len(batch.digests)
 
