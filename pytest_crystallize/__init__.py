@@ -26,7 +26,8 @@ if _typing.TYPE_CHECKING:
     from pytest_crystallize.core.hypotheses import Hypothesis, Verdict, hypothesis
     from pytest_crystallize.core.pipeline import PipelineStep, current_context, pipeline_step
     from pytest_crystallize.core.results import ExperimentResult, Provenance, ReplicateError
-    from pytest_crystallize.core.runner import ExperimentRunner, run_experiment
+    from pytest_crystallize.core.runner import ExperimentRunner
+    from pytest_crystallize.core.scripting import run_experiment
     from pytest_crystallize.core.sweeps import grid
     from pytest_crystallize.core.treatments import Treatment
     from pytest_crystallize.core.upstreams import upstream
@@ -144,7 +145,7 @@ _HOMES: dict[str, str] = {
     "Provenance": "pytest_crystallize.core.results",
     "ReplicateError": "pytest_crystallize.core.results",
     "ExperimentRunner": "pytest_crystallize.core.runner",
-    "run_experiment": "pytest_crystallize.core.runner",
+    "run_experiment": "pytest_crystallize.core.scripting",
     "grid": "pytest_crystallize.core.sweeps",
     "Treatment": "pytest_crystallize.core.treatments",
     "upstream": "pytest_crystallize.core.upstreams",

@@ -22,7 +22,7 @@ __all__ = ["PROGRESS_INTERVAL", "ProgressCounter"]
 PROGRESS_INTERVAL: Final = 0.1
 
 
-class _Progress:
+class ProgressCounter:
     """Counts finished tasks and calls the progress hook, throttled, from the owning thread only.
 
     Lives for one run. Backend threads may count; only the thread that made
@@ -44,6 +44,7 @@ class _Progress:
         self.total = total
 
     def __call__(self, count: int) -> None:
+        """Count ``count`` more finished tasks; call the hook if this is the owning thread and it is time."""
         with self._lock:
             self.done += count
         if threading.get_ident() != self._owner or os.getpid() != self._pid:
@@ -58,6 +59,7 @@ class _Progress:
         self._emit(self._start)
 
     def finish(self) -> None:
+        """Call the hook with every task done."""
         self.done = self.total
         self._emit(time.perf_counter())
 

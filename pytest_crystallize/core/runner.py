@@ -6,49 +6,46 @@ lifecycle hooks, lets an execution backend (a ``crystallize_replicates_run``
 hook; the built-in default runs them serially) run the replicate tasks, then checks the
 hypotheses. A sequential experiment runs in looks and stops once every
 hypothesis is decided. Errors raised by the user's code become results, never
-crashes. Running the tasks themselves is :mod:`pytest_crystallize.core.replicates`.
+crashes. Running the tasks themselves is :mod:`pytest_crystallize.core.replicates`;
+``run_experiment``, which builds the experiment from a script's arguments and
+runs it here, is :mod:`pytest_crystallize.core.scripting`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import os
-import sys
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 import pluggy
 
-from pytest_crystallize.core.analysis import SequentialMonitor, evaluate, warn_low_power
+from pytest_crystallize.core.analysis import SequentialMonitor, evaluate
 from pytest_crystallize.core.anytime import MIN_PAIRS, AnytimeMonitor
 from pytest_crystallize.core.budget import BUDGET, BUDGET_BATCHES, Deadline, cut_short, replicate_steps
 from pytest_crystallize.core.columns import merge_columns
 from pytest_crystallize.core.eventloops import share_event_loop
 from pytest_crystallize.core.experiment import Experiment
 from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager, register_plugins, worker_plugins
-from pytest_crystallize.core.markers import ITEM_OPTIONS, function_marker_options
+from pytest_crystallize.core.progress_counter import ProgressCounter
 from pytest_crystallize.core.replicates import BatchRunner
 from pytest_crystallize.core.results import ExperimentResult, Provenance
-from pytest_crystallize.core.shared_data import shared_data_notes, warn_shared_data
+from pytest_crystallize.core.shared_data import shared_data_notes
 from pytest_crystallize.core.tasks import FINISHED_BATCHES, ReplicateBatch, ReplicateTask
 from pytest_crystallize.core.treatments import Treatment
-from pytest_crystallize.core.upstreams import bind_upstreams, run_upstreams
+from pytest_crystallize.core.upstreams import bind_upstreams
 from pytest_crystallize.core.verdicts import design_label
 from pytest_crystallize.core.versions import package_versions
-from pytest_crystallize.core.vocabulary import Correction, Spending
-from pytest_crystallize.errors import ConfigurationError, CrystallizeError
+from pytest_crystallize.errors import CrystallizeError
 
 if TYPE_CHECKING:
     from pytest_crystallize.core.store.journal import Journal, JournalContents
 
-__all__ = ["PARTIAL_RESULT", "ExperimentRunner", "run_experiment"]
+__all__ = ["PARTIAL_RESULT", "ExperimentRunner"]
 
 #: Attribute of an exception that interrupted a run (Ctrl-C, pytest-timeout): the
 #: ExperimentResult of the replicates that finished before it, without verdicts.
@@ -129,7 +126,7 @@ class ExperimentRunner:
         progress = None
         if implemented(hook.crystallize_replicates_progress):
             total = len(self.tasks())
-            progress = run_batch.progress = _Progress(experiment, hook.crystallize_replicates_progress, total)
+            progress = run_batch.progress = ProgressCounter(experiment, hook.crystallize_replicates_progress, total)
             progress.start()
         run_batch.on_close(share_event_loop())  # async replicates of every look on one event loop
         try:
