@@ -1,31 +1,13 @@
-"""Every command-line option and ini setting of pytest-crystallize: registered and parsed here.
+"""Every command-line option and ini setting of pytest-crystallize, registered here.
 
 :func:`add_options` registers the ``--crystallize*`` options, in one group,
-each with its ``crystallize_*`` ini twin. Two frozen values hold what they
-say: :class:`Settings` (running experiments: their settings, the treatments
-to run, the progress display, the artifacts root) and
-:class:`StorageSettings` (saved runs, the regression gate, the JSON
-report); :class:`MarkdownTarget` says where the Markdown summary goes.
-The parsers are small pure functions raising pytest.UsageError that names
-the bad option.
-
-Precedence for an experiment's settings: command line, then the
-``@pytest.mark.experiment`` marker, then the ini file, then built-in defaults.
-Relative store paths are anchored at the rootdir, never the working directory.
-A ``--crystallize-save`` name that looks like a test path (``--crystallize-save
-test_x.py`` swallows the path as the name) is a usage error.
+each with its ``crystallize_*`` ini twin, and their help texts. Their values
+are parsed and checked in :mod:`pytest_crystallize.pytest_plugin.settings`.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Final
+from typing import Final
 
 import pytest
 
@@ -41,20 +23,9 @@ from pytest_crystallize.core.defaults import (
     DEFAULT_STORAGE,
     LATEST,
 )
-from pytest_crystallize.core.vocabulary import CORRECTIONS, PROGRESS_MODES, ProgressMode
-from pytest_crystallize.errors import ConfigurationError, ResultsError
+from pytest_crystallize.core.vocabulary import CORRECTIONS, PROGRESS_MODES
 
-__all__ = [
-    "GITHUB_SUMMARY",
-    "MarkdownTarget",
-    "Settings",
-    "StorageSettings",
-    "add_options",
-    "read_html_path",
-    "read_markdown_target",
-    "read_settings",
-    "read_storage_settings",
-]
+__all__ = ["GITHUB_SUMMARY", "add_options"]
 
 GROUP: Final = "crystallize"
 #: The environment variable GitHub Actions sets to the file shown on a step's job page.
@@ -266,5 +237,3 @@ def _add_display_options(group: pytest.OptionGroup, parser: pytest.Parser) -> No
                   help="progress display while experiments run: auto, on or off (default auto)")
     parser.addini("crystallize_artifacts_dir", default=DEFAULT_ARTIFACTS_DIR,
                   help=f"default root of ArtifactPlugin, relative to the rootdir (default {DEFAULT_ARTIFACTS_DIR})")
-
-
