@@ -22,7 +22,8 @@ __all__ = ["CONTEXT_PARAMETER", "resolve_parameters"]
 
 CONTEXT_PARAMETER: Final = "ctx"
 
-def _resolve_parameters(
+
+def resolve_parameters(
     where: str,
     function: Callable[..., Any],
     datasources: dict[str, DataSource | Callable[..., Any]],
@@ -85,5 +86,3 @@ def _resolve_parameters(
             raise DataSourceError(msg)
         sources[name] = found if isinstance(found, DataSource) else data_source(found)
     return takes_ctx, sources, fixed, tuple(bound)
-
-
