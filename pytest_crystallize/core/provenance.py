@@ -18,7 +18,7 @@ from pytest_crystallize.core.seeds import replicate_seed
 __all__ = ["Provenance", "ReplicateError", "plain_fields"]
 
 
-def _plain(obj: Any) -> dict[str, Any]:
+def plain_fields(obj: Any) -> dict[str, Any]:
     """Fields of a slotted dataclass as a dict of plain values."""
     out = {}
     for f in fields(obj):
@@ -44,7 +44,7 @@ class ReplicateError:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a plain, JSON-able dict."""
-        return _plain(self)
+        return plain_fields(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ReplicateError:
@@ -117,7 +117,7 @@ class Provenance:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a plain, JSON-able dict."""
-        out = _plain(self)
+        out = plain_fields(self)
         out["treatments"] = {k: dict(v) for k, v in self.treatments.items()}
         return out
 
@@ -125,5 +125,3 @@ class Provenance:
     def from_dict(cls, data: Mapping[str, Any]) -> Provenance:
         """Rebuild from :meth:`to_dict` output."""
         return cls(**data)
-
-

@@ -38,16 +38,18 @@ __all__ = [
 #: Identifies our JSON documents and Parquet metadata; bump the version on change.
 FORMAT: Final = "pytest-crystallize/result"
 FORMAT_VERSION: Final = 1
-_PARQUET_KEY: Final = b"pytest_crystallize"
+PARQUET_KEY: Final = b"pytest_crystallize"
 
-def _encode_value(value: float) -> float | str | None:
-    # Strict JSON has no NaN or infinity; keep them recoverable.
+
+def encode_value(value: float) -> float | str | None:
+    """``value`` for strict JSON, which has no NaN or infinity: null, "Infinity" or "-Infinity" for those."""
     if math.isfinite(value):
         return value
     return None if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
-def _decode_value(value: float | str | None) -> float:
+def decode_value(value: float | str | None) -> float:
+    """A value written by :func:`encode_value`, as a float; TypeError for anything else."""
     if value is None:
         return math.nan
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -56,7 +58,7 @@ def _decode_value(value: float | str | None) -> float:
     return float(value)
 
 
-#: Checks of field annotations (strings: this module uses postponed annotations).
+#: Checks of field annotations (strings: the dataclasses' modules use postponed annotations).
 _TYPE_CHECKS: Final[dict[str, Any]] = {
     "str": lambda v: isinstance(v, str),
     "str | None": lambda v: v is None or isinstance(v, str),
@@ -99,7 +101,8 @@ def _header_problem(header: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _check_header(data: object, source: str) -> dict[str, Any]:
+def check_header(data: object, source: str) -> dict[str, Any]:
+    """The parsed header of a saved result, each field checked; ResultsError naming ``source`` if it is not one."""
     if not isinstance(data, Mapping):
         msg = f"{source}: not a pytest-crystallize result (its header is a {type(data).__name__}, not an object)"
         raise ResultsError(msg)
@@ -161,7 +164,7 @@ def _integers(values: Any, name: str, upper: int | None) -> np.ndarray:
     return array
 
 
-def _build(cls: type[ExperimentResult], columns: Mapping[str, Any], header: Mapping[str, Any],
+def build_result(cls: type[ExperimentResult], columns: Mapping[str, Any], header: Mapping[str, Any],
            source: str) -> ExperimentResult:
     """A result from loaded columns, checking codes against the header's tables and the tags."""
     try:

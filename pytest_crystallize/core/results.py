@@ -4,23 +4,33 @@ Values are held column-wise (numpy arrays plus code tables), never as one
 Python dict per value, and convert to a pandas DataFrame, JSON and Parquet.
 Loading JSON or Parquet back gives an equal result, value for value.
 pandas and pyarrow are imported only by the methods that need them.
+The records beside the values are :mod:`~pytest_crystallize.core.provenance`
+(``Provenance`` and ``ReplicateError`` are importable from here too); the
+saved form's header and its checks are :mod:`~pytest_crystallize.core.result_format`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pytest_crystallize.core.hypotheses import Verdict
 from pytest_crystallize.core.nesting import load_strict_json
-from pytest_crystallize.core.seeds import replicate_seed
+from pytest_crystallize.core.provenance import Provenance, ReplicateError
+from pytest_crystallize.core.result_format import (
+    FORMAT,
+    FORMAT_VERSION,
+    PARQUET_KEY,
+    build_result,
+    check_header,
+    decode_value,
+    encode_value,
+)
 from pytest_crystallize.errors import ResultsError
 
 if TYPE_CHECKING:
@@ -172,7 +182,7 @@ class ExperimentResult:
             "condition": self.condition_codes.tolist(),
             "replicate": self.replicates.tolist(),
             "metric": self.metric_codes.tolist(),
-            "value": [_encode_value(v) for v in self.values.tolist()],
+            "value": [encode_value(v) for v in self.values.tolist()],
             "tags": list(self.tags),
         }
         return out
@@ -201,14 +211,14 @@ class ExperimentResult:
             "tags": tags_array(self.tags),
         })
         header = json.dumps(self._header(), allow_nan=False).encode()
-        table = table.replace_schema_metadata({_PARQUET_KEY: header})
+        table = table.replace_schema_metadata({PARQUET_KEY: header})
         # Dictionary pages only where values repeat: replicates and values would only pay to try.
         pq.write_table(table, Path(path), use_dictionary=["condition", "metric", "tags"])
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "result") -> ExperimentResult:
         """Rebuild a result from :meth:`to_dict` output; ``source`` names it in errors."""
-        header = _check_header(data, source)
+        header = check_header(data, source)
         records = data.get("records")
         if not isinstance(records, Mapping):
             msg = f"{source}: no 'records' table; is this a pytest-crystallize result?"
@@ -216,13 +226,13 @@ class ExperimentResult:
         try:
             columns = {
                 "condition": records["condition"], "replicate": records["replicate"], "metric": records["metric"],
-                "value": np.array([_decode_value(v) for v in records["value"]], dtype=np.float64),
+                "value": np.array([decode_value(v) for v in records["value"]], dtype=np.float64),
                 "tags": records["tags"],
             }
         except (KeyError, TypeError, ValueError) as exc:
             msg = f"{source}: malformed records ({type(exc).__name__}: {exc})"
             raise ResultsError(msg) from None
-        return _build(cls, columns, header, source)
+        return build_result(cls, columns, header, source)
 
     @classmethod
     def from_json(cls, path: str | Path) -> ExperimentResult:
@@ -264,7 +274,7 @@ class ExperimentResult:
         except (OSError, pa.ArrowException) as exc:
             msg = f"{path}: not a readable Parquet result ({exc})"
             raise ResultsError(msg) from None
-        raw = (table.schema.metadata or {}).get(_PARQUET_KEY)
+        raw = (table.schema.metadata or {}).get(PARQUET_KEY)
         if raw is None:
             msg = f"{path}: Parquet file without pytest-crystallize metadata"
             raise ResultsError(msg)
@@ -280,6 +290,4 @@ class ExperimentResult:
         except (KeyError, ValueError, AttributeError, pa.ArrowException) as exc:
             msg = f"{path}: malformed Parquet result ({exc})"
             raise ResultsError(msg) from None
-        return _build(cls, columns, _check_header(header, str(path)), str(path))
-
-
+        return build_result(cls, columns, check_header(header, str(path)), str(path))
