@@ -1,32 +1,11 @@
-"""Comparing a run with a saved run: rows per condition and metric, a report per experiment.
+"""The regression gate's verdict on one experiment: compared with the saved run, or why not.
 
-For every condition and every metric with a known good direction (a
-:class:`GateSpec`, from the experiment's hypotheses or the marker's
-``gate=`` mapping), the current values are compared with the saved ones
-(saved = "baseline", current = "treatment" of :func:`~pytest_crystallize.core.stats.compare`):
-
-* ``p_worse``: one-sided test that the current run is worse than the saved
-  one by more than the margin (``minimize`` with ``margin`` when higher is
-  better). Significant -> **regressed**, which fails the experiment.
-* ``p_better``: one-sided test that it is better. Significant -> **improved**.
-* ``p_no_worse`` (margin > 0 only): the non-inferiority test
-  (``direction="no_worse"``). Significant -> **no worse**; otherwise
-  **inconclusive**, which fails only a *strict* gate.
-
-Rows that fail the gate without a test: **not finite** (the current run
-recorded NaN or infinity for a gated metric, like a hypothesis with
-``nan_policy="raise"``), **missing** (the saved run recorded the metric in
-that condition, the current run did not) and **never recorded** (neither run
-recorded the metric at all: a misspelt ``gate=`` key or hypothesis metric).
-Non-finite *saved* values are left out, with a note.
-
-Values pair up by replicate when both runs used the same master seed (the
-same replicate has the same seed in both, so the comparison is paired), on
-the replicates both runs have (a note says how many of either side were
-left out, e.g. when the current run has more replicates); replicates that
-failed are left out. The p-values of one family (all worse-tests of one
-experiment, and so on) are corrected with the experiment's correction and
-compared with its alpha.
+:func:`gate_experiment` finds the experiment in the saved run, decides what
+can still be compared when its definition changed, reads the saved result
+and compares it row by row (:mod:`pytest_crystallize.core.store.gate_rows`,
+which says how each condition and metric is tested); the
+:class:`GateReport` says whether the experiment fails. :func:`nothing_compared`
+keeps a gate that compared nothing from reading as passed.
 
 When the experiment's definition changed since the saved run, only what
 the change touches is left uncompared: conditions whose inputs changed
@@ -37,25 +16,28 @@ good direction is not the same in both runs.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
-
 from pytest_crystallize.core.defaults import DEFAULT_CORRECTION
-from pytest_crystallize.core.report.wording import no_variation_note
 from pytest_crystallize.core.store.definitions import changed_conditions, definition_changes, fingerprint
+from pytest_crystallize.core.store.gate_rows import (
+    FAILING,
+    INCONCLUSIVE,
+    NOT_COMPARED,
+    TESTED,
+    GateRow,
+    compare_results,
+)
 from pytest_crystallize.core.store.gate_specs import GateSpec
-from pytest_crystallize.errors import ResultsError, StatisticsError
+from pytest_crystallize.errors import ResultsError
 
 if TYPE_CHECKING:
     from pytest_crystallize.core.results import ExperimentResult
-    from pytest_crystallize.core.stats import Comparison
     from pytest_crystallize.core.store.records import RunRecord
 
-__all__ = ["GateReport", "GateRow", "compare_results", "gate_experiment", "nothing_compared"]
+__all__ = ["CHANGED", "COMPARED", "NEW", "UNREADABLE", "GateReport", "gate_experiment", "nothing_compared"]
 
 #: Experiment-level outcomes: compared, or why not.
 COMPARED: Final = "compared"

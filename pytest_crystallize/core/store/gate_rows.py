@@ -338,5 +338,3 @@ def _detectable_shift(c: Comparison, alpha: float, power: float = 0.8) -> float:
 def _no_variation_words(c: Comparison) -> str:
     """What had no spread, in the gate's words: saved run for baseline, current run for treatment."""
     return "" if c.no_variation is None else no_variation_note(c.no_variation, versus_saved=True)
-
-
