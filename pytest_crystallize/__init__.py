@@ -25,8 +25,10 @@ if _typing.TYPE_CHECKING:
     from pytest_crystallize.core.experiment import Experiment
     from pytest_crystallize.core.hypotheses import Hypothesis, Verdict, hypothesis
     from pytest_crystallize.core.pipeline import PipelineStep, current_context, pipeline_step
-    from pytest_crystallize.core.results import ExperimentResult, Provenance, ReplicateError
-    from pytest_crystallize.core.runner import ExperimentRunner, run_experiment
+    from pytest_crystallize.core.provenance import Provenance, ReplicateError
+    from pytest_crystallize.core.results import ExperimentResult
+    from pytest_crystallize.core.runner import ExperimentRunner
+    from pytest_crystallize.core.scripting import run_experiment
     from pytest_crystallize.core.sweeps import grid
     from pytest_crystallize.core.treatments import Treatment
     from pytest_crystallize.core.upstreams import upstream
@@ -141,10 +143,10 @@ _HOMES: dict[str, str] = {
     "current_context": "pytest_crystallize.core.pipeline",
     "pipeline_step": "pytest_crystallize.core.pipeline",
     "ExperimentResult": "pytest_crystallize.core.results",
-    "Provenance": "pytest_crystallize.core.results",
-    "ReplicateError": "pytest_crystallize.core.results",
+    "Provenance": "pytest_crystallize.core.provenance",
+    "ReplicateError": "pytest_crystallize.core.provenance",
     "ExperimentRunner": "pytest_crystallize.core.runner",
-    "run_experiment": "pytest_crystallize.core.runner",
+    "run_experiment": "pytest_crystallize.core.scripting",
     "grid": "pytest_crystallize.core.sweeps",
     "Treatment": "pytest_crystallize.core.treatments",
     "upstream": "pytest_crystallize.core.upstreams",

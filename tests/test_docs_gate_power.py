@@ -53,7 +53,7 @@ def _result(values: np.ndarray):
 def test_the_real_gate_catches_what_the_table_says(multiple: float):
     # 30 replicates, a margin of a quarter of the differences' SD, the true regression a multiple of it:
     # the cells of the page's second table.
-    from pytest_crystallize.core.store.gate import REGRESSED, compare_results
+    from pytest_crystallize.core.store.gate_rows import REGRESSED, compare_results
     from pytest_crystallize.core.store.gate_specs import GateSpec
 
     n, margin, simulations = 30, 1.0, 300

@@ -1,6 +1,6 @@
 """Runner mode from async code: ``await arun_experiment(...)``.
 
-:func:`~pytest_crystallize.core.runner.run_experiment` already works inside
+:func:`~pytest_crystallize.core.scripting.run_experiment` already works inside
 a running event loop (a notebook, an async test), but it blocks that loop
 until every replicate is done. :func:`arun_experiment` runs it in a worker
 thread instead (``asyncio.to_thread``, which carries the context variables
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pytest_crystallize.core.runner import run_experiment
+from pytest_crystallize.core.scripting import run_experiment
 
 if TYPE_CHECKING:
     from pytest_crystallize.core.results import ExperimentResult
@@ -26,7 +26,7 @@ __all__ = ["arun_experiment"]
 async def arun_experiment(function: Callable[..., Any], /, **options: Any) -> ExperimentResult:
     """Run ``function`` as an experiment without blocking the running event loop.
 
-    Takes the options of :func:`~pytest_crystallize.core.runner.run_experiment`
+    Takes the options of :func:`~pytest_crystallize.core.scripting.run_experiment`
     and returns its result. ``async def`` experiments run on their own event
     loop in the worker thread.
     """

@@ -6,6 +6,9 @@ validates every option, raising :class:`~pytest_crystallize.errors.Configuration
 subclasses that name the experiment: every condition's typed configuration
 (:mod:`~pytest_crystallize.core.binding`) is built once here, so a bad
 treatment fails before any replicate runs. The runner then only executes.
+The checks are :mod:`~pytest_crystallize.core.validation`; which parameter is
+``ctx``, a datasource, an argument or a typed binding is
+:mod:`~pytest_crystallize.core.parameters`.
 """
 
 from __future__ import annotations
@@ -13,15 +16,13 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import inspect
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any
 
-from pytest_crystallize.core.binding import Binding, parameter_bindings, unresolved_message
-from pytest_crystallize.core.context import BUILTIN_KEYS
-from pytest_crystallize.core.datasources import DataSource, registered_datasources
+from pytest_crystallize.core.binding import Binding
+from pytest_crystallize.core.datasources import DataSource
 from pytest_crystallize.core.defaults import (
     DEFAULT_ALPHA,
     DEFAULT_CORRECTION,
@@ -29,24 +30,17 @@ from pytest_crystallize.core.defaults import (
     DEFAULT_REPLICATES,
     DEFAULT_SEED,
     DEFAULT_SPENDING,
-    MAX_REPLICATES,
     TARGET_POWER,
 )
-from pytest_crystallize.core.designs import Design, design_problem
-from pytest_crystallize.core.evaluators import Evaluator, check_evaluators
-from pytest_crystallize.core.hypotheses import Hypothesis, attached_hypotheses
-from pytest_crystallize.core.stopping import (
-    ANYTIME,
-    AUTO,
-    AnytimeDesign,
-    SequentialDesign,
-    check_anytime_hypotheses,
-    choose_design,
-)
-from pytest_crystallize.core.treatments import BASELINE, Treatment, check_treatments, merge_params
+from pytest_crystallize.core.designs import Design
+from pytest_crystallize.core.evaluators import Evaluator
+from pytest_crystallize.core.hypotheses import Hypothesis
+from pytest_crystallize.core.stopping import ANYTIME, AUTO, AnytimeDesign, SequentialDesign
+from pytest_crystallize.core.treatments import BASELINE, Treatment, merge_params
 from pytest_crystallize.core.typed_config import field_names
-from pytest_crystallize.core.vocabulary import CORRECTIONS, Correction, Spending
-from pytest_crystallize.errors import ConfigurationError, DataSourceError, TreatmentError
+from pytest_crystallize.core.validation import validated_fields
+from pytest_crystallize.core.vocabulary import Correction, Spending
+from pytest_crystallize.errors import ConfigurationError, TreatmentError
 
 __all__ = [
     "ANYTIME",
@@ -59,8 +53,6 @@ __all__ = [
     "matching_treatments",
     "pattern_matches",
 ]
-
-CONTEXT_PARAMETER: Final = "ctx"
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,102 +178,13 @@ class Experiment:
         repeated random splits. Either way the verdicts use a corrected test
         (see :mod:`~pytest_crystallize.core.designs`).
         """
-        label: str = name or getattr(function, "__name__", None) or repr(function)
-        where = f"experiment {label!r}"
-        if not callable(function):
-            msg = f"{where}: expected a function, got {function!r}"
-            raise ConfigurationError(msg)
-        treatments = _collection(where, "treatments", treatments, "[Treatment('hot', {'temperature': 1.5})]")
-        hypotheses = _collection(where, "hypotheses", hypotheses, "[hypothesis(metric='score', direction='maximize')]")
-        plugins = _collection(where, "plugins", plugins, "[SeedPlugin()]")
-        for option, value in (("params", params), ("datasources", datasources), ("arguments", arguments)):
-            if value is not None and not isinstance(value, Mapping):
-                msg = f"{where}: {option} must be a mapping of names to values, e.g. {{'k': 1}}; got {value!r:.60}"
-                raise ConfigurationError(msg)
-        all_hypotheses = attached_hypotheses(function) + tuple(hypotheses)
-        if design is not None:
-            problem = design_problem(design, {
-                "replicates": replicates, "hypotheses": all_hypotheses, "futility": futility, "adaptive": adaptive,
-            })
-            if problem:
-                msg = f"{where}: {problem}"
-                raise ConfigurationError(msg)
-            replicates = getattr(design, "replicates", replicates)
-        sequential: SequentialDesign | None = None
-        anytime: AnytimeDesign | None = None
-        if replicates in (AUTO, ANYTIME):
-            if max_replicates is None:
-                msg = f"{where}: replicates={replicates!r} needs max_replicates=, the most replicates to run"
-                raise ConfigurationError(msg)
-            _check_int(where, "max_replicates", max_replicates, minimum=2, maximum=MAX_REPLICATES)
-            _check_int(where, "looks", looks, minimum=1)
-            sequential, anytime = choose_design(
-                where, str(replicates), max_replicates, looks, spending, futility, futility_spending, power, adaptive
-            )
-            replicates = max_replicates
-        elif isinstance(replicates, str):
-            msg = f"{where}: replicates must be an integer >= 1, 'auto' or 'anytime', got {replicates!r}"
-            raise ConfigurationError(msg)
-        _check_int(where, "replicates", replicates, minimum=1, maximum=MAX_REPLICATES)
-        _check_int(where, "seed", seed, minimum=0)
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf
-        ):
-            msg = f"{where}: timeout must be a number of seconds > 0 (or None for no limit), got {timeout!r}"
-            raise ConfigurationError(msg)
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
-            msg = f"{where}: alpha must be a number strictly between 0 and 1, got {alpha!r}"
-            raise ConfigurationError(msg)
-        if correction not in CORRECTIONS:
-            msg = f"{where}: unknown correction {correction!r}; use one of {', '.join(CORRECTIONS)}"
-            raise ConfigurationError(msg)
-        try:
-            checked_treatments = check_treatments(treatments)
-        except TreatmentError as exc:
-            msg = f"{where}: {exc}"
-            raise TreatmentError(msg) from None
-        _check_params(where, "params", params or {})
-        for treatment in checked_treatments:
-            _check_params(where, f"treatment {treatment.name!r}", treatment.params)
-        try:
-            baseline = merge_params({}, params or {}, "params")
-        except TreatmentError as exc:
-            msg = f"{where}: {exc}"
-            raise ConfigurationError(msg) from None
-        for h in all_hypotheses:
-            if not isinstance(h, Hypothesis):
-                msg = f"{where}: hypotheses must be made with hypothesis(...), got {h!r}"
-                raise ConfigurationError(msg)
-            h.check(where)
-        mode = AUTO if sequential is not None else ANYTIME if anytime is not None else None
-        _check_procedures(where, all_hypotheses, design, mode)
-        if mode is not None and not all_hypotheses:
-            msg = f"{where}: replicates={mode!r} stops when every hypothesis is decided, but there are none"
-            raise ConfigurationError(msg)
-        if anytime is not None:
-            check_anytime_hypotheses(where, all_hypotheses)
-        if all_hypotheses and not checked_treatments:
-            msg = (
-                f"{where}: has hypotheses but no treatments to compare with the baseline; "
-                f"add treatments=[Treatment(...)] or remove the hypotheses"
-            )
-            raise ConfigurationError(msg)
-        if localns is not None and not isinstance(localns, Mapping):
-            msg = f"{where}: localns must be a mapping of names, e.g. {{'Config': Config}}; got {localns!r:.60}"
-            raise ConfigurationError(msg)
-        takes_ctx, sources, fixed, bound = _resolve_parameters(
-            where, function, dict(datasources or {}), dict(arguments or {}), lookup, localns
-        )
-        experiment = cls(
-            name=label, function=function, replicates=int(replicates), seed=int(seed),
-            treatments=checked_treatments, hypotheses=all_hypotheses, plugins=tuple(plugins),
-            alpha=float(alpha), correction=correction,
-            params=MappingProxyType(baseline),
-            datasources=MappingProxyType(sources), arguments=MappingProxyType(fixed),
-            takes_ctx=takes_ctx, sequential=sequential, anytime=anytime,
-            evaluators=check_evaluators(where, evaluators, sources), bindings=bound,
-            timeout=None if timeout is None else float(timeout), design=design,
-        )
+        experiment = cls(**validated_fields(
+            function, name=name, replicates=replicates, seed=seed, treatments=treatments, hypotheses=hypotheses,
+            plugins=plugins, alpha=alpha, correction=correction, params=params, datasources=datasources,
+            arguments=arguments, lookup=lookup, max_replicates=max_replicates, looks=looks, spending=spending,
+            futility=futility, futility_spending=futility_spending, power=power, adaptive=adaptive,
+            evaluators=evaluators, localns=localns, timeout=timeout, design=design,
+        ))
         # Validates treatment datasource swaps, nested keys and typed configuration now, not mid-run.
         experiment.check_bindings(experiment.conditions())
         return experiment
@@ -385,135 +288,6 @@ def _bound_paths(bindings: Iterable[Binding]) -> tuple[tuple[str, ...], ...]:
             out.append((binding.parameter,))
         out += [(name,) for name in field_names(binding.model)]  # a top-level binding reads these keys
     return tuple(out)
-
-
-def _check_procedures(
-    where: str, hypotheses: Iterable[Hypothesis], design: Design | None, mode: str | None
-) -> None:
-    """Refuse procedures the experiment cannot run: a corrected test without a design, the best in looks.
-
-    ``mode`` is ``"auto"`` or ``"anytime"`` for a sequential or anytime design, None for a fixed one.
-    """
-    from pytest_crystallize.core.stats import ANYTIME_METHODS  # local: as Hypothesis.check, numpy when defined
-
-    for h in hypotheses:
-        if design is None and h.test in ("corrected_repeated_kfold_t", "corrected_resampled_t"):
-            msg = (
-                f"{where}: hypothesis {h.label!r}: test {h.test!r} corrects for replicates that share training "
-                f"data; declare the design: design=cv(k=..., repeats=...) or design=holdout(test_size=...)"
-            )
-            raise ConfigurationError(msg)
-        if mode != ANYTIME and h.test in ANYTIME_METHODS:
-            msg = (
-                f"{where}: hypothesis {h.label!r}: test {h.test!r} is an anytime e-process, tested after every "
-                f"replicate: use it with replicates='anytime', max_replicates=... (an integer "
-                f"--crystallize-replicates turns that design off: drop test= to run a fixed design too)"
-            )
-            raise ConfigurationError(msg)
-        if mode is not None and h.direction == "best":
-            msg = (
-                f"{where}: hypothesis {h.label!r}: direction 'best' needs a fixed number of replicates; "
-                f"drop replicates={mode!r}"
-            )
-            raise ConfigurationError(msg)
-
-
-def _check_params(where: str, owner: str, params: Mapping[str, Any]) -> None:
-    clash = sorted({str(key).split(".")[0] for key in params} & BUILTIN_KEYS)
-    if clash:
-        msg = (
-            f"{where}: {owner} sets {clash[0]!r}, a read-only context key the runner "
-            f"fills (ctx.{clash[0]}); rename the parameter"
-        )
-        raise ConfigurationError(msg)
-
-
-def _check_int(where: str, what: str, value: object, *, minimum: int, maximum: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        msg = f"{where}: {what} must be an integer >= {minimum}, got {value!r}"
-        raise ConfigurationError(msg)
-    if maximum is not None and value > maximum:
-        msg = (
-            f"{where}: {what}={value:,} is more than any machine could finish or hold "
-            f"(at most {maximum:,}); to stop as soon as the answer is known, use "
-            f"replicates='auto' with a max_replicates you can afford"
-        )
-        raise ConfigurationError(msg)
-
-
-def _collection(where: str, option: str, value: object, example: str) -> tuple[Any, ...]:
-    """``value`` as a tuple: None is empty; a string, mapping or non-iterable is a ConfigurationError."""
-    if value is None:
-        return ()
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-        msg = f"{where}: {option} must be a list, e.g. {option}={example}; got {value!r:.60}"
-        raise ConfigurationError(msg)
-    return tuple(value)
-
-
-def _resolve_parameters(
-    where: str,
-    function: Callable[..., Any],
-    datasources: dict[str, DataSource | Callable[..., Any]],
-    arguments: dict[str, Any],
-    lookup: Callable[[str], DataSource | None] | None,
-    localns: Mapping[str, Any] | None,
-) -> tuple[bool, dict[str, DataSource], dict[str, Any], tuple[Binding, ...]]:
-    """Sort the function's parameters into ctx, datasources, fixed arguments and typed bindings.
-
-    Precedence: ``ctx``; ``datasources`` by name; ``arguments``; a
-    ``Bind(...)`` annotation; a datasource found by ``lookup``, in the module
-    or in the registry; a dataclass or Pydantic model annotation.
-    """
-    from pytest_crystallize.core.datasources import data_source
-
-    try:
-        bindings, unresolved = parameter_bindings(function, localns, skip=(CONTEXT_PARAMETER,))
-    except ConfigurationError as exc:
-        msg = f"{where}: {exc}"
-        raise ConfigurationError(msg) from None
-    takes_ctx = False
-    sources: dict[str, DataSource] = {}
-    fixed: dict[str, Any] = {}
-    bound: list[Binding] = []
-    module_globals = getattr(function, "__globals__", {})
-    for param in inspect.signature(function).parameters.values():
-        name = param.name
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
-        if name == CONTEXT_PARAMETER:
-            takes_ctx = True
-            continue
-        binding = bindings.get(name)
-        found: Any = datasources.get(name)
-        if found is None and name in arguments:
-            fixed[name] = arguments[name]
-            continue
-        if found is None and binding is not None and binding.explicit:
-            bound.append(binding)
-            continue
-        if found is None and lookup is not None:
-            found = lookup(name)
-        if found is None and isinstance(module_globals.get(name), DataSource):
-            found = module_globals[name]
-        if found is None:
-            found = registered_datasources().get(name)
-        if found is None and binding is not None:
-            bound.append(binding)
-            continue
-        if found is None:
-            if param.default is not param.empty:
-                continue
-            if name in unresolved:  # meant to be bound, most likely: say why it cannot be
-                raise ConfigurationError(unresolved_message(where, name, unresolved[name]))
-            msg = (
-                f"{where}: parameter {name!r} is neither 'ctx', a datasource nor a "
-                f"given argument: define '@data_source def {name}(ctx): ...' in the "
-                f"module (or a conftest.py), or pass it as an argument"
-            )
-            raise DataSourceError(msg)
-        sources[name] = found if isinstance(found, DataSource) else data_source(found)
-    return takes_ctx, sources, fixed, tuple(bound)
 
 
 def pattern_matches(names: Iterable[str], pattern: str) -> list[str]:

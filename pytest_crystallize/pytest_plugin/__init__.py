@@ -24,14 +24,14 @@ from pytest_crystallize.pytest_plugin.keys import (
     SESSION_PLUGIN,
     STORAGE_KEY,
 )
-from pytest_crystallize.pytest_plugin.options import (
-    add_options,
+from pytest_crystallize.pytest_plugin.options import add_options
+from pytest_crystallize.pytest_plugin.session import CrystallizeSession
+from pytest_crystallize.pytest_plugin.settings import (
     read_html_path,
     read_markdown_target,
     read_settings,
     read_storage_settings,
 )
-from pytest_crystallize.pytest_plugin.session import CrystallizeSession
 
 __all__ = ["ctx", "pytest_addhooks", "pytest_addoption", "pytest_configure", "pytest_unconfigure"]
 

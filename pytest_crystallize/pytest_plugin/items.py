@@ -16,7 +16,8 @@ import pytest
 
 from pytest_crystallize.core.analysis import warn_low_power
 from pytest_crystallize.core.datasources import DataSource, registered_datasources
-from pytest_crystallize.core.experiment import CONTEXT_PARAMETER, Experiment
+from pytest_crystallize.core.experiment import Experiment
+from pytest_crystallize.core.parameters import CONTEXT_PARAMETER
 from pytest_crystallize.core.report.junit import verdict_properties
 from pytest_crystallize.core.report.payload import ReportPayload
 from pytest_crystallize.core.report.text import failure_report, summarize

@@ -21,11 +21,11 @@ import pytest
 
 from pytest_crystallize.core.binding import parameter_bindings
 from pytest_crystallize.core.experiment import (
-    CONTEXT_PARAMETER,
     choose_conditions,
     matching_treatments,
     pattern_matches,
 )
+from pytest_crystallize.core.parameters import CONTEXT_PARAMETER
 from pytest_crystallize.errors import ConfigurationError, TreatmentError
 
 if TYPE_CHECKING:

@@ -47,8 +47,8 @@ if TYPE_CHECKING:
     from pytest_crystallize.core.report.payload import ReportPayload
     from pytest_crystallize.plugins.dask import DaskExecution
     from pytest_crystallize.pytest_plugin.items import ExperimentItem
-    from pytest_crystallize.pytest_plugin.options import Settings
     from pytest_crystallize.pytest_plugin.progress import ProgressDisplay
+    from pytest_crystallize.pytest_plugin.settings import Settings
     from pytest_crystallize.pytest_plugin.status_line import StatusLine
     from pytest_crystallize.pytest_plugin.xdist_progress import ControllerProgress, ProgressSender
 

@@ -128,7 +128,8 @@ def test_junit_properties_say_why_each_verdict_failed(tied):
 def test_an_untested_gate_row_shows_its_relative_margin_as_a_fraction_not_in_the_metric_units():
     from pytest_crystallize.core.report.gate_plots import gate_figure
     from pytest_crystallize.core.report.gate_text import gate_table
-    from pytest_crystallize.core.store.gate import GateReport, GateRow
+    from pytest_crystallize.core.store.gate import GateReport
+    from pytest_crystallize.core.store.gate_rows import GateRow
 
     # A 1% margin on a metric near 3: tested, it tolerates 0.03; the untested row was never scaled.
     tested = GateRow("baseline", "acc", "higher", "no worse", n_saved=5, n_current=5, mean_saved=3.0,

@@ -14,14 +14,14 @@ from statsmodels.stats.weightstats import ttest_ind
 
 from pytest_crystallize import ExperimentResult, Provenance, ReplicateError
 from pytest_crystallize.core.report.gate_text import gate_failure, gate_heading, gate_lines, gate_totals
-from pytest_crystallize.core.store.gate import (
+from pytest_crystallize.core.store.gate import GateReport
+from pytest_crystallize.core.store.gate_rows import (
     IMPROVED,
     INCONCLUSIVE,
     NO_CHANGE,
     NO_WORSE,
     NOT_COMPARED,
     REGRESSED,
-    GateReport,
     GateRow,
     compare_results,
 )

@@ -6,18 +6,8 @@ import math
 from collections.abc import Iterable
 
 from pytest_crystallize.core.report.table import Column, Table
-from pytest_crystallize.core.store.gate import (
-    CHANGED,
-    COMPARED,
-    FAILING,
-    NEW,
-    NOT_COMPARED,
-    TESTED,
-    UNREADABLE,
-    GateReport,
-    GateRow,
-    nothing_compared,
-)
+from pytest_crystallize.core.store.gate import CHANGED, COMPARED, NEW, UNREADABLE, GateReport, nothing_compared
+from pytest_crystallize.core.store.gate_rows import FAILING, NOT_COMPARED, TESTED, GateRow
 
 __all__ = ["gate_failure", "gate_heading", "gate_lines", "gate_notes", "gate_table", "gate_totals"]
 

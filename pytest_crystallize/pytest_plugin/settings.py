@@ -1,0 +1,412 @@
+"""The values of pytest-crystallize's options and ini settings, parsed and checked.
+
+Three frozen values hold what the options say: :class:`Settings` (running
+experiments: their settings, the treatments to run, the progress display,
+the artifacts root), :class:`StorageSettings` (saved runs, the regression
+gate, the JSON report) and :class:`MarkdownTarget` (where the Markdown
+summary goes); :func:`read_html_path` says where the HTML report goes. The
+parsers are small pure functions raising pytest.UsageError that names the
+bad option. The options themselves are registered in
+:mod:`pytest_crystallize.pytest_plugin.options`.
+
+Precedence for an experiment's settings: command line, then the
+``@pytest.mark.experiment`` marker, then the ini file, then built-in defaults.
+Relative store paths are anchored at the rootdir, never the working directory.
+A ``--crystallize-save`` name that looks like a test path (``--crystallize-save
+test_x.py`` swallows the path as the name) is a usage error.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+import pytest
+
+from pytest_crystallize.core.defaults import (
+    CACHE_DIR,
+    DEFAULT_ARTIFACTS_DIR,
+    DEFAULT_BASELINE,
+    DEFAULT_STORAGE,
+    LATEST,
+)
+from pytest_crystallize.core.vocabulary import CORRECTIONS, PROGRESS_MODES, ProgressMode
+from pytest_crystallize.errors import ConfigurationError, ResultsError
+from pytest_crystallize.pytest_plugin.options import GITHUB_SUMMARY
+
+__all__ = [
+    "MarkdownTarget",
+    "Settings",
+    "StorageSettings",
+    "read_html_path",
+    "read_markdown_target",
+    "read_settings",
+    "read_storage_settings",
+]
+
+
+# -- running experiments ----------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Session-wide settings of running experiments.
+
+    ``defaults`` hold the ini values (or built-in defaults) that markers
+    beat; ``overrides`` the command-line values that beat markers.
+    """
+
+    enabled: bool
+    defaults: Mapping[str, Any]
+    overrides: Mapping[str, Any]
+    #: ``--crystallize-treatment`` names or globs; empty: every treatment runs.
+    treatments: tuple[str, ...] = ()
+    progress: ProgressMode = "auto"
+    #: Default root of ``ArtifactPlugin`` (absolute: anchored at the rootdir).
+    artifacts_root: Path = Path(DEFAULT_ARTIFACTS_DIR)
+    #: The store whose journal keeps finished replicates while running; None: no journal.
+    journal_root: Path | None = None
+    #: Take what the journal holds and run only the missing replicates.
+    resume: bool = False
+    #: The step cache's directory (under the store); None: the cache is off.
+    cache_root: Path | None = None
+    #: The step cache's size limit in bytes.
+    cache_size: int = 2 * 1024**3
+    #: ``--crystallize-dask``: the Dask scheduler address (or ``local``) replicates run on; None: not on Dask.
+    dask: str | None = None
+    #: ``--crystallize-budget`` in seconds, and the wall-clock time (``time.time()``) it ends; None: no budget.
+    budget: float | None = None
+    deadline: float | None = None
+    #: Run every experiment as a confirmatory run; fail those that are not a clean confirmation.
+    confirm: bool = False
+    require_confirmed: bool = False
+    #: The store (absolute): where confirmations are pre-registered and saved runs are kept.
+    store_root: Path = Path(DEFAULT_STORAGE)
+
+
+def _integer(value: str, source: str, minimum: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = minimum - 1
+    if number < minimum:
+        msg = f"{source} must be an integer >= {minimum}, got {value!r}"
+        raise pytest.UsageError(msg)
+    return number
+
+
+def _alpha(value: str, source: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 < number < 1:
+        msg = f"{source} must be a number strictly between 0 and 1, got {value!r}"
+        raise pytest.UsageError(msg)
+    return number
+
+
+def _correction(value: str, source: str) -> str:
+    if value not in CORRECTIONS:
+        msg = f"{source} must be one of {', '.join(CORRECTIONS)}, got {value!r}"
+        raise pytest.UsageError(msg)
+    return value
+
+
+def _timeout(value: str, source: str) -> float | None:
+    if value.lower() in ("", "none"):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 < number < math.inf:
+        msg = f"{source} must be a number of seconds > 0, or none for no limit, got {value!r}"
+        raise pytest.UsageError(msg)
+    return number
+
+
+_PARSERS: Final = {
+    "replicates": lambda v, s: _integer(v, s, 1),
+    "seed": lambda v, s: _integer(v, s, 0),
+    "alpha": _alpha,
+    "correction": _correction,
+    "timeout": _timeout,
+}
+
+
+def read_settings(config: pytest.Config) -> Settings:
+    """Parse the options of running experiments; raise pytest.UsageError naming a bad one."""
+    defaults: dict[str, Any] = {}
+    overrides: dict[str, Any] = {}
+    for key, parse in _PARSERS.items():
+        ini_name = f"crystallize_{key}"
+        defaults[key] = parse(str(config.getini(ini_name)).strip(), f"ini option {ini_name}")
+        cli = config.getoption(f"crystallize_{key}")
+        if cli is not None:
+            overrides[key] = parse(str(cli).strip(), f"--crystallize-{key}")
+    try:
+        enabled = bool(config.getoption("crystallize") or config.getini("crystallize"))
+    except (ValueError, pytest.UsageError) as exc:  # pytest's message names no option
+        msg = f"ini option crystallize: {exc}; use true or false"
+        raise pytest.UsageError(msg) from None
+    journal = not config.getoption("crystallize_no_journal", None) and _flag(config, "crystallize_journal")
+    cache_root, cache_size = _cache(config)
+    budget_text, budget_source, _ = _value(config, "crystallize_budget")
+    budget = _timeout(budget_text or "none", budget_source)
+    return Settings(
+        enabled=enabled, defaults=MappingProxyType(defaults), overrides=MappingProxyType(overrides),
+        treatments=_treatments(config), progress=_progress(config), artifacts_root=_artifacts_root(config),
+        journal_root=_store_root(config) if journal else None, resume=_flag(config, "crystallize_resume"),
+        cache_root=cache_root, cache_size=cache_size, dask=_dask(config),
+        budget=budget, deadline=None if budget is None else time.time() + budget,
+        confirm=_flag(config, "crystallize_confirm"), require_confirmed=_flag(config, "crystallize_require_confirmed"),
+        store_root=_store_root(config),
+    )
+
+
+def _cache(config: pytest.Config) -> tuple[Path | None, int]:
+    """The step cache's directory (None when off) and size limit."""
+    on, off = config.getoption("crystallize_cache", None), config.getoption("crystallize_no_cache", None)
+    if on and off:
+        msg = "--crystallize-cache and --crystallize-no-cache contradict each other: give one of them"
+        raise pytest.UsageError(msg)
+    from pytest_crystallize.core.cache.sizes import parse_size
+
+    try:
+        size = parse_size(str(config.getini("crystallize_cache_size")).strip(), "ini option crystallize_cache_size")
+    except ConfigurationError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    enabled = bool(on) or (not off and _flag(config, "crystallize_cache"))
+    return (_store_root(config) / CACHE_DIR if enabled else None), size
+
+
+def _treatments(config: pytest.Config) -> tuple[str, ...]:
+    """The ``--crystallize-treatment`` names (the command line replaces the ini list)."""
+    given = config.getoption("crystallize_treatment", None)
+    source = "--crystallize-treatment"
+    if given is None:
+        given, source = config.getini("crystallize_treatment"), "ini option crystallize_treatment"
+    names = tuple(str(name).strip() for name in given)
+    if any(not name for name in names):
+        msg = f"{source} needs a treatment name, got an empty one"
+        raise pytest.UsageError(msg)
+    return names
+
+
+def _dask(config: pytest.Config) -> str | None:
+    """The ``--crystallize-dask`` address (the command line beats the ini), checked to be usable."""
+    value, source, _ = _value(config, "crystallize_dask")
+    if value is None:
+        return None
+    if not value or any(c.isspace() for c in value):
+        msg = f"{source} must be a Dask scheduler address such as tcp://host:8786, or local; got {value!r}"
+        raise pytest.UsageError(msg)
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        msg = f'{source} needs dask.distributed, which is not installed: pip install "pytest-crystallize[dask]"'
+        raise pytest.UsageError(msg)
+    return value
+
+
+def _progress(config: pytest.Config) -> ProgressMode:
+    value = config.getoption("crystallize_progress", None)
+    source = "--crystallize-progress"
+    if value is None:
+        value, source = str(config.getini("crystallize_progress")).strip(), "ini option crystallize_progress"
+    for mode in PROGRESS_MODES:
+        if value == mode:
+            return mode
+    msg = f"{source} must be one of {', '.join(PROGRESS_MODES)}, got {value!r}"
+    raise pytest.UsageError(msg)
+
+
+def _artifacts_root(config: pytest.Config) -> Path:
+    value = config.getoption("crystallize_artifacts_dir", None) or config.getini("crystallize_artifacts_dir")
+    path = Path(str(value).strip() or DEFAULT_ARTIFACTS_DIR)
+    return path if path.is_absolute() else config.rootpath / path
+
+
+# -- saved runs, the gate, the JSON report ------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    """Where runs are stored, whether this run is saved, compared and gated, and where JSON goes.
+
+    ``compare`` is the reference of the saved run (``None``: no comparison);
+    ``gate`` makes a significant regression fail the experiment.
+    """
+
+    root: Path
+    save: bool = False
+    save_name: str | None = None
+    compare: str | None = None
+    #: Where ``compare`` came from: an option, or the baseline name when only the gate was asked for.
+    compare_source: str = "--crystallize-compare"
+    gate: bool = False
+    margin: float = 0.0
+    relative: bool = False
+    strict: bool = False
+    json_path: Path | None = None
+
+    @property
+    def used(self) -> bool:
+        """True when the run is saved, compared with a saved run (or gated), or reported as JSON."""
+        return self.save or self.compare is not None or self.json_path is not None
+
+
+def _value(config: pytest.Config, name: str) -> tuple[str | None, str, Path]:
+    """The option's value (or its ini twin's; ``None`` when neither is set), its source, its base dir."""
+    cli = config.getoption(name, None)
+    if cli is not None:
+        return str(cli).strip(), f"--{name.replace('_', '-')}", config.invocation_params.dir
+    ini = str(config.getini(name)).strip()
+    return (ini or None), f"ini option {name}", config.rootpath
+
+
+def _store_root(config: pytest.Config) -> Path:
+    """The store directory (``--crystallize-storage``, its ini twin, or the default), anchored at the rootdir."""
+    storage, _, _ = _value(config, "crystallize_storage")
+    root = Path(storage or DEFAULT_STORAGE)
+    return root if root.is_absolute() else config.rootpath / root
+
+
+def _flag(config: pytest.Config, name: str) -> bool:
+    if config.getoption(name, None):
+        return True
+    try:
+        return bool(config.getini(name))
+    except (ValueError, pytest.UsageError) as exc:  # pytest's "invalid truth value 'maybe'" names no option
+        msg = f"ini option {name}: {exc}; use true or false"
+        raise pytest.UsageError(msg) from None
+
+
+def _looks_like_a_path(name: str, base: Path) -> bool:
+    """True for a run name that is rather a test path swallowed by ``--crystallize-save NAME``; never raises."""
+    return "/" in name or os.sep in name or name.endswith(".py") or os.path.exists(base / name)  # Path.exists raises
+
+
+def _check_save_name(name: str, source: str, base: Path) -> None:
+    if source.startswith("--") and _looks_like_a_path(name, base):
+        msg = (f"{source}: {name!r} looks like a test path, not a run name (written without '=', the option "
+               "takes the next argument as its name): write --crystallize-save=NAME, or --crystallize-save= for "
+               "no name, and give test paths separately; a name must not be a path, end in .py or name an "
+               "existing file or directory")
+        raise pytest.UsageError(msg)
+    from pytest_crystallize.core.store.records import check_run_name  # the store loads only when it is used
+
+    try:
+        check_run_name(name)
+    except ResultsError as exc:
+        msg = f"{source}: {exc}"
+        raise pytest.UsageError(msg) from None
+
+
+def read_storage_settings(config: pytest.Config) -> StorageSettings:
+    """Parse the options of saved runs, the gate and the JSON report; raise pytest.UsageError naming a bad one."""
+    root = _store_root(config)
+    name, name_source, name_base = _value(config, "crystallize_save")
+    save = name is not None or _flag(config, "crystallize_autosave")
+    if name:
+        _check_save_name(name, name_source, name_base)
+    margin_text, margin_source, _ = _value(config, "crystallize_gate")
+    margin, relative = 0.0, False
+    if margin_text is not None:
+        from pytest_crystallize.core.store.gate_specs import parse_margin  # the store loads only when it is used
+
+        try:
+            margin, relative = parse_margin(margin_text, margin_source)
+        except ConfigurationError as exc:
+            msg = f"{exc} (write --crystallize-gate=MARGIN, with '=')"
+            raise pytest.UsageError(msg) from None
+    strict = _flag(config, "crystallize_gate_strict")
+    if strict and margin == 0:
+        msg = ("--crystallize-gate-strict needs a margin > 0 (e.g. --crystallize-gate=2%): with margin 0, "
+               "'no worse' would mean 'significantly better'")
+        raise pytest.UsageError(msg)
+    reference, compare_source, base = _value(config, "crystallize_compare")
+    if reference == "":  # --crystallize-compare= with nothing after it: the default, as a bare option
+        reference = LATEST
+    if reference is None and margin_text is not None:
+        reference, compare_source, _ = _value(config, "crystallize_baseline")
+        reference = reference or DEFAULT_BASELINE
+    if reference is not None and ("/" in reference or "\\" in reference):
+        reference = str(base / reference)
+    json_text, json_source, json_base = _value(config, "crystallize_json")
+    return StorageSettings(
+        root=root, save=save, save_name=name or None, compare=reference, compare_source=compare_source,
+        gate=margin_text is not None,
+        margin=margin, relative=relative, strict=strict,
+        json_path=None if json_text is None else _file(json_source, json_base / json_text, "report.json"),
+    )
+
+
+# -- the Markdown summary -------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class MarkdownTarget:
+    """Where the Markdown summary goes: ``path``, replaced, or appended to (GitHub's step summary)."""
+
+    path: Path
+    append: bool = False
+
+
+def read_markdown_target(config: pytest.Config) -> MarkdownTarget | None:
+    """Parse ``--crystallize-markdown[=PATH]`` (or its ini twin); a bare option needs ``$GITHUB_STEP_SUMMARY``."""
+    text, source, base = _value(config, "crystallize_markdown")
+    if text is None:
+        return None
+    if text:
+        path = base / text
+        apart = source.startswith("--") and not any(
+            str(arg).startswith("--crystallize-markdown=") for arg in config.invocation_params.args
+        )
+        if apart and (text.endswith(".py") or "::" in text or path.is_dir()):
+            msg = (f"{source}: {text!r} looks like a test path, not a file for the summary (written without '=', "
+                   f"the option takes the next argument as its PATH, and would write over it): write "
+                   f"--crystallize-markdown=PATH, or a bare --crystallize-markdown after the test paths")
+            raise pytest.UsageError(msg)
+        return MarkdownTarget(_file(source, path, "summary.md"))
+    summary = os.environ.get(GITHUB_SUMMARY, "").strip()
+    if not summary:
+        msg = (f"{source} without a PATH appends to ${GITHUB_SUMMARY}, which is not set here (GitHub Actions "
+               f"sets it in a job's steps): give a file, --crystallize-markdown=PATH")
+        raise pytest.UsageError(msg)
+    return MarkdownTarget(config.invocation_params.dir / summary, append=True)
+
+
+# -- the HTML report ------------------------------------------------------------------
+
+def read_html_path(config: pytest.Config) -> Path | None:
+    """Where ``--crystallize-html`` (or ``crystallize_html``) writes the report, or None.
+
+    A command-line path is relative to the working directory, an ini path to
+    the rootdir. The report draws figures: without matplotlib this is a
+    pytest.UsageError saying how to install the ``report`` extra.
+    """
+    text, source, base = _value(config, "crystallize_html")
+    if text is None:
+        return None
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        msg = f"{source} needs matplotlib for its figures: pip install 'pytest-crystallize[report]'"
+        raise pytest.UsageError(msg)
+    return _file(source, base / text, "report.html")
+
+
+def _file(source: str, path: Path, example: str) -> Path:
+    """``path``, checked before anything runs: a directory would fail only after the run, losing the report."""
+    if path.is_dir():
+        setting = f"{source}={path / example}"
+        if not source.startswith("--"):  # an ini line
+            setting = f"{source.removeprefix('ini option ')} = {path / example}"
+        msg = f"{source}: {str(path)!r} is a directory; give a file in it, e.g. {setting}"
+        raise pytest.UsageError(msg)
+    return path
