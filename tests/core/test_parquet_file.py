@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pytest_crystallize import ExperimentResult, FrozenContext, Treatment, run_experiment
+from pytest_crystallize.core.arrow_columns import tags_array
 
 
 def _exp_tagged(ctx: FrozenContext) -> None:
@@ -120,3 +122,55 @@ def test_writing_imports_neither_pandas_nor_pyarrow_compute(tmp_path: Path) -> N
     child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert child.returncode == 0, child.stderr
     assert child.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("texts", [0, 1, 100, 126, 127, 128, 1000, 32_766, 32_767, 32_768, 40_000])
+def test_tag_codes_hold_every_distinct_text(texts: int) -> None:
+    distinct = [json.dumps({"i": i}) for i in range(texts)]
+    tags = [None, *distinct, None, *distinct[:5]]
+    array = tags_array(tags)
+    assert array.dictionary_decode().to_pylist() == tags
+    if texts in (100, 1000, 40_000):  # far from a boundary: the narrowest type (one byte a value, usually)
+        assert array.type.index_type == {100: pa.int8(), 1000: pa.int16(), 40_000: pa.int32()}[texts]
+
+
+def test_many_distinct_tags_round_trip(tmp_path: Path) -> None:
+    def many(ctx: FrozenContext) -> None:
+        for i in range(300):
+            ctx.record("m", float(i), tags={"i": i} if i % 7 else None)
+
+    result = run_experiment(many, replicates=2)
+    result.to_parquet(tmp_path / "r.parquet")
+    assert pq.read_table(tmp_path / "r.parquet").column("tags").to_pylist() == list(result.tags)
+    assert ExperimentResult.from_parquet(tmp_path / "r.parquet") == result
+
+
+def _pool_in_child(code: str, environment: dict[str, str]) -> list[str]:
+    """The backend of pyarrow's default pool and ARROW_DEFAULT_MEMORY_POOL, after ``code`` in a fresh interpreter."""
+    script = textwrap.dedent(code) + textwrap.dedent("""
+        import os
+        import pyarrow as pa
+        print(pa.default_memory_pool().backend_name, os.environ.get("ARROW_DEFAULT_MEMORY_POOL"))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"} | environment
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False, env=env)
+    assert child.returncode == 0, child.stderr
+    return child.stdout.split()
+
+
+LOAD = """
+from pytest_crystallize.core.arrow_columns import load_pyarrow_on_system_allocator
+load_pyarrow_on_system_allocator()
+"""
+
+
+def test_the_save_loads_pyarrow_on_the_system_allocator_and_leaves_the_environment_as_it_was() -> None:
+    assert _pool_in_child(LOAD, {}) == ["system", "None"]
+
+
+def test_a_user_s_allocator_or_a_pyarrow_loaded_already_is_left_alone() -> None:
+    default = _pool_in_child("", {})[0]
+    assert _pool_in_child("import pyarrow\n" + LOAD, {}) == [default, "None"]
+    others = [name for name in pa.supported_memory_backends() if name != "system"]
+    if others:
+        assert _pool_in_child(LOAD, {"ARROW_DEFAULT_MEMORY_POOL": others[0]}) == [others[0], others[0]]

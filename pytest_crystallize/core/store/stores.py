@@ -65,6 +65,8 @@ RECORD_FILE: Final = "run.json"
 RUNS_DIR: Final = "runs"
 STAGING_DIR: Final = "staging"
 _STALE_STAGING_S: Final = 24 * 3600.0
+#: Bytes read at a time to checksum a written file.
+_HASH_BLOCK: Final = 1 << 20
 #: The name of a save's staging directory, ``<run id>.<8 hex digits>``: cleanup removes nothing else.
 _STAGING_NAME: Final = re.compile(rf"(?:{RUN_ID.pattern})\.[0-9a-f]{{8}}")
 
@@ -115,9 +117,13 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def _sync_and_hash(path: Path) -> str:
+    """Flush ``path`` to disk and return its SHA-256, read a block at a time (never the whole file in memory)."""
+    digest = hashlib.sha256()
     with open(path, "rb+") as stream:
         os.fsync(stream.fileno())
-        return hashlib.sha256(stream.read()).hexdigest()
+        while block := stream.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _make_record(run: NewRun, write: Callable[[str, str, ExperimentResult], str]) -> RunRecord:
