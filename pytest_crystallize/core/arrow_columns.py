@@ -11,8 +11,8 @@ each is encoded once, and a value holds a code into them.
 to the Parquet writer as codes into the distinct texts, which is how a
 dictionary-encoded Parquet column stores it anyway, so no text is made per
 value, hashed again by the writer, or decoded through ``pyarrow.compute``
-(an import of its own). The file is the one :doc:`the store's reference
-<reference/store>` describes, ``tags`` a string column in its Arrow schema.
+(an import of its own). The file is the one ``docs/reference/store.md``
+describes, ``tags`` a string column in its Arrow schema.
 """
 
 from __future__ import annotations
