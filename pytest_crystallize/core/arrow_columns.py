@@ -1,4 +1,4 @@
-"""A result's columns as Arrow arrays and back, built straight from buffers.
+"""A result's columns as Arrow arrays and back, built straight from buffers, and its Parquet file.
 
 ``pyarrow.array(...)`` imports pandas the first time it runs (to check
 whether its input is a pandas object): 70 MB and half a second for a session
@@ -6,13 +6,24 @@ that only saves a run. Arrays built here from numpy buffers and encoded text
 never load pandas, and numeric columns are shared with numpy, not copied.
 Tags (JSON object text or None per value) go through their distinct texts:
 each is encoded once, and a value holds a code into them.
+
+:func:`write_parquet` writes those arrays as they are: the tags column goes
+to the Parquet writer as codes into the distinct texts, which is how a
+dictionary-encoded Parquet column stores it anyway, so no text is made per
+value, hashed again by the writer, or decoded through ``pyarrow.compute``
+(an import of its own). The file is the one ``docs/reference/store.md``
+describes, ``tags`` a string column in its Arrow schema.
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
+import os
+import sys
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -20,10 +31,40 @@ import numpy as np
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["numeric_array", "string_array", "tags_array", "tags_from_column"]
+    from pytest_crystallize.core.results import ExperimentResult
 
-#: Values per Arrow chunk of decoded tags: keeps a chunk's text far below the 2 GiB of 32-bit offsets.
-_TAG_CHUNK: Final = 1 << 20
+__all__ = [
+    "load_pyarrow_on_system_allocator", "numeric_array", "string_array", "tags_array", "tags_from_column",
+    "write_parquet",
+]
+
+#: The key under which Arrow keeps a file's Arrow schema in the Parquet metadata (what pyarrow reads types from).
+_ARROW_SCHEMA_KEY: Final = b"ARROW:schema"
+#: The environment variable Arrow reads, once, to choose its default memory pool's allocator.
+_ARROW_POOL_VARIABLE: Final = "ARROW_DEFAULT_MEMORY_POOL"
+
+
+def load_pyarrow_on_system_allocator() -> None:
+    """Import pyarrow with the C library's allocator as its default pool, unless it is loaded or chosen already.
+
+    For a process that saves what it has just computed: the run has freed
+    memory the C library's allocator still holds, which pyarrow then reuses,
+    where its own default (mimalloc) maps fresh pages (about 12 MB more peak
+    memory at a million values). Arrow reads the choice once, when its default
+    pool is first made (on import), so the variable is set only for the import
+    and the process's environment is left as it was (subprocesses never see it).
+    A pyarrow already imported, or a user's own ``ARROW_DEFAULT_MEMORY_POOL``, is
+    left alone.
+    """
+    if "pyarrow" in sys.modules or _ARROW_POOL_VARIABLE in os.environ:
+        return
+    os.environ[_ARROW_POOL_VARIABLE] = "system"
+    try:
+        import pyarrow as pa
+
+        pa.default_memory_pool()  # made now, while the variable is set
+    finally:
+        del os.environ[_ARROW_POOL_VARIABLE]
 
 
 def numeric_array(values: np.ndarray, dtype: Any, arrow_type: pa.DataType) -> pa.Array:
@@ -46,26 +87,75 @@ def string_array(texts: Sequence[str]) -> pa.Array:
     )
 
 
-def tags_array(tags: Sequence[str | None]) -> pa.ChunkedArray:
-    """One string (or null) a value, decoded from codes into the distinct texts: no per-value Python object."""
+def tags_array(tags: Sequence[str | None]) -> pa.DictionaryArray:
+    """One code a value into the distinct texts (None a null): no per-value Python object, no per-value text.
+
+    Codes take the narrowest integer type the number of distinct texts allows
+    (one byte a value for up to 127 of them, the usual case).
+    """
     import pyarrow as pa
 
+    dtype = _code_type(len(set(tags)))
     # One pass: a text seen for the first time takes the next code; None is -1 (a null).
     index: defaultdict[str | None, int] = defaultdict(itertools.count().__next__, {None: -1})
-    codes = np.fromiter(map(index.__getitem__, tags), dtype=np.int32, count=len(tags))
+    codes = np.fromiter(map(index.__getitem__, tags), dtype=dtype, count=len(tags))
     dictionary = string_array([text for text in index if text is not None])
-    chunks = []
-    for start in range(0, max(len(codes), 1), _TAG_CHUNK):
-        part = codes[start : start + _TAG_CHUNK]
-        valid = part >= 0
-        nulls = len(part) - int(np.count_nonzero(valid))
-        bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
-        indices = pa.Array.from_buffers(
-            pa.int32(), len(part), [bitmap, pa.py_buffer(np.where(valid, part, 0).astype(np.int32))],
-            null_count=nulls,
-        )
-        chunks.append(pa.DictionaryArray.from_arrays(indices, dictionary).dictionary_decode())
-    return pa.chunked_array(chunks, type=pa.string())
+    valid = codes >= 0
+    nulls = len(codes) - int(np.count_nonzero(valid))
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+    del valid
+    np.maximum(codes, 0, out=codes)  # a null's slot must still be a valid code
+    arrow_type = pa.from_numpy_dtype(dtype)
+    indices = pa.Array.from_buffers(arrow_type, len(codes), [bitmap, pa.py_buffer(codes)], null_count=nulls)
+    return pa.DictionaryArray.from_arrays(indices, dictionary)
+
+
+def _code_type(distinct: int) -> type[np.signedinteger[Any]]:
+    """The narrowest signed integer type holding codes ``0 .. distinct - 1`` and ``-1``."""
+    for dtype in (np.int8, np.int16):
+        if distinct <= np.iinfo(dtype).max:
+            return dtype
+    return np.int32
+
+
+def write_parquet(result: ExperimentResult, path: Path, metadata: dict[bytes, bytes]) -> None:
+    """Write ``result``'s records to ``path`` as Parquet, with ``metadata`` in the file's schema metadata.
+
+    Columns are shared with the result's arrays, not copied. The Arrow schema
+    stored in the file is the documented one (``tags`` a string column), put
+    there by hand because the table handed to the writer holds the tags as a
+    dictionary; a pyarrow too old to add metadata to an open writer (before 17)
+    gets the tags decoded instead, as they were before. A failed write leaves no file.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def coded(codes: np.ndarray, names: Sequence[str]) -> pa.DictionaryArray:
+        return pa.DictionaryArray.from_arrays(numeric_array(codes, np.int32, pa.int32()), string_array(names))
+
+    columns = {
+        "condition": coded(result.condition_codes, result.conditions),
+        "replicate": numeric_array(result.replicates, np.int64, pa.int64()),
+        "metric": coded(result.metric_codes, result.metrics),
+        "value": numeric_array(result.values, np.float64, pa.float64()),
+        "tags": tags_array(result.tags),
+    }
+    # Dictionary pages only where values repeat: replicates and values would only pay to try.
+    options: dict[str, Any] = {"use_dictionary": ["condition", "metric", "tags"]}
+    if not hasattr(pq.ParquetWriter, "add_key_value_metadata"):
+        columns["tags"] = columns["tags"].dictionary_decode()
+        pq.write_table(pa.table(columns).replace_schema_metadata(metadata), path, **options)
+        return
+    table = pa.table(columns)
+    stored = table.schema.set(table.schema.get_field_index("tags"), pa.field("tags", pa.string()))
+    arrow_schema = base64.b64encode(stored.with_metadata(metadata).serialize().to_pybytes())
+    try:
+        with pq.ParquetWriter(path, table.schema, store_schema=False, **options) as writer:
+            writer.write_table(table)
+            writer.add_key_value_metadata({_ARROW_SCHEMA_KEY: arrow_schema, **metadata})
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
 def tags_from_column(column: pa.ChunkedArray) -> tuple[tuple[str | None, ...], list[str]]:

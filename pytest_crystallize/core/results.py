@@ -196,24 +196,9 @@ class ExperimentResult:
 
     def to_parquet(self, path: str | Path) -> None:
         """Write the records to Parquet; everything else goes in the file's metadata."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        from pytest_crystallize.core.arrow_columns import write_parquet
 
-        from pytest_crystallize.core.arrow_columns import numeric_array, string_array, tags_array
-
-        table = pa.table({
-            "condition": pa.DictionaryArray.from_arrays(
-                numeric_array(self.condition_codes, np.int32, pa.int32()), string_array(self.conditions)),
-            "replicate": numeric_array(self.replicates, np.int64, pa.int64()),
-            "metric": pa.DictionaryArray.from_arrays(
-                numeric_array(self.metric_codes, np.int32, pa.int32()), string_array(self.metrics)),
-            "value": numeric_array(self.values, np.float64, pa.float64()),
-            "tags": tags_array(self.tags),
-        })
-        header = json.dumps(self._header(), allow_nan=False).encode()
-        table = table.replace_schema_metadata({PARQUET_KEY: header})
-        # Dictionary pages only where values repeat: replicates and values would only pay to try.
-        pq.write_table(table, Path(path), use_dictionary=["condition", "metric", "tags"])
+        write_parquet(self, Path(path), {PARQUET_KEY: json.dumps(self._header(), allow_nan=False).encode()})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "result") -> ExperimentResult:

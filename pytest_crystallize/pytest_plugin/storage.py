@@ -218,11 +218,13 @@ class CrystallizeStorage:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _save(self) -> None:
+        from pytest_crystallize.core.arrow_columns import load_pyarrow_on_system_allocator
         from pytest_crystallize.core.environment import git_info, machine_info
         from pytest_crystallize.core.store.packing import unpack_experiment
         from pytest_crystallize.core.store.records import NewRun
         from pytest_crystallize.core.versions import package_versions
 
+        load_pyarrow_on_system_allocator()  # the session ends: the run's freed memory is reused for the write
         try:
             experiments = []
             for nodeid in sorted(self.records):

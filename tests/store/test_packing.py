@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+from pathlib import Path
 
 import pytest
 
-from pytest_crystallize import FrozenContext, ResultsError, Treatment, hypothesis, run_experiment
+from pytest_crystallize import ExperimentResult, FrozenContext, ResultsError, Treatment, hypothesis, run_experiment
 from pytest_crystallize.core.store.packing import pack_experiment, unpack_experiment
-from pytest_crystallize.core.store.records import ExperimentRun
+from pytest_crystallize.core.store.records import ExperimentRun, NewRun
+from pytest_crystallize.core.store.stores import DirectoryStore
 
 
 def _exp(ctx: FrozenContext) -> None:
@@ -47,3 +50,22 @@ def test_a_corrupt_result_in_packed_text_is_a_results_error() -> None:
     document["result"] = document["result"][:40]
     with pytest.raises(ResultsError, match="worker gw2"):
         unpack_experiment(json.dumps(document), "worker gw2")
+
+
+def test_the_controller_saves_the_file_the_worker_wrote_without_encoding_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = _run()
+    document = json.loads(pack_experiment(run))
+    back = unpack_experiment(json.dumps(document), "worker gw0")
+    monkeypatch.setattr(ExperimentResult, "to_parquet", _no_second_encoding)
+    store = DirectoryStore(tmp_path / ".crystallize")
+    record = store.save(NewRun(experiments=(back,)))
+    saved = Path(record.location) / record.experiments[run.nodeid].file
+    assert saved.read_bytes() == base64.b64decode(document["result"])
+    assert store.result(record, run.nodeid) == run.result
+    assert record.experiments[run.nodeid].values == len(run.result)
+
+
+def _no_second_encoding(self: ExperimentResult, path: object) -> None:
+    raise AssertionError("the controller encoded the result again")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -133,6 +134,17 @@ def test_missing_or_tampered_result_files_are_named(store: DirectoryStore) -> No
         store.result(record, "nope")
     with pytest.raises(ResultsError, match="no such run directory"):
         store.find(str(store.runs_dir / "missing"))
+
+
+def test_a_result_file_of_several_megabytes_is_checksummed_whole(store: DirectoryStore) -> None:
+    big = make_result("big", n=200_000)  # random float64 values: ~3 MB of Parquet, checksummed a block at a time
+    run = NewRun(experiments=(ExperimentRun(nodeid="test_x.py::big", result=big, definition={}, fingerprint="f",
+                                            gate={}),), machine=machine_info())
+    record = store.save(run)
+    parquet = Path(record.location) / "0000.parquet"
+    assert parquet.stat().st_size > 2 * 2**20
+    assert record.experiments["test_x.py::big"].sha256 == hashlib.sha256(parquet.read_bytes()).hexdigest()
+    assert store.result(record, "test_x.py::big") == big
 
 
 def test_a_save_that_fails_midway_leaves_no_run_behind(store: DirectoryStore, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,8 +5,9 @@ saves the run, through the call report; a report's attributes must be plain
 JSON-able data. The result goes as the Parquet file the store writes anyway,
 base64-encoded inside a small JSON object with the definition, fingerprint and
 gate specs: a few bytes a value, columnar both ways, never one JSON number a
-value. A run in one process hands the result object over as it is and packs
-nothing.
+value. The controller reads the result back (to check it and to record what
+it holds) and saves the very file the worker wrote, without encoding it again.
+A run in one process hands the result object over as it is and packs nothing.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def unpack_experiment(text: str, source: str) -> ExperimentRun:
             result = ExperimentResult.from_parquet(path)
         return ExperimentRun(
             nodeid=document["nodeid"], result=result, definition=document["definition"],
-            fingerprint=document["fingerprint"], gate=document["gate"],
+            fingerprint=document["fingerprint"], gate=document["gate"], parquet=parquet,
         )
     except (ValueError, KeyError, TypeError) as exc:
         msg = f"{source}: the result a worker sent cannot be read ({exc})"

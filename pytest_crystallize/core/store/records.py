@@ -52,13 +52,19 @@ RUN_ID: Final = re.compile(r"\d{8}-\d{6}-\d{6}-[0-9a-f]{8}")
 
 @dataclass(frozen=True, slots=True)
 class ExperimentRun:
-    """One experiment's result to save, with its definition and gate specs."""
+    """One experiment's result to save, with its definition and gate specs.
+
+    ``parquet`` is ``result``'s Parquet file as it was already written (by an
+    xdist worker, for the trip to the controller), which a store saves as it
+    is instead of encoding ``result`` again; ``None`` when there is none.
+    """
 
     nodeid: str
     result: ExperimentResult
     definition: Mapping[str, Any]
     fingerprint: str
     gate: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    parquet: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ from pytest_crystallize.core.nesting import MAX_DEPTH, deeper_than, load_strict_
 from pytest_crystallize.core.results import ExperimentResult
 from pytest_crystallize.core.store.records import (
     RUN_ID,
+    ExperimentRun,
     Listing,
     NewRun,
     RunRecord,
@@ -65,6 +66,8 @@ RECORD_FILE: Final = "run.json"
 RUNS_DIR: Final = "runs"
 STAGING_DIR: Final = "staging"
 _STALE_STAGING_S: Final = 24 * 3600.0
+#: Bytes read at a time to checksum a written file.
+_HASH_BLOCK: Final = 1 << 20
 #: The name of a save's staging directory, ``<run id>.<8 hex digits>``: cleanup removes nothing else.
 _STAGING_NAME: Final = re.compile(rf"(?:{RUN_ID.pattern})\.[0-9a-f]{{8}}")
 
@@ -115,12 +118,16 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def _sync_and_hash(path: Path) -> str:
+    """Flush ``path`` to disk and return its SHA-256, read a block at a time (never the whole file in memory)."""
+    digest = hashlib.sha256()
     with open(path, "rb+") as stream:
         os.fsync(stream.fileno())
-        return hashlib.sha256(stream.read()).hexdigest()
+        while block := stream.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def _make_record(run: NewRun, write: Callable[[str, str, ExperimentResult], str]) -> RunRecord:
+def _make_record(run: NewRun, write: Callable[[str, str, ExperimentRun], str]) -> RunRecord:
     name = None if run.name is None else check_run_name(run.name)
     now = datetime.now(UTC)
     run_id = new_run_id(now)
@@ -129,7 +136,7 @@ def _make_record(run: NewRun, write: Callable[[str, str, ExperimentResult], str]
         file = f"{index:04d}.parquet"
         result = entry.result
         experiments[entry.nodeid] = SavedExperiment(
-            nodeid=entry.nodeid, experiment=result.experiment, file=file, sha256=write(run_id, file, result),
+            nodeid=entry.nodeid, experiment=result.experiment, file=file, sha256=write(run_id, file, entry),
             fingerprint=entry.fingerprint, definition=dict(entry.definition),
             gate={k: dict(v) for k, v in entry.gate.items()}, master_seed=result.provenance.master_seed,
             replicates=result.provenance.replicates, passed=result.passed, values=len(result),
@@ -210,8 +217,11 @@ class DirectoryStore:
         staging = staging_root / f"{new_run_id()}.{secrets.token_hex(4)}"
         staging.mkdir()
         try:
-            def write(_: str, file: str, result: ExperimentResult) -> str:
-                result.to_parquet(staging / file)
+            def write(_: str, file: str, entry: ExperimentRun) -> str:
+                if entry.parquet is None:
+                    entry.result.to_parquet(staging / file)
+                else:  # the file a worker wrote and this process has read back: saved as it is, not encoded again
+                    (staging / file).write_bytes(entry.parquet)
                 return _sync_and_hash(staging / file)
 
             record = _make_record(run, write)
@@ -357,8 +367,8 @@ class MemoryStore:
 
     def save(self, run: NewRun) -> RunRecord:
         """Keep ``run`` (its results as JSON text, so later loads are independent copies)."""
-        def write(run_id: str, file: str, result: ExperimentResult) -> str:
-            self._results[(run_id, file)] = result.to_json()
+        def write(run_id: str, file: str, entry: ExperimentRun) -> str:
+            self._results[(run_id, file)] = entry.result.to_json()
             return hashlib.sha256(self._results[(run_id, file)].encode()).hexdigest()
 
         record = _make_record(run, write)
