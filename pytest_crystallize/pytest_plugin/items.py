@@ -153,7 +153,10 @@ class ExperimentItem(pytest.Function):
             if deadline.passed:
                 pytest.skip(f"the crystallize budget of {settings.budget:g} s was spent before this experiment started")
         begun: list[tuple[Experiment, Journal | None]] = []
-        upstreams = upstream_results(self) if self.upstream_items else None
+        try:
+            upstreams = upstream_results(self) if self.upstream_items else None
+        except CrystallizeError as exc:  # an upstream without a result: which, and how to give it one
+            raise ExperimentFailed(str(exc)) from None
 
         def run(chosen: Experiment) -> ExperimentResult:
             journal = None

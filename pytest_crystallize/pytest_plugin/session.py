@@ -171,8 +171,10 @@ class CrystallizeSession:
         lines = []
         if self.put_back:
             lines.append(f"crystallize: {len(self.put_back)} upstream experiment(s) the selection left out run first:")
+            running = {id(item) for item in items}  # a deselected downstream is not why its upstream runs
             lines += [
-                f"  {up.nodeid} (upstream of {', '.join(d.name for d in up.downstream_items)})" for up in self.put_back
+                f"  {up.nodeid} (upstream of {', '.join(d.name for d in up.downstream_items if id(d) in running)})"
+                for up in self.put_back
             ]
         wrong = [item for item in items if self.is_experiment(item) and item.config_error]
         if wrong:

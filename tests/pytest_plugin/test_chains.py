@@ -439,3 +439,48 @@ def test_without_xdist_a_chain_adds_no_unknown_mark(pytester: pytest.Pytester) -
     )
     result.assert_outcomes(passed=3)
     assert "PytestUnknownMarkWarning" not in result.stdout.str() + result.stderr.str()
+
+
+TWO_DOWNSTREAMS = """
+    import pytest
+    from pytest_crystallize import upstream
+
+    weight = upstream("experiment_train", metric="weight")
+
+    @pytest.mark.experiment(replicates=3)
+    def experiment_evaluate(weight, ctx):
+        ctx.metrics.add("weight", weight)
+
+    @pytest.mark.experiment(replicates=3)
+    def experiment_report(weight, ctx):
+        ctx.metrics.add("weight", weight)
+
+    @pytest.mark.experiment(replicates=3)
+    def experiment_train(ctx):
+        ctx.metrics.add("weight", float(ctx.replicate))
+"""
+
+
+def test_the_put_back_upstream_names_only_the_selected_downstreams(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_chain=TWO_DOWNSTREAMS)
+    result = pytester.runpytest("--crystallize", "-k", "evaluate", *NO_RANDOM)
+    result.assert_outcomes(passed=2, deselected=1)
+    result.stdout.fnmatch_lines(["  test_chain.py::experiment_train (upstream of experiment_evaluate)"])
+    assert "experiment_report" not in result.stdout.str()  # deselected: it does not run
+
+
+def test_a_downstream_whose_upstream_did_not_run_says_which_and_how_to_run_it(pytester: pytest.Pytester) -> None:
+    skipped = TWO_DOWNSTREAMS.replace(
+        "    @pytest.mark.experiment(replicates=3)\n    def experiment_train",
+        "    @pytest.mark.skip(reason='slow')\n    @pytest.mark.experiment(replicates=3)\n    def experiment_train",
+    )
+    pytester.makepyfile(test_chain=skipped)
+    result = pytester.runpytest("--crystallize", "-k", "evaluate", *NO_RANDOM)
+    result.assert_outcomes(failed=1, skipped=1, deselected=1)
+    result.stdout.fnmatch_lines([
+        "experiment 'experiment_evaluate' takes outputs of its upstream 'test_chain.py::experiment_train', "
+        "which did not run in this session (skipped, or its setup failed: see its report): let it run in the same session as "
+        "experiment_evaluate (remove what skips it, and select it too if you select by name, "
+        "e.g. -k 'experiment_evaluate or experiment_train')*",
+    ])
+    assert "chains.py" not in result.stdout.str()  # a readable failure, not a traceback into the plugin
