@@ -332,6 +332,21 @@ class CrystallizeSession:
             self._status_line.close()
             self._status_line = None
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """Skip an experiment not started when the budget is spent with a skip mark: reported at its own line.
+
+        ``tryfirst``, and registered after pytest's skipping plugin, so this runs before that plugin reads the
+        marks (a ``pytest.skip()`` in the item would be reported at the plugin's line).
+        """
+        if self.settings.deadline is None or not self.is_experiment(item):
+            return
+        from pytest_crystallize.core.budget import Deadline
+        from pytest_crystallize.pytest_plugin.items import budget_spent
+
+        if Deadline(self.settings.deadline).passed:
+            item.add_marker(pytest.mark.skip(reason=budget_spent(self.settings.budget)))
+
     # -- reporting ----------------------------------------------------------------
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
