@@ -233,26 +233,25 @@ def upstream_results(item: ExperimentItem) -> dict[str, ExperimentResult]:
         elif root is not None and not up.ran:
             out[name] = published(root, up.nodeid, item.name)
         else:
-            msg = f"experiment {item.name!r} takes outputs of its upstream {up.nodeid!r}, which {_why(up, item)}"
+            msg = (
+                f"experiment {item.name!r} takes outputs of its upstream {up.nodeid!r}, which has no result: "
+                f"{_no_result(up)}"
+            )
             raise ChainError(msg)
     return out
 
 
-def _why(up: ExperimentItem, downstream: ExperimentItem) -> str:
-    """Why the upstream ``up`` has no result for ``downstream``, and how to give it one."""
-    if up.config_error is not None or up.ran:
-        return f"has no result: {_no_result(up)}"
-    return (
-        f"did not run in this session (skipped, or its setup failed: see its report): let it run in the same "
-        f"session as {downstream.name} (remove what skips it, and select it too if you select by name, e.g. "
-        f"-k '{downstream.name} or {up.name}'); outputs saved by an earlier run are not read"
-    )
-
-
 def _no_result(item: ExperimentItem) -> str:
+    """Why the upstream ``item`` has no result, and how to give it one (here, or published under xdist)."""
     if item.config_error is not None:
         return "it is defined wrongly (see its error)"
-    return "it did not run or failed before running (see its report)"
+    if item.ran:
+        return "it failed before finishing its run (see its report)"
+    return (
+        f"it did not run in this session (skipped, or its setup failed: see its report); let it run in the same "
+        f"session: remove what skips it, and if you select by name, select it too (add 'or {item.name}' to -k); "
+        f"outputs saved by an earlier run are not read"
+    )
 
 
 def started(item: ExperimentItem) -> None:
