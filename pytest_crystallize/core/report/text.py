@@ -51,7 +51,7 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
     for metric in result.metrics:
         base_rep, base = result.select(metric, BASELINE)
         base_rep, base, _ = replicate_means(base_rep, base, omit_non_finite=True)
-        most, partial = 1, []
+        most, partial = 1, False
         binary = binary_outcome(result.select(metric, c)[1] for c in result.conditions)
         for condition in result.conditions:
             replicates, values = result.select(metric, condition)
@@ -60,8 +60,7 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
             if not len(finite):
                 continue
             difference, shared = _difference(replicates, finite, base_rep, base)
-            if condition != BASELINE and shared:
-                partial.append(condition)
+            partial = partial or (condition != BASELINE and shared)
             s = describe(finite, binary=binary)
             # A row is a condition against the baseline: a best verdict (every condition at once) has its own line.
             verdicts = [v for v in result.verdicts
@@ -75,9 +74,9 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
                 "p": [_num(v.p_adjusted) for v in verdicts],
                 "verdict": [v.holds for v in verdicts],
             })
-        if partial:
-            notes.append(f"{metric!r}: diff of {', '.join(map(repr, partial))} is over the replicates each shares "
-                         f"with the baseline, paired as its verdict")
+        if partial:  # e.g. an adaptive sweep's treatments dropped at an early look
+            notes.append(f"{metric!r}: diff is over the replicates each condition shares with the baseline "
+                         f"(paired, as the verdicts)")
         if most > 1:
             notes.append(f"{metric!r}: up to {most} values per replicate; rows show per-replicate means")
     first = result.errors[0].to_dict() if result.errors else None
