@@ -25,7 +25,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 
@@ -306,8 +306,14 @@ def _gate_options(args: argparse.Namespace) -> tuple[float, bool]:
     return margin, relative
 
 
-def _gate_reports(store: DirectoryStore, base: RunRecord, new: RunRecord, args: argparse.Namespace) -> list[GateReport]:
-    """Each experiment of ``new`` compared with ``base``, as ``pytest --crystallize-gate`` would."""
+def _gate_reports(
+    store: DirectoryStore, base: RunRecord, new: RunRecord, args: argparse.Namespace,
+    results: Mapping[str, ExperimentResult] | None = None,
+) -> list[GateReport]:
+    """Each experiment of ``new`` compared with ``base``, as ``pytest --crystallize-gate`` would.
+
+    With ``results`` (``new``'s, already read), only those experiments.
+    """
     margin, relative = _gate_options(args)
     if base.id == new.id:
         msg = f"BASE and NEW are the same run {base.id}; name two different runs"
@@ -323,9 +329,12 @@ def _gate_reports(store: DirectoryStore, base: RunRecord, new: RunRecord, args: 
 
     reports = []
     for nodeid, entry in new.experiments.items():
+        if results is not None and nodeid not in results:
+            continue
         specs = [GateSpec.from_dict(s) for s in entry.gate.values()]
+        result = store.result(new, nodeid) if results is None else results[nodeid]
         reports.append(gate_experiment(
-            nodeid, store.result(new, nodeid), entry.definition, specs, base, functools.partial(load_base, nodeid),
+            nodeid, result, entry.definition, specs, base, functools.partial(load_base, nodeid),
             margin=margin, relative=relative, enforced=True, strict=args.strict,
         ))
     return reports
@@ -369,8 +378,15 @@ def _report(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err: 
     _gate_options(args)
     records = [store.find(run) for run in args.runs]
     base, new = (None, records[0]) if len(records) == 1 else (records[0], records[1])
-    comparisons = {} if base is None else {r.nodeid: r for r in _gate_reports(store, base, new, args)}
-    results = {nodeid: store.result(new, nodeid) for nodeid in new.experiments}
+    results: dict[str, ExperimentResult] = {}
+    unreadable = []
+    for nodeid in new.experiments:  # one corrupt experiment leaves the others to report
+        try:
+            results[nodeid] = store.result(new, nodeid)
+        except ResultsError as exc:
+            unreadable.append(f"experiment {nodeid!r} of run {new.id} is left out of the report: {exc}; run it again "
+                              f"and save a new run (pytest --crystallize --crystallize-save)")
+    comparisons = {} if base is None else {r.nodeid: r for r in _gate_reports(store, base, new, args, results)}
     document = saved_run_document(new, results, base=base, comparisons=comparisons)
     try:
         args.html.parent.mkdir(parents=True, exist_ok=True)
@@ -379,7 +395,9 @@ def _report(store: DirectoryStore, args: argparse.Namespace, out: IO[str], err: 
         msg = f"could not write the HTML report {args.html}: {exc.strerror or exc}; give --html a path you can write"
         raise _Failure(msg) from None
     out.write(f"wrote the HTML report of run {new.label} to {args.html}\n")
-    return EXIT_OK
+    for problem in unreadable:
+        err.write(f"{PROGRAM}: error: {problem}\n")
+    return EXIT_ERROR if unreadable else EXIT_OK
 
 
 def _frame(store: DirectoryStore, record: RunRecord, only: Sequence[str] | None) -> pd.DataFrame:

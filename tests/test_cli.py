@@ -426,3 +426,26 @@ def test_report_names_the_html_file_it_cannot_write_and_how_to_fix_it(store: Dir
     assert err.startswith(f"crystallize: error: could not write the HTML report {blocker / 'main.html'}: ")
     assert err.endswith("; give --html a path you can write\n")
     assert blocker.read_text() == "not a directory"
+
+
+def test_report_of_a_run_with_a_corrupt_experiment_reports_the_others_and_names_it(
+    store: DirectoryStore, tmp_path: Path,
+) -> None:
+    result, experiment = _run_once(0.0)
+    definition = definition_of(experiment)
+    entries = tuple(ExperimentRun(node, result, definition, fingerprint(definition))
+                    for node in ("test_a.py::first", "test_b.py::second", "test_c.py::third"))
+    record = store.find(store.save(NewRun(entries, name="three")).id)
+    broken = sorted(Path(record.location).glob("*.parquet"))[0]
+    broken.write_bytes(broken.read_bytes()[:-20])
+    code, out, err = cli("report", record.id, "--html", str(tmp_path / "three.html"))
+    assert code == 2  # the page is written, but the run is not whole: a script must notice
+    _no_traceback(err)
+    page = (tmp_path / "three.html").read_text(encoding="utf-8")
+    assert ">test_b.py::second</h2>" in page
+    assert ">test_c.py::third</h2>" in page
+    assert ">test_a.py::first</h2>" not in page
+    assert "wrote the HTML report" in out
+    assert err.startswith(f"crystallize: error: experiment 'test_a.py::first' of run {record.id} is left out "
+                          f"of the report: {broken}: corrupt")
+    assert "run it again and save a new run (pytest --crystallize --crystallize-save)" in err

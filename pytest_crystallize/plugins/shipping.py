@@ -18,6 +18,11 @@ fails on modules that import each other (``import b`` in ``a`` and ``import a``
 in ``b`` recurse without end), hence the sources. ``__main__`` (a script, a
 notebook) is pickled by value as cloudpickle always does.
 
+A worker in the packing process itself (a ``LocalCluster(processes=False)``)
+imports nothing shipped: its modules are already loaded, and an importer left
+in ``sys.meta_path`` would replace them and serve their old sources to later
+imports (a later ``pytest.main``) of that process.
+
 A shipped module's module-level code runs again on the worker, as under the
 ``spawn`` start method: files it reads must exist there too.
 """
@@ -31,11 +36,13 @@ import importlib.abc
 import importlib.util
 import io
 import linecache
+import os
 import site
 import sys
 import sysconfig
 import threading
 import types
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
@@ -74,11 +81,21 @@ class Shipment:
     key: str
     modules: tuple[ShippedModule, ...]
     payload: bytes
+    #: The process that packed it (see :func:`this_process`): there, nothing is shipped.
+    origin: str = ""
 
     @property
     def module_names(self) -> tuple[str, ...]:
         """The names of the shipped modules."""
         return tuple(m.name for m in self.modules)
+
+
+_TOKEN: Final = uuid.uuid4().hex
+
+
+def this_process() -> str:
+    """Names this process, distinct in a forked child (its pid) and a spawned one (a fresh token)."""
+    return f"{os.getpid()}-{_TOKEN}"
 
 
 # -- which modules are the user's ------------------------------------------------
@@ -226,7 +243,7 @@ def pack(obj: object) -> Shipment:
     digest = hashlib.sha256(payload)
     for module in modules:
         digest.update(module.digest.encode())
-    return Shipment(key=digest.hexdigest()[:24], modules=modules, payload=payload)
+    return Shipment(key=digest.hexdigest()[:24], modules=modules, payload=payload, origin=this_process())
 
 
 # -- the worker side: unpack -------------------------------------------------------
@@ -288,9 +305,10 @@ def unpack(shipment: Shipment) -> Any:
         if shipment.key in _UNPACKED:
             _UNPACKED.move_to_end(shipment.key)
             return _UNPACKED[shipment.key]
-        if _IMPORTER not in sys.meta_path:
-            sys.meta_path.insert(0, _IMPORTER)
-        _IMPORTER.add(shipment.modules)
+        if shipment.origin != this_process():
+            if _IMPORTER not in sys.meta_path:
+                sys.meta_path.insert(0, _IMPORTER)
+            _IMPORTER.add(shipment.modules)
         obj = pickle.loads(shipment.payload)  # the client's own run sent it
         _UNPACKED[shipment.key] = obj
         while len(_UNPACKED) > _KEPT:

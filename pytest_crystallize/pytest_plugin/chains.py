@@ -242,9 +242,16 @@ def upstream_results(item: ExperimentItem) -> dict[str, ExperimentResult]:
 
 
 def _no_result(item: ExperimentItem) -> str:
+    """Why the upstream ``item`` has no result, and how to give it one (here, or published under xdist)."""
     if item.config_error is not None:
         return "it is defined wrongly (see its error)"
-    return "it did not run or failed before running (see its report)"
+    if item.ran:
+        return "it failed before finishing its run (see its report)"
+    return (
+        f"it did not run in this session (skipped, or its setup failed: see its report); let it run in the same "
+        f"session: remove what skips it, and if you select by name, select it too (add 'or {item.name}' to -k); "
+        f"outputs saved by an earlier run are not read"
+    )
 
 
 def started(item: ExperimentItem) -> None:

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from pytest_crystallize.pytest_plugin.session import CrystallizeSession
     from pytest_crystallize.pytest_plugin.storage import GateCheck
 
-__all__ = ["SKIP_REASON", "ExperimentFailed", "ExperimentItem", "to_experiment_item"]
+__all__ = ["SKIP_REASON", "ExperimentFailed", "ExperimentItem", "budget_spent", "to_experiment_item"]
 
 SKIP_REASON: Final = "experiment: run experiments with 'pytest --crystallize'"
 #: Iterators given to a marker (``treatments=(t for t in ...)``), read once: a marker is shared
@@ -56,6 +56,11 @@ def _read_once(value: Any) -> Any:
     if id(value) not in _READ_ONCE:
         _READ_ONCE[id(value)] = (value, tuple(value))  # keeps the iterator alive, so its id stays unique
     return _READ_ONCE[id(value)][1]
+
+
+def budget_spent(budget: float | None) -> str:
+    """Why an experiment is skipped: the ``--crystallize-budget`` of ``budget`` seconds was spent before it began."""
+    return f"the crystallize budget of {budget:g} s was spent before this experiment started"
 
 
 class ExperimentFailed(Exception):  # reads as what happened: "experiment failed"
@@ -151,10 +156,13 @@ class ExperimentItem(pytest.Function):
             from pytest_crystallize.core.budget import Deadline
 
             deadline = Deadline(settings.deadline)
-            if deadline.passed:
-                pytest.skip(f"the crystallize budget of {settings.budget:g} s was spent before this experiment started")
+            if deadline.passed:  # spent while its fixtures were set up (the session skips it before, at its line)
+                pytest.skip(budget_spent(settings.budget))
         begun: list[tuple[Experiment, Journal | None]] = []
-        upstreams = upstream_results(self) if self.upstream_items else None
+        try:
+            upstreams = upstream_results(self) if self.upstream_items else None
+        except CrystallizeError as exc:  # an upstream without a result: which, and how to give it one
+            raise ExperimentFailed(str(exc)) from None
 
         def run(chosen: Experiment) -> ExperimentResult:
             journal = None

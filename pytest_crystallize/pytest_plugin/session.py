@@ -171,8 +171,10 @@ class CrystallizeSession:
         lines = []
         if self.put_back:
             lines.append(f"crystallize: {len(self.put_back)} upstream experiment(s) the selection left out run first:")
+            running = {id(item) for item in items}  # a deselected downstream is not why its upstream runs
             lines += [
-                f"  {up.nodeid} (upstream of {', '.join(d.name for d in up.downstream_items)})" for up in self.put_back
+                f"  {up.nodeid} (upstream of {', '.join(d.name for d in up.downstream_items if id(d) in running)})"
+                for up in self.put_back
             ]
         wrong = [item for item in items if self.is_experiment(item) and item.config_error]
         if wrong:
@@ -329,6 +331,21 @@ class CrystallizeSession:
         if self._status_line is not None:
             self._status_line.close()
             self._status_line = None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """Skip an experiment not started when the budget is spent with a skip mark: reported at its own line.
+
+        ``tryfirst``, and registered after pytest's skipping plugin, so this runs before that plugin reads the
+        marks (a ``pytest.skip()`` in the item would be reported at the plugin's line).
+        """
+        if self.settings.deadline is None or not self.is_experiment(item):
+            return
+        from pytest_crystallize.core.budget import Deadline
+        from pytest_crystallize.pytest_plugin.items import budget_spent
+
+        if Deadline(self.settings.deadline).passed:
+            item.add_marker(pytest.mark.skip(reason=budget_spent(self.settings.budget)))
 
     # -- reporting ----------------------------------------------------------------
     @pytest.hookimpl

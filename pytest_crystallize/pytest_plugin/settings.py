@@ -308,6 +308,15 @@ def _check_save_name(name: str, source: str, base: Path) -> None:
         raise pytest.UsageError(msg) from None
 
 
+def _check_store(root: Path, source: str) -> None:
+    """A store under a file would fail the save only after the whole run: a usage error before it."""
+    blocker = next((p for p in (root, *root.parents) if os.path.lexists(p)), None)  # Path.exists raises
+    if blocker is not None and not os.path.isdir(blocker):
+        msg = (f"{source}: cannot save to the store {str(root)!r}: {str(blocker)!r} is a file, not a directory; "
+               f"give the store a directory with --crystallize-storage=DIR (ini crystallize_storage) or move the file")
+        raise pytest.UsageError(msg)
+
+
 def read_storage_settings(config: pytest.Config) -> StorageSettings:
     """Parse the options of saved runs, the gate and the JSON report; raise pytest.UsageError naming a bad one."""
     root = _store_root(config)
@@ -315,6 +324,10 @@ def read_storage_settings(config: pytest.Config) -> StorageSettings:
     save = name is not None or _flag(config, "crystallize_autosave")
     if name:
         _check_save_name(name, name_source, name_base)
+    if save:
+        autosave = "--crystallize-autosave" if config.getoption("crystallize_autosave", None) else (
+            "ini option crystallize_autosave")
+        _check_store(root, name_source if name is not None else autosave)
     margin_text, margin_source, _ = _value(config, "crystallize_gate")
     margin, relative = 0.0, False
     if margin_text is not None:

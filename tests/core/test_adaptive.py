@@ -66,3 +66,20 @@ def test_the_sweep_keeps_the_familywise_error_at_alpha() -> None:
     false = sum(any(v.holds for v in _sweep([0.0] * 4, seed=seed, max_replicates=20).verdicts)
                 for seed in range(experiments))
     assert false <= stats.binom.ppf(0.999, experiments, alpha), false
+
+
+def test_the_summary_table_s_diff_is_the_verdict_s_paired_difference() -> None:
+    # A treatment dropped at an early look has fewer replicates than the baseline: its row's diff
+    # must be over the replicates both ran (as its paired verdict), not its mean minus all the baseline's.
+    result = _sweep([0.0, -0.5, 1.0, 0.0, 0.0, 0.0])
+    rows = {row["condition"]: row for row in summarize(result)["rows"]}
+    base_rep, base_val = result.select("x", "baseline")
+    dropped = 0
+    for verdict in result.verdicts:
+        replicates, values = result.select("x", verdict.treatment)
+        dropped += len(replicates) < len(base_rep)
+        paired = float(np.mean(values[np.argsort(replicates)] - base_val[np.isin(base_rep, replicates)]))
+        assert rows[verdict.treatment]["difference"] == pytest.approx(paired, abs=1e-12), verdict.treatment
+        assert verdict.difference == pytest.approx(paired, abs=1e-12), verdict.treatment
+    assert dropped  # the premise: some treatment stopped before the baseline did
+    assert any("shares with the baseline" in note for note in summarize(result)["notes"])

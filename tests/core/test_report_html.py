@@ -170,3 +170,59 @@ def test_repr_html_shows_table_verdicts_and_figures(result, monkeypatch):
     assert "<svg" not in bare
     assert "<table" in bare
     assert "pytest-crystallize[report]" in bare
+
+
+def _shifted(ctx):
+    own = np.random.default_rng((ctx.seed, ctx.get("stream", 0)))  # each condition's own noise: differences vary
+    ctx.metrics.add("x", float(ctx.rng.normal(ctx.get("shift", 0.0), 1.0) + own.normal()))
+
+
+def _mixture_p(d: np.ndarray, scale: float = 0.5) -> float:
+    """Two-sided t-mixture always-valid p after len(d) differences, worked from the formula (not the package).
+
+    BF_k = (1 + k g)^(-1/2) ((1 + t^2/(k-1)) / (1 + t^2/((k-1)(1 + k g))))^(k/2), g = scale^2, BF_1 = 1;
+    p = min(1, 1 / max_k BF_k).
+    """
+    best = 1.0
+    for k in range(2, len(d) + 1):
+        head = d[:k]
+        t2 = k * head.mean() ** 2 / head.var(ddof=1)
+        g = scale * scale
+        bf = (1 + k * g) ** -0.5 * ((1 + t2 / (k - 1)) / (1 + t2 / ((k - 1) * (1 + k * g)))) ** (k / 2)
+        best = max(best, bf)
+    return min(1.0, 1.0 / best)
+
+
+def test_an_anytime_design_draws_each_verdict_s_always_valid_p_value_against_alpha() -> None:
+    from pytest_crystallize.core.report.anytime_plots import anytime_figure
+
+    result = run_experiment(
+        _shifted, name="anytime", replicates="anytime", max_replicates=60, seed=5,
+        treatments=[Treatment("up", {"shift": 0.8, "stream": 1}), Treatment("flat", {"shift": 0.0, "stream": 2})],
+        hypotheses=[hypothesis("x", "two-sided", test="t_mixture")],
+    )
+    evidence = evidence_of(result)
+    paths = {path["treatment"]: path for path in evidence["anytime"]}
+    assert set(paths) == {"up", "flat"}
+    for verdict in result.verdicts:
+        path = paths[verdict.treatment]
+        replicates, base = result.select("x", "baseline")
+        _, treated = result.select("x", verdict.treatment)
+        d = (treated - base)[np.argsort(replicates)]
+        assert path["replicates"][-1] == verdict.details["anytime"]["replicates"]
+        assert path["p_values"][-1] == pytest.approx(verdict.p_value)
+        for n, p in zip(path["replicates"], path["p_values"], strict=True):
+            assert p == pytest.approx(_mixture_p(d[:n]), rel=1e-9), (verdict.treatment, n)
+    fig = anytime_figure(evidence)
+    ax = fig.axes[0]
+    alpha = result.verdicts[0].details["anytime"]["alpha"]
+    assert any(list(line.get_ydata()) == [alpha, alpha] for line in ax.get_lines())  # the alpha line
+    drawn = [line for line in ax.get_lines() if len(line.get_xdata()) > 1 and line.get_ydata()[0] != alpha]
+    assert sorted(len(line.get_xdata()) for line in drawn) == sorted(len(p["replicates"]) for p in paths.values())
+    assert ax.get_yscale() == "log"
+    assert anytime_figure(evidence_of(run_experiment(
+        _shifted, name="fixed", replicates=6, seed=5, treatments=[Treatment("up", {"shift": 0.8})],
+        hypotheses=[hypothesis("x", "maximize")],
+    ))) is None
+    page = report_document(RunView("run", "today"), [ExperimentView("anytime", summarize(result), evidence)])
+    assert 'data-plot="anytime"' in page

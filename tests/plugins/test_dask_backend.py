@@ -532,3 +532,32 @@ def test_a_worker_runs_every_chunk_of_async_replicates_on_one_event_loop(cluster
     assert fixed.errors == ()
     assert anytime.errors == ()
     assert _values(fixed) == _values(run_experiment(_uses_a_module_client, replicates=12, **options))
+
+
+def test_an_in_process_cluster_leaves_this_process_s_imports_as_they_were(tmp_path: Path) -> None:
+    # A worker thread of this process needs no shipped code: the run must not leave an importer
+    # that serves old sources to a later import (or pytest.main) here, nor replace a loaded module.
+    (tmp_path / "exp_mod.py").write_text("VERSION = 1\n\ndef run_one(ctx):\n    ctx.metrics.add('x', VERSION)\n")
+    done = run_script(tmp_path, """
+        import importlib, pathlib, sys
+        sys.path.insert(0, ".")
+        import exp_mod
+        from distributed import Client, LocalCluster
+        from pytest_crystallize import run_experiment
+        from pytest_crystallize.plugins.dask import DaskExecution
+
+        finders, module = list(sys.meta_path), exp_mod
+        with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster, \\
+                Client(cluster, set_as_default=False) as client, DaskExecution(client) as backend:
+            result = run_experiment(exp_mod.run_one, name="e", replicates=4, plugins=[backend])
+        assert len(result.errors) == 0, result.errors
+        print("finders added:", [f for f in sys.meta_path if f not in finders])
+        print("same module:", sys.modules["exp_mod"] is module)
+        pathlib.Path("exp_mod.py").write_text("VERSION = 2\\n")
+        del sys.modules["exp_mod"]
+        importlib.invalidate_caches()
+        print("edited module imports as:", importlib.import_module("exp_mod").VERSION)
+    """)
+    assert "finders added: []" in done.stdout
+    assert "same module: True" in done.stdout
+    assert "edited module imports as: 2" in done.stdout

@@ -439,3 +439,53 @@ def test_without_xdist_a_chain_adds_no_unknown_mark(pytester: pytest.Pytester) -
     )
     result.assert_outcomes(passed=3)
     assert "PytestUnknownMarkWarning" not in result.stdout.str() + result.stderr.str()
+
+
+TWO_DOWNSTREAMS = """
+    import pytest
+    from pytest_crystallize import upstream
+
+    weight = upstream("experiment_train", metric="weight")
+
+    @pytest.mark.experiment(replicates=3)
+    def experiment_evaluate(weight, ctx):
+        ctx.metrics.add("weight", weight)
+
+    @pytest.mark.experiment(replicates=3)
+    def experiment_report(weight, ctx):
+        ctx.metrics.add("weight", weight)
+
+    @pytest.mark.experiment(replicates=3)
+    def experiment_train(ctx):
+        ctx.metrics.add("weight", float(ctx.replicate))
+"""
+
+
+def test_the_put_back_upstream_names_only_the_selected_downstreams(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_chain=TWO_DOWNSTREAMS)
+    result = pytester.runpytest("--crystallize", "-k", "evaluate", *NO_RANDOM)
+    result.assert_outcomes(passed=2, deselected=1)
+    result.stdout.fnmatch_lines(["  test_chain.py::experiment_train (upstream of experiment_evaluate)"])
+    assert "experiment_report" not in result.stdout.str()  # deselected: it does not run
+
+
+@pytest.mark.parametrize("xdist", [False, True])
+def test_a_downstream_whose_upstream_did_not_run_says_which_and_how_to_run_it(
+    pytester: pytest.Pytester, xdist: bool,
+) -> None:
+    skipped = TWO_DOWNSTREAMS.replace(
+        "    @pytest.mark.experiment(replicates=3)\n    def experiment_train",
+        "    @pytest.mark.skip(reason='slow')\n    @pytest.mark.experiment(replicates=3)\n    def experiment_train",
+    )
+    pytester.makepyfile(test_chain=skipped)
+    args = ("--crystallize", "-k", "evaluate", *NO_RANDOM)
+    # Under xdist the upstream's worker publishes why it has no result, for a downstream on the other one.
+    result = pytester.runpytest_subprocess(*args, "-n", "2", timeout=300) if xdist else pytester.runpytest(*args)
+    result.assert_outcomes(failed=1, skipped=1, deselected=0 if xdist else 1)  # xdist's workers deselect
+    result.stdout.fnmatch_lines([
+        "*experiment 'experiment_evaluate' takes outputs of its upstream 'test_chain.py::experiment_train', "
+        "which has no result: it did not run in this session (skipped, or its setup failed: see its report); "
+        "let it run in the same session: remove what skips it, and if you select by name, select it too "
+        "(add 'or experiment_train' to -k); outputs saved by an earlier run are not read",
+    ])
+    assert "chains.py" not in result.stdout.str()  # a readable failure, not a traceback into the plugin

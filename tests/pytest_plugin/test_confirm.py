@@ -31,7 +31,7 @@ def test_a_confirmatory_run_pre_registers_and_says_so(pytester: pytest.Pytester)
         "*PASS 'x maximize' t vs baseline: *, fixed design; confirmatory attempt 1: pre-registered, fresh data, "
         "paired_t: significant",
     ])
-    (record,) = (pytester.path / ".crystallize" / "confirm").glob("*/attempt-0.json")
+    (record,) = (pytester.path / ".crystallize" / "confirm").glob("*/attempt-1.json")
     data = json.loads(record.read_text())
     assert data["identity"] == "test_shift.py::experiment_shift"
     assert data["definition"]["hypotheses"][0]["direction"] == "maximize"

@@ -1,6 +1,6 @@
 """The HTML report in a real browser: headless Chromium opens it from disk, offline.
 
-The report of three designs and a regression gate is made by pytest itself
+The report of four designs and a regression gate is made by pytest itself
 (``--crystallize-html``), then opened in headless Chromium, driven over the
 DevTools protocol through a pipe (``--remote-debugging-pipe``: the standard
 library is enough, no websocket). The page must log no console error, fetch
@@ -162,13 +162,28 @@ def _problems(events: list[dict[str, Any]]) -> list[str]:
     return found
 
 
+#: An anytime design, for its figure: the always-valid p-value after each replicate against alpha.
+ANYTIME = """
+    import numpy as np
+    import pytest
+    from pytest_crystallize import Treatment, hypothesis
+
+    @pytest.mark.experiment(replicates="anytime", max_replicates=40, seed=5, params={"gain": 0.0, "stream": 0},
+                            treatments=[Treatment("up", {"gain": 1.0, "stream": 1})])
+    @hypothesis(metric="score", direction="maximize", test="t_mixture")
+    def experiment_anytime(ctx):
+        noise = np.random.default_rng((ctx.seed, ctx.get("stream"))).normal(0, 0.5)
+        ctx.metrics.add("score", ctx.rng.normal(1 + ctx.get("gain"), 0.5) + noise)
+"""
+
+
 def _report(pytester: pytest.Pytester) -> Path:
-    """The report of three designs and a gate against a saved run, written by pytest."""
-    pytester.makepyfile(test_designs=EXPERIMENTS)
+    """The report of four designs and a gate against a saved run, written by pytest."""
+    pytester.makepyfile(test_designs=EXPERIMENTS, test_anytime=ANYTIME)
     common = ("--crystallize", "-p", "no:xdist", "-p", "no:cacheprovider")
-    pytester.runpytest_subprocess(*common, "--crystallize-save=main").assert_outcomes(passed=3)
+    pytester.runpytest_subprocess(*common, "--crystallize-save=main").assert_outcomes(passed=4)
     pytester.runpytest_subprocess(*common, "--crystallize-gate", "--crystallize-html=report.html").assert_outcomes(
-        passed=3)
+        passed=4)
     return pytester.path / "report.html"
 
 
@@ -193,7 +208,7 @@ def test_the_report_renders_offline_in_chromium_with_every_figure_drawn(
         shutil.copy(page, Path(artifacts) / "html-report.html")
     assert _problems(browser.events) == []
     names = [p["name"] for p in layout["plots"]]
-    assert {"values:score", "forest:score", "paired:score", "sweep:score", "sequential", "gate"} <= set(names)
+    assert {"values:score", "forest:score", "paired:score", "sweep:score", "sequential", "anytime", "gate"} <= set(names)
     assert layout["width"] <= WIDTH  # nothing sticks out sideways
     image = Image.open(shot).convert("L")
     assert image.size == (WIDTH, layout["height"])

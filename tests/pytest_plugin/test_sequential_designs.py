@@ -80,6 +80,19 @@ def test_the_budget_stops_a_running_experiment_and_skips_those_not_started(pytes
     result.stdout.fnmatch_lines(["*the crystallize budget of 1e-06 s was spent before this experiment started*"])
 
 
+def test_an_experiment_skipped_by_the_budget_shows_its_own_location(pytester: pytest.Pytester) -> None:
+    path = pytester.makepyfile(ANYTIME)
+    line = 1 + next(i for i, text in enumerate(path.read_text().splitlines()) if "def experiment_after_the_budget" in text)
+    result = pytester.runpytest("--crystallize", "-rs", "-k", "after", "-o", "crystallize_budget=0.000001")
+    result.assert_outcomes(skipped=1, deselected=2)
+    # pytest -rs shows where a test was skipped: the experiment's file and line, as for a skip mark.
+    result.stdout.fnmatch_lines([
+        f"SKIPPED [[]1[]] {path.name}:{line - 2}: the crystallize budget of 1e-06 s was spent before this "
+        f"experiment started",
+    ])
+    assert "items.py" not in result.stdout.str()
+
+
 @pytest.mark.parametrize("value", ["0", "-3", "soon"])
 def test_a_bad_budget_is_a_usage_error(pytester: pytest.Pytester, value: str) -> None:
     pytester.makepyfile(ANYTIME)

@@ -75,11 +75,40 @@ def test_nothing_is_saved_when_no_experiment_ran(pytester: pytest.Pytester) -> N
 
 def test_a_failed_save_fails_the_session_with_the_reason(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_fail=EXPERIMENT)
-    (pytester.path / "blocked").write_text("a file where the store should be")
+    (pytester.path / "blocked").mkdir()
+    (pytester.path / "blocked" / "runs").write_text("a file where the store keeps its runs")
     result = pytester.runpytest("--crystallize", "--crystallize-autosave", "--crystallize-storage=blocked")
     result.assert_outcomes(passed=2)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["crystallize: ERROR: could not save the run to *blocked: *"])
+
+
+@pytest.mark.parametrize(
+    ("args", "ini", "store", "source"),
+    [
+        (["--crystallize-save", "--crystallize-storage=blocked"], "", "blocked", "--crystallize-save"),
+        (["--crystallize-save=nightly", "--crystallize-storage=blocked/runs"], "", "blocked/runs",
+         "--crystallize-save"),
+        (["--crystallize-autosave"], "crystallize_storage = blocked", "blocked", "--crystallize-autosave"),
+        ([], "crystallize_storage = blocked\ncrystallize_autosave = true", "blocked",
+         "ini option crystallize_autosave"),
+    ],
+)
+def test_a_store_path_that_is_a_file_is_a_usage_error_before_the_run(
+    pytester: pytest.Pytester, args: list[str], ini: str, store: str, source: str,
+) -> None:
+    pytester.makepyfile(test_fail=EXPERIMENT)
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    (pytester.path / "blocked").write_text("a file where the store should be")
+    result = pytester.runpytest("--crystallize", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        f"*{source}: cannot save to the store '{pytester.path / store}': '{pytester.path / 'blocked'}' is a file, "
+        "not a directory; give the store a directory with --crystallize-storage=DIR (ini crystallize_storage) "
+        "or move the file",
+    ])
+    assert "passed" not in result.stdout.str()  # nothing ran
+    assert (pytester.path / "blocked").read_text() == "a file where the store should be"
 
 
 @pytest.mark.parametrize(

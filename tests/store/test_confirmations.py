@@ -63,7 +63,7 @@ def test_the_pre_registration_is_written_before_the_first_replicate_runs(tmp_pat
     seen: list[dict[str, object]] = []
 
     def run(chosen: Experiment):  # type: ignore[no-untyped-def]
-        (record,) = (tmp_path / "confirm").glob("*/attempt-0.json")
+        (record,) = (tmp_path / "confirm").glob("*/attempt-1.json")
         seen.append(json.loads(record.read_text()))
         return _run(chosen)
 
@@ -154,7 +154,7 @@ def test_run_experiment_confirms_in_a_store(tmp_path: Path) -> None:
     )
     assert result.verdicts[0].details["confirmation"]["confirmed"]
     assert result.provenance.master_seed == confirmation_seed(7, 0)
-    assert len(list((tmp_path / "confirm").glob("*/attempt-0.*json"))) == 2  # the record and its outcome
+    assert len(list((tmp_path / "confirm").glob("*/attempt-1.*json"))) == 2  # the record and its outcome
 
 
 def test_a_cross_validated_confirmation_names_its_design_in_words(tmp_path: Path) -> None:
@@ -232,3 +232,37 @@ def test_a_confirmation_the_budget_cut_short_is_completed_by_resuming_it(tmp_pat
     whole = run_experiment(_slow, **{**options, "confirm": tmp_path / "other", "journal": None})
     assert completed.values.tolist() == whole.values.tolist()
     assert completed.passed
+
+
+def test_the_ledger_s_files_count_attempts_from_one_as_the_verdicts_do(tmp_path: Path) -> None:
+    first = _confirm(tmp_path, _define(shift=0.0))
+    second = _confirm(tmp_path, _define(shift=0.0))
+    assert [r.verdicts[0].details["confirmation"]["attempt"] for r in (first, second)] == [1, 2]
+    directory = next((tmp_path / "confirm").iterdir())
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "attempt-1.json", "attempt-1.outcome.json", "attempt-2.json", "attempt-2.outcome.json",
+    ]
+    assert json.loads((directory / "attempt-2.json").read_text())["attempt"] == 2
+    # Numbers on the page are one-based; the seed streams are those of the first and second attempt as before.
+    assert [r.provenance.master_seed for r in (first, second)] == [confirmation_seed(7, 0), confirmation_seed(7, 1)]
+
+
+def test_a_ledger_written_with_attempts_counted_from_zero_is_read_and_continued(tmp_path: Path) -> None:
+    old = _confirm(tmp_path, _define(shift=0.0))  # then rename its files as an older version wrote them
+    directory = next((tmp_path / "confirm").iterdir())
+    record = json.loads((directory / "attempt-1.json").read_text())
+    record["attempt"] = 0
+    record.pop("counted_from", None)
+    (directory / "attempt-0.json").write_text(json.dumps(record))
+    (directory / "attempt-1.outcome.json").rename(directory / "attempt-0.outcome.json")
+    (directory / "attempt-1.json").unlink()
+    assert old.provenance.master_seed == confirmation_seed(7, 0)
+
+    again = _confirm(tmp_path, _define(shift=0.0))
+    c = again.verdicts[0].details["confirmation"]
+    assert c["attempt"] == 2
+    assert again.provenance.master_seed == confirmation_seed(7, 1)  # fresh: not the old attempt's seed
+    assert any(p.startswith("attempt 1 (") and "did not confirm" in p for p in c["problems"]), c["problems"]
+    assert (directory / "attempt-2.json").is_file()
+    assert (directory / "attempt-2.outcome.json").is_file()
+    assert [a.attempt for a in ConfirmationLedger(tmp_path).attempts(IDENTITY)] == [0, 1]

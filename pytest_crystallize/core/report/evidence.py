@@ -7,26 +7,55 @@ crosses pytest-xdist as a string, like the payload): per metric and
 condition the per-replicate values the summary row describes (one per
 replicate, the mean when a replicate recorded several, non-finite values
 left out, exactly as the row counts them); per hypothesis metric and
-treatment compared paired, the paired differences the test saw; the
-treatments' settings; and the result's provenance.
+treatment compared paired, the paired differences the test saw; per
+verdict of an anytime design, its always-valid p-value after each replicate
+up to its stop (its e-process run again on the first n differences, the
+same function the verdict used); the treatments' settings; and the
+result's provenance.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
 from pytest_crystallize.core.alignment import aligned_values, replicate_means
 
 if TYPE_CHECKING:
+    from pytest_crystallize.core.hypotheses import Verdict
     from pytest_crystallize.core.results import ExperimentResult
 
 __all__ = ["evidence_of"]
 
+#: The most replicate counts at which an anytime path is evaluated (each a run of its e-process).
+_PATH_POINTS: Final = 120
+
 
 def _floats(values: np.ndarray) -> list[float]:
     return [float(v) for v in values.tolist()]
+
+
+def _anytime_path(result: ExperimentResult, verdict: Verdict) -> dict[str, Any] | None:
+    """An anytime verdict's always-valid p-value after n replicates, n = 2 .. its stop; None for other verdicts."""
+    from pytest_crystallize.core.stats import anytime_test
+
+    design, d = verdict.details.get("anytime"), verdict.details
+    if not isinstance(design, dict) or not isinstance(design.get("replicates"), int) or design["replicates"] < 2:
+        return None
+    aligned = aligned_values(result, verdict.metric, verdict.treatment, omit_non_finite=True)
+    differences = (aligned.treatment - aligned.baseline)[: design["replicates"]]
+    if not aligned.paired or len(differences) < 2:
+        return None
+    counts = sorted({int(n) for n in np.linspace(2, len(differences), min(_PATH_POINTS, len(differences) - 1))})
+    p_values = [
+        anytime_test(differences[:n], direction=verdict.direction, alpha=design["alpha"],
+                     margin=float(d.get("margin") or 0.0), better=str(d.get("better") or "higher"),
+                     method=design["method"], scale=design["scale"], interval=False).p_value
+        for n in counts
+    ]
+    return {"hypothesis": verdict.hypothesis, "treatment": verdict.treatment, "alpha": design["alpha"],
+            "holds": verdict.holds, "replicates": counts, "p_values": p_values}
 
 
 def evidence_of(result: ExperimentResult) -> dict[str, Any]:
@@ -35,6 +64,8 @@ def evidence_of(result: ExperimentResult) -> dict[str, Any]:
     ``values[metric][condition]`` is ``{"replicates": [...], "values": [...]}``,
     sorted by replicate; ``paired[metric][treatment]`` lists treatment minus
     baseline, replicate by replicate, for the pairs a verdict compared paired;
+    ``anytime`` lists, per anytime verdict, ``{"hypothesis", "treatment",
+    "alpha", "holds", "replicates": [n, ...], "p_values": [...]}``;
     ``settings[treatment]`` maps each changed setting to its value as text.
     """
     values: dict[str, dict[str, dict[str, list[Any]]]] = {}
@@ -59,6 +90,7 @@ def evidence_of(result: ExperimentResult) -> dict[str, Any]:
     return {
         "values": values,
         "paired": paired,
+        "anytime": [path for v in result.verdicts if (path := _anytime_path(result, v)) is not None],
         "settings": provenance.pop("treatments"),
         "provenance": provenance,
     }

@@ -128,6 +128,7 @@ def _definitions(pairs: Iterable[tuple[str, Any]]) -> str:
 def _figures(view: ExperimentView) -> list[tuple[str, list[tuple[str, Callable[[], Figure | None]]]]]:
     """What to draw for ``view``, in groups under a heading: (heading, [(name, how), ...]), in reading order."""
     from pytest_crystallize.core.report import plots, sweep_plots
+    from pytest_crystallize.core.report.anytime_plots import anytime_figure
     from pytest_crystallize.core.report.gate_plots import gate_figure
 
     summary, evidence = view.summary, view.evidence or {}
@@ -144,6 +145,7 @@ def _figures(view: ExperimentView) -> list[tuple[str, list[tuple[str, Callable[[
         for metric in dict.fromkeys(r["metric"] for r in summary["rows"])
     ]
     groups.append(("sequential design", [("sequential", functools.partial(plots.sequential_figure, verdicts))]))
+    groups.append(("anytime design", [("anytime", functools.partial(anytime_figure, evidence))]))
     if view.comparison is not None:
         groups.append(("regression gate", [("gate", functools.partial(gate_figure, view.comparison))]))
     return groups

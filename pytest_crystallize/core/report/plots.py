@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
-    "COLORS", "best_figure", "figure", "forest_figure", "has_matplotlib", "paired_figure", "require_matplotlib",
-    "right_labels", "sequential_figure", "short_label", "styled", "svg_markup", "title", "values_figure",
+    "COLORS", "best_figure", "figure", "forest_figure", "has_matplotlib", "p_value_axes", "paired_figure",
+    "require_matplotlib", "right_labels", "sequential_figure", "short_label", "styled", "svg_markup", "title",
+    "values_figure",
 ]
 
 _P = ParamSpec("_P")
@@ -382,9 +383,14 @@ def sequential_figure(verdicts: Sequence[Mapping[str, Any]]) -> Figure | None:
         color = COLORS["pass"] if verdict["holds"] else COLORS["fail"]
         ax.plot([n for n, _ in taken], [max(p, floor) for _, p in taken], marker="o", markersize=5, color=color,
                 linewidth=1.6, label=short_label(f"{verdict['treatment']}: {verdict['hypothesis']}", 40))
+    p_value_axes(ax, "replicates per condition at each look", "p-value (log scale)")
+    return fig
+
+
+def p_value_axes(ax: Axes, xlabel: str, ylabel: str) -> None:
+    """Finish axes of p-values against replicates: a log scale, its grid, the labels and the legend."""
     ax.set_yscale("log")
     ax.grid(True, axis="y", color=COLORS["grid"], linewidth=0.8)
-    ax.set_xlabel("replicates per condition at each look")
-    ax.set_ylabel("p-value (log scale)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.legend(loc="best", frameon=False)
-    return fig

@@ -50,9 +50,8 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
     notes = []
     for metric in result.metrics:
         base_rep, base = result.select(metric, BASELINE)
-        _, base, _ = replicate_means(base_rep, base, omit_non_finite=True)
-        base_mean = float(base.mean()) if len(base) else math.nan
-        most = 1
+        base_rep, base, _ = replicate_means(base_rep, base, omit_non_finite=True)
+        most, partial = 1, False
         binary = binary_outcome(result.select(metric, c)[1] for c in result.conditions)
         for condition in result.conditions:
             replicates, values = result.select(metric, condition)
@@ -60,6 +59,8 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
             most = max(most, per_replicate)
             if not len(finite):
                 continue
+            difference, shared = _difference(replicates, finite, base_rep, base)
+            partial = partial or (condition != BASELINE and shared)
             s = describe(finite, binary=binary)
             # A row is a condition against the baseline: a best verdict (every condition at once) has its own line.
             verdicts = [v for v in result.verdicts
@@ -69,10 +70,13 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
                 "dropped": int(np.count_nonzero(~np.isfinite(values))),
                 "mean": _num(s.mean),
                 "std": _num(s.std), "ci_low": _num(s.ci_low), "ci_high": _num(s.ci_high),
-                "difference": None if condition == BASELINE else _num(s.mean - base_mean),
+                "difference": None if condition == BASELINE else _num(difference),
                 "p": [_num(v.p_adjusted) for v in verdicts],
                 "verdict": [v.holds for v in verdicts],
             })
+        if partial:  # e.g. an adaptive sweep's treatments dropped at an early look
+            notes.append(f"{metric!r}: diff is over the replicates each condition shares with the baseline "
+                         f"(paired, as the verdicts)")
         if most > 1:
             notes.append(f"{metric!r}: up to {most} values per replicate; rows show per-replicate means")
     first = result.errors[0].to_dict() if result.errors else None
@@ -106,6 +110,23 @@ def summarize(result: ExperimentResult) -> dict[str, Any]:
         "rows": rows,
         "verdicts": [v.to_dict() for v in result.verdicts],
     }
+
+
+def _difference(
+    replicates: np.ndarray, values: np.ndarray, base_replicates: np.ndarray, base: np.ndarray
+) -> tuple[float, bool]:
+    """A condition's mean minus the baseline's, and whether only the replicates they share were compared.
+
+    Over the replicates both have, as a verdict pairs them (an adaptive sweep
+    stops a decided treatment while the baseline runs on; a replicate that
+    failed in one condition is left out of both); with none shared, the
+    difference of the two means.
+    """
+    shared = np.intersect1d(replicates, base_replicates)
+    if not len(shared) or len(shared) == len(replicates) == len(base_replicates):
+        return (float(values.mean()) - float(base.mean()) if len(base) else math.nan), False
+    mine, theirs = np.isin(replicates, shared), np.isin(base_replicates, shared)
+    return float(values[mine].mean()) - float(base[theirs].mean()), True
 
 
 def _decided_within(result: ExperimentResult) -> int | None:

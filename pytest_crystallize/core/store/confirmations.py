@@ -6,14 +6,18 @@ pre-registration record (its hypotheses and definition, their fingerprint,
 the code's fingerprint, the replicates and design, the git commit), then runs
 on fresh replicates. The records of one experiment are its ledger::
 
-    <root>/confirm/<experiment key>/attempt-<k>.json           pre-registration of attempt k
-    <root>/confirm/<experiment key>/attempt-<k>.outcome.json   what attempt k found (after the run)
+    <root>/confirm/<experiment key>/attempt-<n>.json           pre-registration of attempt n (from 1)
+    <root>/confirm/<experiment key>/attempt-<n>.outcome.json   what attempt n found (after the run)
+
+Files, records and verdicts count attempts from 1; inside, :attr:`Attempt.attempt`
+counts from 0 (``k = n - 1``). Records written before files were counted from 1
+(``attempt-0.json``, without ``counted_from``) are read as they are.
 
 Fresh data: attempt ``k`` draws its replicate seeds from the master seed
 :func:`confirmation_seed` ``(master_seed, k)``, a 63-bit number derived with
 ``SeedSequence`` from the master seed, a fixed tag and ``k``; exploratory runs
 use the master seed itself, so no earlier run drew these replicate streams.
-``k`` is claimed by creating ``attempt-<k>.json`` exclusively (``O_EXCL``), so
+``k`` is claimed by creating its file exclusively (``O_EXCL``), so
 concurrent writers (xdist workers, two CI jobs on one store) never share an
 attempt; a record is written whole (a temporary file, then a link) or not at
 all. Before the run, the seed is also checked against the saved runs.
@@ -94,11 +98,19 @@ class Attempt:
     explored_in: str | None = None
     #: What it found, once the run finished: ``{"passed": bool, "confirmed": bool}``; None before (or interrupted).
     outcome: Mapping[str, Any] | None = None
+    #: The number its file and record give the first attempt: 1, or 0 in a record written by an older version.
+    counted_from: int = 1
+
+    @property
+    def file_stem(self) -> str:
+        """Its files' name without the suffix: ``attempt-<n>``."""
+        return f"attempt-{self.attempt + self.counted_from}"
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON data."""
+        """Plain JSON data, the attempt counted from :attr:`counted_from`."""
         return {
-            "attempt": self.attempt, "identity": self.identity, "created_at": self.created_at, "seed": self.seed,
+            "attempt": self.attempt + self.counted_from, "counted_from": self.counted_from,
+            "identity": self.identity, "created_at": self.created_at, "seed": self.seed,
             "master_seed": self.master_seed, "replicates": self.replicates, "design": self.design,
             "definition": dict(self.definition), "fingerprint": self.fingerprint, "code": self.code,
             "git": None if self.git is None else dict(self.git), "explored_in": self.explored_in,
@@ -200,7 +212,7 @@ class ConfirmationLedger:
             attempt = resumed
             earlier = [a for a in earlier if a.attempt != resumed.attempt]
         else:
-            attempt = self._claim(identity, draft, start=len(earlier))
+            attempt = self._claim(identity, draft, start=1 + max((a.attempt for a in earlier), default=-1))
         used_by = [r.id for r in runs
                    if identity in r.experiments and r.experiments[identity].master_seed == attempt.seed]
         problems = _changes(attempt, explored, earlier)
@@ -228,7 +240,7 @@ class ConfirmationLedger:
             raise ResultsError(msg) from None
         for k in range(start, start + _MOST_ATTEMPTS):
             attempt = replace(draft, attempt=k, seed=confirmation_seed(draft.master_seed, k))
-            if _create_exclusively(directory / f"attempt-{k}.json", attempt.to_dict()):
+            if _create_exclusively(directory / f"{attempt.file_stem}.json", attempt.to_dict()):
                 return attempt
         msg = f"{directory}: no free attempt number after {start + _MOST_ATTEMPTS}"  # pragma: no cover
         raise ResultsError(msg)  # pragma: no cover
@@ -254,7 +266,7 @@ class ConfirmationLedger:
 
     def record_outcome(self, attempt: Attempt, result: ExperimentResult, confirmation: Confirmation) -> None:
         """Write what ``attempt`` found, so later attempts know it (written once, never replaced)."""
-        path = self.directory(attempt.identity) / f"attempt-{attempt.attempt}.outcome.json"
+        path = self.directory(attempt.identity) / f"{attempt.file_stem}.outcome.json"
         outcome = {"passed": result.passed, "confirmed": confirmation.confirmed and result.passed,
                    "holds": [v.holds for v in result.verdicts]}
         _create_exclusively(path, outcome)
@@ -367,7 +379,9 @@ def _read_attempt(path: Path, outcome_path: Path) -> Attempt:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         outcome = json.loads(outcome_path.read_text(encoding="utf-8")) if outcome_path.is_file() else None
-        return Attempt(**data, outcome=outcome)
-    except (OSError, ValueError, TypeError) as exc:
+        counted_from = data.pop("counted_from", 0)  # absent: written when attempt-0.json was the first
+        data["attempt"] -= counted_from
+        return Attempt(**data, outcome=outcome, counted_from=counted_from)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
         msg = f"{path}: not a readable pre-registration ({exc}); it was written by this store's ledger only"
         raise ResultsError(msg) from None
