@@ -169,7 +169,7 @@ class FrozenContext:
         self._condition_code = condition_code
         self._seeds = seeds
         self._sink = sink
-        self._sink_start = len(sink)
+        self._sink_start = sink.open(self, condition_code, replicate)
         self._rng: np.random.Generator | None = None
         self._metrics: Metrics | None = None
         self._artifacts: Artifacts | None = None
@@ -286,6 +286,16 @@ class FrozenContext:
             self._metrics = Metrics(self)
         return self._metrics
 
+    def release_metrics(self) -> None:
+        """Drop the cached ``ctx.metrics`` recorder, which points back here (the runner calls this as a replicate ends).
+
+        Without that cycle reference counting frees the context at once, so a
+        run of small replicates does not keep the garbage collector busy.
+        Nothing is lost: the recorder holds no values, and ``ctx.metrics``
+        makes a new one if the context is used again.
+        """
+        self._metrics = None
+
     @property
     def artifacts(self) -> Artifacts:
         """Files this replicate's steps produce: ``ctx.artifacts.add(name, data)``."""
@@ -323,10 +333,32 @@ class FrozenContext:
         else:
             value = self._values.get(key, _MISSING)
             if value is _MISSING and key in BUILTIN_KEYS:
-                value = self.attribute(key)
+                # ctx.get("replicate") is how datasources read their index: spared a call.
+                value = self._replicate if key == "replicate" else self.attribute(key)
         if self._observed:
             notify_read(self, READ_KEY, key, value)
         return default if value is _MISSING else value
+
+    def fill(self, names: tuple[str, ...], into: dict[str, Any]) -> None:
+        """Put the value of each of ``names`` that this context has into ``into``, unless already there.
+
+        What ``get`` would give, for a step's keyword parameters: one call, not one per name.
+        """
+        if self._observed or self._added is not None:
+            for name in names:
+                if name not in into:
+                    value = self.get(name, _MISSING)
+                    if value is not _MISSING:
+                        into[name] = value
+            return
+        values = self._values
+        for name in names:
+            if name not in into:
+                value = values.get(name, _MISSING)
+                if value is _MISSING and name in BUILTIN_KEYS:
+                    value = self.attribute(name)
+                if value is not _MISSING:
+                    into[name] = value
 
     def peek(self, key: str, default: Any = None) -> Any:
         """:meth:`get`, unseen by observers (a cache checking its entries reads this way)."""

@@ -96,6 +96,14 @@ class BatchRunner:
         self._fixed_arguments = dict(experiment.arguments)
         self._takes_ctx = experiment.takes_ctx
         self._source_names = tuple(experiment.datasources)
+        # Looked up once per condition code rather than per replicate: the values as a plain dict (a
+        # read costs half a mapping proxy's; contexts never write them) and each datasource's
+        # (parameter, function, takes_ctx, name), called without DataSource.__call__ in between.
+        self._values = tuple(dict(condition.values) for condition in self.conditions)
+        self._datasource_calls = tuple(
+            tuple((parameter, s.function, s.takes_ctx, s.name) for parameter, s in condition.datasources)
+            for condition in self.conditions
+        )
         self._sync_function = not inspect.iscoroutinefunction(experiment.function)
         self._timeout = experiment.timeout
         # Digest the baseline's datasource outputs to notice replicates that share data (see shared_data).
@@ -220,11 +228,11 @@ class BatchRunner:
 
     def _arguments(self, condition: Condition, ctx: FrozenContext) -> dict[str, Any]:
         kwargs = self._fixed_arguments.copy()
-        for parameter, source in condition.datasources:
+        for parameter, function, takes_ctx, name in self._datasource_calls[condition.code]:
             try:
-                kwargs[parameter] = source(ctx)
+                kwargs[parameter] = function(ctx) if takes_ctx else function()  # what DataSource.__call__ does
             except Exception as exc:
-                label_origin(exc, f"datasource:{source.name}")
+                label_origin(exc, f"datasource:{name}")
                 raise
         if self._takes_ctx:
             kwargs["ctx"] = ctx
@@ -249,8 +257,8 @@ class BatchRunner:
         """
         # Positional: a keyword call costs more than the rest of making the context.
         ctx = FrozenContext(
-            condition.values, replicate, condition.name, condition.code, self.seeds, batch.sink, self.step_hooks,
-            self.experiment.design,
+            self._values[condition.code], replicate, condition.name, condition.code, self.seeds, batch.sink,
+            self.step_hooks, self.experiment.design,
         )
         token = CURRENT_CONTEXT.set(ctx)
         error: BaseException | None = None
@@ -302,6 +310,7 @@ class BatchRunner:
             batch.artifacts[condition.code, replicate] = dict(ctx.artifacts)
         if self.after_hook is not None:
             self.after_hook(experiment=self.experiment, ctx=ctx, error=error)
+        ctx.release_metrics()
 
     def _error(self, condition: Condition, replicate: int, exc: BaseException) -> ReplicateError:
         # Plain strings only: the error crosses process boundaries even when

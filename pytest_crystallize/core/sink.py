@@ -165,7 +165,7 @@ class MetricSink:
         if code is None:
             code = self.metric_codes[name] = len(self.metric_codes)
         if owner is not self._owner:
-            self._open(owner, condition, replicate)
+            self.open(owner, condition, replicate)
         self._metric.append(code)
         self._value.append(value)
         self._tag.append(tag)
@@ -178,7 +178,7 @@ class MetricSink:
         tag = NO_TAGS if tags is None else self._text_code(tags)
         same = bool(self._seg_start) and self._seg_condition[-1] == condition and self._seg_replicate[-1] == replicate
         if not same:  # values of one replicate: one segment
-            self._open((condition, replicate), condition, replicate)
+            self.open((condition, replicate), condition, replicate)
         self._metric.append(self.metric_code(name))
         self._value.append(value)
         self._tag.append(tag)
@@ -237,7 +237,13 @@ class MetricSink:
             self.tag_texts.append(text)
         return code
 
-    def _open(self, owner: object, condition: int, replicate: int) -> None:
+    def open(self, owner: object, condition: int, replicate: int) -> int:
+        """Start the segment of ``owner``, a context of replicate ``(condition, replicate)``; return its start.
+
+        A context opens its segment when it is made, so recording its first
+        value finds it open; a value recorded by another owner in between
+        opens a new one (see :meth:`record`). An empty segment is reused.
+        """
         start = self._chunk_total + len(self._value)
         if self._seg_start and self._seg_start[-1] == start:  # the last segment is empty: reuse it
             self._seg_condition[-1], self._seg_replicate[-1] = condition, replicate
@@ -246,6 +252,7 @@ class MetricSink:
             self._seg_replicate.append(replicate)
             self._seg_start.append(start)
         self._owner = owner
+        return start
 
     def _flush(self) -> None:
         """Move the values held in lists into a chunk of numpy arrays."""
