@@ -19,6 +19,7 @@ result's ``execution`` notes (shown with ``-v``).
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -75,19 +76,22 @@ class Probe:
     per_task: float = 0.0
 
 
-def probe(run_batch: RunBatch, tasks: Sequence[ReplicateTask], *, most: int) -> Probe:
+def probe(run_batch: RunBatch, tasks: Sequence[ReplicateTask], *, most: int, serial_below: float = 0.0) -> Probe:
     """Run the first tasks serially (1, 2, 4, ...) until :data:`PROBE_SECONDS` or ``most`` tasks.
 
     The per-task time is the quickest step's, so a first replicate that warms
     caches or imports, or a moment the machine was busy, does not pass for
-    the typical one.
+    the typical one. Probing also stops once the tasks left would take less
+    than ``serial_below`` seconds even at the time measured so far: the
+    quickest step can only be quicker, so the caller runs them serially
+    anyway, and each further step would cost a batch of its own.
     """
     measured = Probe()
     step, spent = 1, 0.0
     try:
         while measured.done < min(most, len(tasks)) and (
             spent < PROBE_SECONDS or (step == 2 and spent < WARMUP_SECONDS)  # a second step, unless plainly slow
-        ):
+        ) and not (measured.done and measured.per_task * (len(tasks) - measured.done) < serial_below):
             chunk = tasks[measured.done:measured.done + min(step, most - measured.done)]
             started = time.perf_counter()
             measured.batches.append(run_batch(chunk))
@@ -209,14 +213,16 @@ def sized_processes(
     """Probe serially, then run the rest serially (too little work) or in sized chunks in processes."""
     from pytest_crystallize.plugins.processes import run_chunks
 
-    measured = probe(run_batch, tasks, most=max(1, len(tasks) // (2 * workers)))
+    # Work left below this gains less than twice a pool's start from the workers beyond the first.
+    serial_below = math.inf if workers < 2 else 2 * PROCESS_POOL_SECONDS / (1 - 1 / workers)
+    measured = probe(run_batch, tasks, most=max(1, len(tasks) // (2 * workers)), serial_below=serial_below)
     rest = list(tasks[measured.done:])
     if not rest:
         run_batch.note(f"{owner}: the {len(tasks)} replicate tasks ran serially: they took "
                        f"{describe(measured.per_task)} each, too little to gain from worker processes")
         return [joined(measured.batches)]
     left = measured.per_task * len(rest)
-    if workers < 2 or left * (1 - 1 / workers) < 2 * PROCESS_POOL_SECONDS:
+    if left < serial_below:
         run_batch.note(f"{owner}: the {len(tasks)} replicate tasks ran serially: about "
                        f"{describe(measured.per_task)} each ({describe(left)} left after the first "
                        f"{measured.done}), too little to gain from {workers} worker processes")

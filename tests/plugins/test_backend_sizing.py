@@ -57,6 +57,28 @@ def test_trivial_replicates_run_serially_here_and_the_note_says_so(tmp_path: Pat
     assert result.values.tolist() == serial.values.tolist()
 
 
+def test_probing_stops_once_running_the_rest_serially_is_certain() -> None:
+    # Each probe step is a batch of its own; once even the slowest step measured says "serial", more cost only that.
+    steps: list[int] = []
+
+    class Counting:
+        def __call__(self, tasks: Any) -> Any:
+            steps.append(len(tasks))
+            time.sleep(0.001 * len(tasks))  # 1 ms a task
+            from pytest_crystallize.core.tasks import ReplicateBatch
+
+            return ReplicateBatch()
+
+    tasks: list[Any] = list(range(1000))
+    certain = sizing.probe(Counting(), tasks, most=500, serial_below=10.0)  # 1 ms x 999 left < 10 s
+    assert steps == [1]
+    assert certain.done == 1
+    steps.clear()
+    uncertain = sizing.probe(Counting(), tasks, most=500, serial_below=0.1)  # 1 ms x 999 left > 0.1 s
+    assert len(steps) >= 2
+    assert uncertain.done == sum(steps)
+
+
 @TWO_CPUS
 def test_replicates_worth_a_pool_go_to_worker_processes_in_chunks(tmp_path: Path) -> None:
     result = run_experiment(_where, replicates=30, plugins=[ParallelExecution()],
