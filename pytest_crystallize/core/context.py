@@ -139,7 +139,6 @@ class FrozenContext:
         "_condition_code",
         "_design",
         "_metrics",
-        "_observed",
         "_replicate",
         "_rng",
         "_seeds",
@@ -148,6 +147,7 @@ class FrozenContext:
         "_values",
         "step_coroutines",
         "step_hooks",
+        "watchers",
     )
 
     def __init__(
@@ -173,8 +173,9 @@ class FrozenContext:
         self._rng: np.random.Generator | None = None
         self._metrics: Metrics | None = None
         self._artifacts: Artifacts | None = None
-        #: How many observers watch this context (see :meth:`observed`); 0: reads notify nobody.
-        self._observed = 0
+        #: How many observers watch this context (see :meth:`observed`, which alone changes it); 0: reads
+        #: notify nobody. Public so the metrics recorder can check it without a call, for speed.
+        self.watchers = 0
         #: The run's step-hook caller, or None when no plugin watches steps.
         self.step_hooks = step_hooks
         #: ``(step name, coroutine)`` of each ``async def`` step called with this context
@@ -186,14 +187,14 @@ class FrozenContext:
     @property
     def replicate(self) -> int:
         """Index of this replicate, from 0."""
-        if self._observed:
+        if self.watchers:
             notify_read(self, READ_ATTRIBUTE, "replicate", self._replicate)
         return self._replicate
 
     @property
     def condition(self) -> str:
         """Name of this condition: ``"baseline"`` or a treatment's name."""
-        if self._observed:
+        if self.watchers:
             notify_read(self, READ_ATTRIBUTE, "condition", self._condition)
         return self._condition
 
@@ -201,14 +202,14 @@ class FrozenContext:
     def seed(self) -> int:
         """The seed of this replicate, the same in every condition."""
         seed = self._seeds[self._replicate]
-        if self._observed:
+        if self.watchers:
             notify_read(self, READ_ATTRIBUTE, "seed", seed)
         return seed
 
     @property
     def master_seed(self) -> int:
         """The experiment's master seed, from which every replicate seed derives."""
-        if self._observed:
+        if self.watchers:
             notify_read(self, READ_ATTRIBUTE, "master_seed", self._seeds.master)
         return self._seeds.master
 
@@ -231,7 +232,7 @@ class FrozenContext:
     def rng(self) -> np.random.Generator:
         """A numpy Generator seeded with :attr:`seed` (made on first use)."""
         rng = self.generator()
-        if self._observed:
+        if self.watchers:
             notify_read(self, READ_RNG, "", rng)
         return rng
 
@@ -253,7 +254,7 @@ class FrozenContext:
         """
         from pytest_crystallize.core.designs import replicate_split
 
-        if self._observed:  # the split depends on these: a step cache must key by them
+        if self.watchers:  # the split depends on these: a step cache must key by them
             for name in ("design", "replicate", "master_seed"):
                 notify_read(self, READ_ATTRIBUTE, name, self.attribute(name))
         return replicate_split(self._design, n_samples, self._replicate, self._seeds.master)
@@ -266,24 +267,24 @@ class FrozenContext:
     @property
     def watched(self) -> bool:
         """True while some observer watches this context (see :meth:`observed`)."""
-        return self._observed > 0
+        return self.watchers > 0
 
     @contextlib.contextmanager
     def observed(self, observer: ContextObserver) -> Iterator[None]:
         """Tell ``observer`` what this context is asked and told in this task or thread, until exit."""
-        self._observed += 1
+        self.watchers += 1
         token = OBSERVERS.set((*OBSERVERS.get(), observer))
         try:
             yield
         finally:
             OBSERVERS.reset(token)
-            self._observed -= 1
+            self.watchers -= 1
 
     @property
     def metrics(self) -> Metrics:
         """Recorder of this replicate's metrics: ``ctx.metrics.add(name, value)``."""
         if self._metrics is None:
-            self._metrics = Metrics(self)
+            self._metrics = Metrics(self, self._sink, self._condition_code, self._replicate)
         return self._metrics
 
     def release_metrics(self) -> None:
@@ -309,8 +310,12 @@ class FrozenContext:
         Tags are stored with the value (as JSON) for later analysis; they must
         be JSON-serialisable.
         """
-        tag = self._sink.record(self, self._condition_code, self._replicate, name, value, tags)
-        if self._observed:  # the value is known good now: the sink checked it
+        if tags:
+            tag = self._sink.record(self, self._condition_code, self._replicate, name, value, tags)
+        else:  # for speed: no tags to code
+            tag = NO_TAGS
+            self._sink.add(self, self._condition_code, self._replicate, name, value)
+        if self.watchers:  # the value is known good now: the sink checked it
             encoded = None if tag == NO_TAGS else self._sink.tag_texts[tag]
             number = as_number(name, value)
             for observer in active_observers(self):
@@ -335,7 +340,7 @@ class FrozenContext:
             if value is _MISSING and key in BUILTIN_KEYS:
                 # ctx.get("replicate") is how datasources read their index: spared a call.
                 value = self._replicate if key == "replicate" else self.attribute(key)
-        if self._observed:
+        if self.watchers:
             notify_read(self, READ_KEY, key, value)
         return default if value is _MISSING else value
 
@@ -344,7 +349,7 @@ class FrozenContext:
 
         What ``get`` would give, for a step's keyword parameters: one call, not one per name.
         """
-        if self._observed or self._added is not None:
+        if self.watchers or self._added is not None:
             for name in names:
                 if name not in into:
                     value = self.get(name, _MISSING)
@@ -380,7 +385,7 @@ class FrozenContext:
     def keys(self) -> set[str]:
         """Every key this context answers, built-in ones included."""
         keys = set(self._values) | set(self._added or ()) | BUILTIN_KEYS
-        if self._observed:
+        if self.watchers:
             for key in keys:
                 notify_read(self, READ_KEY, key, self.peek(key))
         return keys
@@ -388,7 +393,7 @@ class FrozenContext:
     def as_dict(self) -> dict[str, Any]:
         """Return the user values (without the built-in keys) as a new dict."""
         values = {**self._values, **(self._added or {})}
-        if self._observed:
+        if self.watchers:
             for key, value in values.items():
                 notify_read(self, READ_KEY, key, value)
         return values
@@ -400,7 +405,7 @@ class FrozenContext:
         if self._added is None:
             self._added = {}
         self._added[key] = value
-        if self._observed:
+        if self.watchers:
             for observer in active_observers(self):
                 observer.assigned(key, value, added=True)
 
@@ -419,7 +424,7 @@ class FrozenContext:
         if self._added is None:
             self._added = {}
         self._added.update(values)
-        if self._observed:
+        if self.watchers:
             for observer in active_observers(self):
                 for key, value in values.items():
                     observer.assigned(key, value, added=False)

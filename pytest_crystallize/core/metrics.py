@@ -14,6 +14,7 @@ from pytest_crystallize.core.observers import READ_METRICS, notify_read
 
 if TYPE_CHECKING:
     from pytest_crystallize.core.context import FrozenContext
+    from pytest_crystallize.core.sink import MetricSink
 
 __all__ = ["Metrics"]
 
@@ -21,14 +22,22 @@ __all__ = ["Metrics"]
 class Metrics:
     """``ctx.metrics``: record numeric metrics of one replicate."""
 
-    __slots__ = ("_ctx",)
+    __slots__ = ("_condition", "_ctx", "_replicate", "_sink")
 
-    def __init__(self, ctx: FrozenContext) -> None:
+    def __init__(self, ctx: FrozenContext, sink: MetricSink, condition_code: int, replicate: int) -> None:
         self._ctx = ctx
+        # The context's sink, condition and replicate, bound once: ``add`` then needs one call, for speed.
+        self._sink = sink
+        self._condition = condition_code
+        self._replicate = replicate
 
     def add(self, name: str, value: float) -> None:
         """Record ``value`` for metric ``name`` in this replicate and condition."""
-        self._ctx.record(name, value)
+        ctx = self._ctx
+        if ctx.watchers:  # observers see each value: through the context
+            ctx.record(name, value)
+        else:
+            self._sink.add(ctx, self._condition, self._replicate, name, value)
 
     def get(self, name: str) -> tuple[float, ...]:
         """Return the values of ``name`` recorded so far in this replicate."""

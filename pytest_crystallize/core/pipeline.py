@@ -185,6 +185,14 @@ class PipelineStep:
         #: No typed parameter and nothing to await: called directly when no plugin watches steps (set
         #: once the bindings are known).
         self._direct = False
+        # Declared (data, ctx, then only optional parameters), the commonest steps: called positionally
+        # with nothing checked per call but the context's step hooks, for speed (_plain is set with _direct).
+        self._data_ctx_shape = self.takes_data and len(params) >= 2 and params[1].name == "ctx" and all(
+            p.kind is p.POSITIONAL_OR_KEYWORD and (p.default is not p.empty or p is params[1]) for p in params[1:]
+        )
+        #: ``(name, default)`` of the optional parameters after ``ctx``, when declared that way.
+        self._plain_fills = tuple((p.name, p.default) for p in params[2:])
+        self._plain = False
         self._resolve_bindings(first_call=False)
         functools.update_wrapper(self, function)  # copies __doc__, __name__, __wrapped__
 
@@ -201,6 +209,7 @@ class PipelineStep:
         if first_call or not unresolved:
             self._bindings = bindings
             self._direct = not bindings and not self.is_async
+            self._plain = self._direct and self._data_ctx_shape
         return bindings
 
     def __repr__(self) -> str:
@@ -208,6 +217,19 @@ class PipelineStep:
 
     def __call__(self, data: Any = None, ctx: FrozenContext | None = None, /, **kwargs: Any) -> Any:
         """Run the step on ``data`` with ``ctx`` (default: the running replicate's)."""
+        if self._plain and ctx is not None and not kwargs and ctx.step_hooks is None:
+            # What the paths below do for step(data, ctx): ctx.get gives what ctx.fill would, or the default.
+            fills = self._plain_fills
+            try:
+                if not fills:
+                    return self.function(data, ctx)
+                if len(fills) == 1:  # spelt out: a comprehension costs as much as the rest of the call
+                    name, default = fills[0]
+                    return self.function(data, ctx, ctx.get(name, default))
+                return self.function(data, ctx, *[ctx.get(name, default) for name, default in fills])
+            except Exception as exc:
+                label_origin(exc, self.name)
+                raise
         if ctx is not None and self._direct and not kwargs and ctx.step_hooks is None:
             # The common call, step(data, ctx): what the path below does, less work.
             if self._fillable:

@@ -139,7 +139,7 @@ class MetricSink:
         self, owner: object, condition: int, replicate: int, name: str, value: float,
         tags: Mapping[str, Any] | None,
     ) -> int:
-        """Record one value of ``name`` (``ctx.record`` and ``ctx.metrics.add``), tags interned.
+        """Record one value of ``name`` (``ctx.record``), tags interned.
 
         ``owner`` is the recording context: a value from another context than
         the last one opens a new segment. Raises MetricError for tags that
@@ -148,15 +148,17 @@ class MetricSink:
         (:data:`~pytest_crystallize.core.columns.NO_TAGS`, or an index into
         :attr:`tag_texts`), for whoever must see the tags' JSON text.
         """
-        tag = NO_TAGS
-        if tags:
-            try:
-                tag, key, kind = self._tag_cache[(*tags.items(),)]
-            except (KeyError, TypeError, AttributeError):  # new, unhashable (a list in it), not a mapping
-                tag = self._tag_code(name, tags, None)
-            else:  # reused when its numbers (if any) have the types the cached set had: see _cache_tags
-                if kind is not None and (key is None or type(tags[key]) is not kind):
-                    tag = self._tag_code(name, tags, (tag, key, kind))
+        tag = NO_TAGS if not tags else self._tags_code(name, tags)
+        self.add(owner, condition, replicate, name, value, tag)
+        return tag
+
+    def add(self, owner: object, condition: int, replicate: int, name: str, value: float, tag: int = NO_TAGS) -> None:
+        """Record one value of ``name`` with the tag code ``tag``: :meth:`record` once its tags are coded.
+
+        ``ctx.metrics.add`` (no tags) calls it directly, for speed. Raises
+        MetricError for a bad name, then for a value that is not a real
+        number, recording nothing.
+        """
         code = self.metric_codes.get(name) if type(name) is str else None
         if code is None:
             check_metric_name(name)
@@ -171,6 +173,16 @@ class MetricSink:
         self._tag.append(tag)
         if len(self._value) >= CHUNK:
             self._flush()
+
+    def _tags_code(self, name: str, tags: Mapping[str, Any]) -> int:
+        """The code of the tag set ``tags`` recorded with ``name``, interned (see :meth:`_cache_tags`)."""
+        try:
+            tag, key, kind = self._tag_cache[(*tags.items(),)]
+        except (KeyError, TypeError, AttributeError):  # new, unhashable (a list in it), not a mapping
+            return self._tag_code(name, tags, None)
+        # Reused when its numbers (if any) have the types the cached set had: see _cache_tags.
+        if kind is not None and (key is None or type(tags[key]) is not kind):
+            return self._tag_code(name, tags, (tag, key, kind))
         return tag
 
     def append(self, condition: int, replicate: int, name: str, value: float, tags: str | None) -> None:

@@ -63,6 +63,25 @@ def test_current_context_outside_a_replicate_says_where_it_works() -> None:
         current_context()
 
 
+def _failing_sync(ctx: FrozenContext) -> None:
+    if ctx.replicate == 1:
+        raise ValueError("boom")
+
+
+async def _failing_async(ctx: FrozenContext) -> None:
+    await asyncio.sleep(0)
+    _failing_sync(ctx)
+
+
+@pytest.mark.parametrize("fn", [_failing_sync, _failing_async], ids=["sync", "async"])
+def test_no_replicate_context_stays_current_after_a_run(fn: Any) -> None:
+    # Each replicate's context stays current until the next one's; the run restores the outer value.
+    result = run_experiment(fn, replicates=3)
+    assert [e.replicate for e in result.errors] == [1]
+    with pytest.raises(ConfigurationError, match="no experiment replicate is running"):
+        current_context()
+
+
 def test_steps_nested_in_steps_called_from_an_experiment_without_ctx() -> None:
     result = run_experiment(
         lambda: _twice(float(current_context().replicate)), replicates=3,

@@ -96,6 +96,27 @@ def test_builtin_keys_fill_parameters_of_the_same_name() -> None:
     assert which(None, standalone_context(replicate=3, condition="t")) == "t/3"
 
 
+def test_values_added_or_overridden_in_the_context_reach_the_next_call() -> None:
+    @pipeline_step()
+    def biased(data: float, ctx: FrozenContext, factor: float = 1.0, bias: float = 0.0) -> float:
+        return data * factor + bias
+
+    ctx = standalone_context({"factor": 2.0})
+    ctx.add("bias", 1.0)
+    assert biased(1.0, ctx) == 3.0
+    ctx.override(factor=10.0)
+    assert (biased(1.0, ctx), _scale(1.0, ctx)) == (11.0, 10.0)
+
+
+def test_an_error_in_a_data_and_ctx_step_names_the_step() -> None:
+    @pipeline_step()
+    def broken(data: int, ctx: FrozenContext) -> None:
+        raise ValueError(f"bad {data}")
+
+    result = run_experiment(lambda ctx: broken(ctx.replicate, ctx), replicates=2)
+    assert [(e.step, e.message) for e in result.errors] == [("broken", "bad 0"), ("broken", "bad 1")]
+
+
 def test_a_missing_required_parameter_names_the_step_and_the_parameter() -> None:
     @pipeline_step()
     def threshold_it(data: float, ctx: FrozenContext, threshold: float) -> bool:
