@@ -25,13 +25,13 @@ from pytest_crystallize.pytest_plugin.keys import (
     STORAGE_KEY,
 )
 from pytest_crystallize.pytest_plugin.options import add_options
-from pytest_crystallize.pytest_plugin.session import CrystallizeSession
-from pytest_crystallize.pytest_plugin.settings import (
+from pytest_crystallize.pytest_plugin.output_settings import (
     read_html_path,
     read_markdown_target,
-    read_settings,
     read_storage_settings,
 )
+from pytest_crystallize.pytest_plugin.session import CrystallizeSession
+from pytest_crystallize.pytest_plugin.settings import read_settings
 
 __all__ = ["ctx", "pytest_addhooks", "pytest_addoption", "pytest_configure", "pytest_unconfigure"]
 

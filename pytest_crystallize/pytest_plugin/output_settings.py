@@ -1,4 +1,30 @@
-# -- saved runs, the gate, the JSON report ------------------------------------------
+"""The settings of saved runs, the regression gate and the reports, parsed and checked.
+
+:class:`StorageSettings` (saved runs, the gate, the JSON report) and
+:class:`MarkdownTarget` (where the Markdown summary goes) hold what the
+options say; :func:`read_html_path` says where the HTML report goes. A
+``--crystallize-save`` name that looks like a test path (``--crystallize-save
+test_x.py`` swallows the path as the name) is a usage error, and so is a
+store, report or summary path that cannot be written, before the run rather
+than after it. Options are read as :mod:`pytest_crystallize.pytest_plugin.settings`
+reads them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pytest_crystallize.core.defaults import DEFAULT_BASELINE, LATEST
+from pytest_crystallize.errors import ConfigurationError, ResultsError
+from pytest_crystallize.pytest_plugin.options import GITHUB_SUMMARY
+from pytest_crystallize.pytest_plugin.settings import flag, option_value, store_root
+
+__all__ = ["MarkdownTarget", "StorageSettings", "read_html_path", "read_markdown_target", "read_storage_settings"]
+
 
 @dataclass(frozen=True, slots=True)
 class StorageSettings:
@@ -58,16 +84,16 @@ def _check_store(root: Path, source: str) -> None:
 
 def read_storage_settings(config: pytest.Config) -> StorageSettings:
     """Parse the options of saved runs, the gate and the JSON report; raise pytest.UsageError naming a bad one."""
-    root = _store_root(config)
-    name, name_source, name_base = _value(config, "crystallize_save")
-    save = name is not None or _flag(config, "crystallize_autosave")
+    root = store_root(config)
+    name, name_source, name_base = option_value(config, "crystallize_save")
+    save = name is not None or flag(config, "crystallize_autosave")
     if name:
         _check_save_name(name, name_source, name_base)
     if save:
         autosave = "--crystallize-autosave" if config.getoption("crystallize_autosave", None) else (
             "ini option crystallize_autosave")
         _check_store(root, name_source if name is not None else autosave)
-    margin_text, margin_source, _ = _value(config, "crystallize_gate")
+    margin_text, margin_source, _ = option_value(config, "crystallize_gate")
     margin, relative = 0.0, False
     if margin_text is not None:
         from pytest_crystallize.core.store.gate_specs import parse_margin  # the store loads only when it is used
@@ -77,20 +103,20 @@ def read_storage_settings(config: pytest.Config) -> StorageSettings:
         except ConfigurationError as exc:
             msg = f"{exc} (write --crystallize-gate=MARGIN, with '=')"
             raise pytest.UsageError(msg) from None
-    strict = _flag(config, "crystallize_gate_strict")
+    strict = flag(config, "crystallize_gate_strict")
     if strict and margin == 0:
         msg = ("--crystallize-gate-strict needs a margin > 0 (e.g. --crystallize-gate=2%): with margin 0, "
                "'no worse' would mean 'significantly better'")
         raise pytest.UsageError(msg)
-    reference, compare_source, base = _value(config, "crystallize_compare")
+    reference, compare_source, base = option_value(config, "crystallize_compare")
     if reference == "":  # --crystallize-compare= with nothing after it: the default, as a bare option
         reference = LATEST
     if reference is None and margin_text is not None:
-        reference, compare_source, _ = _value(config, "crystallize_baseline")
+        reference, compare_source, _ = option_value(config, "crystallize_baseline")
         reference = reference or DEFAULT_BASELINE
     if reference is not None and ("/" in reference or "\\" in reference):
         reference = str(base / reference)
-    json_text, json_source, json_base = _value(config, "crystallize_json")
+    json_text, json_source, json_base = option_value(config, "crystallize_json")
     return StorageSettings(
         root=root, save=save, save_name=name or None, compare=reference, compare_source=compare_source,
         gate=margin_text is not None,
@@ -111,7 +137,7 @@ class MarkdownTarget:
 
 def read_markdown_target(config: pytest.Config) -> MarkdownTarget | None:
     """Parse ``--crystallize-markdown[=PATH]`` (or its ini twin); a bare option needs ``$GITHUB_STEP_SUMMARY``."""
-    text, source, base = _value(config, "crystallize_markdown")
+    text, source, base = option_value(config, "crystallize_markdown")
     if text is None:
         return None
     if text:
@@ -142,7 +168,7 @@ def read_html_path(config: pytest.Config) -> Path | None:
     the rootdir. The report draws figures: without matplotlib this is a
     pytest.UsageError saying how to install the ``report`` extra.
     """
-    text, source, base = _value(config, "crystallize_html")
+    text, source, base = option_value(config, "crystallize_html")
     if text is None:
         return None
     import importlib.util

@@ -1,25 +1,23 @@
 """The values of pytest-crystallize's options and ini settings, parsed and checked.
 
-Three frozen values hold what the options say: :class:`Settings` (running
-experiments: their settings, the treatments to run, the progress display,
-the artifacts root), :class:`StorageSettings` (saved runs, the regression
-gate, the JSON report) and :class:`MarkdownTarget` (where the Markdown
-summary goes); :func:`read_html_path` says where the HTML report goes. The
-parsers are small pure functions raising pytest.UsageError that names the
-bad option. The options themselves are registered in
+:class:`Settings` holds what the options of running experiments say (their
+settings, the treatments to run, the progress display, the artifacts root,
+the journal, cache, Dask, budget and confirmation); the settings of saved
+runs, the gate and the reports are in
+:mod:`pytest_crystallize.pytest_plugin.output_settings`, which reads options
+with this module's :func:`option_value`, :func:`flag` and :func:`store_root`.
+The parsers are small pure functions raising pytest.UsageError that names
+the bad option. The options themselves are registered in
 :mod:`pytest_crystallize.pytest_plugin.options`.
 
 Precedence for an experiment's settings: command line, then the
 ``@pytest.mark.experiment`` marker, then the ini file, then built-in defaults.
 Relative store paths are anchored at the rootdir, never the working directory.
-A ``--crystallize-save`` name that looks like a test path (``--crystallize-save
-test_x.py`` swallows the path as the name) is a usage error.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,23 +30,12 @@ import pytest
 from pytest_crystallize.core.defaults import (
     CACHE_DIR,
     DEFAULT_ARTIFACTS_DIR,
-    DEFAULT_BASELINE,
     DEFAULT_STORAGE,
-    LATEST,
 )
 from pytest_crystallize.core.vocabulary import CORRECTIONS, PROGRESS_MODES, ProgressMode
-from pytest_crystallize.errors import ConfigurationError, ResultsError
-from pytest_crystallize.pytest_plugin.options import GITHUB_SUMMARY
+from pytest_crystallize.errors import ConfigurationError
 
-__all__ = [
-    "MarkdownTarget",
-    "Settings",
-    "StorageSettings",
-    "read_html_path",
-    "read_markdown_target",
-    "read_settings",
-    "read_storage_settings",
-]
+__all__ = ["Settings", "flag", "option_value", "read_settings", "store_root"]
 
 
 # -- running experiments ----------------------------------------------------------
@@ -155,18 +142,18 @@ def read_settings(config: pytest.Config) -> Settings:
     except (ValueError, pytest.UsageError) as exc:  # pytest's message names no option
         msg = f"ini option crystallize: {exc}; use true or false"
         raise pytest.UsageError(msg) from None
-    journal = not config.getoption("crystallize_no_journal", None) and _flag(config, "crystallize_journal")
+    journal = not config.getoption("crystallize_no_journal", None) and flag(config, "crystallize_journal")
     cache_root, cache_size = _cache(config)
-    budget_text, budget_source, _ = _value(config, "crystallize_budget")
+    budget_text, budget_source, _ = option_value(config, "crystallize_budget")
     budget = _timeout(budget_text or "none", budget_source)
     return Settings(
         enabled=enabled, defaults=MappingProxyType(defaults), overrides=MappingProxyType(overrides),
         treatments=_treatments(config), progress=_progress(config), artifacts_root=_artifacts_root(config),
-        journal_root=_store_root(config) if journal else None, resume=_flag(config, "crystallize_resume"),
+        journal_root=store_root(config) if journal else None, resume=flag(config, "crystallize_resume"),
         cache_root=cache_root, cache_size=cache_size, dask=_dask(config),
         budget=budget, deadline=None if budget is None else time.time() + budget,
-        confirm=_flag(config, "crystallize_confirm"), require_confirmed=_flag(config, "crystallize_require_confirmed"),
-        store_root=_store_root(config),
+        confirm=flag(config, "crystallize_confirm"), require_confirmed=flag(config, "crystallize_require_confirmed"),
+        store_root=store_root(config),
     )
 
 
@@ -182,8 +169,8 @@ def _cache(config: pytest.Config) -> tuple[Path | None, int]:
         size = parse_size(str(config.getini("crystallize_cache_size")).strip(), "ini option crystallize_cache_size")
     except ConfigurationError as exc:
         raise pytest.UsageError(str(exc)) from None
-    enabled = bool(on) or (not off and _flag(config, "crystallize_cache"))
-    return (_store_root(config) / CACHE_DIR if enabled else None), size
+    enabled = bool(on) or (not off and flag(config, "crystallize_cache"))
+    return (store_root(config) / CACHE_DIR if enabled else None), size
 
 
 def _treatments(config: pytest.Config) -> tuple[str, ...]:
@@ -201,7 +188,7 @@ def _treatments(config: pytest.Config) -> tuple[str, ...]:
 
 def _dask(config: pytest.Config) -> str | None:
     """The ``--crystallize-dask`` address (the command line beats the ini), checked to be usable."""
-    value, source, _ = _value(config, "crystallize_dask")
+    value, source, _ = option_value(config, "crystallize_dask")
     if value is None:
         return None
     if not value or any(c.isspace() for c in value):
@@ -233,7 +220,7 @@ def _artifacts_root(config: pytest.Config) -> Path:
     return path if path.is_absolute() else config.rootpath / path
 
 
-def _value(config: pytest.Config, name: str) -> tuple[str | None, str, Path]:
+def option_value(config: pytest.Config, name: str) -> tuple[str | None, str, Path]:
     """The option's value (or its ini twin's; ``None`` when neither is set), its source, its base dir."""
     cli = config.getoption(name, None)
     if cli is not None:
@@ -242,14 +229,15 @@ def _value(config: pytest.Config, name: str) -> tuple[str | None, str, Path]:
     return (ini or None), f"ini option {name}", config.rootpath
 
 
-def _store_root(config: pytest.Config) -> Path:
+def store_root(config: pytest.Config) -> Path:
     """The store directory (``--crystallize-storage``, its ini twin, or the default), anchored at the rootdir."""
-    storage, _, _ = _value(config, "crystallize_storage")
+    storage, _, _ = option_value(config, "crystallize_storage")
     root = Path(storage or DEFAULT_STORAGE)
     return root if root.is_absolute() else config.rootpath / root
 
 
-def _flag(config: pytest.Config, name: str) -> bool:
+def flag(config: pytest.Config, name: str) -> bool:
+    """A flag option, or its ini twin (a bad truth value is a usage error naming the option)."""
     if config.getoption(name, None):
         return True
     try:

@@ -22,7 +22,7 @@ import pytest
 from pytest_crystallize.pytest_plugin.keys import SESSION_KEY, STORAGE_KEY
 
 if TYPE_CHECKING:
-    from pytest_crystallize.pytest_plugin.settings import MarkdownTarget
+    from pytest_crystallize.pytest_plugin.output_settings import MarkdownTarget
 
 __all__ = ["MarkdownSummary"]
 

@@ -50,7 +50,7 @@ from pytest_crystallize.pytest_plugin.keys import (
     STORAGE_KEY,
     STORAGE_PLUGIN,
 )
-from pytest_crystallize.pytest_plugin.settings import StorageSettings
+from pytest_crystallize.pytest_plugin.output_settings import StorageSettings
 
 if TYPE_CHECKING:
     from pytest_crystallize.core.experiment import Experiment
