@@ -20,7 +20,6 @@ finds its rootdir), relative to that rootdir.
 from __future__ import annotations
 
 import argparse
-import configparser
 import functools
 import json
 import os
@@ -36,6 +35,7 @@ from pytest_crystallize.core.store.gate import GateReport, gate_experiment
 from pytest_crystallize.core.store.gate_specs import GateSpec, parse_margin
 from pytest_crystallize.core.store.stores import RUNS_DIR, DirectoryStore
 from pytest_crystallize.errors import ConfigurationError, CrystallizeError, ResultsError
+from pytest_crystallize.project_config import find_config, find_storage
 
 if TYPE_CHECKING:
     import pandas as pd

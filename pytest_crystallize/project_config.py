@@ -1,3 +1,24 @@
+"""The project a command runs in: the pytest config file and store that pytest would use there.
+
+pytest finds its rootdir and config file upward from where it starts; the
+``crystallize`` command finds them the same way, so that it reads the store
+(``crystallize_storage``) a ``pytest --crystallize`` run in the same
+directory writes. A config file that cannot be read is a ConfigurationError
+naming it.
+"""
+
+from __future__ import annotations
+
+import configparser
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from pytest_crystallize.core.defaults import DEFAULT_STORAGE
+from pytest_crystallize.errors import ConfigurationError
+
+__all__ = ["find_config", "find_storage"]
+
 #: pytest's configuration files, in the order it looks for them in each directory.
 _CONFIG_FILES: Final = ("pytest.toml", ".pytest.toml", "pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini",
                         "setup.cfg")
@@ -10,7 +31,7 @@ def _ini_section(path: Path, sections: Sequence[str]) -> dict[str, str] | None:
         parser.read_string(path.read_text(encoding="utf-8"), source=str(path))
     except (OSError, UnicodeDecodeError, configparser.Error) as exc:
         msg = f"{path}: cannot be read as an ini file ({exc})"
-        raise _Failure(msg) from None
+        raise ConfigurationError(msg) from None
     for section in sections:
         if parser.has_section(section):
             return dict(parser.items(section))
@@ -24,10 +45,10 @@ def _toml_table(path: Path, keys: Sequence[Sequence[str]]) -> dict[str, Any] | N
         document: Any = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         msg = f"{path}: cannot be read as TOML ({exc})"
-        raise _Failure(msg) from None
+        raise ConfigurationError(msg) from None
     except RecursionError:
         msg = f"{path}: cannot be read as TOML (nested too deeply to parse)"
-        raise _Failure(msg) from None
+        raise ConfigurationError(msg) from None
     for key in keys:
         table = document
         for part in key:
