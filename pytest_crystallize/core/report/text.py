@@ -1,5 +1,8 @@
 """Results as plain text: summary payloads, summary tables, failure reports.
 
+The verdict table and verdict lines are in
+:mod:`pytest_crystallize.core.report.verdict_text` (re-exported here).
+
 A *payload* is the plain-JSON digest of one result that the pytest layer
 ships from a worker to the terminal (it must survive pytest-xdist). Nothing
 here writes to a terminal; functions return lines.
@@ -15,8 +18,14 @@ import numpy as np
 
 from pytest_crystallize.core.alignment import replicate_means
 from pytest_crystallize.core.report.table import Column, Table
+from pytest_crystallize.core.report.verdict_text import (
+    best_intervals,
+    best_verdict_lines,
+    fmt,
+    verdict_lines,
+    verdict_table,
+)
 from pytest_crystallize.core.treatments import BASELINE
-from pytest_crystallize.core.vocabulary import MARGIN_DIRECTIONS
 
 if TYPE_CHECKING:  # results.py renders itself with this module's help: no import back at run time
     from pytest_crystallize.core.results import ExperimentResult
@@ -151,11 +160,11 @@ def _confirmation_notes(result: ExperimentResult) -> list[str]:
 
 
 def _cells(row: Mapping[str, Any]) -> tuple[str, ...]:
-    ci = "-" if row["ci_low"] is None else f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
-    p = " ".join(_fmt(v) for v in row["p"]) if row["p"] else ""
+    ci = "-" if row["ci_low"] is None else f"[{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
+    p = " ".join(fmt(v) for v in row["p"]) if row["p"] else ""
     verdict = " ".join("PASS" if ok else "FAIL" for ok in row["verdict"])
-    diff = "" if row["difference"] is None else _fmt(row["difference"], signed=True)
-    return (row["condition"], row["metric"], str(row["n"]), _fmt(row["mean"]), _fmt(row["std"]),
+    diff = "" if row["difference"] is None else fmt(row["difference"], signed=True)
+    return (row["condition"], row["metric"], str(row["n"]), fmt(row["mean"]), fmt(row["std"]),
             ci, diff, p, verdict)
 
 
@@ -295,21 +304,21 @@ def _verdict_block(v: Mapping[str, Any]) -> list[str]:
     if v.get("direction") == "best":
         lines = [f"hypothesis {v['hypothesis']!r} (which condition is best): {v['reason']}"]
         if d:
-            lines.append(f"    better than the best of the others by: {_best_intervals(d, d.get('conditions', {}))}")
+            lines.append(f"    better than the best of the others by: {best_intervals(d, d.get('conditions', {}))}")
         return lines
     lines = [f"hypothesis {v['hypothesis']!r} for treatment {v['treatment']!r}: {v['reason']}"]
     if not d:
         return lines
     ci = ""
     if d.get("ci_low") is not None:
-        ci = f" [95% CI {_fmt(d['ci_low'], True)}, {_fmt(d.get('ci_high'), True)}]"
+        ci = f" [95% CI {fmt(d['ci_low'], True)}, {fmt(d.get('ci_high'), True)}]"
     lines.append(f"    test: {v['test']} ({d.get('test_reason', '')}); n {v['n_baseline']} vs {v['n_treatment']}")
     lines.append(
-        f"    baseline mean {_fmt(v['mean_baseline'])}, treatment mean {_fmt(v['mean_treatment'])}, "
-        f"difference {_fmt(v['difference'], True)}{ci}"
+        f"    baseline mean {fmt(v['mean_baseline'])}, treatment mean {fmt(v['mean_treatment'])}, "
+        f"difference {fmt(v['difference'], True)}{ci}"
     )
     if d.get("effect_size") is not None:
-        lines.append(f"    effect size: {d.get('effect_size_name')} {_fmt(d['effect_size'], True)}")
+        lines.append(f"    effect size: {d.get('effect_size_name')} {fmt(d['effect_size'], True)}")
     return lines
 
 
