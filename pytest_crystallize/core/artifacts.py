@@ -1,3 +1,24 @@
+"""``ctx.artifacts``: the named files (bytes or text) a replicate's steps produce, and safe artifact names.
+
+A name is a relative path that stays inside the artifact directory; the step
+cache watches what is added and read through the context's observers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import TYPE_CHECKING
+
+from pytest_crystallize.core.observers import READ_ARTIFACTS, active_observers, notify_read
+from pytest_crystallize.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from pytest_crystallize.core.context import FrozenContext
+
+__all__ = ["Artifacts", "check_artifact_name"]
+
+
 def check_artifact_name(name: object) -> str:
     """Return ``name`` if it is a safe relative path, else raise ConfigurationError."""
     if not isinstance(name, str) or not name:

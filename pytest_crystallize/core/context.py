@@ -13,16 +13,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from pathlib import PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any, Final
 
+from pytest_crystallize.core.artifacts import Artifacts
 from pytest_crystallize.core.columns import NO_TAGS
 from pytest_crystallize.core.defaults import DEFAULT_SEED
 from pytest_crystallize.core.metrics import Metrics
 from pytest_crystallize.core.observers import (
     MISSING,
     OBSERVERS,
-    READ_ARTIFACTS,
     READ_ATTRIBUTE,
     READ_KEY,
     READ_RNG,
@@ -32,7 +31,7 @@ from pytest_crystallize.core.observers import (
 )
 from pytest_crystallize.core.seeds import ReplicateSeeds
 from pytest_crystallize.core.sink import MetricSink, as_number
-from pytest_crystallize.errors import ConfigurationError, ContextMutationError
+from pytest_crystallize.errors import ContextMutationError
 
 if TYPE_CHECKING:
     import numpy as np

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from pytest_crystallize.core.context import check_artifact_name
+from pytest_crystallize.core.artifacts import check_artifact_name
 from pytest_crystallize.core.datasources import DataSource
 from pytest_crystallize.core.treatments import BASELINE
 from pytest_crystallize.errors import ChainError, ConfigurationError

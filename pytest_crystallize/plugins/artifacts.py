@@ -27,7 +27,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from pytest_crystallize.core.context import check_artifact_name
+from pytest_crystallize.core.artifacts import check_artifact_name
 from pytest_crystallize.core.defaults import DEFAULT_ARTIFACTS_DIR
 from pytest_crystallize.errors import ConfigurationError, CrystallizeWarning
 from pytest_crystallize.hookspecs import hookimpl
