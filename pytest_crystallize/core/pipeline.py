@@ -26,15 +26,14 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, overload
 
 from pytest_crystallize.core.context import CURRENT_CONTEXT, FrozenContext
+from pytest_crystallize.core.step_calls import StepCall, StepHooks
 from pytest_crystallize.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from pytest_crystallize.core.binding import Binding
-    from pytest_crystallize.core.experiment import Experiment
 
 __all__ = [
     "PipelineStep",

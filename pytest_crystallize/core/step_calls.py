@@ -1,3 +1,26 @@
+"""What a pipeline step's call hands its plugins: the step hooks of a replicate, and one call's :class:`StepCall`.
+
+``crystallize_step_before`` / ``crystallize_step_after`` run through
+:class:`StepHooks` (attached to the replicate's context, absent when no
+plugin implements them); ``crystallize_step_call`` receives a
+:class:`StepCall`, which a plugin (the step cache) may :meth:`~StepCall.supply`
+instead of running the step. :mod:`pytest_crystallize.core.pipeline` makes both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_crystallize.core.context import FrozenContext
+    from pytest_crystallize.core.experiment import Experiment
+    from pytest_crystallize.core.pipeline import PipelineStep
+
+__all__ = ["StepCall", "StepHooks", "ready"]
+
+
 class StepHooks:
     """The step hooks a replicate's plugins implement, attached to its context (None when none).
 
@@ -65,8 +88,9 @@ class StepCall:
         """
         if not self.supplied:
             return self.step.function(*self._args, **self._kwargs)
-        return _ready(self.output) if self.step.is_async else self.output
+        return ready(self.output) if self.step.is_async else self.output
 
 
-async def _ready(value: Any) -> Any:
+async def ready(value: Any) -> Any:
+    """``value``, as an awaitable: a supplied output of an ``async def`` step."""
     return value
