@@ -102,10 +102,11 @@ def test_fast_replicates_are_untouched_and_no_stray_timeout_fires_later() -> Non
         time.sleep(0.01)
         ctx.metrics.add("x", 1.0)
 
+    # A timeout 50x the work: a busy machine's slow sleep must not pass for a replicate that hung.
     for plugins in ([], [ParallelExecution(2, kind="thread")]):
-        result = run_experiment(quick, replicates=20, timeout=0.05, plugins=plugins)
+        result = run_experiment(quick, replicates=20, timeout=0.5, plugins=plugins)
         assert result.errors == ()
-    time.sleep(0.2)  # a timer that outlived its replicate would raise here
+    time.sleep(0.7)  # a timer that outlived its replicate would raise here
 
 
 @pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs POSIX interval timers")

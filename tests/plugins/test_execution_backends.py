@@ -316,7 +316,9 @@ def test_a_design_that_looks_again_keeps_its_worker_processes_for_every_look(
     assert looks is None or looks > 1
     workers = {int(line) for line in pids.read_text().split()}
     assert os.getpid() not in workers
-    assert len(workers) == 2
+    # Never more than the pool's two: a pool per look would add processes each look. (A busy machine may
+    # let one worker take every chunk, so one is enough.)
+    assert 1 <= len(workers) <= 2
     deadline = time.monotonic() + 10
     while any(_process_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
