@@ -18,7 +18,8 @@ from pytest_crystallize import (
     standalone_context,
 )
 from pytest_crystallize.core.designs import replicate_split
-from pytest_crystallize.core.report.text import summarize, summary_lines, verdict_lines
+from pytest_crystallize.core.report.text import summarize, summary_lines
+from pytest_crystallize.core.report.verdict_text import verdict_lines
 
 N = 53
 

@@ -83,7 +83,7 @@ def test_a_best_verdict_is_no_row_of_the_pair_table(identified, tied):
 
 
 def test_the_verdict_table_names_the_best_condition_or_every_one_that_may_be(identified, tied):
-    from pytest_crystallize.core.report.text import verdict_table
+    from pytest_crystallize.core.report.verdict_text import verdict_table
 
     means = _means(identified)
     winner, runner_up = sorted(means, key=means.get, reverse=True)[:2]
@@ -161,7 +161,7 @@ def test_a_sequential_run_the_budget_stopped_says_whether_any_look_was_taken(loo
 
 
 def test_the_verdict_table_shows_a_design_column_when_a_design_is_not_fixed(identified):
-    from pytest_crystallize.core.report.text import verdict_table
+    from pytest_crystallize.core.report.verdict_text import verdict_table
 
     sequential = run_experiment(
         _null, replicates="auto", max_replicates=40, looks=2, seed=5, params={"stream": 0},
@@ -202,7 +202,8 @@ def _with_covariate(ctx):
 
 
 def test_a_covariate_adjusted_difference_is_called_adjusted_beside_the_table_s_raw_one():
-    from pytest_crystallize.core.report.text import summarize, verdict_lines, verdict_table
+    from pytest_crystallize.core.report.text import summarize
+    from pytest_crystallize.core.report.verdict_text import verdict_lines, verdict_table
 
     result = run_experiment(_with_covariate, replicates=30, seed=4, params={"shift": 0.0, "stream": 0},
                             treatments=[Treatment("new", {"shift": 0.2, "stream": 1})],

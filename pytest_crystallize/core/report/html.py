@@ -23,13 +23,8 @@ from html import escape
 from typing import TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.report.table import Table
-from pytest_crystallize.core.report.text import (
-    experiment_status,
-    summary_notes,
-    summary_table,
-    totals_line,
-    verdict_lines,
-)
+from pytest_crystallize.core.report.text import experiment_status, summary_notes, summary_table, totals_line
+from pytest_crystallize.core.report.verdict_text import verdict_lines
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

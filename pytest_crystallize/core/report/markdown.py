@@ -15,13 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.report.table import Table, escape_markdown
-from pytest_crystallize.core.report.text import (
-    summary_heading,
-    summary_notes,
-    summary_table,
-    totals_line,
-    verdict_table,
-)
+from pytest_crystallize.core.report.text import summary_heading, summary_notes, summary_table, totals_line
+from pytest_crystallize.core.report.verdict_text import verdict_table
 
 if TYPE_CHECKING:
     from pytest_crystallize.core.store.gate import GateReport

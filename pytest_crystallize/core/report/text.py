@@ -1,7 +1,7 @@
 """Results as plain text: summary payloads, summary tables, failure reports.
 
 The verdict table and verdict lines are in
-:mod:`pytest_crystallize.core.report.verdict_text` (re-exported here).
+:mod:`pytest_crystallize.core.report.verdict_text`.
 
 A *payload* is the plain-JSON digest of one result that the pytest layer
 ships from a worker to the terminal (it must survive pytest-xdist). Nothing
@@ -20,10 +20,8 @@ from pytest_crystallize.core.alignment import replicate_means
 from pytest_crystallize.core.report.table import Column, Table
 from pytest_crystallize.core.report.verdict_text import (
     best_intervals,
-    best_verdict_lines,
     fmt,
     verdict_lines,
-    verdict_table,
 )
 from pytest_crystallize.core.treatments import BASELINE
 
@@ -31,7 +29,6 @@ if TYPE_CHECKING:  # results.py renders itself with this module's help: no impor
     from pytest_crystallize.core.results import ExperimentResult
 
 __all__ = [
-    "best_verdict_lines",
     "experiment_status",
     "failure_report",
     "summarize",
@@ -40,8 +37,6 @@ __all__ = [
     "summary_notes",
     "summary_table",
     "totals_line",
-    "verdict_lines",
-    "verdict_table",
 ]
 
 _COLUMNS = tuple(Column(h) for h in ("condition", "metric", "n", "mean", "std", "95% CI", "diff", "p", "verdict"))

@@ -9,7 +9,8 @@ import pytest
 from scipy import stats
 
 from pytest_crystallize import Treatment, run_experiment
-from pytest_crystallize.core.report.text import summarize, verdict_lines
+from pytest_crystallize.core.report.text import summarize
+from pytest_crystallize.core.report.verdict_text import verdict_lines
 from pytest_crystallize.core.stats import compare, describe
 
 
