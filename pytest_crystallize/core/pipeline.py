@@ -28,7 +28,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, overload
 
-from pytest_crystallize.core.context import CURRENT_CONTEXT, FrozenContext
+from pytest_crystallize.core.context import FrozenContext, running_context
 from pytest_crystallize.core.step_calls import StepCall, StepHooks
 from pytest_crystallize.errors import ConfigurationError
 
@@ -66,7 +66,7 @@ def current_context() -> FrozenContext:
     Raises ConfigurationError outside a replicate (or in a thread started by
     hand, which does not inherit context variables).
     """
-    ctx = CURRENT_CONTEXT.get()
+    ctx = running_context()
     if ctx is None:
         msg = (
             "no experiment replicate is running here: current_context() works inside an experiment "
@@ -175,7 +175,7 @@ class PipelineStep:
         if ctx is None and not self.takes_data and isinstance(data, FrozenContext):
             ctx, data = data, None  # a step without data called as step(ctx)
         if ctx is None:
-            ctx = CURRENT_CONTEXT.get()
+            ctx = running_context()
             if ctx is None and (self.takes_ctx or self._required.difference(kwargs)):
                 raise ConfigurationError(_no_context_message(self.name))
         args = self._arguments(data, ctx, kwargs)

@@ -29,7 +29,7 @@ from pathlib import Path
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Final
 
-from pytest_crystallize.core.context import CURRENT_CONTEXT, FrozenContext
+from pytest_crystallize.core.context import CURRENT_CONTEXT, FrozenContext, RunningContext
 from pytest_crystallize.core.evaluators import evaluate_async, evaluate_sync
 from pytest_crystallize.core.eventloops import Body, drive_async, run_coroutine_sync, run_sync
 from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager
@@ -112,6 +112,11 @@ class BatchRunner:
             and experiment.replicates > 1
         )
         self._init_hooks()
+        #: Nothing but datasources and the function to call: the replicate is :meth:`_replicate_plain`.
+        self._plain = (
+            not experiment.is_async and self._timeout is None and not self._bindings and not self._evaluators
+            and self.before_hook is None and self.after_hook is None
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         return {
@@ -173,11 +178,13 @@ class BatchRunner:
         batch = ReplicateBatch(task_count=len(tasks))
         conditions, progress = self.conditions, self.progress
         journal = None if self.journal is None else self.journal.writer(tasks)
+        replicate_one = self._replicate_plain if self._plain else self._replicate_driven
         done = 0
-        outer = CURRENT_CONTEXT.set(None)  # each replicate makes its context current; restored once, for speed
+        running = RunningContext()
+        outer = CURRENT_CONTEXT.set(running)  # each replicate's context goes in ``running`` in turn
         try:
             for code, replicate in tasks:
-                run_sync(self._replicate(conditions[code], replicate, batch, awaiting=False))
+                replicate_one(conditions[code], replicate, batch, running)
                 done += 1
                 if progress is not None:
                     progress(1)
@@ -198,12 +205,10 @@ class BatchRunner:
         conditions, progress = self.conditions, self.progress
         journal = None if self.journal is None else self.journal.writer(tasks)
         done = 0
-        outer = CURRENT_CONTEXT.set(None)  # each replicate makes its context current; restored once, for speed
+        outer = CURRENT_CONTEXT.set(None)  # each replicate sets its own holder; restored once, for speed
         try:
             for code, replicate in tasks:
-                await drive_async(
-                    self._replicate(conditions[code], replicate, batch, awaiting=True), timeout=self._timeout
-                )
+                await drive_async(self._replicate(conditions[code], replicate, batch, None), timeout=self._timeout)
                 done += 1
                 if progress is not None:
                     progress(1)
@@ -254,21 +259,60 @@ class BatchRunner:
     def _sources(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         return {name: kwargs[name] for name in self._source_names}
 
-    def _replicate(self, condition: Condition, replicate: int, batch: ReplicateBatch, *, awaiting: bool) -> Body[None]:
+    def _replicate_plain(
+        self, condition: Condition, replicate: int, batch: ReplicateBatch, running: RunningContext
+    ) -> None:
+        """:meth:`_replicate` for a sync experiment with no timeout, replicate hooks, typed parameters or evaluators.
+
+        What that body does for such an experiment, in a plain call: driving
+        a generator costs a twentieth of a trivial replicate.
+        """
+        ctx = FrozenContext(
+            self._values[condition.code], replicate, condition.name, condition.code, self.seeds, batch.sink,
+            self.step_hooks, self.experiment.design,
+        )
+        running.ctx = ctx
+        try:
+            kwargs = self._arguments(condition, ctx)
+            if self._digest and condition.code == 0:
+                _record_digests(batch, replicate, self._source_names, kwargs)
+            outcome = self.experiment.function(**kwargs)
+            if ctx.step_coroutines is not None or (outcome is not None and isinstance(outcome, CoroutineType)):
+                _check_awaited(self.experiment, ctx, outcome, returned_ok=False)
+        except Exception as exc:
+            batch.errors.append(self._error(condition, replicate, exc))
+        else:
+            if self.keep_artifacts and ctx.artifacts:
+                batch.artifacts[condition.code, replicate] = dict(ctx.artifacts)
+        ctx.release_metrics()
+
+    def _replicate_driven(
+        self, condition: Condition, replicate: int, batch: ReplicateBatch, running: RunningContext
+    ) -> None:
+        """:meth:`_replicate` without an event loop."""
+        run_sync(self._replicate(condition, replicate, batch, running))
+
+    def _replicate(
+        self, condition: Condition, replicate: int, batch: ReplicateBatch, running: RunningContext | None
+    ) -> Body[None]:
         """One replicate of ``condition``, written once; an exception becomes a ReplicateError.
 
-        ``awaiting``: driven on an event loop, so async datasources, functions
-        and evaluators are awaited (the body yields them); otherwise nothing
-        is awaited and a coroutine left behind is a configuration error.
+        ``running``: where to put the context, in a sync batch; None when
+        driven on an event loop, so async datasources, functions and
+        evaluators are awaited (the body yields them) and the replicate gets a
+        holder of its own. Otherwise nothing is awaited and a coroutine left
+        behind is a configuration error.
         """
+        awaiting = running is None
         # Positional: a keyword call costs more than the rest of making the context.
         ctx = FrozenContext(
             self._values[condition.code], replicate, condition.name, condition.code, self.seeds, batch.sink,
             self.step_hooks, self.experiment.design,
         )
-        # Current until the next replicate's: the caller restores the outer value once per batch (a
-        # reset per replicate costs a tenth of a trivial one).
-        CURRENT_CONTEXT.set(ctx)
+        if running is None:  # an asyncio task the replicate starts keeps this holder (and context)
+            CURRENT_CONTEXT.set(RunningContext(ctx))
+        else:
+            running.ctx = ctx
         error: BaseException | None = None
         try:
             # On an event loop the awaits carry the deadline (drive_async), not a timer. Entered by
