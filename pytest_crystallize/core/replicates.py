@@ -15,8 +15,10 @@ nested steps and asyncio tasks the replicate starts find it), call the
 datasources, build typed parameters, call the function, then the
 evaluators on its return value. That sequence is written once
 (:meth:`BatchRunner._replicate`) and driven with or without an event loop
-(:mod:`~pytest_crystallize.core.eventloops`). Typed binding and evaluators
-cost nothing when an experiment has none.
+(:mod:`~pytest_crystallize.core.eventloops`). A sync experiment with no
+timeout, replicate hooks, typed parameters or evaluators (the commonest)
+runs the part of it that applies in a plain loop (:meth:`BatchRunner._run_plain`):
+the engine's overhead is most of a small replicate's cost.
 """
 
 from __future__ import annotations
@@ -176,15 +178,27 @@ class BatchRunner:
         if self.experiment.is_async:
             return run_coroutine_sync(self.run_async(tasks))
         batch = ReplicateBatch(task_count=len(tasks))
-        conditions, progress = self.conditions, self.progress
         journal = None if self.journal is None else self.journal.writer(tasks)
-        replicate_one = self._replicate_plain if self._plain else self._replicate_driven
-        done = 0
         running = RunningContext()
         outer = CURRENT_CONTEXT.set(running)  # each replicate's context goes in ``running`` in turn
         try:
+            done = (self._run_plain if self._plain else self._run_driven)(tasks, batch, running, journal)
+        finally:
+            CURRENT_CONTEXT.reset(outer)
+        if journal is not None:
+            journal.flush(batch, done)
+        return batch
+
+    def _run_driven(
+        self, tasks: Sequence[ReplicateTask], batch: ReplicateBatch, running: RunningContext,
+        journal: JournalWriter | None,
+    ) -> int:
+        """Run ``tasks`` into ``batch``, each replicate driven without an event loop; return how many ran."""
+        conditions, progress = self.conditions, self.progress
+        done = 0
+        try:
             for code, replicate in tasks:
-                replicate_one(conditions[code], replicate, batch, running)
+                run_sync(self._replicate(conditions[code], replicate, batch, running))
                 done += 1
                 if progress is not None:
                     progress(1)
@@ -193,11 +207,49 @@ class BatchRunner:
         except BaseException as exc:  # Ctrl-C, pytest-timeout: keep what finished for the report
             self._keep_partial(exc, batch, tasks, done, journal)
             raise
-        finally:
-            CURRENT_CONTEXT.reset(outer)
-        if journal is not None:
-            journal.flush(batch, done)
-        return batch
+        return done
+
+    def _run_plain(
+        self, tasks: Sequence[ReplicateTask], batch: ReplicateBatch, running: RunningContext,
+        journal: JournalWriter | None,
+    ) -> int:
+        """:meth:`_run_driven` for a sync experiment with no timeout, replicate hooks, typed parameters or evaluators.
+
+        What :meth:`_replicate` does for such an experiment, in a plain loop
+        with the runner's fields read once: driving a generator and a method
+        call per replicate cost a tenth of a trivial replicate.
+        """
+        conditions, progress, values, seeds, sink = self.conditions, self.progress, self._values, self.seeds, batch.sink
+        step_hooks, design, function = self.step_hooks, self.experiment.design, self.experiment.function
+        arguments, digest, keep_artifacts = self._arguments, self._digest, self.keep_artifacts
+        done = 0
+        try:
+            for code, replicate in tasks:
+                condition = conditions[code]
+                ctx = FrozenContext(values[code], replicate, condition.name, code, seeds, sink, step_hooks, design)
+                running.ctx = ctx
+                try:
+                    kwargs = arguments(condition, ctx)
+                    if digest and code == 0:
+                        _record_digests(batch, replicate, self._source_names, kwargs)
+                    outcome = function(**kwargs)
+                    if ctx.step_coroutines is not None or (outcome is not None and isinstance(outcome, CoroutineType)):
+                        _check_awaited(self.experiment, ctx, outcome, returned_ok=False)
+                except Exception as exc:
+                    batch.errors.append(self._error(condition, replicate, exc))
+                else:
+                    if keep_artifacts and ctx.artifacts:
+                        batch.artifacts[code, replicate] = dict(ctx.artifacts)
+                ctx.release_metrics()
+                done += 1
+                if progress is not None:
+                    progress(1)
+                if journal is not None:
+                    journal.finished(batch, done)
+        except BaseException as exc:  # Ctrl-C, pytest-timeout: keep what finished for the report
+            self._keep_partial(exc, batch, tasks, done, journal)
+            raise
+        return done
 
     async def run_async(self, tasks: Sequence[ReplicateTask]) -> ReplicateBatch:
         """Run ``tasks`` in order on the running event loop and return their batch."""
@@ -258,39 +310,6 @@ class BatchRunner:
 
     def _sources(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         return {name: kwargs[name] for name in self._source_names}
-
-    def _replicate_plain(
-        self, condition: Condition, replicate: int, batch: ReplicateBatch, running: RunningContext
-    ) -> None:
-        """:meth:`_replicate` for a sync experiment with no timeout, replicate hooks, typed parameters or evaluators.
-
-        What that body does for such an experiment, in a plain call: driving
-        a generator costs a twentieth of a trivial replicate.
-        """
-        ctx = FrozenContext(
-            self._values[condition.code], replicate, condition.name, condition.code, self.seeds, batch.sink,
-            self.step_hooks, self.experiment.design,
-        )
-        running.ctx = ctx
-        try:
-            kwargs = self._arguments(condition, ctx)
-            if self._digest and condition.code == 0:
-                _record_digests(batch, replicate, self._source_names, kwargs)
-            outcome = self.experiment.function(**kwargs)
-            if ctx.step_coroutines is not None or (outcome is not None and isinstance(outcome, CoroutineType)):
-                _check_awaited(self.experiment, ctx, outcome, returned_ok=False)
-        except Exception as exc:
-            batch.errors.append(self._error(condition, replicate, exc))
-        else:
-            if self.keep_artifacts and ctx.artifacts:
-                batch.artifacts[condition.code, replicate] = dict(ctx.artifacts)
-        ctx.release_metrics()
-
-    def _replicate_driven(
-        self, condition: Condition, replicate: int, batch: ReplicateBatch, running: RunningContext
-    ) -> None:
-        """:meth:`_replicate` without an event loop."""
-        run_sync(self._replicate(condition, replicate, batch, running))
 
     def _replicate(
         self, condition: Condition, replicate: int, batch: ReplicateBatch, running: RunningContext | None
