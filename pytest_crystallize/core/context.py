@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.artifacts import Artifacts
@@ -39,11 +38,8 @@ if TYPE_CHECKING:
     from pytest_crystallize.core.designs import Design
 
 __all__ = [
-    "CURRENT_CONTEXT",
     "Artifacts",
     "FrozenContext",
-    "RunningContext",
-    "running_context",
     "standalone_context",
 ]
 
@@ -53,36 +49,6 @@ BUILTIN_KEYS: Final = frozenset({"replicate", "condition", "seed"})
 
 _MISSING: Final = MISSING
 
-
-
-class RunningContext:
-    """Where the runner puts the context of the replicate it runs: what :data:`CURRENT_CONTEXT` holds.
-
-    A sync batch sets the variable once and puts each replicate's context in
-    this holder as it starts: setting a context variable per replicate costs
-    a tenth of a trivial replicate. An ``async`` replicate gets a holder of its
-    own, so an asyncio task it starts keeps its replicate's context even if it
-    outlives it.
-    """
-
-    __slots__ = ("ctx",)
-
-    def __init__(self, ctx: FrozenContext | None = None) -> None:
-        self.ctx = ctx
-
-
-#: The holder of the context of the replicate running in this thread or task;
-#: lets a step called without ``ctx`` (a nested step) find it. Set by the runner;
-#: read it with :func:`running_context`.
-CURRENT_CONTEXT: ContextVar[RunningContext | None] = ContextVar(
-    "pytest_crystallize_context", default=None
-)
-
-
-def running_context() -> FrozenContext | None:
-    """The context of the replicate running in this thread or task, or None outside one."""
-    running = CURRENT_CONTEXT.get()
-    return None if running is None else running.ctx
 
 
 

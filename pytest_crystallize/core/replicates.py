@@ -31,12 +31,13 @@ from pathlib import Path
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Final
 
-from pytest_crystallize.core.context import CURRENT_CONTEXT, FrozenContext, RunningContext
+from pytest_crystallize.core.context import FrozenContext
 from pytest_crystallize.core.evaluators import evaluate_async, evaluate_sync
 from pytest_crystallize.core.eventloops import Body, drive_async, run_coroutine_sync, run_sync
 from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager
 from pytest_crystallize.core.pipeline import STEP_ATTRIBUTE, StepHooks, label_origin
 from pytest_crystallize.core.results import ReplicateError
+from pytest_crystallize.core.running import CURRENT_CONTEXT, RunningContext
 from pytest_crystallize.core.seeds import ReplicateSeeds
 from pytest_crystallize.core.shared_data import data_digest
 from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask, keep_finished
