@@ -25,23 +25,21 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import traceback
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from types import CoroutineType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from pytest_crystallize.core.context import FrozenContext
 from pytest_crystallize.core.evaluators import evaluate_async, evaluate_sync
 from pytest_crystallize.core.eventloops import Body, drive_async, run_coroutine_sync, run_sync
 from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager
-from pytest_crystallize.core.pipeline import STEP_ATTRIBUTE, StepHooks, label_origin
-from pytest_crystallize.core.results import ReplicateError
+from pytest_crystallize.core.pipeline import StepHooks, label_origin
+from pytest_crystallize.core.replicate_errors import replicate_error
 from pytest_crystallize.core.running import CURRENT_CONTEXT, RunningContext
 from pytest_crystallize.core.seeds import ReplicateSeeds
 from pytest_crystallize.core.shared_data import data_digest
 from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask, keep_finished
-from pytest_crystallize.core.timeouts import ReplicateTimeout, replicate_deadline, timeout_message
+from pytest_crystallize.core.timeouts import replicate_deadline
 from pytest_crystallize.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -49,21 +47,6 @@ if TYPE_CHECKING:
     from pytest_crystallize.core.store.journal import Journal, JournalWriter
 
 __all__ = ["BatchRunner"]
-
-_PACKAGE_DIR: Final = str(Path(__file__).resolve().parent.parent)
-
-
-def _user_frames_only(exc: BaseException) -> str:
-    """Format ``exc`` with our own frames removed, so the user's code shows."""
-    formatted = traceback.TracebackException.from_exception(exc)
-    pending = [formatted]
-    while pending:
-        current = pending.pop()
-        kept = [f for f in current.stack if not (f.filename or "").startswith(_PACKAGE_DIR)]
-        current.stack = traceback.StackSummary.from_list(kept)
-        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-    return "".join(formatted.format())
-
 
 class BatchRunner:
     """Runs replicate tasks of one experiment in the calling process, thread or event loop.
@@ -237,7 +220,7 @@ class BatchRunner:
                     if ctx.step_coroutines is not None or (outcome is not None and isinstance(outcome, CoroutineType)):
                         _check_awaited(self.experiment, ctx, outcome, returned_ok=False)
                 except Exception as exc:
-                    batch.errors.append(self._error(condition, replicate, exc))
+                    batch.errors.append(replicate_error(condition.name, replicate, exc, self._timeout))
                 else:
                     if keep_artifacts and ctx.artifacts:
                         batch.artifacts[code, replicate] = dict(ctx.artifacts)
@@ -375,23 +358,13 @@ class BatchRunner:
                     deadline.__exit__(None, None, None)  # its clean-up runs whatever the body raised
         except Exception as exc:
             error = exc
-            batch.errors.append(self._error(condition, replicate, exc))
+            batch.errors.append(replicate_error(condition.name, replicate, exc, self._timeout))
         if self.keep_artifacts and error is None and ctx.artifacts:
             batch.artifacts[condition.code, replicate] = dict(ctx.artifacts)
         if self.after_hook is not None:
             self.after_hook(experiment=self.experiment, ctx=ctx, error=error)
         ctx.release_metrics()
 
-    def _error(self, condition: Condition, replicate: int, exc: BaseException) -> ReplicateError:
-        # Plain strings only: the error crosses process boundaries even when
-        # the exception class cannot be pickled.
-        message = _safe_str(exc)
-        if isinstance(exc, ReplicateTimeout):
-            message = timeout_message(self._timeout, " and was stopped; the other replicates ran")
-        return ReplicateError(
-            condition=condition.name, replicate=replicate, error_type=type(exc).__name__,
-            message=message, traceback=_user_frames_only(exc), step=_safe_step(exc),
-        )
 
 
 def _check_awaited(experiment: Experiment, ctx: FrozenContext, outcome: Any, *, returned_ok: bool) -> None:
@@ -432,15 +405,3 @@ def _record_digests(batch: ReplicateBatch, replicate: int, names: Sequence[str],
         digest = data_digest(kwargs[name])
         if digest is not None:
             batch.digests.append((replicate, name, digest))
-
-
-def _safe_str(exc: BaseException) -> str:
-    try:
-        return str(exc)
-    except Exception:  # a broken __str__ must not lose the replicate's error
-        return f"<{type(exc).__name__} whose str() failed>"
-
-
-def _safe_step(exc: BaseException) -> str | None:
-    step = getattr(exc, STEP_ATTRIBUTE, None)
-    return step if isinstance(step, str) else None
