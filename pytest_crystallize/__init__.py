@@ -24,10 +24,11 @@ if _typing.TYPE_CHECKING:
     from pytest_crystallize.core.designs import CrossValidation, Holdout, cv, holdout
     from pytest_crystallize.core.experiment import Experiment
     from pytest_crystallize.core.hypotheses import Hypothesis, Verdict, hypothesis
-    from pytest_crystallize.core.pipeline import PipelineStep, current_context, pipeline_step
+    from pytest_crystallize.core.pipeline import PipelineStep, pipeline_step
     from pytest_crystallize.core.provenance import Provenance, ReplicateError
     from pytest_crystallize.core.results import ExperimentResult
     from pytest_crystallize.core.runner import ExperimentRunner
+    from pytest_crystallize.core.running import current_context
     from pytest_crystallize.core.scripting import run_experiment
     from pytest_crystallize.core.sweeps import grid
     from pytest_crystallize.core.treatments import Treatment
@@ -140,7 +141,7 @@ _HOMES: dict[str, str] = {
     "Verdict": "pytest_crystallize.core.hypotheses",
     "hypothesis": "pytest_crystallize.core.hypotheses",
     "PipelineStep": "pytest_crystallize.core.pipeline",
-    "current_context": "pytest_crystallize.core.pipeline",
+    "current_context": "pytest_crystallize.core.running",
     "pipeline_step": "pytest_crystallize.core.pipeline",
     "ExperimentResult": "pytest_crystallize.core.results",
     "Provenance": "pytest_crystallize.core.provenance",

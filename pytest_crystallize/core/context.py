@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.artifacts import Artifacts
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
     from pytest_crystallize.core.designs import Design
 
 __all__ = [
-    "CURRENT_CONTEXT",
     "Artifacts",
     "FrozenContext",
     "standalone_context",
@@ -51,11 +49,6 @@ BUILTIN_KEYS: Final = frozenset({"replicate", "condition", "seed"})
 
 _MISSING: Final = MISSING
 
-#: The context of the replicate running in this thread or task; lets a step
-#: called without ``ctx`` (a nested step) find it. Set by the runner.
-CURRENT_CONTEXT: ContextVar[FrozenContext | None] = ContextVar(
-    "pytest_crystallize_context", default=None
-)
 
 
 

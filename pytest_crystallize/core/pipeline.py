@@ -15,7 +15,7 @@ run its work with ``contextvars.copy_context().run(...)`` (a step called
 there without a context says so). An ``async def`` step returns a coroutine:
 a plain ``def`` experiment that calls one without running it gets a
 replicate error saying to make the experiment ``async def`` and await it.
-:func:`current_context` returns the running replicate's context to any code.
+:func:`~pytest_crystallize.core.running.current_context` returns the running replicate's context to any code.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, overload
 
-from pytest_crystallize.core.context import CURRENT_CONTEXT, FrozenContext
+from pytest_crystallize.core.context import FrozenContext
+from pytest_crystallize.core.running import running_context
 from pytest_crystallize.core.step_calls import StepCall, StepHooks
 from pytest_crystallize.errors import ConfigurationError
 
@@ -40,7 +41,6 @@ __all__ = [
     "StepCall",
     "StepHooks",
     "cached_steps_declared",
-    "current_context",
     "label_origin",
     "pipeline_step",
 ]
@@ -58,23 +58,6 @@ _FILLABLE_KINDS: Final = (
     inspect.Parameter.POSITIONAL_OR_KEYWORD,
     inspect.Parameter.KEYWORD_ONLY,
 )
-
-
-def current_context() -> FrozenContext:
-    """The context of the replicate running in this thread or asyncio task.
-
-    Raises ConfigurationError outside a replicate (or in a thread started by
-    hand, which does not inherit context variables).
-    """
-    ctx = CURRENT_CONTEXT.get()
-    if ctx is None:
-        msg = (
-            "no experiment replicate is running here: current_context() works inside an experiment "
-            "function, its steps and the asyncio tasks they start; a thread started by hand needs "
-            "contextvars.copy_context().run(...)"
-        )
-        raise ConfigurationError(msg)
-    return ctx
 
 
 class PipelineStep:
@@ -175,7 +158,7 @@ class PipelineStep:
         if ctx is None and not self.takes_data and isinstance(data, FrozenContext):
             ctx, data = data, None  # a step without data called as step(ctx)
         if ctx is None:
-            ctx = CURRENT_CONTEXT.get()
+            ctx = running_context()
             if ctx is None and (self.takes_ctx or self._required.difference(kwargs)):
                 raise ConfigurationError(_no_context_message(self.name))
         args = self._arguments(data, ctx, kwargs)

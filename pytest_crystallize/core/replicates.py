@@ -15,30 +15,31 @@ nested steps and asyncio tasks the replicate starts find it), call the
 datasources, build typed parameters, call the function, then the
 evaluators on its return value. That sequence is written once
 (:meth:`BatchRunner._replicate`) and driven with or without an event loop
-(:mod:`~pytest_crystallize.core.eventloops`). Typed binding and evaluators
-cost nothing when an experiment has none.
+(:mod:`~pytest_crystallize.core.eventloops`). A sync experiment with no
+timeout, replicate hooks, typed parameters or evaluators (the commonest)
+runs the part of it that applies in a plain loop (:meth:`BatchRunner._run_plain`):
+the engine's overhead is most of a small replicate's cost.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
-import traceback
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from types import CoroutineType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
-from pytest_crystallize.core.context import CURRENT_CONTEXT, FrozenContext
+from pytest_crystallize.core.context import FrozenContext
 from pytest_crystallize.core.evaluators import evaluate_async, evaluate_sync
 from pytest_crystallize.core.eventloops import Body, drive_async, run_coroutine_sync, run_sync
 from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager
-from pytest_crystallize.core.pipeline import STEP_ATTRIBUTE, StepHooks, label_origin
-from pytest_crystallize.core.results import ReplicateError
+from pytest_crystallize.core.pipeline import StepHooks, label_origin
+from pytest_crystallize.core.replicate_errors import replicate_error
+from pytest_crystallize.core.running import CURRENT_CONTEXT, RunningContext
 from pytest_crystallize.core.seeds import ReplicateSeeds
 from pytest_crystallize.core.shared_data import data_digest
 from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask, keep_finished
-from pytest_crystallize.core.timeouts import ReplicateTimeout, replicate_deadline, timeout_message
+from pytest_crystallize.core.timeouts import replicate_deadline
 from pytest_crystallize.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -46,21 +47,6 @@ if TYPE_CHECKING:
     from pytest_crystallize.core.store.journal import Journal, JournalWriter
 
 __all__ = ["BatchRunner"]
-
-_PACKAGE_DIR: Final = str(Path(__file__).resolve().parent.parent)
-
-
-def _user_frames_only(exc: BaseException) -> str:
-    """Format ``exc`` with our own frames removed, so the user's code shows."""
-    formatted = traceback.TracebackException.from_exception(exc)
-    pending = [formatted]
-    while pending:
-        current = pending.pop()
-        kept = [f for f in current.stack if not (f.filename or "").startswith(_PACKAGE_DIR)]
-        current.stack = traceback.StackSummary.from_list(kept)
-        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-    return "".join(formatted.format())
-
 
 class BatchRunner:
     """Runs replicate tasks of one experiment in the calling process, thread or event loop.
@@ -112,6 +98,11 @@ class BatchRunner:
             and experiment.replicates > 1
         )
         self._init_hooks()
+        #: Nothing but datasources and the function to call: the replicate is :meth:`_replicate_plain`.
+        self._plain = (
+            not experiment.is_async and self._timeout is None and not self._bindings and not self._evaluators
+            and self.before_hook is None and self.after_hook is None
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         return {
@@ -171,13 +162,27 @@ class BatchRunner:
         if self.experiment.is_async:
             return run_coroutine_sync(self.run_async(tasks))
         batch = ReplicateBatch(task_count=len(tasks))
-        conditions, progress = self.conditions, self.progress
         journal = None if self.journal is None else self.journal.writer(tasks)
+        running = RunningContext()
+        outer = CURRENT_CONTEXT.set(running)  # each replicate's context goes in ``running`` in turn
+        try:
+            done = (self._run_plain if self._plain else self._run_driven)(tasks, batch, running, journal)
+        finally:
+            CURRENT_CONTEXT.reset(outer)
+        if journal is not None:
+            journal.flush(batch, done)
+        return batch
+
+    def _run_driven(
+        self, tasks: Sequence[ReplicateTask], batch: ReplicateBatch, running: RunningContext,
+        journal: JournalWriter | None,
+    ) -> int:
+        """Run ``tasks`` into ``batch``, each replicate driven without an event loop; return how many ran."""
+        conditions, progress = self.conditions, self.progress
         done = 0
-        outer = CURRENT_CONTEXT.set(None)  # each replicate makes its context current; restored once, for speed
         try:
             for code, replicate in tasks:
-                run_sync(self._replicate(conditions[code], replicate, batch, awaiting=False))
+                run_sync(self._replicate(conditions[code], replicate, batch, running))
                 done += 1
                 if progress is not None:
                     progress(1)
@@ -186,11 +191,49 @@ class BatchRunner:
         except BaseException as exc:  # Ctrl-C, pytest-timeout: keep what finished for the report
             self._keep_partial(exc, batch, tasks, done, journal)
             raise
-        finally:
-            CURRENT_CONTEXT.reset(outer)
-        if journal is not None:
-            journal.flush(batch, done)
-        return batch
+        return done
+
+    def _run_plain(
+        self, tasks: Sequence[ReplicateTask], batch: ReplicateBatch, running: RunningContext,
+        journal: JournalWriter | None,
+    ) -> int:
+        """:meth:`_run_driven` for a sync experiment with no timeout, replicate hooks, typed parameters or evaluators.
+
+        What :meth:`_replicate` does for such an experiment, in a plain loop
+        with the runner's fields read once: driving a generator and a method
+        call per replicate cost a tenth of a trivial replicate.
+        """
+        conditions, progress, values, seeds, sink = self.conditions, self.progress, self._values, self.seeds, batch.sink
+        step_hooks, design, function = self.step_hooks, self.experiment.design, self.experiment.function
+        arguments, digest, keep_artifacts = self._arguments, self._digest, self.keep_artifacts
+        done = 0
+        try:
+            for code, replicate in tasks:
+                condition = conditions[code]
+                ctx = FrozenContext(values[code], replicate, condition.name, code, seeds, sink, step_hooks, design)
+                running.ctx = ctx
+                try:
+                    kwargs = arguments(condition, ctx)
+                    if digest and code == 0:
+                        _record_digests(batch, replicate, self._source_names, kwargs)
+                    outcome = function(**kwargs)
+                    if ctx.step_coroutines is not None or (outcome is not None and isinstance(outcome, CoroutineType)):
+                        _check_awaited(self.experiment, ctx, outcome, returned_ok=False)
+                except Exception as exc:
+                    batch.errors.append(replicate_error(condition.name, replicate, exc, self._timeout))
+                else:
+                    if keep_artifacts and ctx.artifacts:
+                        batch.artifacts[code, replicate] = dict(ctx.artifacts)
+                ctx.release_metrics()
+                done += 1
+                if progress is not None:
+                    progress(1)
+                if journal is not None:
+                    journal.finished(batch, done)
+        except BaseException as exc:  # Ctrl-C, pytest-timeout: keep what finished for the report
+            self._keep_partial(exc, batch, tasks, done, journal)
+            raise
+        return done
 
     async def run_async(self, tasks: Sequence[ReplicateTask]) -> ReplicateBatch:
         """Run ``tasks`` in order on the running event loop and return their batch."""
@@ -198,12 +241,10 @@ class BatchRunner:
         conditions, progress = self.conditions, self.progress
         journal = None if self.journal is None else self.journal.writer(tasks)
         done = 0
-        outer = CURRENT_CONTEXT.set(None)  # each replicate makes its context current; restored once, for speed
+        outer = CURRENT_CONTEXT.set(None)  # each replicate sets its own holder; restored once, for speed
         try:
             for code, replicate in tasks:
-                await drive_async(
-                    self._replicate(conditions[code], replicate, batch, awaiting=True), timeout=self._timeout
-                )
+                await drive_async(self._replicate(conditions[code], replicate, batch, None), timeout=self._timeout)
                 done += 1
                 if progress is not None:
                     progress(1)
@@ -254,21 +295,27 @@ class BatchRunner:
     def _sources(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         return {name: kwargs[name] for name in self._source_names}
 
-    def _replicate(self, condition: Condition, replicate: int, batch: ReplicateBatch, *, awaiting: bool) -> Body[None]:
+    def _replicate(
+        self, condition: Condition, replicate: int, batch: ReplicateBatch, running: RunningContext | None
+    ) -> Body[None]:
         """One replicate of ``condition``, written once; an exception becomes a ReplicateError.
 
-        ``awaiting``: driven on an event loop, so async datasources, functions
-        and evaluators are awaited (the body yields them); otherwise nothing
-        is awaited and a coroutine left behind is a configuration error.
+        ``running``: where to put the context, in a sync batch; None when
+        driven on an event loop, so async datasources, functions and
+        evaluators are awaited (the body yields them) and the replicate gets a
+        holder of its own. Otherwise nothing is awaited and a coroutine left
+        behind is a configuration error.
         """
+        awaiting = running is None
         # Positional: a keyword call costs more than the rest of making the context.
         ctx = FrozenContext(
             self._values[condition.code], replicate, condition.name, condition.code, self.seeds, batch.sink,
             self.step_hooks, self.experiment.design,
         )
-        # Current until the next replicate's: the caller restores the outer value once per batch (a
-        # reset per replicate costs a tenth of a trivial one).
-        CURRENT_CONTEXT.set(ctx)
+        if running is None:  # an asyncio task the replicate starts keeps this holder (and context)
+            CURRENT_CONTEXT.set(RunningContext(ctx))
+        else:
+            running.ctx = ctx
         error: BaseException | None = None
         try:
             # On an event loop the awaits carry the deadline (drive_async), not a timer. Entered by
@@ -311,23 +358,13 @@ class BatchRunner:
                     deadline.__exit__(None, None, None)  # its clean-up runs whatever the body raised
         except Exception as exc:
             error = exc
-            batch.errors.append(self._error(condition, replicate, exc))
+            batch.errors.append(replicate_error(condition.name, replicate, exc, self._timeout))
         if self.keep_artifacts and error is None and ctx.artifacts:
             batch.artifacts[condition.code, replicate] = dict(ctx.artifacts)
         if self.after_hook is not None:
             self.after_hook(experiment=self.experiment, ctx=ctx, error=error)
         ctx.release_metrics()
 
-    def _error(self, condition: Condition, replicate: int, exc: BaseException) -> ReplicateError:
-        # Plain strings only: the error crosses process boundaries even when
-        # the exception class cannot be pickled.
-        message = _safe_str(exc)
-        if isinstance(exc, ReplicateTimeout):
-            message = timeout_message(self._timeout, " and was stopped; the other replicates ran")
-        return ReplicateError(
-            condition=condition.name, replicate=replicate, error_type=type(exc).__name__,
-            message=message, traceback=_user_frames_only(exc), step=_safe_step(exc),
-        )
 
 
 def _check_awaited(experiment: Experiment, ctx: FrozenContext, outcome: Any, *, returned_ok: bool) -> None:
@@ -368,15 +405,3 @@ def _record_digests(batch: ReplicateBatch, replicate: int, names: Sequence[str],
         digest = data_digest(kwargs[name])
         if digest is not None:
             batch.digests.append((replicate, name, digest))
-
-
-def _safe_str(exc: BaseException) -> str:
-    try:
-        return str(exc)
-    except Exception:  # a broken __str__ must not lose the replicate's error
-        return f"<{type(exc).__name__} whose str() failed>"
-
-
-def _safe_step(exc: BaseException) -> str | None:
-    step = getattr(exc, STEP_ATTRIBUTE, None)
-    return step if isinstance(step, str) else None

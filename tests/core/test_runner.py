@@ -495,3 +495,54 @@ def test_a_datasource_that_raises_is_named_in_the_replicate_error() -> None:
     result = run_experiment(uses, replicates=2, datasources={"tds_fragile_source": tds_fragile_source})
     assert {e.step for e in result.errors} == {"datasource:tds_fragile_source"}
     assert "condition 'baseline', replicate 0, step 'datasource:tds_fragile_source': KeyError" in result.errors[0].headline
+
+
+# -- the plain path and the hooked one -------------------------------------------------
+# A sync experiment with no timeout, replicate hooks, typed parameters or evaluators runs
+# on a path of its own (BatchRunner._run_plain); one with a replicate hook runs the body
+# written for every case. Both must give the same result.
+
+
+class _WatchesReplicates:
+    """A plugin with a replicate hook: its experiment takes the general path."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int]] = []
+
+    @pytest_crystallize.hookimpl
+    def crystallize_replicate_before(self, experiment: Any, ctx: FrozenContext) -> None:
+        self.seen.append((ctx.condition, ctx.replicate))
+
+
+def _source(ctx: FrozenContext) -> int:
+    return 10 * ctx.replicate
+
+
+def _mixed(data: int, ctx: FrozenContext, factor: float = 1.0) -> None:
+    if ctx.replicate == 2 and ctx.condition == "t":
+        raise ValueError("replicate 2 of t fails")
+    ctx.metrics.add("x", data * factor + ctx.rng.normal())
+    ctx.record("y", float(ctx.replicate), tags={"half": ctx.replicate % 2})
+    ctx.artifacts.add("note.txt", f"{ctx.condition}/{ctx.replicate}".encode())
+
+
+def _run(plugins: list[object]) -> Any:
+    return run_experiment(
+        _mixed, replicates=5, seed=9, treatments=[Treatment("t", {"factor": 2.0})],
+        datasources={"data": _source}, hypotheses=[hypothesis("x", "maximize")],
+        keep_artifacts=True, plugins=plugins,
+    )
+
+
+def test_the_plain_path_and_the_hooked_path_give_the_same_result() -> None:
+    watcher = _WatchesReplicates()
+    plain, hooked = _run([]), _run([watcher])
+    assert len(watcher.seen) == 10  # the hook ran: the second run took the general path
+    assert plain.values.tolist() == hooked.values.tolist()
+    assert plain.tags == hooked.tags
+    assert [(e.condition, e.replicate, e.error_type, e.message) for e in plain.errors] == [
+        (e.condition, e.replicate, e.error_type, e.message) for e in hooked.errors
+    ] == [("t", 2, "ValueError", "replicate 2 of t fails")]
+    assert plain.verdicts[0].p_value == hooked.verdicts[0].p_value
+    assert plain.artifacts == hooked.artifacts
+    assert len(plain.artifacts) == 9  # the failed replicate keeps none

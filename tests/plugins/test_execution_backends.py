@@ -260,10 +260,10 @@ def test_async_experiments_run_even_inside_a_running_event_loop() -> None:
 def test_each_concurrent_replicate_sees_its_own_context_in_nested_steps() -> None:
     @pipeline_step()
     async def whoami() -> None:
-        from pytest_crystallize.core.context import CURRENT_CONTEXT
+        from pytest_crystallize.core.running import running_context
 
         await asyncio.sleep(0.001)
-        ctx = CURRENT_CONTEXT.get()
+        ctx = running_context()
         assert ctx is not None
         ctx.metrics.add("me", ctx.replicate)
 
