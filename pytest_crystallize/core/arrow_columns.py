@@ -159,7 +159,13 @@ def write_parquet(result: ExperimentResult, path: Path, metadata: dict[bytes, by
 
 
 def tags_from_column(column: pa.ChunkedArray) -> tuple[tuple[str | None, ...], list[str]]:
-    """A Parquet column of tags (read dictionary-encoded, or not) as a tuple and its distinct texts."""
+    """A Parquet column of tags (read dictionary-encoded, or not) as a tuple and its distinct texts.
+
+    A dictionary-encoded column becomes the tuple through numpy: each distinct
+    text is made once and every value refers to it (one ``take`` of an
+    object array, then ``tolist``), with nulls found from the validity bitmap
+    rather than through ``pyarrow.compute``.
+    """
     import pyarrow as pa
 
     if column.null_count == len(column):
@@ -169,6 +175,18 @@ def tags_from_column(column: pa.ChunkedArray) -> tuple[tuple[str | None, ...], l
         return tuple(values), sorted({v for v in values if v is not None})
     combined = column.unify_dictionaries().combine_chunks()
     texts = combined.dictionary.to_pylist()
-    table = np.array([*texts, None], dtype=object)  # a null's index -1 picks the None
-    indices = combined.indices if combined.null_count == 0 else combined.indices.fill_null(-1)
-    return tuple(table.take(indices.to_numpy()).tolist()), texts  # take: a third quicker than indexing
+    table = np.array([*texts, None], dtype=object)  # code len(texts) picks the None
+    return tuple(table.take(_codes(combined.indices, len(texts))).tolist()), texts
+
+
+def _codes(indices: pa.Array, null_code: int) -> np.ndarray:
+    """A dictionary array's ``indices`` as numpy codes, ``null_code`` where a value is null (shared when none is)."""
+    dtype = np.dtype(indices.type.to_pandas_dtype())
+    validity, data = indices.buffers()
+    start, size = indices.offset, len(indices)
+    codes = np.frombuffer(data, dtype=dtype, count=start + size)[start:]
+    if not indices.null_count:
+        return codes
+    bits = np.frombuffer(validity, dtype=np.uint8)
+    valid = np.unpackbits(bits, count=start + size, bitorder="little")[start:].view(bool)
+    return np.where(valid, codes, null_code)

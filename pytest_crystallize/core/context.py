@@ -241,7 +241,20 @@ class FrozenContext:
         be JSON-serialisable.
         """
         if tags:
-            tag = self._sink.record(self, self._condition_code, self._replicate, name, value, tags)
+            # The sink's record(), with tags_code's lookup inlined for speed (a call costs as much as
+            # the lookup): a dict of tags recorded before is found in the sink's trie.
+            sink = self._sink
+            try:
+                if type(tags) is not dict:  # another mapping, or not one: the sink tells
+                    raise TypeError  # handled just below, as a set not seen before
+                node = sink.tag_trie
+                for key in tags:
+                    tag_value = tags[key]
+                    node = node[key][type(tag_value)][tag_value]
+                tag = node[None]
+            except (LookupError, TypeError):  # not seen before (or unhashable): coded, or refused, there
+                tag = sink.tags_code(name, tags)
+            sink.add(self, self._condition_code, self._replicate, name, value, tag)
         else:  # for speed: no tags to code
             tag = NO_TAGS
             self._sink.add(self, self._condition_code, self._replicate, name, value)

@@ -7,7 +7,8 @@ per *segment*, a stretch of values one replicate recorded, since a sink is
 filled one replicate at a time. Every ``CHUNK`` values the lists become
 compact numpy arrays (16 bytes a value), so a million values never sit in
 Python objects. Tags are interned: a tag set is JSON-encoded the first time
-it is seen, and the same set recorded again costs a dictionary lookup.
+it is seen, and the same set recorded again is found in
+:attr:`MetricSink.tag_trie`, a few dictionary lookups per key.
 
 :meth:`MetricSink.columns` hands the values over as
 :class:`~pytest_crystallize.core.columns.Columns`, numpy arrays the result
@@ -32,11 +33,7 @@ __all__ = ["CHUNK", "MetricSink", "as_number", "check_metric_name"]
 
 #: Values kept in Python lists before they become numpy arrays.
 CHUNK: Final = 1 << 16
-#: A cached tag set: its code, and the one number's key and type to check, or None and the
-#: types of all its values when it holds several numbers, or (None, None) when it holds none.
-_CachedTags = tuple[int, "str | None", "type | tuple[type, ...] | None"]
-#: Value types whose equality implies equal JSON, so a tag set holding only them can be reused by equality.
-_TEXT_TYPES: Final = frozenset({str, type(None)})
+#: Tag value types whose equality, type for type, implies equal JSON (float zeros aside: see _cache_tags).
 _SCALAR_TYPES: Final = frozenset({str, type(None), int, bool, float})
 
 
@@ -87,11 +84,11 @@ class MetricSink:
         "_seg_replicate",
         "_seg_start",
         "_tag",
-        "_tag_cache",
         "_value",
         "metric_codes",
         "tag_codes",
         "tag_texts",
+        "tag_trie",
     )
 
     def __init__(self) -> None:
@@ -100,8 +97,11 @@ class MetricSink:
         #: Tag JSON text -> code, and the texts in code order.
         self.tag_codes: dict[str, int] = {}
         self.tag_texts: list[str] = []
-        #: ``(*tags.items(),)`` -> how to reuse its code (see :meth:`_cache_tags`).
-        self._tag_cache: dict[tuple[Any, ...], _CachedTags] = {}
+        #: Tag sets coded before, to code them again without JSON: a trie with one level per key, in
+        #: the set's order, where ``node[key][type(value)][value]`` is the next node and ``node[None]``
+        #: the code of the set ending there (see :meth:`_cache_tags` for which sets enter it). Public
+        #: because ``FrozenContext.record`` walks it inline, for speed.
+        self.tag_trie: dict[Any, Any] = {}
         # Values not yet in a chunk.
         self._metric: list[int] = []
         self._value: list[float] = []
@@ -121,13 +121,13 @@ class MetricSink:
 
     def __getstate__(self) -> dict[str, Any]:
         self._flush()  # ship compact arrays, not lists of floats
-        return {name: getattr(self, name) for name in self.__slots__ if name not in ("_owner", "_tag_cache")}
+        return {name: getattr(self, name) for name in self.__slots__ if name not in ("_owner", "tag_trie")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         for name, value in state.items():
             setattr(self, name, value)
         self._owner = None
-        self._tag_cache = {}
+        self.tag_trie = {}
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -148,7 +148,7 @@ class MetricSink:
         (:data:`~pytest_crystallize.core.columns.NO_TAGS`, or an index into
         :attr:`tag_texts`), for whoever must see the tags' JSON text.
         """
-        tag = NO_TAGS if not tags else self._tags_code(name, tags)
+        tag = NO_TAGS if not tags else self.tags_code(name, tags)
         self.add(owner, condition, replicate, name, value, tag)
         return tag
 
@@ -174,16 +174,22 @@ class MetricSink:
         if len(self._value) >= CHUNK:
             self._flush()
 
-    def _tags_code(self, name: str, tags: Mapping[str, Any]) -> int:
-        """The code of the tag set ``tags`` recorded with ``name``, interned (see :meth:`_cache_tags`)."""
+    def tags_code(self, name: str, tags: Mapping[str, Any]) -> int:
+        """The code of the tag set ``tags`` recorded with ``name``, interned (see :attr:`tag_trie`).
+
+        Raises MetricError, naming ``name``, for tags that are not a mapping
+        of names to JSON-serialisable values. ``ctx.record`` calls it for a
+        set not in :attr:`tag_trie` already, and then :meth:`add`;
+        :meth:`record` does both.
+        """
         try:
-            tag, key, kind = self._tag_cache[(*tags.items(),)]
-        except (KeyError, TypeError, AttributeError):  # new, unhashable (a list in it), not a mapping
-            return self._tag_code(name, tags, None)
-        # Reused when its numbers (if any) have the types the cached set had: see _cache_tags.
-        if kind is not None and (key is None or type(tags[key]) is not kind):
-            return self._tag_code(name, tags, (tag, key, kind))
-        return tag
+            node = self.tag_trie
+            for key, value in tags.items():
+                node = node[key][type(value)][value]
+            code: int = node[None]
+        except (LookupError, TypeError, AttributeError):  # new, unhashable (a list in it), not a mapping
+            return self._tag_code(name, tags)
+        return code
 
     def append(self, condition: int, replicate: int, name: str, value: float, tags: str | None) -> None:
         """Record one value; ``tags`` is a JSON object text or ``None`` (the journal's path)."""
@@ -204,10 +210,8 @@ class MetricSink:
             code = self.metric_codes[check_metric_name(name)] = len(self.metric_codes)
         return code
 
-    def _tag_code(self, name: str, tags: Mapping[str, Any], hit: _CachedTags | None) -> int:
-        """The code of ``tags`` when :meth:`record`'s cache lookup could not tell it."""
-        if hit is not None and hit[1] is None and hit[2] == tuple(map(type, tags.values())):
-            return hit[0]  # several numbers, each of the cached type
+    def _tag_code(self, name: str, tags: Mapping[str, Any]) -> int:
+        """The code of ``tags``, not found in :attr:`tag_trie`: encoded as JSON, and entered there if it can be."""
         try:
             plain = tags if type(tags) is dict else dict(tags)
             text = json.dumps(plain, sort_keys=True, allow_nan=False)
@@ -220,26 +224,21 @@ class MetricSink:
         return code
 
     def _cache_tags(self, tags: dict[Any, Any], code: int) -> None:
-        """Let ``tags`` be found again by equality, when equality implies the same JSON text.
+        """Enter ``tags`` in :attr:`tag_trie`, when finding it again by equality implies the same JSON text.
 
         Only string keys and string, number, boolean or null values qualify.
-        Numbers must come back with the same types (1, 1.0 and True are equal
-        but encode apart): a set with one number checks that one value's
-        type, one with several checks them all. Float zeros never qualify
-        (0.0 and -0.0 are equal but encode apart).
+        Values are looked up under their type, so 1, 1.0 and True (equal, but
+        encoded apart) are entered apart. Float zeros never qualify (0.0 and
+        -0.0 are equal but encode apart).
         """
         if not all(type(k) is str and type(v) in _SCALAR_TYPES for k, v in tags.items()):
             return
-        numbers = [(k, type(v)) for k, v in tags.items() if type(v) not in _TEXT_TYPES]
-        if any(kind is float and tags[k] == 0.0 for k, kind in numbers):
+        if any(type(v) is float and v == 0.0 for v in tags.values()):
             return
-        if not numbers:
-            entry: _CachedTags = (code, None, None)
-        elif len(numbers) == 1:
-            entry = (code, numbers[0][0], numbers[0][1])
-        else:
-            entry = (code, None, tuple(map(type, tags.values())))
-        self._tag_cache[(*tags.items(),)] = entry
+        node = self.tag_trie
+        for key, value in tags.items():
+            node = node.setdefault(key, {}).setdefault(type(value), {}).setdefault(value, {})
+        node[None] = code
 
     def _text_code(self, text: str) -> int:
         """The code of the tags' JSON ``text``, given one on first use."""

@@ -445,6 +445,27 @@ def test_equal_tag_sets_of_other_types_keep_their_own_json() -> None:
     assert _recorded_tags(sets) == expected
 
 
+def test_tag_sets_sharing_keys_in_another_order_or_a_prefix_keep_their_own_json() -> None:
+    # Sets are found again key by key: one that extends another, or stops short of it, is its own set.
+    sets: list[dict[str, object] | None] = [
+        {"a": 1, "b": "x"}, {"a": 1}, {"b": "x", "a": 1}, {"a": 1, "b": "x", "c": None}, {"a": 1},
+        {"a": 1, "b": "x"}, {"a": 1, "b": True}, {"a": 1, "b": "x"}, {"a": "1"}, {"a": None}, {"a": 1},
+    ]
+    expected = tuple(None if not t else json.dumps(t, sort_keys=True) for t in sets)
+    assert _recorded_tags(sets) == expected
+
+
+def test_tags_given_as_pairs_are_recorded_whole_and_other_shapes_are_refused_by_name() -> None:
+    # Not a mapping, so nothing may be read from it before it is turned into one (a generator reads once).
+    pairs = [("a", 1), ("b", 2)]
+    sets = [{"a": 1}, (pair for pair in pairs), pairs[:1], {"a": 1, "b": 2}]
+    assert _recorded_tags(sets) == ('{"a": 1}', '{"a": 1, "b": 2}', '{"a": 1}', '{"a": 1, "b": 2}')  # type: ignore[arg-type]
+    ctx = standalone_context()
+    for shape in ("ab", [5], {"a"}):
+        with pytest.raises(MetricError, match=r"tags of metric 'm' must be a mapping of names"):
+            ctx.record("m", 1.0, tags=shape)  # type: ignore[arg-type]
+
+
 def test_tags_are_copied_when_recorded() -> None:
     tags: dict[str, object] = {"step": 0}
     records: list[dict[str, object] | None] = []
