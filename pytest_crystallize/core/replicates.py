@@ -17,7 +17,7 @@ evaluators on its return value. That sequence is written once
 (:meth:`BatchRunner._replicate`) and driven with or without an event loop
 (:mod:`~pytest_crystallize.core.eventloops`). A sync experiment with no
 timeout, replicate hooks, typed parameters or evaluators (the commonest)
-runs the part of it that applies in a plain loop (:meth:`BatchRunner._run_plain`):
+runs the part of it that applies in a plain loop (:meth:`BatchRunner._run_tasks`):
 the engine's overhead is most of a small replicate's cost.
 """
 
@@ -98,7 +98,7 @@ class BatchRunner:
             and experiment.replicates > 1
         )
         self._init_hooks()
-        #: Nothing but datasources and the function to call: the replicate is :meth:`_replicate_plain`.
+        #: Nothing but datasources and the function to call: :meth:`_run_tasks` runs the replicate inline.
         self._plain = (
             not experiment.is_async and self._timeout is None and not self._bindings and not self._evaluators
             and self.before_hook is None and self.after_hook is None
@@ -166,65 +166,51 @@ class BatchRunner:
         running = RunningContext()
         outer = CURRENT_CONTEXT.set(running)  # each replicate's context goes in ``running`` in turn
         try:
-            done = (self._run_plain if self._plain else self._run_driven)(tasks, batch, running, journal)
+            done = self._run_tasks(tasks, batch, running, journal)
         finally:
             CURRENT_CONTEXT.reset(outer)
         if journal is not None:
             journal.flush(batch, done)
         return batch
 
-    def _run_driven(
+    def _run_tasks(
         self, tasks: Sequence[ReplicateTask], batch: ReplicateBatch, running: RunningContext,
         journal: JournalWriter | None,
     ) -> int:
-        """Run ``tasks`` into ``batch``, each replicate driven without an event loop; return how many ran."""
-        conditions, progress = self.conditions, self.progress
-        done = 0
-        try:
-            for code, replicate in tasks:
-                run_sync(self._replicate(conditions[code], replicate, batch, running))
-                done += 1
-                if progress is not None:
-                    progress(1)
-                if journal is not None:
-                    journal.finished(batch, done)
-        except BaseException as exc:  # Ctrl-C, pytest-timeout: keep what finished for the report
-            self._keep_partial(exc, batch, tasks, done, journal)
-            raise
-        return done
+        """Run ``tasks`` into ``batch`` without an event loop; return how many ran.
 
-    def _run_plain(
-        self, tasks: Sequence[ReplicateTask], batch: ReplicateBatch, running: RunningContext,
-        journal: JournalWriter | None,
-    ) -> int:
-        """:meth:`_run_driven` for a sync experiment with no timeout, replicate hooks, typed parameters or evaluators.
-
-        What :meth:`_replicate` does for such an experiment, in a plain loop
-        with the runner's fields read once: driving a generator and a method
-        call per replicate cost a tenth of a trivial replicate.
+        A sync experiment with no timeout, replicate hooks, typed parameters
+        or evaluators (``self._plain``) runs what :meth:`_replicate` does for
+        it inline, with the runner's fields read once: driving a generator and
+        a method call per replicate cost a tenth of a trivial replicate.
         """
         conditions, progress, values, seeds, sink = self.conditions, self.progress, self._values, self.seeds, batch.sink
         step_hooks, design, function = self.step_hooks, self.experiment.design, self.experiment.function
-        arguments, digest, keep_artifacts = self._arguments, self._digest, self.keep_artifacts
+        arguments, digest, keep_artifacts, plain = self._arguments, self._digest, self.keep_artifacts, self._plain
         done = 0
         try:
             for code, replicate in tasks:
                 condition = conditions[code]
-                ctx = FrozenContext(values[code], replicate, condition.name, code, seeds, sink, step_hooks, design)
-                running.ctx = ctx
-                try:
-                    kwargs = arguments(condition, ctx)
-                    if digest and code == 0:
-                        _record_digests(batch, replicate, self._source_names, kwargs)
-                    outcome = function(**kwargs)
-                    if ctx.step_coroutines is not None or (outcome is not None and isinstance(outcome, CoroutineType)):
-                        _check_awaited(self.experiment, ctx, outcome, returned_ok=False)
-                except Exception as exc:
-                    batch.errors.append(replicate_error(condition.name, replicate, exc, self._timeout))
+                if not plain:
+                    run_sync(self._replicate(condition, replicate, batch, running))
                 else:
-                    if keep_artifacts and ctx.artifacts:
-                        batch.artifacts[code, replicate] = dict(ctx.artifacts)
-                ctx.release_metrics()
+                    ctx = FrozenContext(values[code], replicate, condition.name, code, seeds, sink, step_hooks, design)
+                    running.ctx = ctx
+                    try:
+                        kwargs = arguments(condition, ctx)
+                        if digest and code == 0:
+                            _record_digests(batch, replicate, self._source_names, kwargs)
+                        outcome = function(**kwargs)
+                        if ctx.step_coroutines is not None or (
+                            outcome is not None and isinstance(outcome, CoroutineType)
+                        ):
+                            _check_awaited(self.experiment, ctx, outcome, returned_ok=False)
+                    except Exception as exc:
+                        batch.errors.append(replicate_error(condition.name, replicate, exc, self._timeout))
+                    else:
+                        if keep_artifacts and ctx.artifacts:
+                            batch.artifacts[code, replicate] = dict(ctx.artifacts)
+                    ctx.release_metrics()
                 done += 1
                 if progress is not None:
                     progress(1)

@@ -499,7 +499,7 @@ def test_a_datasource_that_raises_is_named_in_the_replicate_error() -> None:
 
 # -- the plain path and the hooked one -------------------------------------------------
 # A sync experiment with no timeout, replicate hooks, typed parameters or evaluators runs
-# on a path of its own (BatchRunner._run_plain); one with a replicate hook runs the body
+# inline (BatchRunner._run_tasks); one with a replicate hook runs the body
 # written for every case. Both must give the same result.
 
 
