@@ -362,7 +362,11 @@ class _Run:
         from asyncio import CancelledError
         from concurrent.futures import CancelledError as FutureCancelledError  # what distributed raises
 
-        if isinstance(exc, (CancelledError, FutureCancelledError)):
+        from distributed.comm.core import CommClosedError
+
+        # A finished chunk's result is fetched through the scheduler: a connection closed then is
+        # the scheduler lost, not a worker that failed.
+        if isinstance(exc, (CancelledError, FutureCancelledError, CommClosedError)):
             reason = str(exc).split("\n")[0] or "the scheduler is gone"
             return (f"experiment {name!r}: the Dask scheduler at {_where(self.client)} was lost or cancelled the "
                     f"replicate tasks ({reason}); {len(self.pending) + 1} chunks did not finish; check the scheduler "
@@ -380,7 +384,14 @@ class _Run:
             msg = (f"experiment {self.experiment.name!r}: the connection to the Dask scheduler at "
                    f"{_where(self.client)} was lost ({self.client.status}); {len(self.pending)} chunks did not finish")
             raise CrystallizeError(msg)
-        if self.client.scheduler_info(n_workers=1).get("n_workers", 1):
+        try:
+            workers = self.client.scheduler_info(n_workers=1).get("n_workers", 1)
+        except OSError as exc:  # distributed's CommClosedError, a refused or timed-out connection
+            msg = (f"experiment {self.experiment.name!r}: the connection to the Dask scheduler at "
+                   f"{_where(self.client)} was lost ({type(exc).__name__}: {exc}); {len(self.pending)} chunks did "
+                   f"not finish; check the scheduler and run again")
+            raise CrystallizeError(msg) from exc
+        if workers:
             return None
         now = time.monotonic()
         if idle_since is None:

@@ -217,12 +217,9 @@ def test_async_execution_keeps_at_most_max_workers_in_flight() -> None:
         state["now"] -= 1
         ctx.metrics.add("x", 1)
 
-    started = time.perf_counter()
     result = run_experiment(fn, replicates=40, plugins=[AsyncExecution(max_workers=10)])
-    took = time.perf_counter() - started
-    assert state["peak"] == 10
+    assert state["peak"] == 10  # ten overlap (not one at a time), and never more
     assert len(result) == 40
-    assert took < 0.3  # four waves of 10 ms, not forty
 
 
 def test_async_execution_runs_sync_functions_in_threads() -> None:

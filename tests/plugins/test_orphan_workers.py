@@ -21,8 +21,21 @@ SCRIPT = """
         time.sleep(0.05)
         ctx.metrics.add("x", 1.0)
 
-    # Only the parent dies: its workers are not in its way when it goes.
-    threading.Timer(1.5, lambda: os.kill(os.getpid(), 9)).start()
+    def kill_once_both_workers_run():
+        # Only the parent dies, once both workers have started replicates (however slowly a busy
+        # machine starts them); after 60 s without, it dies anyway and the test says so.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with open(sys.argv[1]) as out:
+                    if len(set(out.read().split())) >= 2:
+                        break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        os.kill(os.getpid(), 9)
+
+    threading.Thread(target=kill_once_both_workers_run, daemon=True).start()
     run_experiment(experiment, replicates=10_000, plugins=[ParallelExecution(2, kind="process")])
 """
 
@@ -44,7 +57,7 @@ def test_workers_leave_when_their_parent_is_killed(tmp_path: Path) -> None:
         # Output goes to files: a pipe would wait for the workers too.
         done = subprocess.run(
             [sys.executable, str(script), str(pids_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            timeout=60, check=False, stdin=subprocess.DEVNULL, start_new_session=True,
+            timeout=120, check=False, stdin=subprocess.DEVNULL, start_new_session=True,
         )
     finally:
         workers = {int(line) for line in pids_file.read_text().split()} if pids_file.exists() else set()
