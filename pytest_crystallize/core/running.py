@@ -25,9 +25,11 @@ class RunningContext:
 
     A sync batch sets the variable once and puts each replicate's context in
     this holder as it starts: setting a context variable per replicate costs
-    a tenth of a trivial replicate. An ``async`` replicate gets a holder of its
-    own, so an asyncio task it starts keeps its replicate's context even if it
-    outlives it.
+    a tenth of a trivial replicate. So work a sync replicate leaves running
+    after it returns (a thread given ``contextvars.copy_context()``) sees the
+    next replicate's context; pass it ``ctx`` instead. An ``async`` replicate
+    gets a holder of its own, so an asyncio task it starts keeps its
+    replicate's context even if it outlives it.
     """
 
     __slots__ = ("ctx",)
