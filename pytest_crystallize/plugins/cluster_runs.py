@@ -1,8 +1,13 @@
 """One run of replicate chunks on a Dask cluster: the tasks the workers run, and the run that submits and collects them.
 
-:class:`_Run` submits the chunks, collects their batches as they finish,
-runs the chunks whose workers kept dying again one task at a time, and tells
-a lost scheduler from a failed worker.
+:class:`ClusterRun` is one call of
+:meth:`~pytest_crystallize.plugins.dask.DaskExecution.crystallize_replicates_run`:
+it submits the chunks (each a :func:`run_chunk` task that depends on the
+one :func:`hold` task carrying the shipment), collects their batches as they
+finish while reporting progress, runs the tasks of chunks whose workers kept
+dying again one at a time, and tells a lost scheduler (the run fails) from a
+failed worker (its replicate's error) and from a cluster left without workers
+for ``worker_timeout`` seconds.
 """
 
 from __future__ import annotations
@@ -22,10 +27,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from pytest_crystallize.core.tasks import ReplicateTask, RunBatch
-    from pytest_crystallize.plugins.dask import DaskExecution
     from pytest_crystallize.plugins.shipping import Shipment
 
-__all__ = ["Client", "Future", "hold", "run_chunk"]
+__all__ = ["Client", "ClusterRun", "Future", "hold", "run_chunk", "scheduler_address"]
 
 #: ``distributed``'s clients and futures: typed loosely, as that library is only partly typed.
 Client = Any
@@ -56,14 +60,19 @@ def run_chunk(shipment: Shipment, tasks: list[ReplicateTask]) -> list[ReplicateB
     return run_in_threads(run_batch, [tasks], 1)
 
 
-class _Run:
-    """One ``crystallize_replicates_run`` on a cluster: its futures, their batches; lives for that call."""
+class ClusterRun:
+    """One ``crystallize_replicates_run`` on a cluster: its futures, their batches; lives for that call.
+
+    ``worker_timeout`` is how long the cluster may have no worker before the
+    run fails; ``payload``, the shipment already on the cluster from this
+    run's earlier look (``None``: submitted with the first chunk).
+    """
 
     def __init__(
-        self, backend: DaskExecution, client: Client, run_batch: RunBatch, shipment: Shipment,
+        self, client: Client, run_batch: RunBatch, shipment: Shipment, *, worker_timeout: float,
         payload: Future | None = None,
     ) -> None:
-        self.backend = backend
+        self.worker_timeout = worker_timeout
         self.client = client
         self.run_batch = run_batch
         self.experiment = run_batch.experiment
@@ -81,6 +90,7 @@ class _Run:
         self.quarantine = False
 
     def submit(self, chunk: list[ReplicateTask]) -> None:
+        """Submit ``chunk`` as one task, after the shipment's own task if this run has none on the cluster yet."""
         if self.payload is None:
             # A task, not scattered data: if every worker holding it dies, the scheduler makes it again.
             # Large fixture values make it large, but it is sent once and every chunk depends on it,
@@ -164,9 +174,9 @@ class _Run:
         # the scheduler lost, not a worker that failed.
         if isinstance(exc, (CancelledError, FutureCancelledError, CommClosedError)):
             reason = str(exc).split("\n")[0] or "the scheduler is gone"
-            return (f"experiment {name!r}: the Dask scheduler at {_where(self.client)} was lost or cancelled the "
-                    f"replicate tasks ({reason}); {len(self.pending) + 1} chunks did not finish; check the scheduler "
-                    f"and run again")
+            return (f"experiment {name!r}: the Dask scheduler at {scheduler_address(self.client)} was lost or "
+                    f"cancelled the replicate tasks ({reason}); {len(self.pending) + 1} chunks did not finish; check "
+                    f"the scheduler and run again")
         text = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, ImportError):
             return (f"experiment {name!r}: a Dask worker could not import what the replicates need ({text}); "
@@ -178,40 +188,44 @@ class _Run:
         """Fail the run once the cluster has had no worker for ``worker_timeout`` seconds."""
         if self.client.status not in ("running", "connecting"):
             msg = (f"experiment {self.experiment.name!r}: the connection to the Dask scheduler at "
-                   f"{_where(self.client)} was lost ({self.client.status}); {len(self.pending)} chunks did not finish")
+                   f"{scheduler_address(self.client)} was lost ({self.client.status}); {len(self.pending)} chunks "
+                   f"did not finish")
             raise CrystallizeError(msg)
         try:
             workers = self.client.scheduler_info(n_workers=1).get("n_workers", 1)
         except OSError as exc:  # distributed's CommClosedError, a refused or timed-out connection
             msg = (f"experiment {self.experiment.name!r}: the connection to the Dask scheduler at "
-                   f"{_where(self.client)} was lost ({type(exc).__name__}: {exc}); {len(self.pending)} chunks did "
-                   f"not finish; check the scheduler and run again")
+                   f"{scheduler_address(self.client)} was lost ({type(exc).__name__}: {exc}); {len(self.pending)} "
+                   f"chunks did not finish; check the scheduler and run again")
             raise CrystallizeError(msg) from exc
         if workers:
             return None
         now = time.monotonic()
         if idle_since is None:
             return now
-        if now - idle_since > self.backend.worker_timeout:
-            msg = (f"experiment {self.experiment.name!r}: the Dask cluster at {_where(self.client)} has had no "
-                   f"worker for {self.backend.worker_timeout:g} s while {len(self.pending)} chunks of replicates "
+        if now - idle_since > self.worker_timeout:
+            msg = (f"experiment {self.experiment.name!r}: the Dask cluster at {scheduler_address(self.client)} has "
+                   f"had no worker for {self.worker_timeout:g} s while {len(self.pending)} chunks of replicates "
                    f"waited; start workers or raise DaskExecution(worker_timeout=...)")
             raise CrystallizeError(msg)
         return idle_since
 
     def cancel(self) -> None:
+        """Cancel every chunk still pending (Ctrl-C, or a failure that ends the run)."""
         futures = [future for future, _ in self.pending.values()]
         if futures:
             self.client.cancel(futures, force=True)
         self.pending.clear()
 
     def release(self) -> None:
+        """Let the cluster forget the shipment's task: the run is over, or will not look again."""
         if self.payload is not None:
             self.payload.release()
             self.payload = None
 
 
-def _where(client: Client) -> str:
+def scheduler_address(client: Client) -> str:
+    """The address of ``client``'s scheduler, for messages ("?" when it has none)."""
     try:
         return str(client.scheduler.address)
     except AttributeError:

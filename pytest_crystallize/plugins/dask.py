@@ -9,7 +9,8 @@ as a batch of plain data, and the runner merges the batches into the serial
 order, so the result is a serial run's whatever the cluster's size or the
 order in which chunks finish.
 
-Failures: a worker that dies is replaced by Dask and its chunk runs again on
+Failures (met by one run's :class:`~pytest_crystallize.plugins.cluster_runs.ClusterRun`):
+a worker that dies is replaced by Dask and its chunk runs again on
 another worker. Once the other chunks finished, the tasks of a chunk whose
 workers kept dying (Dask's ``KilledWorker``) run again one at a time, alone
 on the cluster, and a task that kills its workers then becomes that
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Final
 from pytest_crystallize.core.tasks import keep_finished
 from pytest_crystallize.errors import ConfigurationError, CrystallizeError
 from pytest_crystallize.hookspecs import hookimpl
-from pytest_crystallize.plugins.cluster_runs import Client, Future, _Run, _where
+from pytest_crystallize.plugins.cluster_runs import Client, ClusterRun, Future, scheduler_address
 from pytest_crystallize.plugins.execution import available_cpus
 
 if TYPE_CHECKING:
@@ -173,8 +174,9 @@ class DaskExecution:
         try:
             client.wait_for_workers(1, timeout=self.worker_timeout)
         except (TimeoutError, OSError) as exc:
-            msg = (f"experiment {experiment.name!r}: the Dask cluster at {_where(client)} has no worker after "
-                   f"{self.worker_timeout:g} s; start workers ('dask worker {_where(client)}') or raise "
+            where = scheduler_address(client)
+            msg = (f"experiment {experiment.name!r}: the Dask cluster at {where} has no worker after "
+                   f"{self.worker_timeout:g} s; start workers ('dask worker {where}') or raise "
                    f"DaskExecution(worker_timeout=...)")
             raise CrystallizeError(msg) from exc
         return max(1, int(sum(client.nthreads().values())))
@@ -198,9 +200,10 @@ class DaskExecution:
         chunks = -(-len(tasks) // size)
         run_batch.note(
             f"DaskExecution: {len(tasks)} replicate tasks in {chunks} chunks of up to {size} on the "
-            f"{threads} worker threads of the Dask cluster at {_where(client)}"
+            f"{threads} worker threads of the Dask cluster at {scheduler_address(client)}"
         )
-        run = _Run(self, client, run_batch, shipment, payload=None if kept is None else kept[2])
+        run = ClusterRun(client, run_batch, shipment, worker_timeout=self.worker_timeout,
+                         payload=None if kept is None else kept[2])
         try:
             batches = run.all(tasks, size)
         except BaseException as exc:
@@ -211,7 +214,7 @@ class DaskExecution:
         self._keep(run_batch, run)
         return batches
 
-    def _keep(self, run_batch: RunBatch, run: _Run) -> None:
+    def _keep(self, run_batch: RunBatch, run: ClusterRun) -> None:
         """Keep the run's payload on the cluster for its next look, released when the run ends."""
         on_close = getattr(run_batch, "on_close", None)
         if on_close is None or run.payload is None:
