@@ -9,7 +9,8 @@ as a batch of plain data, and the runner merges the batches into the serial
 order, so the result is a serial run's whatever the cluster's size or the
 order in which chunks finish.
 
-Failures: a worker that dies is replaced by Dask and its chunk runs again on
+Failures (met by one run's :class:`~pytest_crystallize.plugins.cluster_runs.ClusterRun`):
+a worker that dies is replaced by Dask and its chunk runs again on
 another worker. Once the other chunks finished, the tasks of a chunk whose
 workers kept dying (Dask's ``KilledWorker``) run again one at a time, alone
 on the cluster, and a task that kills its workers then becomes that
@@ -31,61 +32,29 @@ kept for its later looks and released when the run ends
 
 from __future__ import annotations
 
-import queue
 import threading
-import time
-import uuid
-import warnings
 import weakref
 from typing import TYPE_CHECKING, Any, Final
 
-from pytest_crystallize.core.results import ReplicateError
-from pytest_crystallize.core.tasks import ReplicateBatch, keep_finished
+from pytest_crystallize.core.tasks import keep_finished
 from pytest_crystallize.errors import ConfigurationError, CrystallizeError
 from pytest_crystallize.hookspecs import hookimpl
+from pytest_crystallize.plugins.cluster_runs import Client, ClusterRun, Future, scheduler_address
 from pytest_crystallize.plugins.execution import available_cpus
-from pytest_crystallize.plugins.processes import WORKER_DIED
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from pytest_crystallize.core.experiment import Experiment
-    from pytest_crystallize.core.tasks import ReplicateTask, RunBatch
+    from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask, RunBatch
     from pytest_crystallize.plugins.shipping import Shipment
 
-__all__ = ["LOCAL", "DaskExecution", "hold", "run_chunk"]
-
-#: ``distributed``'s clients and futures: typed loosely, as that library is only partly typed.
-Client = Any
-Future = Any
+__all__ = ["LOCAL", "DaskExecution"]
 
 #: The ``address`` that starts a local cluster (also ``--crystallize-dask=local``).
 LOCAL: Final = "local"
 #: Chunks per worker thread: enough to balance uneven replicates and workers that come and go.
 CHUNKS_PER_THREAD: Final = 4
-_POLL_SECONDS: Final = 0.1
-#: How often a waiting run checks that the cluster still has workers.
-_CHECK_SECONDS: Final = 1.0
-
-
-def hold(shipment: Shipment) -> Shipment:
-    """The shipment, as a task's result that every chunk depends on (so it is sent to each worker once)."""
-    return shipment
-
-
-def run_chunk(shipment: Shipment, tasks: list[ReplicateTask]) -> list[ReplicateBatch]:
-    """Run ``tasks`` on a Dask worker: the shipped replicate runner, unpacked once per worker process."""
-    from pytest_crystallize.core.eventloops import keep_event_loop
-    from pytest_crystallize.plugins.shipping import unpack
-
-    run_batch: RunBatch = unpack(shipment)
-    if run_batch.experiment.timeout is None:
-        keep_event_loop()  # async replicates of every chunk (and look) this worker thread runs on one loop
-        return [run_batch(tasks)]
-    from pytest_crystallize.plugins.threads import run_in_threads
-
-    # Each replicate under its deadline, in a thread given up on if it is stuck in C code.
-    return run_in_threads(run_batch, [tasks], 1)
 
 
 def _check_positive(name: str, value: object, *, integer: bool) -> None:
@@ -205,8 +174,9 @@ class DaskExecution:
         try:
             client.wait_for_workers(1, timeout=self.worker_timeout)
         except (TimeoutError, OSError) as exc:
-            msg = (f"experiment {experiment.name!r}: the Dask cluster at {_where(client)} has no worker after "
-                   f"{self.worker_timeout:g} s; start workers ('dask worker {_where(client)}') or raise "
+            where = scheduler_address(client)
+            msg = (f"experiment {experiment.name!r}: the Dask cluster at {where} has no worker after "
+                   f"{self.worker_timeout:g} s; start workers ('dask worker {where}') or raise "
                    f"DaskExecution(worker_timeout=...)")
             raise CrystallizeError(msg) from exc
         return max(1, int(sum(client.nthreads().values())))
@@ -230,9 +200,10 @@ class DaskExecution:
         chunks = -(-len(tasks) // size)
         run_batch.note(
             f"DaskExecution: {len(tasks)} replicate tasks in {chunks} chunks of up to {size} on the "
-            f"{threads} worker threads of the Dask cluster at {_where(client)}"
+            f"{threads} worker threads of the Dask cluster at {scheduler_address(client)}"
         )
-        run = _Run(self, client, run_batch, shipment, payload=None if kept is None else kept[2])
+        run = ClusterRun(client, run_batch, shipment, worker_timeout=self.worker_timeout,
+                         payload=None if kept is None else kept[2])
         try:
             batches = run.all(tasks, size)
         except BaseException as exc:
@@ -243,7 +214,7 @@ class DaskExecution:
         self._keep(run_batch, run)
         return batches
 
-    def _keep(self, run_batch: RunBatch, run: _Run) -> None:
+    def _keep(self, run_batch: RunBatch, run: ClusterRun) -> None:
         """Keep the run's payload on the cluster for its next look, released when the run ends."""
         on_close = getattr(run_batch, "on_close", None)
         if on_close is None or run.payload is None:
@@ -260,167 +231,5 @@ class DaskExecution:
             kept[2].release()
 
 
-class _Run:
-    """One ``crystallize_replicates_run`` on a cluster: its futures, their batches; lives for that call."""
-
-    def __init__(
-        self, backend: DaskExecution, client: Client, run_batch: RunBatch, shipment: Shipment,
-        payload: Future | None = None,
-    ) -> None:
-        self.backend = backend
-        self.client = client
-        self.run_batch = run_batch
-        self.experiment = run_batch.experiment
-        self.shipment = shipment
-        self.batches: list[ReplicateBatch] = []
-        self.pending: dict[str, tuple[Future, list[ReplicateTask]]] = {}
-        self.done: queue.SimpleQueue[Future] = queue.SimpleQueue()
-        # Unique per call: a key Dask still remembers from an earlier look or run would hand back its result.
-        self.token = f"{shipment.key[:8]}-{uuid.uuid4().hex[:8]}"
-        self.count = 0
-        #: The shipped code and values every chunk depends on: this run's earlier look's, or made on first submit.
-        self.payload: Future | None = payload
-        #: Tasks of chunks whose workers kept dying (Dask's KilledWorker), to run again one by one.
-        self.suspects: list[ReplicateTask] = []
-        self.quarantine = False
-
-    def submit(self, chunk: list[ReplicateTask]) -> None:
-        if self.payload is None:
-            # A task, not scattered data: if every worker holding it dies, the scheduler makes it again.
-            # Large fixture values make it large, but it is sent once and every chunk depends on it,
-            # as Dask advises, so its "large graph" warning is not for the user (nor an error under -W error).
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
-                self.payload = self.client.submit(
-                    hold, self.shipment, key=f"crystallize-code-{self.experiment.name}-{self.token}", pure=False,
-                )
-        self.count += 1
-        key = f"crystallize-{self.experiment.name}-{self.token}-{self.count}"
-        future = self.client.submit(run_chunk, self.payload, chunk, key=key, pure=False)
-        self.pending[future.key] = (future, chunk)
-        future.add_done_callback(self.done.put)
-
-    def all(self, tasks: Sequence[ReplicateTask], size: int) -> list[ReplicateBatch]:
-        """Run every chunk; then, one at a time, the tasks of chunks whose workers kept dying."""
-        listed = list(tasks)
-        for start in range(0, len(listed), size):
-            self.submit(listed[start:start + size])
-        self.wait()
-        # Dask blames every task queued on a worker that died, not only the one running: alone
-        # on the cluster, a suspect that kills its workers again is the one that did.
-        while self.suspects:
-            self.quarantine = True
-            self.submit([self.suspects.pop(0)])
-            self.wait()
-        return self.batches
-
-    def wait(self) -> None:
-        """Collect chunks as they finish until none is pending, checking that the cluster still has workers."""
-        idle_since: float | None = None
-        checked = time.monotonic()
-        while self.pending:
-            try:
-                future = self.done.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
-                self.run_batch.advance(0)  # the progress display draws from this thread only
-                if time.monotonic() - checked >= _CHECK_SECONDS:  # asking the scheduler costs a round trip
-                    checked = time.monotonic()
-                    idle_since = self._check_workers(idle_since)
-                continue
-            entry = self.pending.pop(future.key, None)
-            if entry is not None:
-                self._collect(*entry)
-
-    def _collect(self, future: Future, chunk: list[ReplicateTask]) -> None:
-        from distributed.scheduler import KilledWorker
-
-        try:
-            batches = future.result()
-        except KilledWorker as exc:
-            if not self.quarantine:
-                self.suspects += chunk
-                return
-            batches = [self._died(chunk[0], exc)]
-        except Exception as exc:
-            raise CrystallizeError(self._failure(exc)) from exc
-        self.batches += batches
-        self.run_batch.advance(sum(b.task_count for b in batches))
-
-    def _died(self, task: ReplicateTask, exc: BaseException) -> ReplicateBatch:
-        worker = getattr(getattr(exc, "last_worker", None), "address", None) or "unknown"
-        tries = getattr(exc, "allowed_failures", 0) + 1
-        error = ReplicateError(
-            condition=self.experiment.condition_names[task[0]], replicate=task[1], error_type=WORKER_DIED,
-            message=(f"the Dask worker running this replicate died, on each of {tries} tries (the last on "
-                     f"{worker}); the other replicates ran"),
-            traceback="",
-        )
-        return ReplicateBatch(errors=[error], task_count=1)
-
-    def _failure(self, exc: BaseException) -> str:
-        name = self.experiment.name
-        from asyncio import CancelledError
-        from concurrent.futures import CancelledError as FutureCancelledError  # what distributed raises
-
-        from distributed.comm.core import CommClosedError
-
-        # A finished chunk's result is fetched through the scheduler: a connection closed then is
-        # the scheduler lost, not a worker that failed.
-        if isinstance(exc, (CancelledError, FutureCancelledError, CommClosedError)):
-            reason = str(exc).split("\n")[0] or "the scheduler is gone"
-            return (f"experiment {name!r}: the Dask scheduler at {_where(self.client)} was lost or cancelled the "
-                    f"replicate tasks ({reason}); {len(self.pending) + 1} chunks did not finish; check the scheduler "
-                    f"and run again")
-        text = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, ImportError):
-            return (f"experiment {name!r}: a Dask worker could not import what the replicates need ({text}); "
-                    f"install the same packages on the workers as here (modules that are not installed are "
-                    f"shipped: {', '.join(self.shipment.module_names) or 'none'})")
-        return f"experiment {name!r}: a Dask worker failed running replicates (not a replicate's own error): {text}"
-
-    def _check_workers(self, idle_since: float | None) -> float | None:
-        """Fail the run once the cluster has had no worker for ``worker_timeout`` seconds."""
-        if self.client.status not in ("running", "connecting"):
-            msg = (f"experiment {self.experiment.name!r}: the connection to the Dask scheduler at "
-                   f"{_where(self.client)} was lost ({self.client.status}); {len(self.pending)} chunks did not finish")
-            raise CrystallizeError(msg)
-        try:
-            workers = self.client.scheduler_info(n_workers=1).get("n_workers", 1)
-        except OSError as exc:  # distributed's CommClosedError, a refused or timed-out connection
-            msg = (f"experiment {self.experiment.name!r}: the connection to the Dask scheduler at "
-                   f"{_where(self.client)} was lost ({type(exc).__name__}: {exc}); {len(self.pending)} chunks did "
-                   f"not finish; check the scheduler and run again")
-            raise CrystallizeError(msg) from exc
-        if workers:
-            return None
-        now = time.monotonic()
-        if idle_since is None:
-            return now
-        if now - idle_since > self.backend.worker_timeout:
-            msg = (f"experiment {self.experiment.name!r}: the Dask cluster at {_where(self.client)} has had no "
-                   f"worker for {self.backend.worker_timeout:g} s while {len(self.pending)} chunks of replicates "
-                   f"waited; start workers or raise DaskExecution(worker_timeout=...)")
-            raise CrystallizeError(msg)
-        return idle_since
-
-    def cancel(self) -> None:
-        futures = [future for future, _ in self.pending.values()]
-        if futures:
-            self.client.cancel(futures, force=True)
-        self.pending.clear()
-
-    def release(self) -> None:
-        if self.payload is not None:
-            self.payload.release()
-            self.payload = None
-
-
 def _is_client(value: object) -> bool:
     return type(value).__name__ == "Client" and type(value).__module__.startswith("distributed")
-
-
-def _where(client: Client) -> str:
-    try:
-        return str(client.scheduler.address)
-    except AttributeError:
-        return "?"
