@@ -241,8 +241,8 @@ class FrozenContext:
         be JSON-serialisable.
         """
         if tags:
-            # The sink's record(), with tags_code's lookup inlined for speed (a call costs as much as
-            # the lookup): a dict of tags recorded before is found in the sink's trie.
+            # A dict of tags recorded before is found in the sink's trie, walked here: a call costs as
+            # much as the walk. Anything else is coded by the sink (or refused, naming the metric).
             sink = self._sink
             try:
                 if type(tags) is not dict:  # another mapping, or not one: the sink tells
@@ -252,7 +252,7 @@ class FrozenContext:
                     tag_value = tags[key]
                     node = node[key][type(tag_value)][tag_value]
                 tag = node[None]
-            except (LookupError, TypeError):  # not seen before (or unhashable): coded, or refused, there
+            except (LookupError, TypeError):  # not seen before, or unhashable
                 tag = sink.tags_code(name, tags)
             sink.add(self, self._condition_code, self._replicate, name, value, tag)
         else:  # for speed: no tags to code

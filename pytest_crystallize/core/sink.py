@@ -72,7 +72,8 @@ class MetricSink:
     Owned and mutated by one runner or one worker batch, filled one
     replicate at a time; :meth:`columns` reads it (as often as needed: a
     sequential run reads it at every look). Recording goes through
-    :meth:`record` (the contexts' hot path) or :meth:`append` (the journal's).
+    :meth:`add` (the contexts' hot path, tags coded by :meth:`tags_code`)
+    or :meth:`append` (the journal's).
     """
 
     __slots__ = (
@@ -113,7 +114,7 @@ class MetricSink:
         self._seg_condition: list[int] = []
         self._seg_replicate: list[int] = []
         self._seg_start: list[int] = []
-        #: The context whose segment is open (see :meth:`record`).
+        #: The context whose segment is open (see :meth:`add`).
         self._owner: object = None
 
     def __len__(self) -> int:
@@ -135,29 +136,12 @@ class MetricSink:
         return tuple(self.metric_codes)
 
     # -- recording ----------------------------------------------------------------
-    def record(
-        self, owner: object, condition: int, replicate: int, name: str, value: float,
-        tags: Mapping[str, Any] | None,
-    ) -> int:
-        """Record one value of ``name`` (``ctx.record``), tags interned.
+    def add(self, owner: object, condition: int, replicate: int, name: str, value: float, tag: int = NO_TAGS) -> None:
+        """Record one value of ``name`` with the tag code ``tag`` (``ctx.record``, ``ctx.metrics.add``).
 
         ``owner`` is the recording context: a value from another context than
-        the last one opens a new segment. Raises MetricError for tags that
-        are not JSON-serialisable, a bad name or a value that is not a real
-        number, in that order, recording nothing. Returns the tag code
-        (:data:`~pytest_crystallize.core.columns.NO_TAGS`, or an index into
-        :attr:`tag_texts`), for whoever must see the tags' JSON text.
-        """
-        tag = NO_TAGS if not tags else self.tags_code(name, tags)
-        self.add(owner, condition, replicate, name, value, tag)
-        return tag
-
-    def add(self, owner: object, condition: int, replicate: int, name: str, value: float, tag: int = NO_TAGS) -> None:
-        """Record one value of ``name`` with the tag code ``tag``: :meth:`record` once its tags are coded.
-
-        ``ctx.metrics.add`` (no tags) calls it directly, for speed. Raises
-        MetricError for a bad name, then for a value that is not a real
-        number, recording nothing.
+        the last one opens a new segment. Raises MetricError for a bad name,
+        then for a value that is not a real number, recording nothing.
         """
         code = self.metric_codes.get(name) if type(name) is str else None
         if code is None:
@@ -173,23 +157,6 @@ class MetricSink:
         self._tag.append(tag)
         if len(self._value) >= CHUNK:
             self._flush()
-
-    def tags_code(self, name: str, tags: Mapping[str, Any]) -> int:
-        """The code of the tag set ``tags`` recorded with ``name``, interned (see :attr:`tag_trie`).
-
-        Raises MetricError, naming ``name``, for tags that are not a mapping
-        of names to JSON-serialisable values. ``ctx.record`` calls it for a
-        set not in :attr:`tag_trie` already, and then :meth:`add`;
-        :meth:`record` does both.
-        """
-        try:
-            node = self.tag_trie
-            for key, value in tags.items():
-                node = node[key][type(value)][value]
-            code: int = node[None]
-        except (LookupError, TypeError, AttributeError):  # new, unhashable (a list in it), not a mapping
-            return self._tag_code(name, tags)
-        return code
 
     def append(self, condition: int, replicate: int, name: str, value: float, tags: str | None) -> None:
         """Record one value; ``tags`` is a JSON object text or ``None`` (the journal's path)."""
@@ -210,8 +177,14 @@ class MetricSink:
             code = self.metric_codes[check_metric_name(name)] = len(self.metric_codes)
         return code
 
-    def _tag_code(self, name: str, tags: Mapping[str, Any]) -> int:
-        """The code of ``tags``, not found in :attr:`tag_trie`: encoded as JSON, and entered there if it can be."""
+    def tags_code(self, name: str, tags: Mapping[str, Any]) -> int:
+        """The code of the tag set ``tags`` recorded with ``name``, when :attr:`tag_trie` does not have it.
+
+        Encoded as JSON, given a code on first use, and entered in the trie
+        when it can be (see :meth:`_cache_tags`); ``ctx.record`` looks there
+        first. Raises MetricError, naming ``name``, for tags that are not a
+        mapping of names to JSON-serialisable values.
+        """
         try:
             plain = tags if type(tags) is dict else dict(tags)
             text = json.dumps(plain, sort_keys=True, allow_nan=False)
@@ -253,7 +226,7 @@ class MetricSink:
 
         A context opens its segment when it is made, so recording its first
         value finds it open; a value recorded by another owner in between
-        opens a new one (see :meth:`record`). An empty segment is reused.
+        opens a new one (see :meth:`add`). An empty segment is reused.
         """
         start = self._chunk_total + len(self._value)
         if self._seg_start and self._seg_start[-1] == start:  # the last segment is empty: reuse it
