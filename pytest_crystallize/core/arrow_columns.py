@@ -95,10 +95,12 @@ def tags_array(tags: Sequence[str | None]) -> pa.DictionaryArray:
     """
     import pyarrow as pa
 
-    dtype = _code_type(len(set(tags)))
-    # One pass: a text seen for the first time takes the next code; None is -1 (a null).
+    # One pass: a text seen for the first time takes the next code; None is -1 (a null). Then the
+    # codes are narrowed to what the distinct texts need (a cast, not a second pass over the texts).
     index: defaultdict[str | None, int] = defaultdict(itertools.count().__next__, {None: -1})
-    codes = np.fromiter(map(index.__getitem__, tags), dtype=dtype, count=len(tags))
+    codes = np.fromiter(map(index.__getitem__, tags), dtype=np.int32, count=len(tags))
+    dtype = _code_type(len(index) - 1)
+    codes = codes.astype(dtype, copy=False)
     dictionary = string_array([text for text in index if text is not None])
     valid = codes >= 0
     nulls = len(codes) - int(np.count_nonzero(valid))
