@@ -173,10 +173,8 @@ class ClusterRun:
         # A finished chunk's result is fetched through the scheduler: a connection closed then is
         # the scheduler lost, not a worker that failed.
         if isinstance(exc, (CancelledError, FutureCancelledError, CommClosedError)):
-            reason = str(exc).split("\n")[0] or "the scheduler is gone"
-            return (f"experiment {name!r}: the Dask scheduler at {scheduler_address(self.client)} was lost or "
-                    f"cancelled the replicate tasks ({reason}); {len(self.pending) + 1} chunks did not finish; check "
-                    f"the scheduler and run again")
+            reason = str(exc).split("\n")[0] or "the replicate tasks were cancelled"
+            return self._scheduler_lost(f"{type(exc).__name__}: {reason}", len(self.pending) + 1)
         text = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, ImportError):
             return (f"experiment {name!r}: a Dask worker could not import what the replicates need ({text}); "
@@ -184,20 +182,21 @@ class ClusterRun:
                     f"shipped: {', '.join(self.shipment.module_names) or 'none'})")
         return f"experiment {name!r}: a Dask worker failed running replicates (not a replicate's own error): {text}"
 
+    def _scheduler_lost(self, reason: str, unfinished: int) -> str:
+        """What a run says when its scheduler is gone (or cancelled its tasks): ``reason`` says how."""
+        return (f"experiment {self.experiment.name!r}: the connection to the Dask scheduler at "
+                f"{scheduler_address(self.client)} was lost ({reason}); {unfinished} chunks did not finish; "
+                f"check the scheduler and run again")
+
     def _check_workers(self, idle_since: float | None) -> float | None:
         """Fail the run once the cluster has had no worker for ``worker_timeout`` seconds."""
         if self.client.status not in ("running", "connecting"):
-            msg = (f"experiment {self.experiment.name!r}: the connection to the Dask scheduler at "
-                   f"{scheduler_address(self.client)} was lost ({self.client.status}); {len(self.pending)} chunks "
-                   f"did not finish")
-            raise CrystallizeError(msg)
+            raise CrystallizeError(self._scheduler_lost(f"the client is {self.client.status}", len(self.pending)))
         try:
             workers = self.client.scheduler_info(n_workers=1).get("n_workers", 1)
         except OSError as exc:  # distributed's CommClosedError, a refused or timed-out connection
-            msg = (f"experiment {self.experiment.name!r}: the connection to the Dask scheduler at "
-                   f"{scheduler_address(self.client)} was lost ({type(exc).__name__}: {exc}); {len(self.pending)} "
-                   f"chunks did not finish; check the scheduler and run again")
-            raise CrystallizeError(msg) from exc
+            reason = f"{type(exc).__name__}: {exc}"
+            raise CrystallizeError(self._scheduler_lost(reason, len(self.pending))) from exc
         if workers:
             return None
         now = time.monotonic()
