@@ -40,7 +40,7 @@ from pytest_crystallize.core.seeds import ReplicateSeeds
 from pytest_crystallize.core.shared_data import data_digest
 from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask, keep_finished
 from pytest_crystallize.core.timeouts import replicate_deadline
-from pytest_crystallize.errors import ConfigurationError
+from pytest_crystallize.core.unawaited import check_awaited
 
 if TYPE_CHECKING:
     from pytest_crystallize.core.experiment import Condition, Experiment
@@ -204,7 +204,7 @@ class BatchRunner:
                         if ctx.step_coroutines is not None or (
                             outcome is not None and isinstance(outcome, CoroutineType)
                         ):
-                            _check_awaited(self.experiment, ctx, outcome, returned_ok=False)
+                            check_awaited(self.experiment, ctx, outcome, returned_ok=False)
                     except Exception as exc:
                         batch.errors.append(replicate_error(condition.name, replicate, exc, self._timeout))
                     else:
@@ -329,11 +329,11 @@ class BatchRunner:
                 outcome = self.experiment.function(**kwargs)
                 if awaiting:
                     if self._sync_function and ctx.step_coroutines is not None:
-                        _check_awaited(self.experiment, ctx, outcome, returned_ok=True)
+                        check_awaited(self.experiment, ctx, outcome, returned_ok=True)
                     if inspect.isawaitable(outcome):
                         outcome = yield outcome
                 elif ctx.step_coroutines is not None or (outcome is not None and isinstance(outcome, CoroutineType)):
-                    _check_awaited(self.experiment, ctx, outcome, returned_ok=False)
+                    check_awaited(self.experiment, ctx, outcome, returned_ok=False)
                 if self._evaluators:
                     if awaiting:
                         yield evaluate_async(self._evaluators, outcome, ctx, self._sources(kwargs))
@@ -351,39 +351,6 @@ class BatchRunner:
             self.after_hook(experiment=self.experiment, ctx=ctx, error=error)
         ctx.release_metrics()
 
-
-
-def _check_awaited(experiment: Experiment, ctx: FrozenContext, outcome: Any, *, returned_ok: bool) -> None:
-    """Raise ConfigurationError when a sync experiment function left a coroutine nobody awaits.
-
-    An ``async def`` step called from a plain ``def`` experiment returns a
-    coroutine that never runs: without this, only Python's "coroutine was
-    never awaited" warning and a missing metric would say so. ``returned_ok``:
-    the caller awaits the returned ``outcome`` itself (the async run path).
-    """
-    pending = [
-        (name, coroutine) for name, coroutine in ctx.step_coroutines or ()
-        if inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED
-        and not (returned_ok and coroutine is outcome)
-    ]
-    if pending:
-        for _, coroutine in pending:
-            coroutine.close()  # never ran: closing it silences "never awaited"
-        name = pending[0][0]
-        msg = (
-            f"async step {name!r} called from the sync experiment {experiment.name!r}, so nothing awaited "
-            f"it and it never ran: make the experiment function 'async def' and 'await' the step"
-        )
-        error = ConfigurationError(msg)
-        label_origin(error, name)
-        raise error
-    if not returned_ok and isinstance(outcome, CoroutineType):
-        outcome.close()
-        msg = (
-            f"experiment {experiment.name!r}: its function is a plain 'def' but returned a coroutine, "
-            f"which nothing awaits: make it 'async def' and await what it calls"
-        )
-        raise ConfigurationError(msg)
 
 
 def _record_digests(batch: ReplicateBatch, replicate: int, names: Sequence[str], kwargs: dict[str, Any]) -> None:
