@@ -34,6 +34,7 @@ from pytest_crystallize.core.evaluators import evaluate_async, evaluate_sync
 from pytest_crystallize.core.eventloops import Body, drive_async, run_coroutine_sync, run_sync
 from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager
 from pytest_crystallize.core.pipeline import StepHooks, label_origin
+from pytest_crystallize.core.positional import positional_plan
 from pytest_crystallize.core.replicate_errors import replicate_error
 from pytest_crystallize.core.running import CURRENT_CONTEXT, RunningContext
 from pytest_crystallize.core.seeds import ReplicateSeeds
@@ -89,6 +90,11 @@ class BatchRunner:
         self._datasource_calls = tuple(
             tuple((parameter, s.function, s.takes_ctx, s.name) for parameter, s in condition.datasources)
             for condition in self.conditions
+        )
+        #: Per condition code, how to call the function positionally, or None (called with keywords).
+        self._plans = tuple(
+            positional_plan(experiment.function, self._fixed_arguments, calls, self._takes_ctx)
+            for calls in self._datasource_calls
         )
         self._sync_function = not inspect.iscoroutinefunction(experiment.function)
         self._timeout = experiment.timeout
@@ -187,6 +193,7 @@ class BatchRunner:
         conditions, progress, values, seeds, sink = self.conditions, self.progress, self._values, self.seeds, batch.sink
         step_hooks, design, function = self.step_hooks, self.experiment.design, self.experiment.function
         arguments, digest, keep_artifacts, plain = self._arguments, self._digest, self.keep_artifacts, self._plain
+        plans = self._plans
         done = 0
         try:
             for code, replicate in tasks:
@@ -197,10 +204,25 @@ class BatchRunner:
                     ctx = FrozenContext(values[code], replicate, condition.name, code, seeds, sink, step_hooks, design)
                     running.ctx = ctx
                     try:
-                        kwargs = arguments(condition, ctx)
-                        if digest and code == 0:
-                            _record_digests(batch, replicate, self._source_names, kwargs)
-                        outcome = function(**kwargs)
+                        plan = plans[code]
+                        if plan is None:
+                            kwargs = arguments(condition, ctx)
+                            if digest and code == 0:
+                                _record_digests(batch, replicate, self._source_names, kwargs)
+                            outcome = function(**kwargs)
+                        else:  # what _arguments does, as a list: a call with *args costs less than with **kwargs
+                            args = list(plan.template)
+                            for index, source, takes_ctx, name in plan.sources:
+                                try:
+                                    args[index] = source(ctx) if takes_ctx else source()
+                                except Exception as exc:
+                                    label_origin(exc, f"datasource:{name}")
+                                    raise
+                            if plan.ctx_index >= 0:
+                                args[plan.ctx_index] = ctx
+                            if digest and code == 0:
+                                _record_digests(batch, replicate, self._source_names, plan.by_name(args))
+                            outcome = function(*args)
                         if ctx.step_coroutines is not None or (
                             outcome is not None and isinstance(outcome, CoroutineType)
                         ):
