@@ -30,6 +30,7 @@ from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from pytest_crystallize.core.context import FrozenContext
+from pytest_crystallize.core.context_scope import ContextScope
 from pytest_crystallize.core.evaluators import evaluate_async, evaluate_sync
 from pytest_crystallize.core.eventloops import Body, drive_async, run_coroutine_sync, run_sync
 from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager
@@ -190,8 +191,8 @@ class BatchRunner:
         it inline, with the runner's fields read once: driving a generator and
         a method call per replicate cost a tenth of a trivial replicate.
         """
-        conditions, progress, values, seeds, sink = self.conditions, self.progress, self._values, self.seeds, batch.sink
-        step_hooks, design, function = self.step_hooks, self.experiment.design, self.experiment.function
+        conditions, progress, function = self.conditions, self.progress, self.experiment.function
+        scopes = self._scopes(batch)
         arguments, digest, keep_artifacts, plain = self._arguments, self._digest, self.keep_artifacts, self._plain
         plans = self._plans
         done = 0
@@ -199,9 +200,9 @@ class BatchRunner:
             for code, replicate in tasks:
                 condition = conditions[code]
                 if not plain:
-                    run_sync(self._replicate(condition, replicate, batch, running))
+                    run_sync(self._replicate(condition, scopes[code], replicate, batch, running))
                 else:
-                    ctx = FrozenContext(values[code], replicate, condition.name, code, seeds, sink, step_hooks, design)
+                    ctx = FrozenContext(scopes[code], replicate)
                     running.ctx = ctx
                     try:
                         plan = plans[code]
@@ -246,13 +247,14 @@ class BatchRunner:
     async def run_async(self, tasks: Sequence[ReplicateTask]) -> ReplicateBatch:
         """Run ``tasks`` in order on the running event loop and return their batch."""
         batch = ReplicateBatch(task_count=len(tasks))
-        conditions, progress = self.conditions, self.progress
+        conditions, progress, scopes = self.conditions, self.progress, self._scopes(batch)
         journal = None if self.journal is None else self.journal.writer(tasks)
         done = 0
         outer = CURRENT_CONTEXT.set(None)  # each replicate sets its own holder; restored once, for speed
         try:
             for code, replicate in tasks:
-                await drive_async(self._replicate(conditions[code], replicate, batch, None), timeout=self._timeout)
+                body = self._replicate(conditions[code], scopes[code], replicate, batch, None)
+                await drive_async(body, timeout=self._timeout)
                 done += 1
                 if progress is not None:
                     progress(1)
@@ -281,6 +283,14 @@ class BatchRunner:
             with contextlib.suppress(Exception):  # journaling must never mask the interruption
                 journal.flush(batch, done)
 
+    def _scopes(self, batch: ReplicateBatch) -> tuple[ContextScope, ...]:
+        """What the contexts of each condition (by code) share in ``batch``: made once per batch, not per replicate."""
+        seeds, sink, step_hooks, design = self.seeds, batch.sink, self.step_hooks, self.experiment.design
+        return tuple(
+            ContextScope(values, condition.name, condition.code, seeds, sink, step_hooks, design)
+            for values, condition in zip(self._values, self.conditions, strict=True)
+        )
+
     def _arguments(self, condition: Condition, ctx: FrozenContext) -> dict[str, Any]:
         kwargs = self._fixed_arguments.copy()
         for parameter, function, takes_ctx, name in self._datasource_calls[condition.code]:
@@ -304,7 +314,8 @@ class BatchRunner:
         return {name: kwargs[name] for name in self._source_names}
 
     def _replicate(
-        self, condition: Condition, replicate: int, batch: ReplicateBatch, running: RunningContext | None
+        self, condition: Condition, scope: ContextScope, replicate: int, batch: ReplicateBatch,
+        running: RunningContext | None,
     ) -> Body[None]:
         """One replicate of ``condition``, written once; an exception becomes a ReplicateError.
 
@@ -315,11 +326,7 @@ class BatchRunner:
         behind is a configuration error.
         """
         awaiting = running is None
-        # Positional: a keyword call costs more than the rest of making the context.
-        ctx = FrozenContext(
-            self._values[condition.code], replicate, condition.name, condition.code, self.seeds, batch.sink,
-            self.step_hooks, self.experiment.design,
-        )
+        ctx = FrozenContext(scope, replicate)
         if running is None:  # an asyncio task the replicate starts keeps this holder (and context)
             CURRENT_CONTEXT.set(RunningContext(ctx))
         else:
