@@ -172,6 +172,10 @@ class FrozenContext:
                 notify_read(self, READ_ATTRIBUTE, name, self.attribute(name))
         return replicate_split(self._scope.design, n_samples, self._replicate, self._scope.seeds.master)
 
+    def segment(self) -> tuple[int, int]:
+        """``(condition code, replicate)``: which replicate the values this context records belong to."""
+        return self._scope.condition_code, self._replicate
+
     def recorded(self) -> tuple[tuple[str, float], ...]:
         """Every ``(name, value)`` recorded so far in this replicate, in order, unseen by observers."""
         # Records of this replicate come after the sink's length at its start.
@@ -197,7 +201,7 @@ class FrozenContext:
     def metrics(self) -> Metrics:
         """Recorder of this replicate's metrics: ``ctx.metrics.add(name, value)``."""
         if self._metrics is None:
-            self._metrics = Metrics(self, self._scope.sink, self._scope.condition_code, self._replicate)
+            self._metrics = Metrics(self, self._scope.sink)
         return self._metrics
 
     def release_metrics(self) -> None:
@@ -237,10 +241,10 @@ class FrozenContext:
                 tag = node[None]
             except (LookupError, TypeError):  # not seen before, or unhashable
                 tag = sink.tags_code(name, tags)
-            sink.add(self, self._scope.condition_code, self._replicate, name, value, tag)
+            sink.add(self, name, value, tag)
         else:  # for speed: no tags to code
             tag = NO_TAGS
-            self._scope.sink.add(self, self._scope.condition_code, self._replicate, name, value)
+            self._scope.sink.add(self, name, value)
         if self.watchers:  # the value is known good now: the sink checked it
             encoded = None if tag == NO_TAGS else self._scope.sink.tag_texts[tag]
             number = as_number(name, value)
