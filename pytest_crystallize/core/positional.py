@@ -12,11 +12,11 @@ plan (the runner passes keywords).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DatasourceCall", "PositionalPlan", "positional_plan"]
+__all__ = ["DatasourceCall", "PositionalPlan", "positional_plan", "positional_plans"]
 
 #: ``(parameter, function, takes_ctx, name)`` of one datasource of a condition, in call order.
 DatasourceCall = tuple[str, Callable[..., Any], bool, str]
@@ -43,6 +43,18 @@ class PositionalPlan:
         return {name: args[index] for name, index in self.names}
 
 
+def positional_plans(
+    function: Callable[..., Any], fixed: dict[str, Any], conditions: Sequence[tuple[DatasourceCall, ...]],
+    takes_ctx: bool,
+) -> tuple[PositionalPlan | None, ...]:
+    """:func:`positional_plan` for each condition's datasource calls, reading the signature once."""
+    try:
+        parameters = tuple(inspect.signature(function, follow_wrapped=False).parameters.values())
+    except (TypeError, ValueError):
+        return (None,) * len(conditions)
+    return tuple(_plan(parameters, fixed, calls, takes_ctx) for calls in conditions)
+
+
 def positional_plan(
     function: Callable[..., Any], fixed: dict[str, Any], calls: tuple[DatasourceCall, ...], takes_ctx: bool
 ) -> PositionalPlan | None:
@@ -52,10 +64,13 @@ def positional_plan(
     context, a datasource or a fixed argument), so that the keyword call the
     runner would make passes the same values.
     """
-    try:
-        parameters = list(inspect.signature(function, follow_wrapped=False).parameters.values())
-    except (TypeError, ValueError):
-        return None
+    return positional_plans(function, fixed, [calls], takes_ctx)[0]
+
+
+def _plan(
+    parameters: tuple[inspect.Parameter, ...], fixed: dict[str, Any], calls: tuple[DatasourceCall, ...],
+    takes_ctx: bool,
+) -> PositionalPlan | None:
     position = {parameter.name: index for index, parameter in enumerate(parameters)}
     template: list[Any] = []
     ctx_index = -1

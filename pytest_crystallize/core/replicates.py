@@ -35,7 +35,7 @@ from pytest_crystallize.core.evaluators import evaluate_async, evaluate_sync
 from pytest_crystallize.core.eventloops import Body, drive_async, run_coroutine_sync, run_sync
 from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager
 from pytest_crystallize.core.pipeline import StepHooks, label_origin
-from pytest_crystallize.core.positional import positional_plan
+from pytest_crystallize.core.positional import positional_plans
 from pytest_crystallize.core.replicate_errors import replicate_error
 from pytest_crystallize.core.running import CURRENT_CONTEXT, RunningContext
 from pytest_crystallize.core.seeds import ReplicateSeeds
@@ -93,9 +93,8 @@ class BatchRunner:
             for condition in self.conditions
         )
         #: Per condition code, how to call the function positionally, or None (called with keywords).
-        self._plans = tuple(
-            positional_plan(experiment.function, self._fixed_arguments, calls, self._takes_ctx)
-            for calls in self._datasource_calls
+        self._plans = positional_plans(
+            experiment.function, self._fixed_arguments, self._datasource_calls, self._takes_ctx
         )
         self._sync_function = not inspect.iscoroutinefunction(experiment.function)
         self._timeout = experiment.timeout
