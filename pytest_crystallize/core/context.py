@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.artifacts import Artifacts
 from pytest_crystallize.core.columns import NO_TAGS
+from pytest_crystallize.core.context_scope import ContextScope
 from pytest_crystallize.core.defaults import DEFAULT_SEED
 from pytest_crystallize.core.metrics import Metrics
 from pytest_crystallize.core.observers import (
@@ -65,49 +66,31 @@ class FrozenContext:
     __slots__ = (
         "_added",
         "_artifacts",
-        "_condition",
-        "_condition_code",
-        "_design",
         "_metrics",
         "_replicate",
         "_rng",
-        "_seeds",
-        "_sink",
+        "_scope",
         "_sink_start",
-        "_values",
         "step_coroutines",
         "step_hooks",
         "watchers",
     )
 
-    def __init__(
-        self,
-        values: Mapping[str, Any],
-        replicate: int,
-        condition: str,
-        condition_code: int,
-        seeds: ReplicateSeeds,
-        sink: MetricSink,
-        step_hooks: Any = None,
-        design: Design | None = None,
-    ) -> None:
-        self._values = values
-        self._design = design
-        self._added: dict[str, Any] | None = None
+    def __init__(self, scope: ContextScope, replicate: int) -> None:
+        # What the condition's replicates share is one field: a context is made for every replicate,
+        # and each field set costs.
+        self._scope = scope
         self._replicate = replicate
-        self._condition = condition
-        self._condition_code = condition_code
-        self._seeds = seeds
-        self._sink = sink
-        self._sink_start = sink.open(self, condition_code, replicate)
+        self._added: dict[str, Any] | None = None
+        self._sink_start = scope.sink.open(self, scope.condition_code, replicate)
         self._rng: np.random.Generator | None = None
         self._metrics: Metrics | None = None
         self._artifacts: Artifacts | None = None
         #: How many observers watch this context (see :meth:`observed`, which alone changes it); 0: reads
         #: notify nobody. Public so the metrics recorder can check it without a call, for speed.
         self.watchers = 0
-        #: The run's step-hook caller, or None when no plugin watches steps.
-        self.step_hooks = step_hooks
+        #: The run's step-hook caller, or None when no plugin watches steps (read by every step call).
+        self.step_hooks = scope.step_hooks
         #: ``(step name, coroutine)`` of each ``async def`` step called with this context
         #: (None until one is): a sync replicate checks that each was awaited.
         self.step_coroutines: list[tuple[str, Any]] | None = None
@@ -125,13 +108,13 @@ class FrozenContext:
     def condition(self) -> str:
         """Name of this condition: ``"baseline"`` or a treatment's name."""
         if self.watchers:
-            notify_read(self, READ_ATTRIBUTE, "condition", self._condition)
-        return self._condition
+            notify_read(self, READ_ATTRIBUTE, "condition", self._scope.condition)
+        return self._scope.condition
 
     @property
     def seed(self) -> int:
         """The seed of this replicate, the same in every condition."""
-        seed = self._seeds[self._replicate]
+        seed = self._scope.seeds[self._replicate]
         if self.watchers:
             notify_read(self, READ_ATTRIBUTE, "seed", seed)
         return seed
@@ -140,21 +123,21 @@ class FrozenContext:
     def master_seed(self) -> int:
         """The experiment's master seed, from which every replicate seed derives."""
         if self.watchers:
-            notify_read(self, READ_ATTRIBUTE, "master_seed", self._seeds.master)
-        return self._seeds.master
+            notify_read(self, READ_ATTRIBUTE, "master_seed", self._scope.seeds.master)
+        return self._scope.seeds.master
 
     def attribute(self, name: str) -> Any:
         """``replicate``, ``condition``, ``seed``, ``master_seed`` or ``design``, unseen by observers."""
         if name == "replicate":
             return self._replicate
         if name == "condition":
-            return self._condition
+            return self._scope.condition
         if name == "seed":
-            return self._seeds[self._replicate]
+            return self._scope.seeds[self._replicate]
         if name == "master_seed":
-            return self._seeds.master
+            return self._scope.seeds.master
         if name == "design":  # what ctx.folds() splits by; the dataclass repr keeps every field exactly
-            return repr(self._design)
+            return repr(self._scope.design)
         msg = f"{name!r} is not a replicate attribute (replicate, condition, seed, master_seed, design)"
         raise AttributeError(msg)
 
@@ -171,7 +154,7 @@ class FrozenContext:
         if self._rng is None:
             import numpy as np
 
-            self._rng = np.random.default_rng(self._seeds[self._replicate])
+            self._rng = np.random.default_rng(self._scope.seeds[self._replicate])
         return self._rng
 
     def folds(self, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -187,12 +170,16 @@ class FrozenContext:
         if self.watchers:  # the split depends on these: a step cache must key by them
             for name in ("design", "replicate", "master_seed"):
                 notify_read(self, READ_ATTRIBUTE, name, self.attribute(name))
-        return replicate_split(self._design, n_samples, self._replicate, self._seeds.master)
+        return replicate_split(self._scope.design, n_samples, self._replicate, self._scope.seeds.master)
+
+    def segment(self) -> tuple[int, int]:
+        """``(condition code, replicate)``: which replicate the values this context records belong to."""
+        return self._scope.condition_code, self._replicate
 
     def recorded(self) -> tuple[tuple[str, float], ...]:
         """Every ``(name, value)`` recorded so far in this replicate, in order, unseen by observers."""
         # Records of this replicate come after the sink's length at its start.
-        return tuple(self._sink.values_of(self._condition_code, self._replicate, self._sink_start))
+        return tuple(self._scope.sink.values_of(self._scope.condition_code, self._replicate, self._sink_start))
 
     @property
     def watched(self) -> bool:
@@ -214,7 +201,7 @@ class FrozenContext:
     def metrics(self) -> Metrics:
         """Recorder of this replicate's metrics: ``ctx.metrics.add(name, value)``."""
         if self._metrics is None:
-            self._metrics = Metrics(self, self._sink, self._condition_code, self._replicate)
+            self._metrics = Metrics(self, self._scope.sink)
         return self._metrics
 
     def release_metrics(self) -> None:
@@ -243,7 +230,7 @@ class FrozenContext:
         if tags:
             # A dict of tags recorded before is found in the sink's trie, walked here: a call costs as
             # much as the walk. Anything else is coded by the sink (or refused, naming the metric).
-            sink = self._sink
+            sink = self._scope.sink
             try:
                 if type(tags) is not dict:  # another mapping, or not one: the sink tells
                     raise TypeError  # handled just below, as a set not seen before
@@ -254,12 +241,12 @@ class FrozenContext:
                 tag = node[None]
             except (LookupError, TypeError):  # not seen before, or unhashable
                 tag = sink.tags_code(name, tags)
-            sink.add(self, self._condition_code, self._replicate, name, value, tag)
+            sink.add(self, name, value, tag)
         else:  # for speed: no tags to code
             tag = NO_TAGS
-            self._sink.add(self, self._condition_code, self._replicate, name, value)
+            self._scope.sink.add(self, name, value)
         if self.watchers:  # the value is known good now: the sink checked it
-            encoded = None if tag == NO_TAGS else self._sink.tag_texts[tag]
+            encoded = None if tag == NO_TAGS else self._scope.sink.tag_texts[tag]
             number = as_number(name, value)
             for observer in active_observers(self):
                 observer.recorded(name, number, encoded)
@@ -279,7 +266,7 @@ class FrozenContext:
         if added is not None and key in added:
             value = added[key]
         else:
-            value = self._values.get(key, _MISSING)
+            value = self._scope.values.get(key, _MISSING)
             if value is _MISSING and key in BUILTIN_KEYS:
                 # ctx.get("replicate") is how datasources read their index: spared a call.
                 value = self._replicate if key == "replicate" else self.attribute(key)
@@ -299,7 +286,7 @@ class FrozenContext:
                     if value is not _MISSING:
                         into[name] = value
             return
-        values = self._values
+        values = self._scope.values
         for name in names:
             if name not in into:
                 value = values.get(name, _MISSING)
@@ -313,7 +300,7 @@ class FrozenContext:
         added = self._added
         if added is not None and key in added:
             return added[key]
-        value = self._values.get(key, _MISSING)
+        value = self._scope.values.get(key, _MISSING)
         if value is not _MISSING:
             return value
         if key in BUILTIN_KEYS:
@@ -327,7 +314,7 @@ class FrozenContext:
 
     def keys(self) -> set[str]:
         """Every key this context answers, built-in ones included."""
-        keys = set(self._values) | set(self._added or ()) | BUILTIN_KEYS
+        keys = set(self._scope.values) | set(self._added or ()) | BUILTIN_KEYS
         if self.watchers:
             for key in keys:
                 notify_read(self, READ_KEY, key, self.peek(key))
@@ -335,7 +322,7 @@ class FrozenContext:
 
     def as_dict(self) -> dict[str, Any]:
         """Return the user values (without the built-in keys) as a new dict."""
-        values = {**self._values, **(self._added or {})}
+        values = {**self._scope.values, **(self._added or {})}
         if self.watchers:
             for key, value in values.items():
                 notify_read(self, READ_KEY, key, value)
@@ -374,7 +361,7 @@ class FrozenContext:
 
     def __repr__(self) -> str:
         return (
-            f"FrozenContext(condition={self._condition!r}, replicate={self._replicate}, "
+            f"FrozenContext(condition={self._scope.condition!r}, replicate={self._replicate}, "
             f"values={self.as_dict()!r})"
         )
 
@@ -396,12 +383,5 @@ def standalone_context(
     if clash:
         msg = f"{clash[0]!r} is a read-only context key; pass it as standalone_context({clash[0]}=...)"
         raise ContextMutationError(clash[0], msg)
-    return FrozenContext(
-        dict(values or {}),
-        replicate=replicate,
-        condition=condition,
-        condition_code=0,
-        seeds=ReplicateSeeds(seed),
-        sink=MetricSink(),
-        design=design,
-    )
+    scope = ContextScope(dict(values or {}), condition, 0, ReplicateSeeds(seed), MetricSink(), design=design)
+    return FrozenContext(scope, replicate)

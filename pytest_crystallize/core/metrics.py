@@ -22,14 +22,12 @@ __all__ = ["Metrics"]
 class Metrics:
     """``ctx.metrics``: record numeric metrics of one replicate."""
 
-    __slots__ = ("_condition", "_ctx", "_replicate", "_sink")
+    __slots__ = ("_ctx", "_sink")
 
-    def __init__(self, ctx: FrozenContext, sink: MetricSink, condition_code: int, replicate: int) -> None:
+    def __init__(self, ctx: FrozenContext, sink: MetricSink) -> None:
         self._ctx = ctx
-        # The context's sink, condition and replicate, bound once: ``add`` then needs one call, for speed.
+        # The context's sink, bound once: ``add`` then needs one call, for speed.
         self._sink = sink
-        self._condition = condition_code
-        self._replicate = replicate
 
     def add(self, name: str, value: float) -> None:
         """Record ``value`` for metric ``name`` in this replicate and condition."""
@@ -37,7 +35,7 @@ class Metrics:
         if ctx.watchers:  # observers see each value: through the context
             ctx.record(name, value)
         else:
-            self._sink.add(ctx, self._condition, self._replicate, name, value)
+            self._sink.add(ctx, name, value)
 
     def get(self, name: str) -> tuple[float, ...]:
         """Return the values of ``name`` recorded so far in this replicate."""

@@ -30,17 +30,19 @@ from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from pytest_crystallize.core.context import FrozenContext
+from pytest_crystallize.core.context_scope import ContextScope
 from pytest_crystallize.core.evaluators import evaluate_async, evaluate_sync
 from pytest_crystallize.core.eventloops import Body, drive_async, run_coroutine_sync, run_sync
 from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager
 from pytest_crystallize.core.pipeline import StepHooks, label_origin
+from pytest_crystallize.core.positional import positional_plans
 from pytest_crystallize.core.replicate_errors import replicate_error
 from pytest_crystallize.core.running import CURRENT_CONTEXT, RunningContext
 from pytest_crystallize.core.seeds import ReplicateSeeds
 from pytest_crystallize.core.shared_data import data_digest
 from pytest_crystallize.core.tasks import ReplicateBatch, ReplicateTask, keep_finished
 from pytest_crystallize.core.timeouts import replicate_deadline
-from pytest_crystallize.errors import ConfigurationError
+from pytest_crystallize.core.unawaited import check_awaited
 
 if TYPE_CHECKING:
     from pytest_crystallize.core.experiment import Condition, Experiment
@@ -89,6 +91,10 @@ class BatchRunner:
         self._datasource_calls = tuple(
             tuple((parameter, s.function, s.takes_ctx, s.name) for parameter, s in condition.datasources)
             for condition in self.conditions
+        )
+        #: Per condition code, how to call the function positionally, or None (called with keywords).
+        self._plans = positional_plans(
+            experiment.function, self._fixed_arguments, self._datasource_calls, self._takes_ctx
         )
         self._sync_function = not inspect.iscoroutinefunction(experiment.function)
         self._timeout = experiment.timeout
@@ -184,27 +190,43 @@ class BatchRunner:
         it inline, with the runner's fields read once: driving a generator and
         a method call per replicate cost a tenth of a trivial replicate.
         """
-        conditions, progress, values, seeds, sink = self.conditions, self.progress, self._values, self.seeds, batch.sink
-        step_hooks, design, function = self.step_hooks, self.experiment.design, self.experiment.function
+        conditions, progress, function = self.conditions, self.progress, self.experiment.function
+        scopes = self._scopes(batch)
         arguments, digest, keep_artifacts, plain = self._arguments, self._digest, self.keep_artifacts, self._plain
+        plans = self._plans
         done = 0
         try:
             for code, replicate in tasks:
                 condition = conditions[code]
                 if not plain:
-                    run_sync(self._replicate(condition, replicate, batch, running))
+                    run_sync(self._replicate(condition, scopes[code], replicate, batch, running))
                 else:
-                    ctx = FrozenContext(values[code], replicate, condition.name, code, seeds, sink, step_hooks, design)
+                    ctx = FrozenContext(scopes[code], replicate)
                     running.ctx = ctx
                     try:
-                        kwargs = arguments(condition, ctx)
-                        if digest and code == 0:
-                            _record_digests(batch, replicate, self._source_names, kwargs)
-                        outcome = function(**kwargs)
+                        plan = plans[code]
+                        if plan is None:
+                            kwargs = arguments(condition, ctx)
+                            if digest and code == 0:
+                                _record_digests(batch, replicate, self._source_names, kwargs)
+                            outcome = function(**kwargs)
+                        else:  # what _arguments does, as a list: a call with *args costs less than with **kwargs
+                            args = list(plan.template)
+                            for index, source, takes_ctx, name in plan.sources:
+                                try:
+                                    args[index] = source(ctx) if takes_ctx else source()
+                                except Exception as exc:
+                                    label_origin(exc, f"datasource:{name}")
+                                    raise
+                            if plan.ctx_index >= 0:
+                                args[plan.ctx_index] = ctx
+                            if digest and code == 0:
+                                _record_digests(batch, replicate, self._source_names, plan.by_name(args))
+                            outcome = function(*args)
                         if ctx.step_coroutines is not None or (
                             outcome is not None and isinstance(outcome, CoroutineType)
                         ):
-                            _check_awaited(self.experiment, ctx, outcome, returned_ok=False)
+                            check_awaited(self.experiment, ctx, outcome, returned_ok=False)
                     except Exception as exc:
                         batch.errors.append(replicate_error(condition.name, replicate, exc, self._timeout))
                     else:
@@ -224,13 +246,14 @@ class BatchRunner:
     async def run_async(self, tasks: Sequence[ReplicateTask]) -> ReplicateBatch:
         """Run ``tasks`` in order on the running event loop and return their batch."""
         batch = ReplicateBatch(task_count=len(tasks))
-        conditions, progress = self.conditions, self.progress
+        conditions, progress, scopes = self.conditions, self.progress, self._scopes(batch)
         journal = None if self.journal is None else self.journal.writer(tasks)
         done = 0
         outer = CURRENT_CONTEXT.set(None)  # each replicate sets its own holder; restored once, for speed
         try:
             for code, replicate in tasks:
-                await drive_async(self._replicate(conditions[code], replicate, batch, None), timeout=self._timeout)
+                body = self._replicate(conditions[code], scopes[code], replicate, batch, None)
+                await drive_async(body, timeout=self._timeout)
                 done += 1
                 if progress is not None:
                     progress(1)
@@ -259,6 +282,14 @@ class BatchRunner:
             with contextlib.suppress(Exception):  # journaling must never mask the interruption
                 journal.flush(batch, done)
 
+    def _scopes(self, batch: ReplicateBatch) -> tuple[ContextScope, ...]:
+        """What the contexts of each condition (by code) share in ``batch``: made once per batch, not per replicate."""
+        seeds, sink, step_hooks, design = self.seeds, batch.sink, self.step_hooks, self.experiment.design
+        return tuple(
+            ContextScope(values, condition.name, condition.code, seeds, sink, step_hooks, design)
+            for values, condition in zip(self._values, self.conditions, strict=True)
+        )
+
     def _arguments(self, condition: Condition, ctx: FrozenContext) -> dict[str, Any]:
         kwargs = self._fixed_arguments.copy()
         for parameter, function, takes_ctx, name in self._datasource_calls[condition.code]:
@@ -282,7 +313,8 @@ class BatchRunner:
         return {name: kwargs[name] for name in self._source_names}
 
     def _replicate(
-        self, condition: Condition, replicate: int, batch: ReplicateBatch, running: RunningContext | None
+        self, condition: Condition, scope: ContextScope, replicate: int, batch: ReplicateBatch,
+        running: RunningContext | None,
     ) -> Body[None]:
         """One replicate of ``condition``, written once; an exception becomes a ReplicateError.
 
@@ -293,11 +325,7 @@ class BatchRunner:
         behind is a configuration error.
         """
         awaiting = running is None
-        # Positional: a keyword call costs more than the rest of making the context.
-        ctx = FrozenContext(
-            self._values[condition.code], replicate, condition.name, condition.code, self.seeds, batch.sink,
-            self.step_hooks, self.experiment.design,
-        )
+        ctx = FrozenContext(scope, replicate)
         if running is None:  # an asyncio task the replicate starts keeps this holder (and context)
             CURRENT_CONTEXT.set(RunningContext(ctx))
         else:
@@ -329,11 +357,11 @@ class BatchRunner:
                 outcome = self.experiment.function(**kwargs)
                 if awaiting:
                     if self._sync_function and ctx.step_coroutines is not None:
-                        _check_awaited(self.experiment, ctx, outcome, returned_ok=True)
+                        check_awaited(self.experiment, ctx, outcome, returned_ok=True)
                     if inspect.isawaitable(outcome):
                         outcome = yield outcome
                 elif ctx.step_coroutines is not None or (outcome is not None and isinstance(outcome, CoroutineType)):
-                    _check_awaited(self.experiment, ctx, outcome, returned_ok=False)
+                    check_awaited(self.experiment, ctx, outcome, returned_ok=False)
                 if self._evaluators:
                     if awaiting:
                         yield evaluate_async(self._evaluators, outcome, ctx, self._sources(kwargs))
@@ -351,39 +379,6 @@ class BatchRunner:
             self.after_hook(experiment=self.experiment, ctx=ctx, error=error)
         ctx.release_metrics()
 
-
-
-def _check_awaited(experiment: Experiment, ctx: FrozenContext, outcome: Any, *, returned_ok: bool) -> None:
-    """Raise ConfigurationError when a sync experiment function left a coroutine nobody awaits.
-
-    An ``async def`` step called from a plain ``def`` experiment returns a
-    coroutine that never runs: without this, only Python's "coroutine was
-    never awaited" warning and a missing metric would say so. ``returned_ok``:
-    the caller awaits the returned ``outcome`` itself (the async run path).
-    """
-    pending = [
-        (name, coroutine) for name, coroutine in ctx.step_coroutines or ()
-        if inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED
-        and not (returned_ok and coroutine is outcome)
-    ]
-    if pending:
-        for _, coroutine in pending:
-            coroutine.close()  # never ran: closing it silences "never awaited"
-        name = pending[0][0]
-        msg = (
-            f"async step {name!r} called from the sync experiment {experiment.name!r}, so nothing awaited "
-            f"it and it never ran: make the experiment function 'async def' and 'await' the step"
-        )
-        error = ConfigurationError(msg)
-        label_origin(error, name)
-        raise error
-    if not returned_ok and isinstance(outcome, CoroutineType):
-        outcome.close()
-        msg = (
-            f"experiment {experiment.name!r}: its function is a plain 'def' but returned a coroutine, "
-            f"which nothing awaits: make it 'async def' and await what it calls"
-        )
-        raise ConfigurationError(msg)
 
 
 def _record_digests(batch: ReplicateBatch, replicate: int, names: Sequence[str], kwargs: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ from pytest_crystallize.core.budget import BUDGET, BUDGET_BATCHES, Deadline, cut
 from pytest_crystallize.core.columns import merge_columns
 from pytest_crystallize.core.eventloops import share_event_loop
 from pytest_crystallize.core.experiment import Experiment
-from pytest_crystallize.core.lifecycle import implemented, make_plugin_manager, register_plugins, worker_plugins
+from pytest_crystallize.core.lifecycle import implemented, register_plugins, run_plugin_manager, worker_plugins
 from pytest_crystallize.core.progress_counter import ProgressCounter
 from pytest_crystallize.core.replicates import BatchRunner
 from pytest_crystallize.core.results import ExperimentResult, Provenance
@@ -86,7 +86,7 @@ class ExperimentRunner:
             )
         self._resumed = 0
         if plugin_manager is None:
-            plugin_manager = make_plugin_manager(experiment.plugins)
+            plugin_manager = run_plugin_manager(experiment.plugins)
         else:
             register_plugins(plugin_manager, experiment.plugins)
         self.plugin_manager = plugin_manager

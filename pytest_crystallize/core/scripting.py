@@ -21,7 +21,7 @@ from typing import Any
 from pytest_crystallize.core.analysis import warn_low_power
 from pytest_crystallize.core.budget import Deadline
 from pytest_crystallize.core.experiment import Experiment
-from pytest_crystallize.core.lifecycle import make_plugin_manager
+from pytest_crystallize.core.lifecycle import run_plugin_manager
 from pytest_crystallize.core.markers import ITEM_OPTIONS, function_marker_options
 from pytest_crystallize.core.results import ExperimentResult
 from pytest_crystallize.core.runner import ExperimentRunner
@@ -161,7 +161,7 @@ def run_experiment(
     )
     # The cache comes first: the innermost step wrapper, wrapped by the experiment's own.
     cached = [] if cache is None or cache is False else [_cache_plugin(cache, where)]
-    manager = make_plugin_manager([*cached, *experiment.plugins])
+    manager = run_plugin_manager([*cached, *experiment.plugins])
     experiment = choose_conditions(experiment, manager.hook)
     if journal is None and resume:
         msg = f"{where}: resume=True needs journal= (the store directory whose journal to resume from)"

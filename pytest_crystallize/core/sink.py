@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import numbers
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from pytest_crystallize.core.columns import NO_TAGS, Columns, frozen
 from pytest_crystallize.errors import MetricError
@@ -29,12 +29,20 @@ from pytest_crystallize.errors import MetricError
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["CHUNK", "MetricSink", "as_number", "check_metric_name"]
+__all__ = ["CHUNK", "MetricSink", "Recorder", "as_number", "check_metric_name"]
 
 #: Values kept in Python lists before they become numpy arrays.
 CHUNK: Final = 1 << 16
 #: Tag value types whose equality, type for type, implies equal JSON (float zeros aside: see _cache_tags).
 _SCALAR_TYPES: Final = frozenset({str, type(None), int, bool, float})
+
+
+class Recorder(Protocol):
+    """What records into a sink: a replicate's context."""
+
+    def segment(self) -> tuple[int, int]:
+        """``(condition code, replicate)`` of the values it records."""
+        ...
 
 
 def as_number(name: str, value: object) -> float:
@@ -136,12 +144,14 @@ class MetricSink:
         return tuple(self.metric_codes)
 
     # -- recording ----------------------------------------------------------------
-    def add(self, owner: object, condition: int, replicate: int, name: str, value: float, tag: int = NO_TAGS) -> None:
+    def add(self, owner: Recorder, name: str, value: float, tag: int = NO_TAGS) -> None:
         """Record one value of ``name`` with the tag code ``tag`` (``ctx.record``, ``ctx.metrics.add``).
 
-        ``owner`` is the recording context: a value from another context than
-        the last one opens a new segment. Raises MetricError for a bad name,
-        then for a value that is not a real number, recording nothing.
+        ``owner`` is the recording context, whose segment it opened when it
+        was made; a value from another context than the last one opens a new
+        segment (asking the owner which replicate it is only then, for speed).
+        Raises MetricError for a bad name, then for a value that is not a
+        real number, recording nothing.
         """
         code = self.metric_codes.get(name) if type(name) is str else None
         if code is None:
@@ -151,7 +161,7 @@ class MetricSink:
         if code is None:
             code = self.metric_codes[name] = len(self.metric_codes)
         if owner is not self._owner:
-            self.open(owner, condition, replicate)
+            self.open(owner, *owner.segment())
         self._metric.append(code)
         self._value.append(value)
         self._tag.append(tag)
@@ -244,8 +254,7 @@ class MetricSink:
             return
         import numpy as np
 
-        chunk = (np.array(self._metric, dtype=np.int32), np.array(self._value, dtype=np.float64),
-                 np.array(self._tag, dtype=np.int32))
+        chunk = (_array(self._metric, np.int32), _array(self._value, np.float64), _array(self._tag, np.int32))
         self._chunks.append(chunk)
         self._chunk_total += len(self._value)
         self._metric, self._value, self._tag = [], [], []
@@ -332,11 +341,11 @@ class MetricSink:
         import numpy as np
 
         total = len(self)
-        starts = np.asarray(self._seg_start, dtype=np.int64)
+        starts = _array(self._seg_start, np.int64)
         ends = np.append(starts[1:], total)[:len(starts)]
         lengths = np.clip(ends, start, None) - np.clip(starts, start, None)
-        condition = np.repeat(np.asarray(self._seg_condition, dtype=np.int32), lengths)
-        replicate = np.repeat(np.asarray(self._seg_replicate, dtype=np.int64), lengths)
+        condition = np.repeat(_array(self._seg_condition, np.int32), lengths)
+        replicate = np.repeat(_array(self._seg_replicate, np.int64), lengths)
         return condition, replicate
 
     # -- forgetting ---------------------------------------------------------------
@@ -373,3 +382,14 @@ class MetricSink:
             offset += size
         self._chunks = kept
         self._chunk_total = keep
+
+
+def _array(values: list[int] | list[float], dtype: type[np.generic]) -> np.ndarray:
+    """``values``, a list of Python numbers, as a numpy array of ``dtype``.
+
+    ``fromiter`` with the count converts a list in half the time
+    ``np.array`` takes for floats, and a fifth less for ints.
+    """
+    import numpy as np
+
+    return np.fromiter(values, dtype=dtype, count=len(values))

@@ -199,3 +199,20 @@ def test_unused_hooks_are_never_called_per_replicate() -> None:
     assert runner.step_hooks is None
     assert runner.before_hook is None
     assert runner.after_hook is None
+
+
+def test_runs_without_plugins_share_a_manager_that_no_plugin_of_another_run_reaches() -> None:
+    from pytest_crystallize.core.experiment import Experiment
+    from pytest_crystallize.core.lifecycle import run_plugin_manager
+    from pytest_crystallize.core.runner import ExperimentRunner
+
+    recorder = Recorder()
+    run_experiment(_two_steps, name="with", replicates=2, plugins=[recorder])
+    seen = len(recorder.calls)
+    assert seen > 0
+    run_experiment(_two_steps, name="without", replicates=2)
+    assert len(recorder.calls) == seen  # the plugin of the first run is not in the shared manager
+    plain = Experiment.define(_two_steps, name="plain", replicates=2)
+    assert ExperimentRunner(plain).plugin_manager is run_plugin_manager(())
+    assert run_plugin_manager([recorder]) is not run_plugin_manager([recorder])  # with plugins: a manager each
+    assert not run_plugin_manager(()).is_registered(recorder)
