@@ -7,8 +7,9 @@ plugins, the progress display), collects the summary payloads of every
 experiment report (also those that come from pytest-xdist workers, as JSON
 strings) and has them written in the terminal summary (see ``terminal``).
 On a pytest-xdist worker that collects an experiment it also registers
-:class:`WorkerReports`, which keeps experiment reports sendable. Chained
-experiments are linked and ordered here, at collection (see ``chains``).
+:class:`WorkerReports` (see ``worker_reports``), which keeps experiment
+reports sendable. Chained experiments are linked and ordered here, at
+collection (see ``chains``).
 
 It costs nothing where no experiment is collected: the engine, the
 experiment items and the report payloads are imported only once an
@@ -246,6 +247,7 @@ class CrystallizeSession:
 
             self._cache = CachePlugin(root, self.settings.cache_size)
         return [self._cache]
+
     def _dask_backend(self) -> list[object]:
         """The ``--crystallize-dask`` backend (one for the session, so one cluster), or nothing."""
         if self.settings.dask is None:
