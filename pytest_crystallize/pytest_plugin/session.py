@@ -7,8 +7,9 @@ plugins, the progress display), collects the summary payloads of every
 experiment report (also those that come from pytest-xdist workers, as JSON
 strings) and has them written in the terminal summary (see ``terminal``).
 On a pytest-xdist worker that collects an experiment it also registers
-:class:`WorkerReports`, which keeps experiment reports sendable. Chained
-experiments are linked and ordered here, at collection (see ``chains``).
+:class:`WorkerReports` (see ``worker_reports``), which keeps experiment
+reports sendable. Chained experiments are linked and ordered here, at
+collection (see ``chains``).
 
 It costs nothing where no experiment is collected: the engine, the
 experiment items and the report payloads are imported only once an
@@ -38,6 +39,7 @@ from pytest_crystallize.pytest_plugin.keys import (
     WORKER_REPORTS_PLUGIN,
 )
 from pytest_crystallize.pytest_plugin.terminal import write_summary
+from pytest_crystallize.pytest_plugin.worker_reports import WorkerReports
 
 if TYPE_CHECKING:
     import pluggy
@@ -52,7 +54,7 @@ if TYPE_CHECKING:
     from pytest_crystallize.pytest_plugin.status_line import StatusLine
     from pytest_crystallize.pytest_plugin.xdist_progress import ControllerProgress, ProgressSender
 
-__all__ = ["CrystallizeSession", "WorkerReports"]
+__all__ = ["CrystallizeSession"]
 
 #: Where DataSource is defined: no conftest.py holds one unless this module was imported.
 _DATASOURCES: Final = "pytest_crystallize.core.datasources"
@@ -245,6 +247,7 @@ class CrystallizeSession:
 
             self._cache = CachePlugin(root, self.settings.cache_size)
         return [self._cache]
+
     def _dask_backend(self) -> list[object]:
         """The ``--crystallize-dask`` backend (one for the session, so one cluster), or nothing."""
         if self.settings.dask is None:
@@ -370,38 +373,6 @@ class CrystallizeSession:
         write_summary(terminalreporter, self.payloads, storage, verbose=self.config.get_verbosity() > 0)
 
 
-class WorkerReports:
-    """Keeps experiment reports sendable on a pytest-xdist worker.
-
-    Registered by the session object when a worker collects its first
-    experiment; it lives as long as the worker's session.
-    """
-
-    def __init__(self, session: CrystallizeSession) -> None:
-        self._session = session
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-        """Turn the user properties of an experiment's reports that xdist cannot send into strings."""
-        report = yield
-        if self._session.is_experiment(item):
-            # An object in user_properties would crash the worker's report and end the
-            # run as "no tests ran" with exit code 0; JUnit XML writes str() anyway.
-            report.user_properties = [(str(k), v if _plain(v) else str(v)) for k, v in report.user_properties]
-        return report
-
-
 def _has_marker(obj: object) -> bool:
     marks = getattr(obj, "pytestmark", ())
     return callable(obj) and any(getattr(m, "name", None) == MARKER for m in marks)
-
-
-def _plain(value: Any) -> bool:
-    """True for data pytest-xdist can send: JSON-like builtins all the way down."""
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return True
-    if isinstance(value, (list, tuple)):
-        return all(_plain(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
-    return False

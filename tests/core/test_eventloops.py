@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from loop_bound_client import CLIENT, module_client
 from pytest_crystallize.core.eventloops import Body, drive_async, drive_sync, run_coroutine_sync, run_sync
 
 
@@ -84,27 +85,8 @@ def test_run_sync_runs_a_body_that_returns_nothing_and_refuses_one_that_awaits()
     coroutine.close()
 
 
-class _LoopBoundClient:
-    """As httpx, aiohttp or AsyncOpenAI clients are: usable only on the event loop it was made on."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.get_running_loop()
-
-    async def call(self, value: float) -> float:
-        if asyncio.get_running_loop() is not self.loop:
-            msg = "this client's event loop is closed"
-            raise RuntimeError(msg)
-        await asyncio.sleep(0)
-        return value
-
-
-_CLIENT: list[_LoopBoundClient] = []
-
-
 async def _uses_a_module_client(ctx: Any) -> None:
-    if not _CLIENT:  # made on first use, as a module-level client is
-        _CLIENT.append(_LoopBoundClient())
-    ctx.metrics.add("y", await _CLIENT[0].call(float(ctx.rng.normal(size=2)[0 if ctx.condition == "baseline" else 1])))
+    ctx.metrics.add("y", await module_client().call(float(ctx.rng.normal(size=2)[0 if ctx.condition == "baseline" else 1])))
 
 
 @pytest.mark.parametrize("design", [
@@ -116,21 +98,21 @@ async def _uses_a_module_client(ctx: Any) -> None:
 def test_every_look_of_a_run_shares_one_event_loop(design: dict[str, Any], backend: str) -> None:
     from pytest_crystallize import AsyncExecution, Treatment, hypothesis, run_experiment
 
-    _CLIENT.clear()
+    CLIENT.clear()
     result = run_experiment(
         _uses_a_module_client, seed=4, treatments=[Treatment("t", {})], plugins=[AsyncExecution(3)] if backend == "async" else [],
         hypotheses=[hypothesis(metric="y", direction="maximize")], **design,
     )
     assert result.errors == ()
     assert len(result.values) == 2 * result.provenance.replicates
-    assert _CLIENT[0].loop.is_closed()  # the run's loop ends with the run
-    _CLIENT.clear()
+    assert CLIENT[0].loop.is_closed()  # the run's loop ends with the run
+    CLIENT.clear()
 
 
 def test_a_process_worker_runs_every_chunk_on_one_event_loop() -> None:
     from pytest_crystallize import ParallelExecution, Treatment, run_experiment
 
-    _CLIENT.clear()
+    CLIENT.clear()
     result = run_experiment(
         _uses_a_module_client, replicates=12, seed=4, treatments=[Treatment("t", {})],
         plugins=[ParallelExecution(2, chunk_size=2)],

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from loop_bound_client import CLIENT, module_client
 from pytest_crystallize import (
     ConfigurationError,
     CrystallizeError,
@@ -580,31 +581,9 @@ def test_a_design_that_looks_again_ships_its_code_and_values_once_per_run(
     assert [v.to_dict() for v in on_cluster.verdicts] == [v.to_dict() for v in serial.verdicts]
 
 
-class _LoopBoundClient:
-    """As httpx, aiohttp or AsyncOpenAI clients are: usable only on the event loop it was made on."""
-
-    def __init__(self) -> None:
-        import asyncio
-
-        self.loop = asyncio.get_running_loop()
-
-    async def call(self, value: float) -> float:
-        import asyncio
-
-        if asyncio.get_running_loop() is not self.loop:
-            msg = "this client's event loop is closed"
-            raise RuntimeError(msg)
-        await asyncio.sleep(0)
-        return value
-
-
-_CLIENT: list[_LoopBoundClient] = []
-
-
 async def _uses_a_module_client(ctx: FrozenContext) -> None:
-    if not _CLIENT:  # made on first use in each worker process, as a module-level client is
-        _CLIENT.append(_LoopBoundClient())
-    ctx.metrics.add("v", await _CLIENT[0].call(float(ctx.rng.normal())))
+    # The client is made on first use in each worker process: loop_bound_client is shipped with this module.
+    ctx.metrics.add("v", await module_client().call(float(ctx.rng.normal())))
 
 
 def test_a_worker_runs_every_chunk_of_async_replicates_on_one_event_loop(cluster: Any) -> None:
@@ -619,6 +598,7 @@ def test_a_worker_runs_every_chunk_of_async_replicates_on_one_event_loop(cluster
         )
     assert fixed.errors == ()
     assert anytime.errors == ()
+    CLIENT.clear()  # a client another test made here is bound to its run's closed loop
     assert _values(fixed) == _values(run_experiment(_uses_a_module_client, replicates=12, **options))
 
 
