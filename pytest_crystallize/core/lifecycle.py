@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Iterable
-from typing import Any, Final
+from collections.abc import Iterable, Sequence
+from types import FunctionType, MethodType, ModuleType
+from typing import Any, Final, cast
 
 import pluggy
 
@@ -61,6 +62,10 @@ class _PluginManager(pluggy.PluginManager):
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> pluggy.HookimplOpts | None:
         if name.startswith("__"):  # no hook is a dunder
             return None
+        method = _class_function(plugin, name)
+        if method is not None:  # what pluggy would find, without its two getattr_static calls
+            opts = getattr(method, f"{self.project_name}_impl", None)
+            return cast("pluggy.HookimplOpts", opts) if isinstance(opts, dict) else None
         return super().parse_hookimpl_opts(plugin, name)
 
     def parse_hookspec_opts(self, module_or_class: Any, name: str) -> pluggy.HookspecOpts | None:
@@ -72,6 +77,32 @@ class _PluginManager(pluggy.PluginManager):
         if name not in _SPEC_OPTS:
             _SPEC_OPTS[name] = super().parse_hookspec_opts(module_or_class, name)
         return _SPEC_OPTS[name]
+
+
+def _class_function(plugin: object, name: str) -> FunctionType | None:
+    """The plain function ``name`` of an ordinary instance's class, when the instance holds nothing by that name.
+
+    Then it is what ``inspect.getattr_static`` finds; anything else (a class or
+    module plugin, a metaclass, an instance attribute, a descriptor) is None
+    and left to pluggy.
+    """
+    cls = type(plugin)
+    if type(cls) is not type or cls is ModuleType or isinstance(plugin, type):
+        return None
+    try:
+        held = object.__getattribute__(plugin, "__dict__")
+    except AttributeError:  # slots only: a slot is a descriptor in the class, found below
+        held = {}
+    if name in held:
+        return None
+    for klass in cls.__mro__:
+        found = klass.__dict__.get(name, _ABSENT)
+        if found is not _ABSENT:
+            return found if type(found) is FunctionType else None
+    return None
+
+
+_ABSENT: Final = object()
 
 
 #: The options of each hookspec of ours, as pluggy read them (see _PluginManager.parse_hookspec_opts).
@@ -92,58 +123,98 @@ def make_plugin_manager(plugins: Iterable[object] = ()) -> pluggy.PluginManager:
 
 
 def register_plugins(manager: pluggy.PluginManager, plugins: Iterable[object]) -> None:
-    """Register each of ``plugins`` not registered yet, in order, and check their hook names."""
+    """Register each of ``plugins`` not registered yet, in order, and check their hook names and arguments."""
     for plugin in plugins:
         if manager.is_registered(plugin):
             continue
-        _check_arguments(manager, plugin)
         try:
             manager.register(plugin)
         except pluggy.PluginValidationError as exc:
+            _check_arguments(manager, plugin)  # an argument the hook never passes: said in our words
             msg = f"plugin {plugin!r} cannot be registered: {exc}"
             raise ConfigurationError(msg) from exc
-        _check_hook_names(manager, plugin)
+        # pluggy checked the positional arguments; what it read is reused for the rest (see _asks_for).
+        impls = [(name, impl) for name, caller in vars(manager.hook).items() if not name.startswith("_")
+                 for impl in caller.get_hookimpls() if impl.plugin is plugin]
+        try:
+            for name, impl in impls:
+                spec = getattr(manager.hook, name).spec
+                if spec is not None:
+                    _check_asked(plugin, name, impl.function, spec.argnames)
+            _check_hook_names(manager, plugin, impls)
+        except ConfigurationError:
+            manager.unregister(plugin)
+            raise
 
 
 def _check_arguments(manager: pluggy.PluginManager, plugin: object) -> None:
-    """Raise ConfigurationError naming a ``@hookimpl`` of ``plugin`` that asks for arguments its hook never passes."""
+    """Raise ConfigurationError naming a ``@hookimpl`` of ``plugin`` that asks for arguments its hook never passes.
+
+    For a plugin pluggy refused: reads the hooks from the plugin's attributes, as pluggy does.
+    """
     for name in dir(plugin):
         if not name.startswith("crystallize_") or manager.parse_hookimpl_opts(plugin, name) is None:
             continue
         caller = getattr(manager.hook, name, None)
         spec = caller.spec if caller is not None else None
-        if spec is None:
-            continue  # an unknown name: _check_hook_names says so after registering
+        if spec is not None:  # an unknown name: pluggy said what it found
+            _check_asked(plugin, name, getattr(plugin, name), spec.argnames)
+
+
+def _check_asked(plugin: object, name: str, function: Any, passed: Sequence[str]) -> None:
+    """Raise ConfigurationError if ``function``, the hookimpl ``name``, asks for an argument not in ``passed``."""
+    wanted = _asks_for(function)
+    if wanted is None:
         try:
-            parameters = inspect.signature(getattr(plugin, name)).parameters.values()
+            parameters = inspect.signature(function).parameters.values()
         except (TypeError, ValueError):
-            continue  # pluggy checks what it can
+            return  # pluggy checks what it can
         wanted = [p.name for p in parameters if p.default is p.empty and p.kind in _NAMED]
-        unknown = [arg for arg in wanted if arg not in spec.argnames]
-        if unknown:
+    unknown = [arg for arg in wanted if arg not in passed]
+    if unknown:
+        msg = (
+            f"plugin {plugin!r}: its @hookimpl {name} asks for {', '.join(map(repr, unknown))}, "
+            f"which the hook does not pass; it passes {', '.join(map(repr, passed))} (take any of them, "
+            f"by these names)"
+        )
+        raise ConfigurationError(msg)
+
+
+def _asks_for(function: Any) -> list[str] | None:
+    """The named parameters without a default of a plain function or method, read from its code; else None.
+
+    What ``inspect.signature`` says, at a tenth of its cost (a run registers its plugins each time);
+    None for anything else (a wrapped function, a callable object), which the caller inspects.
+    """
+    bound = isinstance(function, MethodType)
+    plain = function.__func__ if bound else function
+    if type(plain) is not FunctionType or hasattr(plain, "__wrapped__"):
+        return None
+    code = plain.__code__
+    positional = code.co_varnames[:code.co_argcount]
+    if bound and not positional:
+        return None  # the instance goes into *args: let inspect say what is left
+    required = len(positional) - len(plain.__defaults__ or ())
+    keyword_only = code.co_varnames[code.co_argcount:code.co_argcount + code.co_kwonlyargcount]
+    keyword_defaults = plain.__kwdefaults__ or {}
+    first = max(code.co_posonlyargcount, 1 if bound else 0)  # positional-only ones and the instance are not named
+    return [*positional[first:required], *(name for name in keyword_only if name not in keyword_defaults)]
+
+
+def _check_hook_names(manager: pluggy.PluginManager, plugin: object, impls: Sequence[tuple[str, Any]]) -> None:
+    """Raise ConfigurationError if ``plugin`` marks a method ``@hookimpl`` that no hookspec names.
+
+    ``impls``: the plugin's ``(hook name, HookImpl)`` pairs.
+    """
+    for name, impl in impls:
+        if not getattr(manager.hook, name).has_spec() and not impl.optionalhook:
+            close = difflib.get_close_matches(name, _HOOK_NAMES, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"the hooks are: {', '.join(_HOOK_NAMES)}"
             msg = (
-                f"plugin {plugin!r}: its @hookimpl {name} asks for {', '.join(map(repr, unknown))}, which "
-                f"the hook does not pass; it passes {', '.join(map(repr, spec.argnames))} (take any of them, "
-                f"by these names)"
+                f"plugin {plugin!r} marks {name!r} with @hookimpl, but pytest-crystallize has no "
+                f"such hook: {hint} (mark it @hookimpl(optionalhook=True) if that is on purpose)"
             )
             raise ConfigurationError(msg)
-
-
-def _check_hook_names(manager: pluggy.PluginManager, plugin: object) -> None:
-    """Raise ConfigurationError if ``plugin`` marks a method ``@hookimpl`` that no hookspec names."""
-    for name, caller in vars(manager.hook).items():
-        if name.startswith("_") or caller.has_spec():
-            continue
-        for impl in caller.get_hookimpls():
-            if impl.plugin is plugin and not impl.optionalhook:
-                manager.unregister(plugin)
-                close = difflib.get_close_matches(name, _HOOK_NAMES, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"the hooks are: {', '.join(_HOOK_NAMES)}"
-                msg = (
-                    f"plugin {plugin!r} marks {name!r} with @hookimpl, but pytest-crystallize has no "
-                    f"such hook: {hint} (mark it @hookimpl(optionalhook=True) if that is on purpose)"
-                )
-                raise ConfigurationError(msg)
 
 
 def implemented(caller: Any) -> bool:

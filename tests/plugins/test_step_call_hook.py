@@ -257,6 +257,41 @@ def test_a_hookimpl_with_a_wrong_argument_is_an_error_that_names_the_plugin() ->
         run_experiment(_squares, replicates=2, plugins=[Wrong()])
 
 
+def test_a_hookimpl_asking_for_a_keyword_only_argument_the_hook_never_passes_is_an_error() -> None:
+    class Keyword:
+        def __repr__(self) -> str:
+            return "Keyword()"
+
+        @hookimpl
+        def crystallize_run_before(self, experiment: Any, *, surprise: Any, fine: Any = None) -> None:
+            pass
+
+    with pytest.raises(ConfigurationError, match=r"plugin Keyword\(\).*crystallize_run_before asks for 'surprise'"):
+        run_experiment(_squares, replicates=2, plugins=[Keyword()])
+
+
+def test_hookimpls_taking_defaults_and_static_or_class_methods_register() -> None:
+    calls: list[str] = []
+
+    class Shapes:
+        @hookimpl
+        def crystallize_run_before(self, experiment: Any, extra: Any = None, *, more: Any = None) -> None:
+            calls.append("method")
+
+        @staticmethod
+        @hookimpl
+        def crystallize_run_after(experiment: Any) -> None:
+            calls.append("static")
+
+        @classmethod
+        @hookimpl
+        def crystallize_experiment_init(cls, experiment: Any) -> None:
+            calls.append("class")
+
+    run_experiment(_squares, replicates=2, plugins=[Shapes()])
+    assert sorted(calls) == ["class", "method", "static"]
+
+
 def test_a_misspelt_hook_in_a_conftest_plugin_fails_that_experiment_only(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(
         """
