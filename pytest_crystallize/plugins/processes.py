@@ -2,18 +2,11 @@
 
 ``concurrent.futures.ProcessPoolExecutor`` fails every pending future with
 ``BrokenProcessPool`` when one worker dies, so nobody can tell which replicate
-killed it. Here each worker has its own pipe and runs the chunks it receives
-in order, so the parent always knows what a worker held when it died: the
-chunk it was running is run again one task per chunk, the ones waiting in
-its pipe go back to the queue, and a task that kills a worker on its own
-becomes that replicate's :class:`~pytest_crystallize.core.results.ReplicateError`.
+killed it. Here each worker has its own pipe and receives one chunk of tasks
+at a time, so the parent always knows what a worker held when it died: the
+chunk is run again one task per chunk, and a task that kills a worker on its
+own becomes that replicate's :class:`~pytest_crystallize.core.results.ReplicateError`.
 The rest of the run finishes.
-
-While enough chunks are queued, a worker holds a second one in its pipe, so
-it starts it the moment it finishes the first rather than waiting for the
-parent to read the result and send more (on a busy machine the parent may
-wait its turn for a CPU). The last chunks go one at a time, to whichever
-worker is free, so the run's end stays balanced.
 
 Lifecycle: :func:`run_chunks` starts the workers on the first call of a
 run, feeds them, and collects the batches. A sequential or anytime design
@@ -35,7 +28,7 @@ import time
 import traceback
 import weakref
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, Final
 
@@ -64,11 +57,6 @@ _STOP_TIMEOUT: Final = 5.0
 _POLL_SECONDS: Final = 0.1
 #: How often an idle worker checks that its parent is alive.
 _ORPHAN_CHECK_SECONDS: Final = 0.5
-#: Chunks a worker holds at once while more are queued than there are workers: one running, one waiting.
-_HELD: Final = 2
-#: The largest chunk sent to a busy worker: its pickle must fit the pipe's buffer (it waits there
-#: unread, and a parent blocked sending while the worker blocks sending a large result would hang).
-_HELD_TASKS: Final = 1000
 
 
 def _leave_when_orphaned(parent: int) -> None:
@@ -115,11 +103,10 @@ class _Worker:
     process: BaseProcess
     connection: Connection
     ready: bool = False
-    #: The chunks sent and not yet done, in order: the first is running, the others wait in the pipe.
-    chunks: deque[Chunk] = field(default_factory=deque)
-    #: When the running chunk started, as the parent saw it (time.monotonic), and whether the parent
-    #: killed the worker for its timeout.
-    started_at: float = 0.0
+    chunk: Chunk | None = None
+    #: When the current chunk was sent, or the worker said it was ready if later (time.monotonic), and
+    #: whether the parent killed it for its timeout.
+    sent_at: float = 0.0
     timed_out: bool = False
 
 
@@ -189,11 +176,11 @@ class _Pool:
         self.batches = {}
         for _ in range(min(self.size, len(self.queue)) - len(self.workers)):
             self.start_worker()
-        for worker in list(self.workers):  # a new one reads its chunks once it has started
+        for worker in list(self.workers):  # a new one reads its chunk once it has started
             self._feed(worker)
         if meanwhile is not None:
             self._cut(meanwhile())
-        while self.queue or any(worker.chunks for worker in self.workers):
+        while self.queue or any(worker.chunk is not None for worker in self.workers):
             if not self.workers:  # never wait on nothing (a dead worker with chunks left is replaced)
                 self.start_worker()
             waitables: list[Any] = []
@@ -212,8 +199,8 @@ class _Pool:
         """Kill a worker whose chunk outran its timeout (stuck in C code the worker's own timer cannot stop)."""
         now = time.monotonic()
         for worker in self.workers:
-            running = worker.chunks[0][1] if worker.chunks and worker.ready else None
-            overdue = running is not None and now - worker.started_at > timeout * len(running) + TIMEOUT_GRACE
+            chunk = worker.chunk if worker.ready else None  # a worker still starting has run nothing
+            overdue = chunk is not None and now - worker.sent_at > timeout * len(chunk[1]) + TIMEOUT_GRACE
             if overdue and not worker.timed_out:
                 worker.timed_out = True
                 worker.process.kill()
@@ -231,11 +218,11 @@ class _Pool:
         kind, start, payload = message
         if kind == "ready":
             worker.ready = True
-            worker.started_at = time.monotonic()  # a chunk sent while it started begins now
+            worker.sent_at = time.monotonic()  # a chunk sent while it started begins now
         elif kind == "done":
-            tasks = worker.chunks.popleft()[1] if worker.chunks else []
-            worker.started_at = time.monotonic()  # the next chunk it holds, if any, starts now
+            tasks = worker.chunk[1] if worker.chunk is not None else []
             self.batches[start] = payload
+            worker.chunk = None
             self.run_batch.advance(len(tasks))
         else:
             name = self.run_batch.experiment.name
@@ -252,19 +239,15 @@ class _Pool:
         self.queue = deque((first + i, tasks[i:i + size]) for i in range(0, len(tasks), size))
 
     def _feed(self, worker: _Worker) -> None:
-        """Send ``worker`` a chunk if it has none, and a second while more chunks are queued than there are workers."""
-        while self.queue and (not worker.chunks or (
-                len(worker.chunks) < _HELD and len(self.queue) > len(self.workers)
-                and len(self.queue[0][1]) <= _HELD_TASKS)):
-            chunk = self.queue.popleft()
-            if not worker.chunks:
-                worker.started_at = time.monotonic()
-                worker.timed_out = False
-            worker.chunks.append(chunk)
+        if worker.chunk is not None:
+            return
+        if self.queue:  # else it stays idle: for the next call, or stop()
+            worker.chunk = self.queue.popleft()
+            worker.sent_at = time.monotonic()
+            worker.timed_out = False
             # If it died, its sentinel says so next round and the chunk runs again.
             with contextlib.suppress(OSError):
-                worker.connection.send(chunk)
-        # Else it stays idle: for the next call, or stop().
+                worker.connection.send(worker.chunk)
 
     def _died(self, worker: _Worker) -> None:
         worker.process.join(_STOP_TIMEOUT)
@@ -283,9 +266,9 @@ class _Pool:
                 f"start method"
             )
             raise CrystallizeError(msg)
-        if worker.chunks:
-            start, tasks = worker.chunks.popleft()
-            self.queue.extendleft(reversed(worker.chunks))  # never started: they run as they were
+        chunk = worker.chunk
+        if chunk is not None:
+            start, tasks = chunk
             if len(tasks) > 1:
                 # Which task killed it is unknown: run each again on its own.
                 self.queue.extendleft(reversed([(start + i, [t]) for i, t in enumerate(tasks)]))
