@@ -234,19 +234,21 @@ def sized_processes(
 ) -> list[ReplicateBatch]:
     """Probe serially, then run the rest serially (too little work) or in sized chunks in processes.
 
-    Under ``fork`` a worker starts in milliseconds, so once the first task
-    says the work may be worth a pool, the workers start on the tasks after
-    the probe's second step (the check that the first was no warm-up) while
-    that step runs here: the CPUs do not wait for the probe. Its measure
-    then sizes the chunks not sent yet.
+    Under ``fork`` a worker starts in milliseconds, so once a first task of
+    :data:`PROBE_SECONDS` or more says the work may be worth a pool, the
+    workers start on the tasks after the probe's second step (the check that
+    the first was no warm-up) while that step runs here: the CPUs do not
+    wait for the probe. Its measure then sizes the chunks not sent yet.
     """
     # Work left below this gains less than twice a pool's start from the workers beyond the first.
     serial_below = math.inf if workers < 2 else 2 * PROCESS_POOL_SECONDS / (1 - 1 / workers)
     most = max(1, len(tasks) // (2 * workers))
-    early = context.get_start_method() == "fork"
-    measured = probe(run_batch, tasks, most=most, serial_below=serial_below, steps=1 if early else None)
-    following = measured.next_step(len(tasks), most=most, serial_below=serial_below) if early else 0
-    if following and measured.done + following >= len(tasks):  # nothing would run beside it
+    fork = context.get_start_method() == "fork"
+    measured = probe(run_batch, tasks, most=most, serial_below=serial_below, steps=1 if fork else None)
+    following = measured.next_step(len(tasks), most=most, serial_below=serial_below) if fork else 0
+    # Only a first task of PROBE_SECONDS or more starts the workers early: a quicker one is probed
+    # further here, so a moment the machine was busy never starts a pool for trivial work.
+    if following and (measured.spent < PROBE_SECONDS or measured.done + following >= len(tasks)):
         following = 0
         probe(run_batch, tasks, most=most, serial_below=serial_below, measured=measured)
     rest = tasks[measured.done + following:]
