@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import FunctionType, MethodType, ModuleType
 from typing import Any, Final, cast
 
@@ -50,14 +50,56 @@ _NAMED: Final = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYW
 _HOOK_NAMES: Final = tuple(sorted(name for name in vars(hookspecs) if name.startswith("crystallize_")))
 
 
+class _HookExec:
+    """Runs a hook's implementations for a manager: what its hook callers hold instead of the manager.
+
+    pluggy's callers hold the manager's bound ``_hookexec``, a reference
+    cycle (manager, relay, caller, manager) that only the garbage collector
+    can free: a run's manager stayed alive until a collection found it, and
+    each collection had a manager's worth of objects more to walk. Holding
+    this instead, a manager is freed as soon as nobody uses it; its callers
+    keep working as long as they are held.
+    """
+
+    __slots__ = ("inner",)
+
+    def __init__(self) -> None:
+        self.inner: Callable[..., Any] = _unset
+
+    def __call__(self, hook_name: str, methods: Any, kwargs: Any, firstresult: bool) -> Any:
+        return self.inner(hook_name, methods, kwargs, firstresult)
+
+
+def _unset(*args: object) -> Any:
+    msg = "a hook was called before its plugin manager was set up"
+    raise RuntimeError(msg)
+
+
 class _PluginManager(pluggy.PluginManager):
     """pluggy's manager, not looking for hooks where none can be (a manager is made for every run).
 
     pluggy inspects every attribute of a plugin and of the hookspecs module;
     most are dunders every object has, or the module's imports, and skipping
     them halves the cost of a small run's setup. A misspelled hook name is
-    still found (see :func:`register_plugins`).
+    still found (see :func:`register_plugins`). Its hook callers hold a
+    :class:`_HookExec`, not the manager (see there).
     """
+
+    def __init__(self, project_name: str) -> None:
+        self._exec = _HookExec()
+        super().__init__(project_name)  # sets _inner_hookexec, kept by _exec (tracing replaces it the same way)
+
+    @property  # pluggy's is a method; callers only call it, as they call this property's value
+    def _hookexec(self) -> _HookExec:
+        return self._exec
+
+    @property
+    def _inner_hookexec(self) -> Callable[..., Any]:
+        return self._exec.inner
+
+    @_inner_hookexec.setter
+    def _inner_hookexec(self, value: Callable[..., Any]) -> None:
+        self._exec.inner = value
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> pluggy.HookimplOpts | None:
         if name.startswith("__"):  # no hook is a dunder

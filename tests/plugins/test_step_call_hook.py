@@ -321,3 +321,39 @@ def test_a_misspelt_hook_in_a_conftest_plugin_fails_that_experiment_only(pyteste
     result = pytester.runpytest("--crystallize", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*'crystallize_run_befor'*did you mean 'crystallize_run_before'*"])
+
+
+def test_a_plugin_manager_is_freed_without_the_garbage_collector_and_its_hooks_keep_working() -> None:
+    # A manager is made for every run with plugins: it must not wait for a collection to be freed.
+    import gc
+    import weakref
+
+    from pytest_crystallize.core.lifecycle import make_plugin_manager
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        manager = make_plugin_manager([SerialExecution()])
+        gone = weakref.ref(manager)
+        hook = manager.hook
+        del manager
+        assert gone() is None
+    finally:
+        if enabled:
+            gc.enable()
+    assert hook.crystallize_replicates_run(experiment=None, tasks=[(0, 0)], run_batch=lambda tasks: "ran") == ["ran"]
+
+
+def test_pluggy_tracing_still_sees_a_managers_hook_calls() -> None:
+    from pytest_crystallize.core.lifecycle import make_plugin_manager
+
+    manager = make_plugin_manager([SerialExecution()])
+    traced: list[str] = []
+    manager.trace.root.setwriter(traced.append)
+    undo = manager.enable_tracing()
+    manager.hook.crystallize_replicates_run(experiment=None, tasks=[(0, 0)], run_batch=lambda tasks: "ran")
+    undo()
+    assert any("crystallize_replicates_run" in line for line in traced)
+    traced.clear()
+    manager.hook.crystallize_replicates_run(experiment=None, tasks=[(0, 0)], run_batch=lambda tasks: "ran")
+    assert traced == []
