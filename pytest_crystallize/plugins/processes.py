@@ -39,7 +39,7 @@ from pytest_crystallize.core.timeouts import TIMEOUT_ERROR, TIMEOUT_GRACE, timeo
 from pytest_crystallize.errors import ConfigurationError, CrystallizeError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from multiprocessing.context import BaseContext
     from multiprocessing.process import BaseProcess
 
@@ -104,7 +104,8 @@ class _Worker:
     connection: Connection
     ready: bool = False
     chunk: Chunk | None = None
-    #: When the current chunk was sent (time.monotonic), and whether the parent killed it for its timeout.
+    #: When the current chunk was sent, or the worker said it was ready if later (time.monotonic), and
+    #: whether the parent killed it for its timeout.
     sent_at: float = 0.0
     timed_out: bool = False
 
@@ -165,14 +166,20 @@ class _Pool:
         self.workers.clear()
 
     # -- the loop -------------------------------------------------------------
-    def run(self, chunks: list[Chunk]) -> list[ReplicateBatch]:
-        """Run ``chunks`` on the workers (started as needed, kept idle after); their batches in task order."""
+    def run(self, chunks: list[Chunk], meanwhile: Callable[[], int] | None = None) -> list[ReplicateBatch]:
+        """Run ``chunks`` on the workers (started as needed, kept idle after); their batches in task order.
+
+        ``meanwhile`` runs here once the workers have their first chunks; the
+        chunks not sent by then are cut again to the size it returns.
+        """
         self.queue = deque(chunks)
         self.batches = {}
         for _ in range(min(self.size, len(self.queue)) - len(self.workers)):
             self.start_worker()
-        for worker in list(self.workers):  # those kept from an earlier call wait for a chunk
+        for worker in list(self.workers):  # a new one reads its chunk once it has started
             self._feed(worker)
+        if meanwhile is not None:
+            self._cut(meanwhile())
         while self.queue or any(worker.chunk is not None for worker in self.workers):
             if not self.workers:  # never wait on nothing (a dead worker with chunks left is replaced)
                 self.start_worker()
@@ -192,7 +199,7 @@ class _Pool:
         """Kill a worker whose chunk outran its timeout (stuck in C code the worker's own timer cannot stop)."""
         now = time.monotonic()
         for worker in self.workers:
-            chunk = worker.chunk
+            chunk = worker.chunk if worker.ready else None  # a worker still starting has run nothing
             overdue = chunk is not None and now - worker.sent_at > timeout * len(chunk[1]) + TIMEOUT_GRACE
             if overdue and not worker.timed_out:
                 worker.timed_out = True
@@ -211,6 +218,7 @@ class _Pool:
         kind, start, payload = message
         if kind == "ready":
             worker.ready = True
+            worker.sent_at = time.monotonic()  # a chunk sent while it started begins now
         elif kind == "done":
             tasks = worker.chunk[1] if worker.chunk is not None else []
             self.batches[start] = payload
@@ -222,8 +230,16 @@ class _Pool:
             raise CrystallizeError(msg)
         self._feed(worker)
 
+    def _cut(self, size: int) -> None:
+        """Cut the queued chunks (the tasks not sent yet, consecutive) again, ``size`` tasks each."""
+        if not self.queue:
+            return
+        first = self.queue[0][0]
+        tasks = [task for _, chunk in self.queue for task in chunk]
+        self.queue = deque((first + i, tasks[i:i + size]) for i in range(0, len(tasks), size))
+
     def _feed(self, worker: _Worker) -> None:
-        if worker.chunk is not None or not worker.ready:
+        if worker.chunk is not None:
             return
         if self.queue:  # else it stays idle: for the next call, or stop()
             worker.chunk = self.queue.popleft()
@@ -326,18 +342,20 @@ def _close_pools() -> None:
 
 def run_chunks(
     run_batch: RunBatch, tasks: Sequence[ReplicateTask], *, workers: int, chunk_size: int,
-    context: BaseContext,
+    context: BaseContext, meanwhile: Callable[[], int] | None = None,
 ) -> list[ReplicateBatch]:
     """Run ``tasks`` in ``workers`` processes, ``chunk_size`` tasks per message; batches in task order.
 
     The workers are the run's: started by its first call, kept for its later
-    ones (see the module docstring).
+    ones (see the module docstring). ``meanwhile``, if given, runs in this
+    process while the workers start on their first chunks, and returns the
+    chunk size for the tasks not sent by then.
     """
     listed = list(tasks)
     chunks = [(i, listed[i:i + chunk_size]) for i in range(0, len(listed), chunk_size)]
     pool, kept = _pool_for(run_batch, workers, context)
     try:
-        batches = pool.run(chunks)
+        batches = pool.run(chunks, meanwhile)
     except BaseException as exc:
         pool.stop(force=True)
         keep_finished(exc, list(pool.batches.values()))

@@ -74,9 +74,35 @@ class Probe:
     batches: list[ReplicateBatch] = field(default_factory=list)
     done: int = 0
     per_task: float = 0.0
+    #: Seconds the steps took in all.
+    spent: float = 0.0
+
+    def next_step(self, tasks: int, *, most: int, serial_below: float) -> int:
+        """How many tasks the next step runs (1, 2, 4, ...); 0 once probing is over (see :func:`probe`)."""
+        step = 1 << len(self.batches)
+        if self.done >= min(most, tasks):
+            return 0
+        if not (self.spent < PROBE_SECONDS or (step == 2 and self.spent < WARMUP_SECONDS)):
+            return 0  # measured enough; a second step always, unless plainly slow
+        if self.done and self.per_task * (tasks - self.done) < serial_below:
+            return 0
+        return min(step, most - self.done)
+
+    def run_step(self, run_batch: RunBatch, chunk: Sequence[ReplicateTask]) -> None:
+        """Run ``chunk`` serially and time it."""
+        started = time.perf_counter()
+        self.batches.append(run_batch(chunk))
+        took = time.perf_counter() - started
+        self.spent += took
+        self.done += len(chunk)
+        # The quickest step: neither a warming first replicate nor a busy machine inflates it.
+        self.per_task = min(self.per_task or took / len(chunk), took / len(chunk))
 
 
-def probe(run_batch: RunBatch, tasks: Sequence[ReplicateTask], *, most: int, serial_below: float = 0.0) -> Probe:
+def probe(
+    run_batch: RunBatch, tasks: Sequence[ReplicateTask], *, most: int, serial_below: float = 0.0,
+    steps: int | None = None, measured: Probe | None = None,
+) -> Probe:
     """Run the first tasks serially (1, 2, 4, ...) until :data:`PROBE_SECONDS` or ``most`` tasks.
 
     The per-task time is the quickest step's, so a first replicate that warms
@@ -84,23 +110,15 @@ def probe(run_batch: RunBatch, tasks: Sequence[ReplicateTask], *, most: int, ser
     the typical one. Probing also stops once the tasks left would take less
     than ``serial_below`` seconds even at the time measured so far: the
     quickest step can only be quicker, so the caller runs them serially
-    anyway, and each further step would cost a batch of its own.
+    anyway, and each further step would cost a batch of its own. ``steps``
+    stops it sooner; ``measured`` goes on with an earlier probe.
     """
-    measured = Probe()
-    step, spent = 1, 0.0
+    measured = Probe() if measured is None else measured
     try:
-        while measured.done < min(most, len(tasks)) and (
-            spent < PROBE_SECONDS or (step == 2 and spent < WARMUP_SECONDS)  # a second step, unless plainly slow
-        ) and not (measured.done and measured.per_task * (len(tasks) - measured.done) < serial_below):
-            chunk = tasks[measured.done:measured.done + min(step, most - measured.done)]
-            started = time.perf_counter()
-            measured.batches.append(run_batch(chunk))
-            took = time.perf_counter() - started
-            spent += took
-            measured.done += len(chunk)
-            # The quickest step: neither a warming first replicate nor a busy machine inflates it.
-            measured.per_task = min(measured.per_task or took / len(chunk), took / len(chunk))
-            step *= 2
+        while (steps is None or len(measured.batches) < steps) and (
+            size := measured.next_step(len(tasks), most=most, serial_below=serial_below)
+        ):
+            measured.run_step(run_batch, tasks[measured.done:measured.done + size])
     except BaseException as exc:  # Ctrl-C: the steps that finished count
         keep_finished(exc, measured.batches)
         raise
@@ -183,13 +201,17 @@ def chunks(tasks: Sequence[ReplicateTask], size: int) -> list[list[ReplicateTask
 def joined(batches: Sequence[ReplicateBatch]) -> ReplicateBatch:
     """One batch of ``batches`` run one after the other, in their order (the runner merges one batch for free).
 
+    The first batch is extended in place with the others (each is a fresh batch of this run's, held by
+    nobody else): its sink already holds the first values, and only the later ones are re-coded into it.
     Everything a batch carries comes along: values, errors, data digests and kept artifacts.
     """
-    from pytest_crystallize.core.tasks import ReplicateBatch
+    if not batches:
+        from pytest_crystallize.core.tasks import ReplicateBatch
 
-    out = ReplicateBatch()
+        return ReplicateBatch()
+    out = batches[0]
     sink = out.sink
-    for batch in batches:
+    for batch in batches[1:]:
         sink.extend(batch.sink)
         out.errors += batch.errors
         out.task_count += batch.task_count
@@ -210,30 +232,68 @@ def _then(done: list[ReplicateBatch], run: Callable[[], list[ReplicateBatch]]) -
 def sized_processes(
     run_batch: RunBatch, tasks: Sequence[ReplicateTask], workers: int, context: BaseContext, owner: str,
 ) -> list[ReplicateBatch]:
-    """Probe serially, then run the rest serially (too little work) or in sized chunks in processes."""
-    from pytest_crystallize.plugins.processes import run_chunks
+    """Probe serially, then run the rest serially (too little work) or in sized chunks in processes.
 
+    Under ``fork`` a worker starts in milliseconds, so once a first task of
+    :data:`PROBE_SECONDS` or more says the work may be worth a pool, the
+    workers start on the tasks after the probe's second step (the check that
+    the first was no warm-up) while that step runs here: the CPUs do not
+    wait for the probe. Its measure then sizes the chunks not sent yet.
+    """
     # Work left below this gains less than twice a pool's start from the workers beyond the first.
     serial_below = math.inf if workers < 2 else 2 * PROCESS_POOL_SECONDS / (1 - 1 / workers)
-    measured = probe(run_batch, tasks, most=max(1, len(tasks) // (2 * workers)), serial_below=serial_below)
-    rest = list(tasks[measured.done:])
+    most = max(1, len(tasks) // (2 * workers))
+    fork = context.get_start_method() == "fork"
+    measured = probe(run_batch, tasks, most=most, serial_below=serial_below, steps=1 if fork else None)
+    following = measured.next_step(len(tasks), most=most, serial_below=serial_below) if fork else 0
+    # Only a first task of PROBE_SECONDS or more starts the workers early: a quicker one is probed
+    # further here, so a moment the machine was busy never starts a pool for trivial work.
+    if following and (measured.spent < PROBE_SECONDS or measured.done + following >= len(tasks)):
+        following = 0
+        probe(run_batch, tasks, most=most, serial_below=serial_below, measured=measured)
+    rest = tasks[measured.done + following:]
     if not rest:
         run_batch.note(f"{owner}: the {len(tasks)} replicate tasks ran serially: they took "
                        f"{describe(measured.per_task)} each, too little to gain from worker processes")
         return [joined(measured.batches)]
     left = measured.per_task * len(rest)
-    if left < serial_below:
+    if not following and left < serial_below:
         run_batch.note(f"{owner}: the {len(tasks)} replicate tasks ran serially: about "
                        f"{describe(measured.per_task)} each ({describe(left)} left after the first "
                        f"{measured.done}), too little to gain from {workers} worker processes")
         return [joined(_then(measured.batches, lambda: [run_batch(rest)]))]
-    size = chunk_size(measured.per_task, len(rest), workers)
-    run_batch.note(f"{owner}: {len(tasks)} replicate tasks of about {describe(measured.per_task)}: the first "
-                   f"{measured.done} measured here, the others in chunks of up to {size} on {workers} "
-                   f"worker processes")
-    return _then(measured.batches, lambda: run_chunks(
-        run_batch, rest, workers=workers, chunk_size=size, context=context,
-    ))
+    return _pooled(run_batch, tasks, measured, following, workers, context, owner)
+
+
+def _pooled(
+    run_batch: RunBatch, tasks: Sequence[ReplicateTask], measured: Probe, following: int, workers: int,
+    context: BaseContext, owner: str,
+) -> list[ReplicateBatch]:
+    """The probe's batches and the pool's for the tasks after the probe and its ``following`` step.
+
+    That step, if any, runs here while the workers start; the chunks not sent by then are sized by its measure.
+    """
+    from pytest_crystallize.plugins.processes import run_chunks
+
+    rest = tasks[measured.done + following:]
+    sizes = [chunk_size(measured.per_task, len(rest), workers)]
+
+    def second_step() -> int:
+        measured.run_step(run_batch, tasks[measured.done:measured.done + following])
+        sizes.append(chunk_size(measured.per_task, len(rest), workers))
+        return sizes[-1]
+
+    try:
+        pooled = run_chunks(run_batch, rest, workers=workers, chunk_size=sizes[0], context=context,
+                            meanwhile=second_step if following else None)
+    except BaseException as exc:  # Ctrl-C: the steps that finished count
+        keep_finished(exc, measured.batches)
+        raise
+    finally:
+        run_batch.note(f"{owner}: {len(tasks)} replicate tasks of about {describe(measured.per_task)}: the "
+                       f"first {measured.done} measured here, the others in chunks of up to {max(sizes)} on "
+                       f"{workers} worker processes")
+    return [*measured.batches, *pooled]
 
 
 def sized_threads(

@@ -92,6 +92,36 @@ def test_replicates_worth_a_pool_go_to_worker_processes_in_chunks(tmp_path: Path
     assert result.values.tolist() == serial.values.tolist()
 
 
+def _waits_for_a_worker(ctx: FrozenContext, parent: int, seen: str) -> None:
+    time.sleep(0.05)  # enough work that the first task says a pool may pay
+    if os.getpid() != parent:
+        Path(seen, f"worker-{os.getpid()}").touch()
+    elif ctx.replicate > 0 or ctx.condition != "baseline":  # the probe's second step, here
+        deadline = time.monotonic() + 10  # a bound, not a measure: the workers should come at once
+        while not any(Path(seen).iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        Path(seen, f"parent-saw-{bool(any(Path(seen).iterdir()))}-{ctx.replicate}-{ctx.condition}").touch()
+    ctx.metrics.add("v", ctx.rng.normal())
+
+
+@TWO_CPUS
+def test_under_fork_workers_run_tasks_while_the_probe_checks_its_first_measure(tmp_path: Path) -> None:
+    # The second probe step runs here, beside the workers, not before they start: the CPUs never
+    # wait for the probe. (Under the old order the step would wait here for its whole bound.)
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    backend = ParallelExecution(start_method="fork")
+    result = run_experiment(_waits_for_a_worker, replicates=6, plugins=[backend],
+                            **_options(arguments={"parent": os.getpid(), "seen": str(seen)}))
+    marks = {p.name for p in seen.iterdir()}
+    assert {m for m in marks if m.startswith("parent-")} == {"parent-saw-True-0-t", "parent-saw-True-1-baseline"}
+    [note] = result.provenance.execution
+    assert "the first 3 measured here" in note
+    assert result.values.tolist() == run_experiment(
+        _waits_for_a_worker, replicates=6, **_options(arguments={"parent": os.getpid(), "seen": str(seen)}),
+    ).values.tolist()
+
+
 def test_async_execution_runs_quick_sync_replicates_serially_after_a_first_wave(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

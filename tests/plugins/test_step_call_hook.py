@@ -257,6 +257,41 @@ def test_a_hookimpl_with_a_wrong_argument_is_an_error_that_names_the_plugin() ->
         run_experiment(_squares, replicates=2, plugins=[Wrong()])
 
 
+def test_a_hookimpl_asking_for_a_keyword_only_argument_the_hook_never_passes_is_an_error() -> None:
+    class Keyword:
+        def __repr__(self) -> str:
+            return "Keyword()"
+
+        @hookimpl
+        def crystallize_run_before(self, experiment: Any, *, surprise: Any, fine: Any = None) -> None:
+            pass
+
+    with pytest.raises(ConfigurationError, match=r"plugin Keyword\(\).*crystallize_run_before asks for 'surprise'"):
+        run_experiment(_squares, replicates=2, plugins=[Keyword()])
+
+
+def test_hookimpls_taking_defaults_and_static_or_class_methods_register() -> None:
+    calls: list[str] = []
+
+    class Shapes:
+        @hookimpl
+        def crystallize_run_before(self, experiment: Any, extra: Any = None, *, more: Any = None) -> None:
+            calls.append("method")
+
+        @staticmethod
+        @hookimpl
+        def crystallize_run_after(experiment: Any) -> None:
+            calls.append("static")
+
+        @classmethod
+        @hookimpl
+        def crystallize_experiment_init(cls, experiment: Any) -> None:
+            calls.append("class")
+
+    run_experiment(_squares, replicates=2, plugins=[Shapes()])
+    assert sorted(calls) == ["class", "method", "static"]
+
+
 def test_a_misspelt_hook_in_a_conftest_plugin_fails_that_experiment_only(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(
         """
@@ -286,3 +321,39 @@ def test_a_misspelt_hook_in_a_conftest_plugin_fails_that_experiment_only(pyteste
     result = pytester.runpytest("--crystallize", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*'crystallize_run_befor'*did you mean 'crystallize_run_before'*"])
+
+
+def test_a_plugin_manager_is_freed_without_the_garbage_collector_and_its_hooks_keep_working() -> None:
+    # A manager is made for every run with plugins: it must not wait for a collection to be freed.
+    import gc
+    import weakref
+
+    from pytest_crystallize.core.lifecycle import make_plugin_manager
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        manager = make_plugin_manager([SerialExecution()])
+        gone = weakref.ref(manager)
+        hook = manager.hook
+        del manager
+        assert gone() is None
+    finally:
+        if enabled:
+            gc.enable()
+    assert hook.crystallize_replicates_run(experiment=None, tasks=[(0, 0)], run_batch=lambda tasks: "ran") == ["ran"]
+
+
+def test_pluggy_tracing_still_sees_a_managers_hook_calls() -> None:
+    from pytest_crystallize.core.lifecycle import make_plugin_manager
+
+    manager = make_plugin_manager([SerialExecution()])
+    traced: list[str] = []
+    manager.trace.root.setwriter(traced.append)
+    undo = manager.enable_tracing()
+    manager.hook.crystallize_replicates_run(experiment=None, tasks=[(0, 0)], run_batch=lambda tasks: "ran")
+    undo()
+    assert any("crystallize_replicates_run" in line for line in traced)
+    traced.clear()
+    manager.hook.crystallize_replicates_run(experiment=None, tasks=[(0, 0)], run_batch=lambda tasks: "ran")
+    assert traced == []
