@@ -269,11 +269,16 @@ class MetricSink:
 
         self._flush()
         other._flush()
-        metric_map = np.array([self.metric_code(name) for name in other.metric_names], dtype=np.int32)
-        tag_map = np.array([*map(self._text_code, other.tag_texts), NO_TAGS], dtype=np.int32)  # NO_TAGS stays
+        metric_codes = [self.metric_code(name) for name in other.metric_names]
+        tag_codes = [*map(self._text_code, other.tag_texts)]
+        # Codes that stay the same (a batch of the same run's next tasks, most often) are not re-coded.
+        metric_map = None if metric_codes == list(range(len(metric_codes))) else np.array(metric_codes, dtype=np.int32)
+        tag_map = None if tag_codes == list(range(len(tag_codes))) else np.array([*tag_codes, NO_TAGS], dtype=np.int32)
         offset = len(self)
         for metric, value, tag in other._chunks:
-            self._chunks.append((metric_map[metric], value, tag_map[tag]))
+            self._chunks.append((
+                metric if metric_map is None else metric_map[metric], value, tag if tag_map is None else tag_map[tag]
+            ))
             self._chunk_total += len(value)
         self._seg_condition += other._seg_condition
         self._seg_replicate += other._seg_replicate
