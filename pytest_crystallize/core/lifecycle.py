@@ -112,6 +112,17 @@ class _PluginManager(pluggy.PluginManager):
             return cast("pluggy.HookimplOpts", opts) if isinstance(opts, dict) else None
         return super().parse_hookimpl_opts(plugin, name)
 
+    def add_hookspecs(self, module_or_class: Any) -> None:
+        if module_or_class is not hookspecs or self.hook.__dict__:
+            super().add_hookspecs(module_or_class)
+            return
+        # Our hookspecs never change: pluggy's reading of each (its signature, by inspect) is done once per
+        # process and the read specs shared; a caller holds its spec as read-only data.
+        for name, spec in _hook_specs().items():
+            caller = pluggy.HookCaller(name, self._hookexec)
+            caller.spec = spec
+            setattr(self.hook, name, caller)
+
     def parse_hookspec_opts(self, module_or_class: Any, name: str) -> pluggy.HookspecOpts | None:
         if not name.startswith("crystallize_"):  # every hookspec of ours is named crystallize_*
             return None
@@ -151,6 +162,14 @@ _ABSENT: Final = object()
 
 #: The options of each hookspec of ours, as pluggy read them (see _PluginManager.parse_hookspec_opts).
 _SPEC_OPTS: dict[str, pluggy.HookspecOpts | None] = {}
+
+
+@functools.cache
+def _hook_specs() -> dict[str, Any]:  # pluggy does not export the type of a read spec (HookSpec)
+    """Each hookspec of ours as pluggy reads it (name -> spec), read once per process."""
+    reader = pluggy.PluginManager(hookspecs.PROJECT)
+    reader.add_hookspecs(hookspecs)
+    return {name: caller.spec for name, caller in vars(reader.hook).items() if caller.spec is not None}
 
 
 def make_plugin_manager(plugins: Iterable[object] = ()) -> pluggy.PluginManager:

@@ -216,3 +216,23 @@ def test_runs_without_plugins_share_a_manager_that_no_plugin_of_another_run_reac
     assert ExperimentRunner(plain).plugin_manager is run_plugin_manager(())
     assert run_plugin_manager([recorder]) is not run_plugin_manager([recorder])  # with plugins: a manager each
     assert not run_plugin_manager(()).is_registered(recorder)
+
+
+def test_every_manager_has_every_hookspec_as_pluggy_reads_it_read_once() -> None:
+    import pluggy
+
+    from pytest_crystallize import hookspecs
+
+    plain = pluggy.PluginManager(hookspecs.PROJECT)
+    plain.add_hookspecs(hookspecs)
+    expected = {name: caller.spec for name, caller in vars(plain.hook).items()}
+    one, two = make_plugin_manager(()), make_plugin_manager([Recorder()])
+    for manager in (one, two):
+        specs = {name: caller.spec for name, caller in vars(manager.hook).items() if caller.spec is not None}
+        assert sorted(specs) == sorted(expected)
+        for name, spec in specs.items():
+            assert (spec.argnames, spec.kwargnames, spec.opts) == (
+                expected[name].argnames, expected[name].kwargnames, expected[name].opts
+            )
+    assert one.hook.crystallize_replicates_run.spec is two.hook.crystallize_replicates_run.spec  # read once
+    assert one.hook.crystallize_replicates_run is not two.hook.crystallize_replicates_run  # callers are not shared
