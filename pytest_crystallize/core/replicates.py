@@ -163,12 +163,12 @@ class BatchRunner:
         if implemented(hook.crystallize_replicate_after):
             self.after_hook = hook.crystallize_replicate_after
 
-    def __call__(self, tasks: Sequence[ReplicateTask]) -> ReplicateBatch:
-        """Run ``tasks`` in order in the calling thread and return their batch."""
+    def __call__(self, tasks: Sequence[ReplicateTask], into: ReplicateBatch | None = None) -> ReplicateBatch:
+        """Run ``tasks`` in order in the calling thread and return their batch (``into``, when given: see RunBatch)."""
         if self.experiment.is_async:
-            return run_coroutine_sync(self.run_async(tasks))
-        batch = ReplicateBatch(task_count=len(tasks))
-        journal = None if self.journal is None else self.journal.writer(tasks)
+            return run_coroutine_sync(self.run_async(tasks, into))
+        batch = _batch_for(tasks, into)
+        journal = None if self.journal is None else self.journal.writer(tasks, batch)
         running = RunningContext()
         outer = CURRENT_CONTEXT.set(running)  # each replicate's context goes in ``running`` in turn
         try:
@@ -243,11 +243,11 @@ class BatchRunner:
             raise
         return done
 
-    async def run_async(self, tasks: Sequence[ReplicateTask]) -> ReplicateBatch:
-        """Run ``tasks`` in order on the running event loop and return their batch."""
-        batch = ReplicateBatch(task_count=len(tasks))
+    async def run_async(self, tasks: Sequence[ReplicateTask], into: ReplicateBatch | None = None) -> ReplicateBatch:
+        """Run ``tasks`` in order on the running event loop and return their batch (``into``: see RunBatch)."""
+        batch = _batch_for(tasks, into)
         conditions, progress, scopes = self.conditions, self.progress, self._scopes(batch)
-        journal = None if self.journal is None else self.journal.writer(tasks)
+        journal = None if self.journal is None else self.journal.writer(tasks, batch)
         done = 0
         outer = CURRENT_CONTEXT.set(None)  # each replicate sets its own holder; restored once, for speed
         try:
@@ -276,7 +276,7 @@ class BatchRunner:
         """Keep the ``done`` tasks that finished before ``exc``: for the report, and in the journal."""
         if done < len(tasks):
             batch.sink.drop_unfinished(*tasks[done])  # an interruption is never a replicate error
-        batch.task_count = done
+        batch.task_count -= len(tasks) - done  # a batch continued (``into``) keeps its earlier tasks
         keep_finished(exc, [batch])
         if journal is not None:
             with contextlib.suppress(Exception):  # journaling must never mask the interruption
@@ -379,6 +379,14 @@ class BatchRunner:
             self.after_hook(experiment=self.experiment, ctx=ctx, error=error)
         ctx.release_metrics()
 
+
+
+def _batch_for(tasks: Sequence[ReplicateTask], into: ReplicateBatch | None) -> ReplicateBatch:
+    """A new batch of ``tasks``, or ``into`` continued by them."""
+    if into is None:
+        return ReplicateBatch(task_count=len(tasks))
+    into.task_count += len(tasks)
+    return into
 
 
 def _record_digests(batch: ReplicateBatch, replicate: int, names: Sequence[str], kwargs: dict[str, Any]) -> None:

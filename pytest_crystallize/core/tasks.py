@@ -69,11 +69,16 @@ class RunBatch(Protocol):
         """The experiment whose tasks this runs."""
         ...
 
-    def __call__(self, tasks: Sequence[ReplicateTask]) -> ReplicateBatch:
-        """Run ``tasks`` in the calling thread (an ``async`` experiment on its own event loop)."""
+    def __call__(self, tasks: Sequence[ReplicateTask], into: ReplicateBatch | None = None) -> ReplicateBatch:
+        """Run ``tasks`` in the calling thread (an ``async`` experiment on its own event loop).
+
+        ``into``: a batch this process ran, of the tasks just before
+        ``tasks``, to continue rather than return a new one to join to it.
+        If the run is interrupted, the continued batch is the one kept.
+        """
         ...
 
-    async def run_async(self, tasks: Sequence[ReplicateTask]) -> ReplicateBatch:
+    async def run_async(self, tasks: Sequence[ReplicateTask], into: ReplicateBatch | None = None) -> ReplicateBatch:
         """Run ``tasks`` on the running event loop, awaiting async datasources, functions and evaluators."""
         ...
 

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from pytest_crystallize.core.tasks import keep_finished
+from pytest_crystallize.core.tasks import FINISHED_BATCHES, keep_finished
 from pytest_crystallize.plugins.threads import run_in_threads
 
 if TYPE_CHECKING:
@@ -142,18 +142,18 @@ class Timed:
         """The experiment whose tasks this runs."""
         return self._run_batch.experiment
 
-    def __call__(self, tasks: Sequence[ReplicateTask]) -> ReplicateBatch:
-        """Run ``tasks`` and note how long each took on average."""
+    def __call__(self, tasks: Sequence[ReplicateTask], into: ReplicateBatch | None = None) -> ReplicateBatch:
+        """Run ``tasks`` (into ``into``: see RunBatch) and note how long each took on average."""
         started = time.perf_counter()
-        batch = self._run_batch(tasks)
+        batch = self._run_batch(tasks, into=into)
         took = (time.perf_counter() - started) / max(1, len(tasks))
         with self._lock:
             self._seconds.append(took)
         return batch
 
-    async def run_async(self, tasks: Sequence[ReplicateTask]) -> ReplicateBatch:
+    async def run_async(self, tasks: Sequence[ReplicateTask], into: ReplicateBatch | None = None) -> ReplicateBatch:
         """Run ``tasks`` on the running event loop (not timed)."""
-        return await self._run_batch.run_async(tasks)
+        return await self._run_batch.run_async(tasks, into=into)
 
     def advance(self, count: int) -> None:
         """Report finished tasks to the progress display."""
@@ -220,6 +220,21 @@ def joined(batches: Sequence[ReplicateBatch]) -> ReplicateBatch:
     return out
 
 
+def continued(run_batch: RunBatch, batch: ReplicateBatch, tasks: Sequence[ReplicateTask]) -> ReplicateBatch:
+    """``batch`` with ``tasks`` (the tasks after its own) run into it: one batch, nothing to join after.
+
+    Joining the probe's batch and the rest's re-based every segment of the
+    rest, a twentieth of a run of trivial replicates. On Ctrl-C the batch,
+    with the tasks that finished, is kept for the report once.
+    """
+    try:
+        return run_batch(tasks, into=batch)
+    except BaseException as exc:
+        if not any(kept is batch for kept in getattr(exc, FINISHED_BATCHES, ())):
+            keep_finished(exc, [batch])  # interrupted before the runner kept it
+        raise
+
+
 def _then(done: list[ReplicateBatch], run: Callable[[], list[ReplicateBatch]]) -> list[ReplicateBatch]:
     """``done`` followed by what ``run()`` returns; on Ctrl-C, ``done`` is kept for the report."""
     try:
@@ -261,7 +276,7 @@ def sized_processes(
         run_batch.note(f"{owner}: the {len(tasks)} replicate tasks ran serially: about "
                        f"{describe(measured.per_task)} each ({describe(left)} left after the first "
                        f"{measured.done}), too little to gain from {workers} worker processes")
-        return [joined(_then(measured.batches, lambda: [run_batch(rest)]))]
+        return [continued(run_batch, joined(measured.batches), rest)]
     return _pooled(run_batch, tasks, measured, following, workers, context, owner)
 
 
@@ -309,7 +324,7 @@ def sized_threads(
     if serial_ok and left < THREAD_POOL_SECONDS:
         run_batch.note(f"{owner}: after the first {len(first)}, the other {len(rest)} replicate tasks ran "
                        f"serially: about {describe(timed.per_task)} each, too little to gain from threads")
-        return [joined(_then(first, lambda: [run_batch(rest)]))]
+        return [continued(run_batch, joined(first), rest)]
     size = chunk_size(timed.per_task, len(rest), workers)
     run_batch.note(f"{owner}: {len(tasks)} replicate tasks of about {describe(timed.per_task)} in chunks of up "
                    f"to {size} on {workers} threads")

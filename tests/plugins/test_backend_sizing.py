@@ -228,3 +228,31 @@ def test_work_run_serially_keeps_artifacts_and_data_digests(
     }
     assert len(result.artifacts) == 24
     assert result.provenance.shared_data == serial.provenance.shared_data != ()
+
+
+STOP_AT: dict[str, int] = {}
+
+
+def _stops_partway(ctx: Any) -> None:
+    if ctx.replicate == STOP_AT["replicate"] and ctx.condition == "t":
+        raise KeyboardInterrupt
+    ctx.metrics.add("v", ctx.replicate)
+
+
+# Sizes the auto mode runs serially after its probe: processes below 0.4 s of work left, threads below 50 ms.
+@pytest.mark.parametrize(("kind", "replicates", "stop"), [("process", 1000, 600), ("thread", 100, 60)])
+def test_ctrl_c_in_the_serial_rest_keeps_every_finished_replicate_once(kind: str, replicates: int, stop: int) -> None:
+    # Trivial work: after the probe the rest runs here, continuing the probe's batch; interrupted there,
+    # the partial result has the probe's replicates and the rest's that finished, each once.
+    from pytest_crystallize.core.runner import PARTIAL_RESULT
+
+    STOP_AT["replicate"] = stop
+    with pytest.raises(KeyboardInterrupt) as caught:
+        run_experiment(_stops_partway, name="stopped", replicates=replicates, treatments=[Treatment("t")],
+                       plugins=[ParallelExecution(kind=kind)])  # type: ignore[arg-type]
+    partial = getattr(caught.value, PARTIAL_RESULT)
+    assert "ran serially" in partial.provenance.execution[0]
+    for condition, finished in (("baseline", stop + 1), ("t", stop)):
+        replicates_seen, values = partial.select("v", condition)
+        assert replicates_seen.tolist() == list(range(finished))
+        assert values.tolist() == [float(r) for r in range(finished)]

@@ -182,6 +182,13 @@ def test_an_explicit_serial_backend_wins_over_an_earlier_parallel_one() -> None:
     assert seen == ["serial"]
 
 
+def _continued(tasks: Sequence[ReplicateTask], into: ReplicateBatch | None) -> ReplicateBatch:
+    if into is None:
+        return ReplicateBatch(task_count=len(tasks))
+    into.task_count += len(tasks)
+    return into
+
+
 class FakeRunBatch:
     """An in-memory RunBatch: what AsyncExecution may call, and nothing else."""
 
@@ -193,14 +200,14 @@ class FakeRunBatch:
     def experiment(self) -> Any:
         return self._experiment
 
-    def __call__(self, tasks: Sequence[ReplicateTask]) -> ReplicateBatch:
+    def __call__(self, tasks: Sequence[ReplicateTask], into: ReplicateBatch | None = None) -> ReplicateBatch:
         self.calls.append(("call", len(tasks)))
-        return ReplicateBatch(task_count=len(tasks))
+        return _continued(tasks, into)
 
-    async def run_async(self, tasks: Sequence[ReplicateTask]) -> ReplicateBatch:
+    async def run_async(self, tasks: Sequence[ReplicateTask], into: ReplicateBatch | None = None) -> ReplicateBatch:
         self.calls.append(("run_async", len(tasks)))
         await asyncio.sleep(0)
-        return ReplicateBatch(task_count=len(tasks))
+        return _continued(tasks, into)
 
     def advance(self, count: int) -> None:
         self.calls.append(("advance", count))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -68,9 +69,10 @@ def _journal_parts(store: Path) -> list[Path]:
     [
         (_noisy, []),
         (_noisy, [ParallelExecution(2, kind="thread")]),
+        (_noisy, [ParallelExecution()]),  # auto, too small for processes: the rest continues the probe's batch
         (_noisy_async, [AsyncExecution(4)]),
     ],
-    ids=["serial", "threads", "async"],
+    ids=["serial", "threads", "processes-run-serially", "async"],
 )
 def test_a_resumed_run_is_the_uninterrupted_one_value_for_value(
     tmp_path: Path, function: Any, plugins: list[object]
@@ -263,3 +265,21 @@ def test_a_resumed_run_warns_about_shared_data_as_the_uninterrupted_one_does(tmp
     assert (resumed.provenance.resumed or 0) >= 56
     assert resumed.provenance.shared_data == whole.provenance.shared_data
     assert "to 30 of 30 replicates" in whole.provenance.shared_data[0]
+
+
+def test_each_journal_part_holds_only_the_values_of_its_own_tasks(tmp_path: Path) -> None:
+    # ParallelExecution() on trivial work runs the rest serially, continuing the probe's batch: the rest's
+    # part must not repeat the probe's values (a resumed run would ignore them, but the parts would grow).
+    STOP["at"] = 17
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment(_noisy, plugins=[ParallelExecution()], journal=tmp_path, **OPTIONS)
+    finally:
+        STOP["at"] = None
+    parts = _journal_parts(tmp_path)
+    assert len(parts) >= 2  # the probe's part, then the rest's
+    for part in parts:
+        with np.load(part) as data:
+            tasks = {tuple(task) for task in json.loads(data["header"].tobytes())["tasks"]}
+            values_of = set(zip(data["condition"].tolist(), data["replicate"].tolist(), strict=True))
+        assert values_of <= tasks, part.name

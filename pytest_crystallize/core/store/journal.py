@@ -149,9 +149,9 @@ class Journal:
         return cls(root / JOURNAL_DIR / journal_key(identity), journal_fingerprint(experiment),
                    tuple(experiment.condition_names))
 
-    def writer(self, tasks: Sequence[ReplicateTask]) -> JournalWriter:
-        """A writer of the parts of one batch running ``tasks`` in order."""
-        return JournalWriter(self, tasks)
+    def writer(self, tasks: Sequence[ReplicateTask], batch: ReplicateBatch | None = None) -> JournalWriter:
+        """A writer of the parts of one batch running ``tasks`` in order (after what ``batch`` holds already)."""
+        return JournalWriter(self, tasks, batch)
 
     def _checked_directory(self, *, create: bool) -> Path | None:
         """The journal's directory (made when ``create``), or None when it does not exist."""
@@ -288,10 +288,12 @@ class JournalWriter:
 
     __slots__ = ("_digests", "_errors", "_journal", "_last", "_tasks", "_values", "_written")
 
-    def __init__(self, journal: Journal, tasks: Sequence[ReplicateTask]) -> None:
+    def __init__(self, journal: Journal, tasks: Sequence[ReplicateTask], batch: ReplicateBatch | None = None) -> None:
         self._journal: Journal | None = journal
         self._tasks = tasks
         self._written = self._values = self._errors = self._digests = 0
+        if batch is not None:  # a batch continued with ``tasks``: what it held was journaled with its own tasks
+            self._values, self._errors, self._digests = len(batch.sink), len(batch.errors), len(batch.digests)
         self._last = time.perf_counter()
 
     def finished(self, batch: ReplicateBatch, done: int) -> None:
