@@ -50,10 +50,16 @@ FINISHED_BATCHES: Final = "__crystallize_finished_batches__"
 
 
 def keep_finished(exc: BaseException, batches: Sequence[ReplicateBatch]) -> None:
-    """Attach ``batches`` (finished before ``exc`` stopped the run) to ``exc`` for the runner."""
-    kept = getattr(exc, FINISHED_BATCHES, None)
+    """Attach ``batches`` (finished before ``exc`` stopped the run) to ``exc`` for the runner.
+
+    A batch already attached is not attached again: a batch continued by
+    later tasks (``RunBatch(tasks, into=batch)``) is kept by the runner that
+    was filling it and by the backend that holds it, and counts once.
+    """
+    kept = list(getattr(exc, FINISHED_BATCHES, None) or ())
+    new = [batch for batch in batches if not any(batch is old for old in kept)]
     with contextlib.suppress(AttributeError, TypeError):  # an exception that refuses attributes
-        setattr(exc, FINISHED_BATCHES, [*(kept or ()), *batches])
+        setattr(exc, FINISHED_BATCHES, [*kept, *new])
 
 
 class RunBatch(Protocol):

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from pytest_crystallize.core.tasks import FINISHED_BATCHES, keep_finished
+from pytest_crystallize.core.tasks import keep_finished
 from pytest_crystallize.plugins.threads import run_in_threads
 
 if TYPE_CHECKING:
@@ -225,13 +225,12 @@ def continued(run_batch: RunBatch, batch: ReplicateBatch, tasks: Sequence[Replic
 
     Joining the probe's batch and the rest's re-based every segment of the
     rest, a twentieth of a run of trivial replicates. On Ctrl-C the batch,
-    with the tasks that finished, is kept for the report once.
+    with the tasks that finished, is kept for the report (once: see keep_finished).
     """
     try:
         return run_batch(tasks, into=batch)
     except BaseException as exc:
-        if not any(kept is batch for kept in getattr(exc, FINISHED_BATCHES, ())):
-            keep_finished(exc, [batch])  # interrupted before the runner kept it
+        keep_finished(exc, [batch])  # whether or not the runner filling it kept it already
         raise
 
 
