@@ -126,12 +126,7 @@ class _PluginManager(pluggy.PluginManager):
     def parse_hookspec_opts(self, module_or_class: Any, name: str) -> pluggy.HookspecOpts | None:
         if not name.startswith("crystallize_"):  # every hookspec of ours is named crystallize_*
             return None
-        if module_or_class is not hookspecs:
-            return super().parse_hookspec_opts(module_or_class, name)
-        # Our hookspecs never change: read once per process, not once per run (pluggy only reads the options).
-        if name not in _SPEC_OPTS:
-            _SPEC_OPTS[name] = super().parse_hookspec_opts(module_or_class, name)
-        return _SPEC_OPTS[name]
+        return super().parse_hookspec_opts(module_or_class, name)
 
 
 def _class_function(plugin: object, name: str) -> FunctionType | None:
@@ -158,10 +153,6 @@ def _class_function(plugin: object, name: str) -> FunctionType | None:
 
 
 _ABSENT: Final = object()
-
-
-#: The options of each hookspec of ours, as pluggy read them (see _PluginManager.parse_hookspec_opts).
-_SPEC_OPTS: dict[str, pluggy.HookspecOpts | None] = {}
 
 
 @functools.cache
