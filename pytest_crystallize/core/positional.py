@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DatasourceCall", "PositionalPlan", "positional_plan", "positional_plans"]
+__all__ = ["DatasourceCall", "PositionalPlan", "positional_plans"]
 
 #: ``(parameter, function, takes_ctx, name)`` of one datasource of a condition, in call order.
 DatasourceCall = tuple[str, Callable[..., Any], bool, str]
@@ -47,24 +47,17 @@ def positional_plans(
     function: Callable[..., Any], fixed: dict[str, Any], conditions: Sequence[tuple[DatasourceCall, ...]],
     takes_ctx: bool,
 ) -> tuple[PositionalPlan | None, ...]:
-    """:func:`positional_plan` for each condition's datasource calls, reading the signature once."""
-    try:
-        parameters = tuple(inspect.signature(function, follow_wrapped=False).parameters.values())
-    except (TypeError, ValueError):
-        return (None,) * len(conditions)
-    return tuple(_plan(parameters, fixed, calls, takes_ctx) for calls in conditions)
-
-
-def positional_plan(
-    function: Callable[..., Any], fixed: dict[str, Any], calls: tuple[DatasourceCall, ...], takes_ctx: bool
-) -> PositionalPlan | None:
-    """The plan to call ``function`` with ``fixed`` arguments and ``calls``' outputs, or None.
+    """The plan to call ``function`` for each condition's datasource ``calls`` (or None), reading its signature once.
 
     None unless every parameter is positional-or-keyword and filled (by the
     context, a datasource or a fixed argument), so that the keyword call the
     runner would make passes the same values.
     """
-    return positional_plans(function, fixed, [calls], takes_ctx)[0]
+    try:
+        parameters = tuple(inspect.signature(function, follow_wrapped=False).parameters.values())
+    except (TypeError, ValueError):
+        return (None,) * len(conditions)
+    return tuple(_plan(parameters, fixed, calls, takes_ctx) for calls in conditions)
 
 
 def _plan(

@@ -6,7 +6,7 @@ import functools
 from typing import Any
 
 from pytest_crystallize import FrozenContext, Treatment, run_experiment
-from pytest_crystallize.core.positional import positional_plan
+from pytest_crystallize.core.positional import PositionalPlan, positional_plans
 
 
 def _first(ctx: FrozenContext) -> int:
@@ -23,6 +23,11 @@ def _reordered(second: int, ctx: FrozenContext, scale: int, first: int) -> None:
 
 def _keyword_only(second: int, ctx: FrozenContext, *, scale: int, first: int) -> None:
     ctx.metrics.add("v", first * 1000 + second * 10 + scale * ctx.get("k"))
+
+
+def positional_plan(function: Any, fixed: dict[str, Any], calls: Any, takes_ctx: bool) -> PositionalPlan | None:
+    """The plan for one condition's datasource calls."""
+    return positional_plans(function, fixed, [calls], takes_ctx)[0]
 
 
 def _run(function: Any, **options: Any) -> Any:
