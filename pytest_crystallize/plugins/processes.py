@@ -235,8 +235,7 @@ class _Pool:
         if not self.queue:
             return
         first = self.queue[0][0]
-        tasks = [task for _, chunk in self.queue for task in chunk]
-        self.queue = deque((first + i, tasks[i:i + size]) for i in range(0, len(tasks), size))
+        self.queue = deque(_numbered([task for _, chunk in self.queue for task in chunk], size, first))
 
     def _feed(self, worker: _Worker) -> None:
         if worker.chunk is not None:
@@ -340,6 +339,11 @@ def _close_pools() -> None:
         _close_pool(run_batch)
 
 
+def _numbered(tasks: list[ReplicateTask], size: int, first: int = 0) -> list[Chunk]:
+    """``tasks`` cut into chunks of ``size``, each with the index of its first task (``first`` for the first)."""
+    return [(first + i, tasks[i:i + size]) for i in range(0, len(tasks), size)]
+
+
 def run_chunks(
     run_batch: RunBatch, tasks: Sequence[ReplicateTask], *, workers: int, chunk_size: int,
     context: BaseContext, meanwhile: Callable[[], int] | None = None,
@@ -351,8 +355,7 @@ def run_chunks(
     process while the workers start on their first chunks, and returns the
     chunk size for the tasks not sent by then.
     """
-    listed = list(tasks)
-    chunks = [(i, listed[i:i + chunk_size]) for i in range(0, len(listed), chunk_size)]
+    chunks = _numbered(list(tasks), chunk_size)
     pool, kept = _pool_for(run_batch, workers, context)
     try:
         batches = pool.run(chunks, meanwhile)
