@@ -23,7 +23,7 @@ machine holds better than microseconds: crystallize-ml's overhead per replicate-
 
 Usage::
 
-    python bench/bench_engine.py                 # 2,000 replicates, 7 rounds
+    python bench/bench_engine.py                 # 2,000 replicates, 15 rounds
     python bench/bench_engine.py --quick         # 300 replicates, 3 rounds
     python bench/bench_engine.py --skip-crystallize-ml   # offline
     python bench/bench_engine.py --profile       # also cProfile our run, top 15 by tottime
@@ -64,7 +64,9 @@ VENV_DIR = BENCH_DIR / ".venvs" / f"crystallize-ml-{CRYSTALLIZE_ML_VERSION}"
 
 REPLICATES = 2_000
 QUICK_REPLICATES = 300
-ROUNDS = 7
+# On a shared 2-core VM one round's ratio swings by a quarter either way (a neighbour's burst slows
+# one variant's run and not the other's): the median of 15 rounds is steadier than that of 7.
+ROUNDS = 15
 QUICK_ROUNDS = 3
 CONDITIONS = 2  # baseline + one treatment
 STEPS = 2

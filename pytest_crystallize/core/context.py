@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.artifacts import Artifacts
@@ -30,7 +31,7 @@ from pytest_crystallize.core.observers import (
     notify_read,
 )
 from pytest_crystallize.core.seeds import ReplicateSeeds
-from pytest_crystallize.core.sink import MetricSink, as_number
+from pytest_crystallize.core.sink import MetricSink
 from pytest_crystallize.errors import ContextMutationError
 
 if TYPE_CHECKING:
@@ -70,7 +71,6 @@ class FrozenContext:
         "_replicate",
         "_rng",
         "_scope",
-        "_sink_start",
         "step_coroutines",
         "step_hooks",
         "watchers",
@@ -82,12 +82,11 @@ class FrozenContext:
         self._scope = scope
         self._replicate = replicate
         self._added: dict[str, Any] | None = None
-        self._sink_start = scope.sink.open(self, scope.condition_code, replicate)
         self._rng: np.random.Generator | None = None
-        self._metrics: Metrics | None = None
+        self._metrics = Metrics(scope.sink, scope.condition_code, replicate)
         self._artifacts: Artifacts | None = None
         #: How many observers watch this context (see :meth:`observed`, which alone changes it); 0: reads
-        #: notify nobody. Public so the metrics recorder can check it without a call, for speed.
+        #: notify nobody. The recorder learns of it through ``Metrics.watch``.
         self.watchers = 0
         #: The run's step-hook caller, or None when no plugin watches steps (read by every step call).
         self.step_hooks = scope.step_hooks
@@ -172,14 +171,9 @@ class FrozenContext:
                 notify_read(self, READ_ATTRIBUTE, name, self.attribute(name))
         return replicate_split(self._scope.design, n_samples, self._replicate, self._scope.seeds.master)
 
-    def segment(self) -> tuple[int, int]:
-        """``(condition code, replicate)``: which replicate the values this context records belong to."""
-        return self._scope.condition_code, self._replicate
-
     def recorded(self) -> tuple[tuple[str, float], ...]:
         """Every ``(name, value)`` recorded so far in this replicate, in order, unseen by observers."""
-        # Records of this replicate come after the sink's length at its start.
-        return tuple(self._scope.sink.values_of(self._scope.condition_code, self._replicate, self._sink_start))
+        return self._metrics.recorded()
 
     @property
     def watched(self) -> bool:
@@ -190,29 +184,26 @@ class FrozenContext:
     def observed(self, observer: ContextObserver) -> Iterator[None]:
         """Tell ``observer`` what this context is asked and told in this task or thread, until exit."""
         self.watchers += 1
+        self._metrics.watch(self)
         token = OBSERVERS.set((*OBSERVERS.get(), observer))
         try:
             yield
         finally:
             OBSERVERS.reset(token)
             self.watchers -= 1
+            if not self.watchers:
+                self._metrics.watch(None)
 
-    @property
-    def metrics(self) -> Metrics:
-        """Recorder of this replicate's metrics: ``ctx.metrics.add(name, value)``."""
-        if self._metrics is None:
-            self._metrics = Metrics(self, self._scope.sink)
-        return self._metrics
+    if TYPE_CHECKING:
 
-    def release_metrics(self) -> None:
-        """Drop the cached ``ctx.metrics`` recorder, which points back here (the runner calls this as a replicate ends).
+        @property
+        def metrics(self) -> Metrics:
+            """Recorder of this replicate's metrics: ``ctx.metrics.add(name, value)``."""
 
-        Without that cycle reference counting frees the context at once, so a
-        run of small replicates does not keep the garbage collector busy.
-        Nothing is lost: the recorder holds no values, and ``ctx.metrics``
-        makes a new one if the context is used again.
-        """
-        self._metrics = None
+    else:  # read by a C getter, not a Python function: steps read it for every value they record
+        metrics = property(
+            attrgetter("_metrics"), doc="Recorder of this replicate's metrics: ``ctx.metrics.add(name, value)``."
+        )
 
     @property
     def artifacts(self) -> Artifacts:
@@ -241,15 +232,15 @@ class FrozenContext:
                 tag = node[None]
             except (LookupError, TypeError):  # not seen before, or unhashable
                 tag = sink.tags_code(name, tags)
-            sink.add(self, name, value, tag)
-        else:  # for speed: no tags to code
-            tag = NO_TAGS
-            self._scope.sink.add(self, name, value)
-        if self.watchers:  # the value is known good now: the sink checked it
-            encoded = None if tag == NO_TAGS else self._scope.sink.tag_texts[tag]
-            number = as_number(name, value)
-            for observer in active_observers(self):
-                observer.recorded(name, number, encoded)
+            self._metrics.add(name, value, tag)
+        else:
+            self._metrics.add(name, value)
+
+    def tell_recorded(self, name: str, value: float, tag: int) -> None:
+        """Tell this context's observers that ``value`` (a float) was recorded for ``name`` with tag code ``tag``."""
+        encoded = None if tag == NO_TAGS else self._scope.sink.tag_texts[tag]
+        for observer in active_observers(self):
+            observer.recorded(name, value, encoded)
 
     # -- values -------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:

@@ -8,34 +8,16 @@ step that reads earlier metrics depends on them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pytest_crystallize.core.observers import READ_METRICS, notify_read
-
-if TYPE_CHECKING:
-    from pytest_crystallize.core.context import FrozenContext
-    from pytest_crystallize.core.sink import MetricSink
+from pytest_crystallize.core.sink import Recorder
 
 __all__ = ["Metrics"]
 
 
-class Metrics:
-    """``ctx.metrics``: record numeric metrics of one replicate."""
+class Metrics(Recorder):
+    """``ctx.metrics``: record numeric metrics of one replicate (:meth:`add`), and read them back."""
 
-    __slots__ = ("_ctx", "_sink")
-
-    def __init__(self, ctx: FrozenContext, sink: MetricSink) -> None:
-        self._ctx = ctx
-        # The context's sink, bound once: ``add`` then needs one call, for speed.
-        self._sink = sink
-
-    def add(self, name: str, value: float) -> None:
-        """Record ``value`` for metric ``name`` in this replicate and condition."""
-        ctx = self._ctx
-        if ctx.watchers:  # observers see each value: through the context
-            ctx.record(name, value)
-        else:
-            self._sink.add(ctx, name, value)
+    __slots__ = ()
 
     def get(self, name: str) -> tuple[float, ...]:
         """Return the values of ``name`` recorded so far in this replicate."""
@@ -59,8 +41,7 @@ class Metrics:
         return isinstance(name, str) and bool(self.get(name))
 
     def _read(self) -> tuple[tuple[str, float], ...]:
-        ctx = self._ctx
-        pairs = ctx.recorded()
-        if ctx.watched:
-            notify_read(ctx, READ_METRICS, "", pairs)
+        pairs = self.recorded()
+        if self._watched is not None:  # a step that reads earlier metrics depends on them
+            notify_read(self._watched, READ_METRICS, "", pairs)
         return pairs

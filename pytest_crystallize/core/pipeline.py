@@ -26,7 +26,8 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final, overload
+from types import FunctionType
+from typing import TYPE_CHECKING, Any, Final, cast, overload
 
 from pytest_crystallize.core.context import FrozenContext
 from pytest_crystallize.core.running import running_context
@@ -47,6 +48,10 @@ __all__ = [
 
 #: Attribute set on an exception to name the step (or datasource, evaluator) it escaped from.
 STEP_ATTRIBUTE: Final = "__crystallize_step__"
+#: Attribute of the function :func:`pipeline_step` returns: its PipelineStep.
+STEP_DEFINITION: Final = "__crystallize_definition__"
+#: The public attributes of a PipelineStep that the function users call carries too.
+_PUBLIC: Final = ("name", "function", "cache", "cache_key", "is_async", "takes_ctx", "takes_data")
 
 
 def label_origin(exc: BaseException, origin: str) -> None:
@@ -60,19 +65,34 @@ _FILLABLE_KINDS: Final = (
 )
 
 
-class PipelineStep:
+class _StepType(type):
+    """PipelineStep's type: a step made by :func:`pipeline_step`, a function, is an instance too."""
+
+    def __instancecheck__(cls, instance: object) -> bool:
+        if type(instance) is FunctionType:
+            instance = instance.__dict__.get(STEP_DEFINITION)
+        return type.__instancecheck__(cls, instance)
+
+
+class PipelineStep(metaclass=_StepType):
     """A function wrapped as a step: context injection, typed binding, hooks, error labels.
 
     Immutable after construction, except that annotations naming classes not
     yet defined are resolved on the first call.
+
+    :func:`pipeline_step` returns a plain function that carries this
+    definition, not the instance itself: a call of a function costs a third
+    of a call through ``__call__``, and a step is called in every replicate.
+    ``isinstance(step, PipelineStep)`` holds for that function, it has the
+    public attributes below, and the hooks receive it as ``step``.
     """
 
     # Slots for what a call reads: ``functools.update_wrapper`` fills ``__dict__``, and an attribute read
     # from a filled instance dict costs a sixth of a plain step call. ``__dict__`` keeps what it copies
     # (``__doc__``, ``__wrapped__``, the function's own attributes); ``__weakref__``: _CACHED_STEPS.
     __slots__ = (
-        "__dict__", "__weakref__", "_bindings", "_data_ctx_shape", "_direct", "_fillable", "_localns", "_plain",
-        "_plain_fills", "_required", "cache", "cache_key", "function", "is_async", "name", "takes_ctx",
+        "__dict__", "__weakref__", "_bindings", "_data_ctx_shape", "_direct", "_fillable", "_front", "_localns",
+        "_plain", "_plain_fills", "_required", "cache", "cache_key", "function", "is_async", "name", "takes_ctx",
         "takes_data",
     )
 
@@ -110,6 +130,8 @@ class PipelineStep:
         #: ``(name, default)`` of the optional parameters after ``ctx``, when declared that way.
         self._plain_fills = tuple((p.name, p.default) for p in params[2:])
         self._plain = False
+        #: What the hooks receive as ``step``: the function users call, once step_function made one.
+        self._front: PipelineStep = self
         self._resolve_bindings(first_call=False)
         functools.update_wrapper(self, function)  # copies __doc__, __name__, __wrapped__
 
@@ -134,19 +156,6 @@ class PipelineStep:
 
     def __call__(self, data: Any = None, ctx: FrozenContext | None = None, /, **kwargs: Any) -> Any:
         """Run the step on ``data`` with ``ctx`` (default: the running replicate's)."""
-        if self._plain and ctx is not None and not kwargs and ctx.step_hooks is None:
-            # What the paths below do for step(data, ctx): ctx.get gives what ctx.fill would, or the default.
-            fills = self._plain_fills
-            try:
-                if not fills:
-                    return self.function(data, ctx)
-                if len(fills) == 1:  # spelt out: a comprehension costs as much as the rest of the call
-                    name, default = fills[0]
-                    return self.function(data, ctx, ctx.get(name, default))
-                return self.function(data, ctx, *[ctx.get(name, default) for name, default in fills])
-            except Exception as exc:
-                label_origin(exc, self.name)
-                raise
         if ctx is not None and self._direct and not kwargs and ctx.step_hooks is None:
             # The common call, step(data, ctx): what the path below does, less work.
             if self._fillable:
@@ -185,9 +194,9 @@ class PipelineStep:
             except Exception as exc:
                 label_origin(exc, self.name)
                 raise
-        hooks.before(self, data, ctx)
+        hooks.before(self._front, data, ctx)
         output = self._invoke(hooks, ctx, data, args, kwargs)
-        hooks.after(self, output, ctx)
+        hooks.after(self._front, output, ctx)
         return output
 
     async def _call_async(
@@ -195,7 +204,7 @@ class PipelineStep:
         kwargs: dict[str, Any],
     ) -> Any:
         if hooks is not None:
-            hooks.before(self, data, ctx)
+            hooks.before(self._front, data, ctx)
         awaitable = self._invoke(hooks, ctx, data, args, kwargs)
         try:
             output = await awaitable
@@ -203,7 +212,7 @@ class PipelineStep:
             label_origin(exc, self.name)
             raise
         if hooks is not None:
-            hooks.after(self, output, ctx)
+            hooks.after(self._front, output, ctx)
         return output
 
     def _invoke(
@@ -218,7 +227,7 @@ class PipelineStep:
         try:
             if hooks is None or hooks.call is None:
                 return self.function(*args, **kwargs)
-            return hooks.call(experiment=hooks.experiment, call=StepCall(self, data, ctx, args, kwargs))
+            return hooks.call(experiment=hooks.experiment, call=StepCall(self._front, data, ctx, args, kwargs))
         except Exception as exc:
             label_origin(exc, self.name)
             raise
@@ -327,12 +336,69 @@ def pipeline_step(
     cache cannot digest itself.
     """
     if function is not None:
-        return PipelineStep(function, name, localns=_defining_locals(function))
+        return _step_function(PipelineStep(function, name, localns=_defining_locals(function)))
 
     def decorate(fn: Callable[..., Any]) -> PipelineStep:
-        return PipelineStep(fn, name, localns=_defining_locals(fn), cache=cache, cache_key=cache_key)
+        return _step_function(PipelineStep(fn, name, localns=_defining_locals(fn), cache=cache, cache_key=cache_key))
 
     return decorate
+
+
+def _step_function(definition: PipelineStep) -> PipelineStep:
+    """The function users call for ``definition``: the common call inline, any other through it.
+
+    The common call is ``step(data, ctx)`` of a step declared ``(data, ctx,
+    then only optional parameters)`` with no typed parameter, nothing to
+    await and no plugin watching steps (``definition._plain``, known once the
+    annotations resolve): the function is called with the optional
+    parameters read from the context, what ``PipelineStep.__call__`` would do.
+    """
+    function, name, call = definition.function, definition.name, definition.__call__
+    fills = definition._plain_fills if definition._data_ctx_shape else None
+
+    if fills is None:  # another shape: every call goes through the definition
+        def step(data: Any = None, ctx: FrozenContext | None = None, /, **kwargs: Any) -> Any:
+            return call(data, ctx, **kwargs)
+
+    elif not fills:
+        def step(data: Any = None, ctx: FrozenContext | None = None, /, **kwargs: Any) -> Any:
+            if definition._plain and ctx is not None and not kwargs and ctx.step_hooks is None:
+                try:
+                    return function(data, ctx)
+                except Exception as exc:
+                    label_origin(exc, name)
+                    raise
+            return call(data, ctx, **kwargs)
+
+    elif len(fills) == 1:
+        ((fill, default),) = fills
+
+        def step(data: Any = None, ctx: FrozenContext | None = None, /, **kwargs: Any) -> Any:
+            if definition._plain and ctx is not None and not kwargs and ctx.step_hooks is None:
+                try:
+                    return function(data, ctx, ctx.get(fill, default))
+                except Exception as exc:
+                    label_origin(exc, name)
+                    raise
+            return call(data, ctx, **kwargs)
+
+    else:
+        def step(data: Any = None, ctx: FrozenContext | None = None, /, **kwargs: Any) -> Any:
+            if definition._plain and ctx is not None and not kwargs and ctx.step_hooks is None:
+                try:
+                    return function(data, ctx, *[ctx.get(fill, default) for fill, default in fills])
+                except Exception as exc:
+                    label_origin(exc, name)
+                    raise
+            return call(data, ctx, **kwargs)
+
+    functools.update_wrapper(step, function)  # __name__, __qualname__, __doc__, __wrapped__, its attributes
+    for attribute in _PUBLIC:
+        setattr(step, attribute, getattr(definition, attribute))
+    setattr(step, STEP_DEFINITION, definition)
+    front = cast("PipelineStep", step)
+    definition._front = front
+    return front
 
 
 def _defining_locals(function: Callable[..., Any]) -> dict[str, Any] | None:

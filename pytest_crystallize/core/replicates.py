@@ -232,7 +232,6 @@ class BatchRunner:
                     else:
                         if keep_artifacts and ctx.artifacts:
                             batch.artifacts[code, replicate] = dict(ctx.artifacts)
-                    ctx.release_metrics()
                 done += 1
                 if progress is not None:
                     progress(1)
@@ -377,7 +376,6 @@ class BatchRunner:
             batch.artifacts[condition.code, replicate] = dict(ctx.artifacts)
         if self.after_hook is not None:
             self.after_hook(experiment=self.experiment, ctx=ctx, error=error)
-        ctx.release_metrics()
 
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import numbers
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 from pytest_crystallize.core.columns import NO_TAGS, Columns, frozen
 from pytest_crystallize.errors import MetricError
@@ -29,20 +29,14 @@ from pytest_crystallize.errors import MetricError
 if TYPE_CHECKING:
     import numpy as np
 
+    from pytest_crystallize.core.context import FrozenContext
+
 __all__ = ["CHUNK", "MetricSink", "Recorder", "as_number", "check_metric_name"]
 
 #: Values kept in Python lists before they become numpy arrays.
 CHUNK: Final = 1 << 16
 #: Tag value types whose equality, type for type, implies equal JSON (float zeros aside: see _cache_tags).
 _SCALAR_TYPES: Final = frozenset({str, type(None), int, bool, float})
-
-
-class Recorder(Protocol):
-    """What records into a sink: a replicate's context."""
-
-    def segment(self) -> tuple[int, int]:
-        """``(condition code, replicate)`` of the values it records."""
-        ...
 
 
 def as_number(name: str, value: object) -> float:
@@ -79,9 +73,9 @@ class MetricSink:
 
     Owned and mutated by one runner or one worker batch, filled one
     replicate at a time; :meth:`columns` reads it (as often as needed: a
-    sequential run reads it at every look). Recording goes through
-    :meth:`add` (the contexts' hot path, tags coded by :meth:`tags_code`)
-    or :meth:`append` (the journal's).
+    sequential run reads it at every look). Recording goes through a
+    replicate's :class:`Recorder` (the hot path, tags coded by
+    :meth:`tags_code`) or :meth:`append` (the journal's).
     """
 
     __slots__ = (
@@ -122,7 +116,7 @@ class MetricSink:
         self._seg_condition: list[int] = []
         self._seg_replicate: list[int] = []
         self._seg_start: list[int] = []
-        #: The context whose segment is open (see :meth:`add`).
+        #: The recorder whose segment is open (see :meth:`Recorder.add`).
         self._owner: object = None
 
     def __len__(self) -> int:
@@ -144,30 +138,6 @@ class MetricSink:
         return tuple(self.metric_codes)
 
     # -- recording ----------------------------------------------------------------
-    def add(self, owner: Recorder, name: str, value: float, tag: int = NO_TAGS) -> None:
-        """Record one value of ``name`` with the tag code ``tag`` (``ctx.record``, ``ctx.metrics.add``).
-
-        ``owner`` is the recording context, whose segment it opened when it
-        was made; a value from another context than the last one opens a new
-        segment (asking the owner which replicate it is only then, for speed).
-        Raises MetricError for a bad name, then for a value that is not a
-        real number, recording nothing.
-        """
-        code = self.metric_codes.get(name) if type(name) is str else None
-        if code is None:
-            check_metric_name(name)
-        if type(value) is not float:
-            value = float(value) if type(value) is int else as_number(name, value)
-        if code is None:
-            code = self.metric_codes[name] = len(self.metric_codes)
-        if owner is not self._owner:
-            self.open(owner, *owner.segment())
-        self._metric.append(code)
-        self._value.append(value)
-        self._tag.append(tag)
-        if len(self._value) >= CHUNK:
-            self._flush()
-
     def append(self, condition: int, replicate: int, name: str, value: float, tags: str | None) -> None:
         """Record one value; ``tags`` is a JSON object text or ``None`` (the journal's path)."""
         tag = NO_TAGS if tags is None else self._text_code(tags)
@@ -232,11 +202,11 @@ class MetricSink:
         return code
 
     def open(self, owner: object, condition: int, replicate: int) -> int:
-        """Start the segment of ``owner``, a context of replicate ``(condition, replicate)``; return its start.
+        """Start the segment of ``owner``, the recorder of replicate ``(condition, replicate)``; return its start.
 
-        A context opens its segment when it is made, so recording its first
+        A recorder opens its segment when it is made, so recording its first
         value finds it open; a value recorded by another owner in between
-        opens a new one (see :meth:`add`). An empty segment is reused.
+        opens a new one (see :meth:`Recorder.add`). An empty segment is reused.
         """
         start = self._chunk_total + len(self._value)
         if self._seg_start and self._seg_start[-1] == start:  # the last segment is empty: reuse it
@@ -398,3 +368,63 @@ def _array(values: list[int] | list[float], dtype: type[np.generic]) -> np.ndarr
     import numpy as np
 
     return np.fromiter(values, dtype=dtype, count=len(values))
+
+
+class Recorder:
+    """Records the values of one replicate into a sink: what ``ctx.metrics`` is.
+
+    Made with the replicate's context, it owns the replicate's segment of the
+    sink (:meth:`MetricSink.open`), and its :meth:`add` is the one path by
+    which a replicate records, tagged or not. It holds no reference to its
+    context, so a replicate's context is freed by reference counting as it
+    ends, except while observers watch the context (:meth:`watch`): then
+    each value recorded is told to them.
+    """
+
+    __slots__ = ("_condition", "_replicate", "_sink", "_start", "_watched")
+
+    def __init__(self, sink: MetricSink, condition: int, replicate: int) -> None:
+        self._sink = sink
+        self._condition = condition
+        self._replicate = replicate
+        #: The context, while some observer watches it; None otherwise.
+        self._watched: FrozenContext | None = None
+        #: Where this replicate's values start: the sink's length when it began.
+        self._start = sink.open(self, condition, replicate)
+
+    def segment(self) -> tuple[int, int]:
+        """``(condition code, replicate)``: which replicate the values recorded here belong to."""
+        return self._condition, self._replicate
+
+    def watch(self, ctx: FrozenContext | None) -> None:
+        """Tell ``ctx``'s observers each value recorded from now on (None: stop)."""
+        self._watched = ctx
+
+    def add(self, name: str, value: float, _tag: int = NO_TAGS) -> None:
+        """Record ``value`` for metric ``name`` in this replicate and condition.
+
+        Raises MetricError for a bad name, then for a value that is not a real
+        number, recording nothing. ``_tag`` is the tag code (``ctx.record``).
+        A value recorded after another recorder's opens a new segment.
+        """
+        sink = self._sink
+        code = sink.metric_codes.get(name) if type(name) is str else None
+        if code is None:
+            check_metric_name(name)
+        if type(value) is not float:
+            value = float(value) if type(value) is int else as_number(name, value)
+        if code is None:
+            code = sink.metric_codes[name] = len(sink.metric_codes)
+        if self is not sink._owner:
+            sink.open(self, self._condition, self._replicate)
+        sink._metric.append(code)
+        sink._value.append(value)
+        sink._tag.append(_tag)
+        if len(sink._value) >= CHUNK:
+            sink._flush()
+        if self._watched is not None:  # the value is known good now
+            self._watched.tell_recorded(name, value, _tag)
+
+    def recorded(self) -> tuple[tuple[str, float], ...]:
+        """Every ``(name, value)`` recorded so far in this replicate, in order."""
+        return tuple(self._sink.values_of(self._condition, self._replicate, self._start))

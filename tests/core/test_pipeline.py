@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,7 @@ from pytest_crystallize import (
     FrozenContext,
     PipelineStep,
     Treatment,
+    hookimpl,
     pipeline_step,
     run_experiment,
     standalone_context,
@@ -244,3 +246,100 @@ def test_async_steps_inside_an_async_experiment_use_the_replicate_context() -> N
     assert values.tolist() == [r + 100.0 for r in reps.tolist()]
     reps, values = result.select("v", "baseline")
     assert values.tolist() == [float(r) for r in reps.tolist()]
+
+
+# -- what pipeline_step returns: a function users call, carrying its PipelineStep ---------
+
+
+def _fills_none(data: float, ctx: FrozenContext) -> float:
+    return data + ctx.replicate
+
+
+def _fills_one(data: float, ctx: FrozenContext, factor: float = 2.0) -> float:
+    return data * factor + ctx.replicate
+
+
+def _fills_two(data: float, ctx: FrozenContext, factor: float = 2.0, bias: float = 0.5) -> float:
+    return data * factor + bias + ctx.replicate
+
+
+def _no_ctx(data: float, factor: float = 2.0) -> float:
+    return data * factor
+
+
+class _WatchSteps:
+    """A plugin watching steps: every step call takes the hooks' path, not the inline one."""
+
+    def __init__(self) -> None:
+        self.seen: list[object] = []
+
+    @hookimpl
+    def crystallize_step_before(self, step: object) -> None:
+        self.seen.append(step)
+
+
+@pytest.mark.parametrize("function", [_fills_none, _fills_one, _fills_two, _no_ctx])
+def test_the_inline_call_and_the_hooks_path_give_the_same_outputs(function: Any) -> None:
+    step = pipeline_step()(function)
+    params = {"factor": 3.0, "bias": 1.0}
+
+    def experiment(ctx: FrozenContext) -> None:
+        ctx.metrics.add("out", step(float(ctx.replicate), ctx))
+        ctx.metrics.add("explicit", step(1.0, ctx, factor=5.0) if function is not _fills_none else 0.0)
+
+    treatments = [Treatment("t", params)]
+    plain = run_experiment(experiment, replicates=4, treatments=treatments)
+    watcher = _WatchSteps()
+    watched = run_experiment(experiment, replicates=4, treatments=treatments, plugins=[watcher])
+    assert not plain.errors
+    assert not watched.errors
+    for condition in ("baseline", "t"):
+        for metric in ("out", "explicit"):
+            assert plain.select(metric, condition)[1].tolist() == watched.select(metric, condition)[1].tolist()
+    # The values are what the function gives with the condition's parameters, computed here by hand.
+    expected = {
+        _fills_none: [r + r for r in range(4)],
+        _fills_one: [r * 3.0 + r for r in range(4)],
+        _fills_two: [r * 3.0 + 1.0 + r for r in range(4)],
+        _no_ctx: [r * 3.0 for r in range(4)],
+    }[function]
+    assert plain.select("out", "t")[1].tolist() == expected
+    assert len(watcher.seen) == 2 * 4 * (2 if function is not _fills_none else 1)  # conditions x replicates x calls
+
+
+def test_a_step_is_a_pipeline_step_and_the_hooks_receive_the_object_users_call() -> None:
+    watcher = _WatchSteps()
+    run_experiment(lambda ctx: _scale(1.0, ctx), replicates=2, plugins=[watcher])
+    assert isinstance(_scale, PipelineStep)
+    assert watcher.seen
+    assert all(seen is _scale for seen in watcher.seen)
+    assert (_scale.name, _scale.takes_ctx, _scale.takes_data, _scale.cache, _scale.is_async) == (
+        "_scale", True, True, False, False,
+    )
+
+
+def test_other_functions_and_objects_are_not_pipeline_steps() -> None:
+    def plain(data: float) -> float:
+        return data
+
+    plain.__crystallize_definition__ = "not a step"  # type: ignore[attr-defined]
+    assert not isinstance(_fills_one, PipelineStep)
+    assert not isinstance(plain, PipelineStep)
+    assert not isinstance(len, PipelineStep)
+    assert not isinstance(object(), PipelineStep)
+
+
+def test_a_module_level_step_pickles_as_a_reference_to_itself() -> None:
+    import pickle
+
+    assert pickle.loads(pickle.dumps(_scale)) is _scale
+
+
+def test_an_error_in_a_step_with_a_context_parameter_names_the_step_on_either_path() -> None:
+    @pipeline_step()
+    def broken(data: int, ctx: FrozenContext, factor: int = 1) -> None:
+        raise ValueError(f"bad {data * factor}")
+
+    for plugins in ([], [_WatchSteps()]):
+        result = run_experiment(lambda ctx: broken(ctx.replicate, ctx), replicates=2, plugins=plugins)
+        assert [(e.step, e.message) for e in result.errors] == [("broken", "bad 0"), ("broken", "bad 1")]
