@@ -84,7 +84,10 @@ class PipelineStep(metaclass=_StepType):
     definition, not the instance itself: a call of a function costs a third
     of a call through ``__call__``, and a step is called in every replicate.
     ``isinstance(step, PipelineStep)`` holds for that function, it has the
-    public attributes below, and the hooks receive it as ``step``.
+    public attributes below (copies, to read), and the hooks receive it as
+    ``step``. Like any function, it binds when read from a class's instance:
+    a step defined in a class body is declared ``@staticmethod`` above
+    ``@pipeline_step()``.
     """
 
     # Slots for what a call reads: ``functools.update_wrapper`` fills ``__dict__``, and an attribute read

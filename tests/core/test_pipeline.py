@@ -343,3 +343,16 @@ def test_an_error_in_a_step_with_a_context_parameter_names_the_step_on_either_pa
     for plugins in ([], [_WatchSteps()]):
         result = run_experiment(lambda ctx: broken(ctx.replicate, ctx), replicates=2, plugins=plugins)
         assert [(e.step, e.message) for e in result.errors] == [("broken", "bad 0"), ("broken", "bad 1")]
+
+
+def test_a_step_in_a_class_body_declared_static_is_called_through_an_instance() -> None:
+    class Pipeline:
+        @staticmethod
+        @pipeline_step()
+        def scale(data: float, ctx: FrozenContext, k: float = 2.0) -> float:
+            return data * k
+
+    ctx = standalone_context({"k": 3.0})
+    assert Pipeline().scale(2.0, ctx) == 6.0
+    assert Pipeline.scale(2.0, ctx) == 6.0
+    assert isinstance(Pipeline.scale, PipelineStep)
