@@ -176,7 +176,7 @@ def build_ours() -> Callable[..., Any]:
 
 def our_checksums(result: Any) -> dict[str, dict[str, list[float]]]:
     if result.errors:
-        raise RuntimeError(f"pytest-crystallize run had errors: {result.errors[0].headline()}")
+        raise RuntimeError(f"pytest-crystallize run had errors: {result.errors[0].headline}")
     metrics = {
         c: {m: result.select(m, c)[1].tolist() for m in result.metrics} for c in result.conditions
     }

@@ -232,7 +232,7 @@ class FrozenContext:
                 tag = node[None]
             except (LookupError, TypeError):  # not seen before, or unhashable
                 tag = sink.tags_code(name, tags)
-            self._metrics.add(name, value, tag)
+            self._metrics.add(name, value, _tag=tag)
         else:
             self._metrics.add(name, value)
 

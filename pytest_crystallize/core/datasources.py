@@ -7,10 +7,12 @@ registry so ``get_datasource("name")`` finds it without an import.
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any, SupportsIndex, overload
 
 from pytest_crystallize.errors import DataSourceError
 
@@ -43,6 +45,38 @@ class DataSource:
         """``module.qualname`` of the wrapped function, for messages."""
         fn = self.function
         return f"{fn.__module__}.{fn.__qualname__}"
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
+        """A module's ``@data_source`` pickles as a reference to it; any other datasource, field by field.
+
+        Its function cannot be pickled by reference (what pickle does with
+        functions): the module's name for it is this datasource. A worker
+        process started with ``spawn`` unpickles the reference by importing
+        the module, as it does the experiment function.
+        """
+        fn = self.function
+        module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+        if isinstance(module, str) and module != "__main__" and _attribute(sys.modules.get(module), qualname) is self:
+            return _module_attribute, (module, qualname)
+        return object.__reduce_ex__(self, protocol)
+
+
+def _attribute(owner: object, qualname: str) -> object:
+    """``owner.<qualname>`` (dotted), or None."""
+    if owner is None or "<locals>" in qualname:
+        return None
+    for part in qualname.split("."):
+        owner = getattr(owner, part, None)
+    return owner
+
+
+def _module_attribute(module: str, qualname: str) -> object:
+    """``module.<qualname>``, importing the module: how a pickled module-level datasource is found again."""
+    found = _attribute(importlib.import_module(module), qualname)
+    if found is None:
+        msg = f"datasource {module}.{qualname} was pickled by name, and that module no longer defines it"
+        raise DataSourceError(msg)
+    return found
 
 
 def _make(function: Callable[..., Any], name: str | None) -> DataSource:

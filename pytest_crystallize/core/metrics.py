@@ -1,9 +1,10 @@
 """``ctx.metrics``: recording a replicate's numeric metrics (what counts as one: :mod:`~pytest_crystallize.core.sink`).
 
-Recording goes through the context (:meth:`FrozenContext.record`), which
-appends to the run's :class:`~pytest_crystallize.core.sink.MetricSink`;
-reading back this replicate's values tells the context's observers, since a
-step that reads earlier metrics depends on them.
+Recording is the replicate's :class:`~pytest_crystallize.core.sink.Recorder`,
+which appends to the run's :class:`~pytest_crystallize.core.sink.MetricSink`
+(``ctx.record`` with tags goes through it too); reading back this
+replicate's values tells the context's observers, since a step that reads
+earlier metrics depends on them.
 """
 
 from __future__ import annotations

@@ -84,14 +84,18 @@ class PipelineStep(metaclass=_StepType):
     definition, not the instance itself: a call of a function costs a third
     of a call through ``__call__``, and a step is called in every replicate.
     ``isinstance(step, PipelineStep)`` holds for that function, it has the
-    public attributes below, and the hooks receive it as ``step``.
+    public attributes below (copies, to read), and the hooks receive it as
+    ``step``. Like any function, it binds when read from a class's instance:
+    a step defined in a class body is declared ``@staticmethod`` above
+    ``@pipeline_step()``.
     """
 
     # Slots for what a call reads: ``functools.update_wrapper`` fills ``__dict__``, and an attribute read
     # from a filled instance dict costs a sixth of a plain step call. ``__dict__`` keeps what it copies
     # (``__doc__``, ``__wrapped__``, the function's own attributes); ``__weakref__``: _CACHED_STEPS.
     __slots__ = (
-        "__dict__", "__weakref__", "_bindings", "_data_ctx_shape", "_direct", "_fillable", "_front", "_localns",
+        "__dict__", "__weakref__", "_bindings", "_data_ctx_shape", "_data_name", "_direct", "_fillable", "_front",
+        "_localns",
         "_plain", "_plain_fills", "_required", "cache", "cache_key", "function", "is_async", "name", "takes_ctx",
         "takes_data",
     )
@@ -113,6 +117,8 @@ class PipelineStep(metaclass=_StepType):
         self.takes_data = first is not None and first.name != "ctx" and first.kind in (
             first.POSITIONAL_ONLY, first.POSITIONAL_OR_KEYWORD
         )
+        #: The data parameter's name, which a call may also pass it by (as the signature shows).
+        self._data_name = first.name if self.takes_data and first is not None else None
         rest = params[1:] if self.takes_data else params
         fillable = [p for p in rest if p.name != "ctx" and p.kind in _FILLABLE_KINDS]
         self._fillable = tuple(p.name for p in fillable)
@@ -173,6 +179,8 @@ class PipelineStep(metaclass=_StepType):
             except Exception as exc:
                 label_origin(exc, self.name)
                 raise
+        if "ctx" in kwargs or (self._data_name is not None and self._data_name in kwargs):
+            data, ctx = self._by_keyword(data, ctx, kwargs)
         if ctx is None and not self.takes_data and isinstance(data, FrozenContext):
             ctx, data = data, None  # a step without data called as step(ctx)
         if ctx is None:
@@ -198,6 +206,18 @@ class PipelineStep(metaclass=_StepType):
         output = self._invoke(hooks, ctx, data, args, kwargs)
         hooks.after(self._front, output, ctx)
         return output
+
+    def _by_keyword(self, data: Any, ctx: FrozenContext | None, kwargs: dict[str, Any]) -> tuple[Any, Any]:
+        """``data`` and ``ctx`` taken out of ``kwargs`` when passed by name, as the step's signature allows."""
+        for name, given in ((self._data_name, data), ("ctx", ctx)):
+            if name is not None and name in kwargs and given is not None:
+                msg = f"step {self.name!r} got {name!r} twice: by position and by keyword"
+                raise TypeError(msg)
+        if self._data_name is not None and self._data_name in kwargs:
+            data = kwargs.pop(self._data_name)
+        if "ctx" in kwargs:
+            ctx = kwargs.pop("ctx")
+        return data, ctx
 
     async def _call_async(
         self, hooks: StepHooks | None, ctx: FrozenContext | None, data: Any, args: tuple[Any, ...],

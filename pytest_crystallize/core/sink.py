@@ -400,12 +400,15 @@ class Recorder:
         """Tell ``ctx``'s observers each value recorded from now on (None: stop)."""
         self._watched = ctx
 
-    def add(self, name: str, value: float, _tag: int = NO_TAGS) -> None:
+    def add(self, name: str, value: float, *, _tag: int = NO_TAGS) -> None:
         """Record ``value`` for metric ``name`` in this replicate and condition.
 
         Raises MetricError for a bad name, then for a value that is not a real
-        number, recording nothing. ``_tag`` is the tag code (``ctx.record``).
-        A value recorded after another recorder's opens a new segment.
+        number, recording nothing. Record tags with ``ctx.record(name, value,
+        tags={...})``: ``_tag``, the tag set's code in the sink, is how it
+        reaches here, by keyword only, so a third positional argument (a step
+        number, say) is a TypeError, not a tag. A value recorded after another
+        recorder's opens a new segment.
         """
         sink = self._sink
         code = sink.metric_codes.get(name) if type(name) is str else None

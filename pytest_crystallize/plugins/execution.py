@@ -103,7 +103,8 @@ class ParallelExecution:
     datasources and plugins with per-replicate or per-step hooks go to the
     workers: inherited under the ``fork`` start method (Linux's default up to
     Python 3.13), pickled under ``spawn`` / ``forkserver``, which then need
-    them at module level. A replicate's exception comes back as its error
+    them at module level. ``start_method`` picks one (any name
+    ``multiprocessing.get_context`` takes; default: the platform's). A replicate's exception comes back as its error
     with the traceback text, even when the exception class cannot be pickled.
     When a worker process dies (``os._exit``, a segfault, the OOM killer) the
     tasks it held run again one by one in a fresh worker; the replicate that

@@ -49,6 +49,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from pytest_crystallize.core.datasources import DataSource
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from importlib.machinery import ModuleSpec
@@ -164,6 +166,8 @@ def user_module(module: types.ModuleType) -> bool:
 def _module_of(obj: object) -> str | None:
     if isinstance(obj, types.ModuleType):
         return obj.__name__
+    if isinstance(obj, DataSource):  # pickled as a reference to its module's attribute: the module must go too
+        obj = obj.function
     if isinstance(obj, (types.FunctionType, type)):
         name = getattr(obj, "__module__", None)
         return name if isinstance(name, str) else None

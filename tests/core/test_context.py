@@ -536,3 +536,16 @@ def test_a_replicates_context_is_freed_when_it_ends_without_the_garbage_collecto
     assert len(kept) == 3
     assert freed == [True, True, True]
     assert result.select("x", "baseline")[1].tolist() == [0.0, 1.0, 2.0]
+
+
+def test_a_third_positional_argument_to_metrics_add_is_the_replicates_error_not_a_tag() -> None:
+    # ctx.metrics.add(name, value, step) is a TensorBoard habit; it must fail where it is written.
+    def trial(ctx: FrozenContext) -> None:
+        ctx.record("final", 1.0, tags={"lr": 0.5})
+        ctx.metrics.add("loss", 0.5, ctx.replicate)  # type: ignore[call-arg]
+
+    result = run_experiment(trial, name="third", replicates=3)
+    assert len(result.errors) == 3
+    assert {error.error_type for error in result.errors} == {"TypeError"}
+    assert all("positional" in error.message for error in result.errors)
+    assert "loss" not in result.metrics

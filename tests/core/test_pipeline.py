@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any
 
 import pytest
@@ -343,3 +344,33 @@ def test_an_error_in_a_step_with_a_context_parameter_names_the_step_on_either_pa
     for plugins in ([], [_WatchSteps()]):
         result = run_experiment(lambda ctx: broken(ctx.replicate, ctx), replicates=2, plugins=plugins)
         assert [(e.step, e.message) for e in result.errors] == [("broken", "bad 0"), ("broken", "bad 1")]
+
+
+def test_a_step_in_a_class_body_declared_static_is_called_through_an_instance() -> None:
+    class Pipeline:
+        @staticmethod
+        @pipeline_step()
+        def scale(data: float, ctx: FrozenContext, k: float = 2.0) -> float:
+            return data * k
+
+    ctx = standalone_context({"k": 3.0})
+    assert Pipeline().scale(2.0, ctx) == 6.0
+    assert Pipeline.scale(2.0, ctx) == 6.0
+    assert isinstance(Pipeline.scale, PipelineStep)
+
+
+def test_data_and_ctx_may_be_passed_by_the_names_the_signature_shows() -> None:
+    @pipeline_step()
+    def shifted(value: float, ctx: FrozenContext, shift: float = 1.0) -> float:
+        return value + shift + ctx.replicate
+
+    ctx = standalone_context({"shift": 2.0}, replicate=3)
+    assert list(inspect.signature(shifted).parameters) == ["value", "ctx", "shift"]
+    assert shifted(1.0, ctx=ctx) == 6.0
+    assert shifted(value=1.0, ctx=ctx) == 6.0
+    assert shifted(value=1.0, ctx=ctx, shift=0.0) == 4.0
+    assert _inner_no_ctx(data=2.0, ctx=standalone_context({"factor": 3.0})) == 6.0
+    with pytest.raises(TypeError, match="'ctx' twice"):
+        shifted(1.0, ctx, ctx=ctx)
+    with pytest.raises(TypeError, match="'value' twice"):
+        shifted(1.0, value=2.0, ctx=ctx)

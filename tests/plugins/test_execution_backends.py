@@ -321,3 +321,25 @@ def test_a_design_that_looks_again_keeps_its_worker_processes_for_every_look(
     while any(_process_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_process_alive(pid) for pid in workers)
+
+
+def _where_it_ran(noisy_input: float, ctx: FrozenContext) -> None:
+    score(noisy_input, ctx)
+    ctx.metrics.add("pid", os.getpid())
+
+
+def test_a_module_level_datasource_reaches_workers_started_with_spawn() -> None:
+    # Pickle takes a function by its module's name for it, which for a @data_source is the DataSource:
+    # the datasource itself goes by that name, and the worker imports this module to find it.
+    import pickle
+
+    assert pickle.loads(pickle.dumps(noisy_input)) is noisy_input
+    options: dict[str, Any] = {"replicates": 6, "seed": 9, "treatments": TREATMENTS,
+                               "datasources": {"noisy_input": noisy_input}}
+    serial = run_experiment(_where_it_ran, **options)
+    backend = ParallelExecution(2, start_method="spawn", chunk_size=3)
+    spawned = run_experiment(_where_it_ran, plugins=[backend], **options)
+    assert not spawned.errors
+    for condition in ("baseline", "shifted"):
+        assert spawned.select("score", condition)[1].tolist() == serial.select("score", condition)[1].tolist()
+    assert os.getpid() not in set(spawned.select("pid", "baseline")[1].tolist())
