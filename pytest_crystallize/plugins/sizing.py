@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHUNKS_PER_WORKER",
+    "EARLY_START_SECONDS",
     "MIN_CHUNK_SECONDS",
     "PROBE_SECONDS",
     "PROCESS_POOL_SECONDS",
@@ -59,6 +60,10 @@ CHUNKS_PER_WORKER: Final = 4
 PROBE_SECONDS: Final = 0.02
 #: A first replicate quicker than this may have been warming up: the probe measures a second step.
 WARMUP_SECONDS: Final = 0.2
+#: Under ``fork``, a first replicate at least this long starts the workers while the probe's second step
+#: runs: the 8-13 ms from the probe's end to the workers' first replicate (forking, a first chunk) then
+#: overlap the probe, and a wrong guess (a warm-up before trivial work) costs about that much once.
+EARLY_START_SECONDS: Final = 0.01
 #: A chunk's work at least this long, so shipping it and merging its batch cost little.
 MIN_CHUNK_SECONDS: Final = 0.02
 #: What starting a process pool costs, about: the saving must be twice this to use one.
@@ -249,7 +254,7 @@ def sized_processes(
     """Probe serially, then run the rest serially (too little work) or in sized chunks in processes.
 
     Under ``fork`` a worker starts in milliseconds, so once a first task of
-    :data:`PROBE_SECONDS` or more says the work may be worth a pool, the
+    :data:`EARLY_START_SECONDS` or more says the work may be worth a pool, the
     workers start on the tasks after the probe's second step (the check that
     the first was no warm-up) while that step runs here: the CPUs do not
     wait for the probe. Its measure then sizes the chunks not sent yet.
@@ -260,9 +265,9 @@ def sized_processes(
     fork = context.get_start_method() == "fork"
     measured = probe(run_batch, tasks, most=most, serial_below=serial_below, steps=1 if fork else None)
     following = measured.next_step(len(tasks), most=most, serial_below=serial_below) if fork else 0
-    # Only a first task of PROBE_SECONDS or more starts the workers early: a quicker one is probed
+    # Only a first task of EARLY_START_SECONDS or more starts the workers early: a quicker one is probed
     # further here, so a moment the machine was busy never starts a pool for trivial work.
-    if following and (measured.spent < PROBE_SECONDS or measured.done + following >= len(tasks)):
+    if following and (measured.spent < EARLY_START_SECONDS or measured.done + following >= len(tasks)):
         following = 0
         probe(run_batch, tasks, most=most, serial_below=serial_below, measured=measured)
     rest = tasks[measured.done + following:]
@@ -290,7 +295,8 @@ def _pooled(
     from pytest_crystallize.plugins.processes import run_chunks
 
     rest = tasks[measured.done + following:]
-    sizes = [chunk_size(measured.per_task, len(rest), workers)]
+    # While the second step runs here, nothing sends the workers a next chunk: their first ones outlast it.
+    sizes = [max(chunk_size(measured.per_task, len(rest), workers), following + 1)]
 
     def second_step() -> int:
         measured.run_step(run_batch, tasks[measured.done:measured.done + following])
@@ -304,9 +310,10 @@ def _pooled(
         keep_finished(exc, measured.batches)
         raise
     finally:
+        first = f", the first {sizes[0]} to each while the probe's second step ran here" if following else ""
         run_batch.note(f"{owner}: {len(tasks)} replicate tasks of about {describe(measured.per_task)}: the "
-                       f"first {measured.done} measured here, the others in chunks of up to {max(sizes)} on "
-                       f"{workers} worker processes")
+                       f"first {measured.done} measured here, the others in chunks of up to {max(sizes[1:] or sizes)} "
+                       f"on {workers} worker processes{first}")
     return [*measured.batches, *pooled]
 
 

@@ -92,8 +92,8 @@ def test_replicates_worth_a_pool_go_to_worker_processes_in_chunks(tmp_path: Path
     assert result.values.tolist() == serial.values.tolist()
 
 
-def _waits_for_a_worker(ctx: FrozenContext, parent: int, seen: str) -> None:
-    time.sleep(0.05)  # enough work that the first task says a pool may pay
+def _waits_for_a_worker(ctx: FrozenContext, parent: int, seen: str, work: float = 0.05) -> None:
+    time.sleep(work)  # enough work that the first task says a pool may pay
     if os.getpid() != parent:
         Path(seen, f"worker-{os.getpid()}").touch()
     elif ctx.replicate > 0 or ctx.condition != "baseline":  # the probe's second step, here
@@ -105,20 +105,28 @@ def _waits_for_a_worker(ctx: FrozenContext, parent: int, seen: str) -> None:
 
 
 @TWO_CPUS
-def test_under_fork_workers_run_tasks_while_the_probe_checks_its_first_measure(tmp_path: Path) -> None:
+# 15 ms: at least EARLY_START_SECONDS, under PROBE_SECONDS (and enough replicates that a pool pays).
+@pytest.mark.parametrize(("work", "replicates"), [(0.05, 6), (0.015, 20)])
+def test_under_fork_workers_run_tasks_while_the_probe_checks_its_first_measure(
+    tmp_path: Path, work: float, replicates: int,
+) -> None:
     # The second probe step runs here, beside the workers, not before they start: the CPUs never
     # wait for the probe. (Under the old order the step would wait here for its whole bound.)
     seen = tmp_path / "seen"
     seen.mkdir()
     backend = ParallelExecution(start_method="fork")
-    result = run_experiment(_waits_for_a_worker, replicates=6, plugins=[backend],
-                            **_options(arguments={"parent": os.getpid(), "seen": str(seen)}))
+    arguments = {"parent": os.getpid(), "seen": str(seen), "work": work}
+    result = run_experiment(
+        _waits_for_a_worker, replicates=replicates, plugins=[backend], **_options(arguments=arguments),
+    )
     marks = {p.name for p in seen.iterdir()}
     assert {m for m in marks if m.startswith("parent-")} == {"parent-saw-True-0-t", "parent-saw-True-1-baseline"}
     [note] = result.provenance.execution
     assert "the first 3 measured here" in note
+    # Each worker's first chunk outlasts the second step's 2 tasks, as nothing sends it another meanwhile.
+    assert "the first 3 to each while the probe's second step ran here" in note
     assert result.values.tolist() == run_experiment(
-        _waits_for_a_worker, replicates=6, **_options(arguments={"parent": os.getpid(), "seen": str(seen)}),
+        _waits_for_a_worker, replicates=replicates, **_options(arguments=arguments),
     ).values.tolist()
 
 
