@@ -123,6 +123,18 @@ class _PluginManager(pluggy.PluginManager):
             caller.spec = spec
             setattr(self.hook, name, caller)
 
+    def add_defaults_of(self, template: pluggy.PluginManager) -> None:
+        """Register the built-in defaults as ``template`` holds them, without reading the plugin again.
+
+        ``template`` has our hookspecs and the defaults alone. Its hook
+        implementations are shared, as they are read-only: registering the
+        defaults was half the cost of a manager, and a run with plugins makes one.
+        """
+        self._name2plugin[DEFAULTS_NAME] = DEFAULTS
+        for name, caller in vars(template.hook).items():
+            for impl in caller.get_hookimpls():
+                getattr(self.hook, name)._add_hookimpl(impl)
+
     def parse_hookspec_opts(self, module_or_class: Any, name: str) -> pluggy.HookspecOpts | None:
         if not name.startswith("crystallize_"):  # every hookspec of ours is named crystallize_*
             return None
@@ -171,7 +183,10 @@ def make_plugin_manager(plugins: Iterable[object] = ()) -> pluggy.PluginManager:
     """
     manager = _PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
-    manager.register(DEFAULTS, DEFAULTS_NAME)
+    if plugins:
+        manager.add_defaults_of(_builtin_manager())
+    else:
+        manager.register(DEFAULTS, DEFAULTS_NAME)
     register_plugins(manager, plugins)
     return manager
 

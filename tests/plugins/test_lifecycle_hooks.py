@@ -236,3 +236,28 @@ def test_every_manager_has_every_hookspec_as_pluggy_reads_it_read_once() -> None
             )
     assert one.hook.crystallize_replicates_run.spec is two.hook.crystallize_replicates_run.spec  # read once
     assert one.hook.crystallize_replicates_run is not two.hook.crystallize_replicates_run  # callers are not shared
+
+
+def test_a_manager_with_plugins_holds_the_defaults_as_one_that_registers_them_itself() -> None:
+    import pluggy
+
+    from pytest_crystallize import hookspecs
+    from pytest_crystallize.plugins.defaults import DEFAULTS, DEFAULTS_NAME
+
+    plain = pluggy.PluginManager(hookspecs.PROJECT)
+    plain.add_hookspecs(hookspecs)
+    plain.register(DEFAULTS, DEFAULTS_NAME)
+    recorder = Recorder()
+    plain.register(recorder)
+    manager = make_plugin_manager([recorder])
+
+    def impls(of: pluggy.PluginManager) -> dict[str, list[tuple[object, str, bool, bool]]]:
+        return {name: [(i.plugin, i.function.__name__, i.tryfirst, i.trylast) for i in caller.get_hookimpls()]
+                for name, caller in vars(of.hook).items()}
+
+    assert impls(manager) == impls(plain)  # the same implementations, in the order pluggy calls them
+    assert manager.get_name(DEFAULTS) == DEFAULTS_NAME
+    manager.unregister(DEFAULTS)  # its own lists: the defaults stay in every other manager
+    assert not manager.is_registered(DEFAULTS)
+    assert make_plugin_manager([Recorder()]).is_registered(DEFAULTS)
+    assert make_plugin_manager(()).hook.crystallize_replicates_run.get_hookimpls()
