@@ -95,9 +95,8 @@ class PipelineStep(metaclass=_StepType):
     # (``__doc__``, ``__wrapped__``, the function's own attributes); ``__weakref__``: _CACHED_STEPS.
     __slots__ = (
         "__dict__", "__weakref__", "_bindings", "_data_ctx_shape", "_data_name", "_direct", "_fillable", "_front",
-        "_localns",
-        "_plain", "_plain_fills", "_required", "cache", "cache_key", "function", "is_async", "name", "takes_ctx",
-        "takes_data",
+        "_localns", "_plain", "_plain_fills", "_required", "cache", "cache_key", "function", "is_async", "name",
+        "takes_ctx", "takes_data",
     )
 
     def __init__(
@@ -209,15 +208,14 @@ class PipelineStep(metaclass=_StepType):
 
     def _by_keyword(self, data: Any, ctx: FrozenContext | None, kwargs: dict[str, Any]) -> tuple[Any, Any]:
         """``data`` and ``ctx`` taken out of ``kwargs`` when passed by name, as the step's signature allows."""
-        for name, given in ((self._data_name, data), ("ctx", ctx)):
-            if name is not None and name in kwargs and given is not None:
-                msg = f"step {self.name!r} got {name!r} twice: by position and by keyword"
-                raise TypeError(msg)
-        if self._data_name is not None and self._data_name in kwargs:
-            data = kwargs.pop(self._data_name)
-        if "ctx" in kwargs:
-            ctx = kwargs.pop("ctx")
-        return data, ctx
+        passed = [data, ctx]
+        for index, name in enumerate((self._data_name, "ctx")):
+            if name is not None and name in kwargs:
+                if passed[index] is not None:
+                    msg = f"step {self.name!r} got {name!r} twice: by position and by keyword"
+                    raise TypeError(msg)
+                passed[index] = kwargs.pop(name)
+        return passed[0], passed[1]
 
     async def _call_async(
         self, hooks: StepHooks | None, ctx: FrozenContext | None, data: Any, args: tuple[Any, ...],
@@ -375,6 +373,7 @@ def _step_function(definition: PipelineStep) -> PipelineStep:
     """
     function, name, call = definition.function, definition.name, definition.__call__
     fills = definition._plain_fills if definition._data_ctx_shape else None
+    # One closure per shape, spelt out: a comprehension over no or one fill costs as much as the rest of the call.
 
     if fills is None:  # another shape: every call goes through the definition
         def step(data: Any = None, ctx: FrozenContext | None = None, /, **kwargs: Any) -> Any:

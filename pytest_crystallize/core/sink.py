@@ -392,10 +392,6 @@ class Recorder:
         #: Where this replicate's values start: the sink's length when it began.
         self._start = sink.open(self, condition, replicate)
 
-    def segment(self) -> tuple[int, int]:
-        """``(condition code, replicate)``: which replicate the values recorded here belong to."""
-        return self._condition, self._replicate
-
     def watch(self, ctx: FrozenContext | None) -> None:
         """Tell ``ctx``'s observers each value recorded from now on (None: stop)."""
         self._watched = ctx
